@@ -1,0 +1,291 @@
+"""Where the archive is and who we are: configuration resolved per role.
+
+Highest precedence first:
+
+1. explicit arguments (Python keywords, CLI flags);
+2. the environment: ``DJARCHIVE_<ROLE>_ENDPOINT``, ``_BUCKET``, ``_ACCESS_KEY``
+   (alias ``_ACCESSKEY``), ``_SECRET_KEY`` (alias ``_SECRETKEY``), ``_SECURE``;
+3. DataJoint: ``dj.config['custom']['djarchive.<role>.<field>']`` (0.13/0.14,
+   falling back to the role-less ``djarchive.<field>``), or the named store
+   ``stores.djarchive_<role>`` of ``datajoint.json`` (2.x);
+4. defaults: the public DataJoint archive, https, anonymous.
+
+datajoint is imported only when arguments and environment leave something open
+and a DataJoint configuration could exist (a config file, a ``DJ_*`` variable, or
+datajoint already imported), because importing it costs most of a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError, MissingCredentialsError
+
+__all__ = [
+    "DEFAULT_BUCKET",
+    "DEFAULT_ENDPOINT",
+    "ROLES",
+    "Settings",
+    "datajoint_setting",
+    "resolve_settings",
+]
+
+ROLES = ("client", "admin")
+DEFAULT_ENDPOINT = "s3.djhub.io"
+DEFAULT_BUCKET = "djhub.vathes.datapub.elements"
+_FIELDS = ("endpoint", "bucket", "access_key", "secret_key")
+_ENV_ALIASES = {"access_key": ("ACCESS_KEY", "ACCESSKEY"), "secret_key": ("SECRET_KEY", "SECRETKEY")}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_ARGUMENT, _ENVIRONMENT, _DATAJOINT, _DEFAULT = range(4)
+
+log = logging.getLogger("djarchive_common")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A resolved archive location and identity. Secrets never appear in its repr."""
+
+    role: str
+    endpoint: str
+    bucket: str
+    secure: bool = True
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        who = "anonymous" if self.anonymous else "credentials=<redacted>"
+        return (
+            f"Settings(role={self.role!r}, endpoint={self.endpoint!r}, bucket={self.bucket!r}, "
+            f"secure={self.secure!r}, {who})"
+        )
+
+    @property
+    def anonymous(self) -> bool:
+        """True when no credentials are configured."""
+        return not self.access_key
+
+    @property
+    def url(self) -> str:
+        """The bucket's address, for messages."""
+        return f"{'https' if self.secure else 'http'}://{self.endpoint}/{self.bucket}"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never be printed."""
+        return tuple(value for value in (self.access_key, self.secret_key) if value)
+
+    def require_credentials(self) -> None:
+        """Raise MissingCredentialsError unless credentials are configured."""
+        if self.anonymous:
+            prefix = f"DJARCHIVE_{self.role.upper()}_"
+            raise MissingCredentialsError(
+                f"{self.role} credentials are not configured: set {prefix}ACCESS_KEY and "
+                f"{prefix}SECRET_KEY, or djarchive.{self.role}.access_key/secret_key in DataJoint's "
+                f"configuration (see the README, 'Configuration')"
+            )
+
+
+def resolve_settings(
+    role: str = "client",
+    *,
+    endpoint: str | None = None,
+    bucket: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    secure: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve the settings of ``role`` from arguments, environment, DataJoint and defaults."""
+    if role not in ROLES:
+        raise ConfigurationError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+    env = os.environ if environ is None else environ
+    found: dict[str, tuple[Any, int, str]] = {}
+    explicit = {"endpoint": endpoint, "bucket": bucket, "access_key": access_key, "secret_key": secret_key}
+    for name, value in explicit.items():
+        if value not in (None, ""):
+            found[name] = (value, _ARGUMENT, "argument")
+    for name in _FIELDS:
+        for suffix in _ENV_ALIASES.get(name, (name.upper(),)):
+            variable = f"DJARCHIVE_{role.upper()}_{suffix}"
+            if name not in found and env.get(variable):
+                found[name] = (env[variable], _ENVIRONMENT, variable)
+    secure_choices: list[tuple[bool, int, str]] = []
+    if secure is not None:
+        secure_choices.append((bool(secure), _ARGUMENT, "argument"))
+    variable = f"DJARCHIVE_{role.upper()}_SECURE"
+    if env.get(variable):
+        secure_choices.append((_parse_bool(env[variable], variable), _ENVIRONMENT, variable))
+
+    if any(name not in found for name in _FIELDS) and _datajoint_configured(env):
+        for name, (value, source) in _datajoint_values(role).items():
+            if name == "secure":
+                if "endpoint" not in found:
+                    secure_choices.append((_parse_bool(value, source), _DATAJOINT, source))
+            elif name not in found and value not in (None, ""):
+                found[name] = (value, _DATAJOINT, source)
+
+    found.setdefault("endpoint", (DEFAULT_ENDPOINT, _DEFAULT, "default"))
+    found.setdefault("bucket", (DEFAULT_BUCKET, _DEFAULT, "default"))
+    raw_endpoint, endpoint_rank, endpoint_source = found["endpoint"]
+    host, scheme_secure = _parse_endpoint(str(raw_endpoint), endpoint_source)
+    if scheme_secure is not None:
+        secure_choices.append((scheme_secure, endpoint_rank, f"{endpoint_source} (URL scheme)"))
+    secure_choices.append((True, _DEFAULT, "default"))
+    resolved_secure, _, secure_source = min(secure_choices, key=lambda choice: choice[1])
+
+    access, secret = found.get("access_key"), found.get("secret_key")
+    if bool(access) != bool(secret):
+        present, absent = ("access key", "secret key") if access else ("secret key", "access key")
+        source = (access or secret)[2]  # type: ignore[index]
+        raise ConfigurationError(f"{role} {present} is configured ({source}) but the {absent} is not")
+    bucket_value = str(found["bucket"][0]).strip()
+    if not bucket_value or "/" in bucket_value:
+        raise ConfigurationError(f"invalid bucket name {bucket_value!r} ({found['bucket'][2]})")
+
+    sources = {name: value[2] for name, value in found.items()}
+    sources["secure"] = secure_source
+    settings = Settings(
+        role=role,
+        endpoint=host,
+        bucket=bucket_value,
+        secure=resolved_secure,
+        access_key=str(access[0]) if access else None,
+        secret_key=str(secret[0]) if secret else None,
+        sources=sources,
+    )
+    log.debug("resolved %r from %s", settings, sources)
+    return settings
+
+
+def _parse_bool(value: object, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(f"invalid boolean {value!r} in {source}: use true or false")
+
+
+def _parse_endpoint(value: str, source: str) -> tuple[str, bool | None]:
+    """Split ``host[:port]`` or ``http(s)://host[:port]`` into (host[:port], secure or None)."""
+    value = value.strip()
+    scheme_secure = None
+    if "://" in value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or parts.query:
+            raise ConfigurationError(
+                f"invalid endpoint {value!r} ({source}): expected host[:port] or http(s)://host[:port]"
+            )
+        if "@" in parts.netloc:
+            raise ConfigurationError(f"invalid endpoint ({source}): credentials do not belong in the URL")
+        scheme_secure = parts.scheme == "https"
+        value = parts.netloc
+    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    if not value or "/" in value or " " in value or (port and not port.isdigit()) or not host:
+        raise ConfigurationError(f"invalid endpoint {value!r} ({source}): expected host[:port]")
+    return value, scheme_secure
+
+
+def _datajoint_configured(env: Mapping[str, str]) -> bool:
+    """Whether a DataJoint configuration could hold djarchive settings (no import needed)."""
+    if "datajoint" in sys.modules:
+        return True
+    if any(name.startswith("DJ_") for name in env):
+        return True
+    home = Path(env.get("HOME") or Path.home())
+    if Path("dj_local_conf.json").is_file() or (home / ".datajoint_config.json").is_file():
+        return True
+    if Path("/run/secrets/datajoint").is_dir():
+        return True
+    directory = Path.cwd().resolve()
+    while True:
+        if (directory / "datajoint.json").is_file():
+            return True
+        if (directory / ".git").exists() or (directory / ".hg").exists() or directory == directory.parent:
+            return False
+        directory = directory.parent
+
+
+def _import_datajoint() -> ModuleType | None:
+    """Import datajoint quietly: its import-time warnings and INFO lines are not ours to print."""
+    module = sys.modules.get("datajoint")
+    if module is not None:
+        return module
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import datajoint
+    except ImportError:
+        log.debug("datajoint is not installed; its configuration is not read")
+        return None
+    except Exception as exc:  # datajoint validates its files at import
+        raise ConfigurationError(f"DataJoint's configuration could not be loaded: {exc}") from exc
+    finally:
+        logging.disable(previous)
+    return datajoint
+
+
+def _config_get(config: Any, key: str) -> Any:
+    try:
+        return config.get(key)
+    except Exception:  # datajoint 2.x raises on unknown keys in some versions
+        return None
+
+
+def _datajoint_values(role: str) -> dict[str, tuple[Any, str]]:
+    """Settings for ``role`` from DataJoint's custom section (0.13/0.14) or named stores (2.x)."""
+    datajoint = _import_datajoint()
+    if datajoint is None:
+        return {}
+    values: dict[str, tuple[Any, str]] = {}
+    custom = _config_get(datajoint.config, "custom")
+    stores = _config_get(datajoint.config, "stores")
+    store = stores.get(f"djarchive_{role}") if isinstance(stores, Mapping) else None
+    for name in (*_FIELDS, "secure"):
+        candidates = []
+        if isinstance(custom, Mapping):
+            key = f"djarchive.{role}.{name}"
+            candidates.append((custom.get(key), f"datajoint config custom['{key}']"))
+        if isinstance(store, Mapping):
+            candidates.append((store.get(name), f"datajoint config stores.djarchive_{role}.{name}"))
+        if isinstance(custom, Mapping):
+            key = f"djarchive.{name}"
+            candidates.append((custom.get(key), f"datajoint config custom['{key}']"))
+        for value, source in candidates:
+            if value not in (None, ""):
+                values[name] = (value, source)
+                break
+    return values
+
+
+def datajoint_setting(*keys: str, environ: Mapping[str, str] | None = None) -> Any:
+    """The first of ``keys`` set in DataJoint's configuration ('custom.x' reads the custom section)."""
+    if not _datajoint_configured(os.environ if environ is None else environ):
+        return None
+    datajoint = _import_datajoint()
+    if datajoint is None:
+        return None
+    for key in keys:
+        if key.startswith("custom."):
+            custom = _config_get(datajoint.config, "custom")
+            value = custom.get(key[len("custom.") :]) if isinstance(custom, Mapping) else None
+        else:
+            value = _config_get(datajoint.config, key)
+        if value not in (None, ""):
+            return value
+    return None

@@ -1,0 +1,143 @@
+"""The one error hierarchy of djarchive.
+
+Library code raises these; only the command lines print them. The tree::
+
+    DJArchiveError
+    ├── ConfigurationError
+    │   └── MissingCredentialsError
+    ├── InvalidNameError            (also ValueError)
+    ├── ManifestError               (also ValueError)
+    ├── NotFoundError               (also FileNotFoundError)
+    │   ├── DatasetNotFoundError
+    │   ├── RevisionNotFoundError
+    │   └── ObjectNotFoundError
+    ├── PermissionDeniedError       (also PermissionError)
+    ├── RevisionPublishedError
+    ├── IntegrityError
+    ├── TransferError               (the store could not be reached or answered badly)
+    │   └── EndpointUnreachableError
+    ├── LocalPathError              (unsafe or unusable local path)
+    ├── LocalStorageError           (disk full, file too large, I/O error)
+    ├── LockedError
+    └── PartialFailureError         (some files failed; carries the per-file report)
+
+minio's exceptions are translated into this tree in exactly one place,
+:mod:`djarchive_common.store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "ConfigurationError",
+    "DJArchiveError",
+    "DatasetNotFoundError",
+    "EndpointUnreachableError",
+    "IntegrityError",
+    "InvalidNameError",
+    "LocalPathError",
+    "LocalStorageError",
+    "LockedError",
+    "ManifestError",
+    "MissingCredentialsError",
+    "NotFoundError",
+    "ObjectNotFoundError",
+    "PartialFailureError",
+    "PermissionDeniedError",
+    "RevisionNotFoundError",
+    "RevisionPublishedError",
+    "TransferError",
+]
+
+
+class DJArchiveError(Exception):
+    """Base of every error djarchive raises on purpose."""
+
+    #: Whether trying the same operation again may succeed (transient network or store faults).
+    retryable: bool = False
+
+    def __str__(self) -> str:
+        # OSError subclasses format their args as "[Errno ...]"; keep the message plain.
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class ConfigurationError(DJArchiveError):
+    """The configuration is invalid or incomplete."""
+
+
+class MissingCredentialsError(ConfigurationError):
+    """An operation needs credentials and none are configured."""
+
+
+class InvalidNameError(DJArchiveError, ValueError):
+    """A dataset, revision or path name breaks the archive's naming rules."""
+
+
+class ManifestError(DJArchiveError, ValueError):
+    """A manifest is malformed or hostile; it is rejected as a whole."""
+
+
+class NotFoundError(DJArchiveError, FileNotFoundError):
+    """Something asked for does not exist."""
+
+
+class DatasetNotFoundError(NotFoundError):
+    """The dataset has no published revision in the archive."""
+
+
+class RevisionNotFoundError(NotFoundError):
+    """The revision does not exist or is not published."""
+
+
+class ObjectNotFoundError(NotFoundError):
+    """An object the manifest lists is missing from the store."""
+
+
+class PermissionDeniedError(DJArchiveError, PermissionError):
+    """The store refused the operation with these credentials."""
+
+
+class RevisionPublishedError(DJArchiveError):
+    """A published revision is immutable unless the change is forced."""
+
+
+class IntegrityError(DJArchiveError):
+    """Bytes do not match the manifest's size or sha256."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class TransferError(DJArchiveError):
+    """The store failed to answer, or answered badly, after the retries allowed."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class EndpointUnreachableError(TransferError):
+    """No connection to the endpoint could be made."""
+
+
+class LocalPathError(DJArchiveError):
+    """A local path is unsafe (it leads outside the target) or unusable."""
+
+
+class LocalStorageError(DJArchiveError):
+    """Writing locally failed: disk full, file size limit, I/O error."""
+
+
+class LockedError(DJArchiveError):
+    """Another djarchive process holds the lock on this target or revision."""
+
+
+class PartialFailureError(DJArchiveError):
+    """Some files failed; ``failures`` maps each subpath to its reason."""
+
+    def __init__(self, message: str, failures: Mapping[str, str], summary: object = None):
+        super().__init__(message)
+        self.failures = dict(failures)
+        self.summary = summary

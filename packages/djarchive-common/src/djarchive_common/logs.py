@@ -1,0 +1,102 @@
+"""Logging for the command lines: level and file from the configuration, secrets redacted.
+
+Libraries only log (to ``djarchive_client``, ``djarchive_admin``, ``djarchive_common``);
+:func:`setup_logging` is called by the CLIs. Every handler it installs formats
+through :class:`RedactingFormatter`, which blanks any registered secret, so a
+secret cannot reach a terminal or a log file even inside a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping
+
+from .errors import ConfigurationError
+
+__all__ = ["LOGGERS", "RedactingFormatter", "redact", "register_secrets", "resolve_log_options", "setup_logging"]
+
+LOGGERS = ("djarchive_common", "djarchive_client", "djarchive_admin")
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+MASK = "<redacted>"
+
+for _name in LOGGERS:
+    logging.getLogger(_name).addHandler(logging.NullHandler())
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    """Remember values that must be blanked from every log line."""
+    with _SECRETS_LOCK:
+        _SECRETS.update(value for value in values if value and len(value) >= 4)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by a mask."""
+    with _SECRETS_LOCK:
+        secrets = sorted(_SECRETS, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter that blanks registered secrets in the final line, traceback included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def resolve_log_options(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """The log level and log file from ``DJARCHIVE_LOGLEVEL``/``DJARCHIVE_LOGFILE``, else DataJoint."""
+    from .config import datajoint_setting
+
+    env = os.environ if environ is None else environ
+    level = env.get("DJARCHIVE_LOGLEVEL") or None
+    logfile = env.get("DJARCHIVE_LOGFILE") or None
+    if level is None or logfile is None:
+        if level is None:
+            level = datajoint_setting("custom.djarchive.loglevel", "loglevel", environ=env)
+        if logfile is None:
+            logfile = datajoint_setting("custom.djarchive.logfile", "custom.logfile", environ=env)
+    return (str(level) if level else None), (str(logfile) if logfile else None)
+
+
+def _level_number(level: str) -> int:
+    number = logging.getLevelName(level.strip().upper())
+    if not isinstance(number, int):
+        raise ConfigurationError(f"invalid log level {level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return number
+
+
+def setup_logging(
+    level: str | None = None, logfile: str | None = None, *, debug: bool = False, stream: object = None
+) -> int:
+    """Send djarchive's loggers to stderr (and ``logfile``); return the effective level.
+
+    Without a configured level it is WARNING: the CLIs report on stdout, the log is for detail.
+    """
+    number = logging.DEBUG if debug else _level_number(level) if level else logging.WARNING
+    formatter = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream)]  # type: ignore[arg-type]
+    if logfile:
+        try:
+            handlers.append(logging.FileHandler(logfile, encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigurationError(f"cannot open log file {logfile!r}: {exc.strerror}") from None
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    names = (*LOGGERS, "minio", "urllib3") if debug else LOGGERS
+    for name in names:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if not isinstance(handler, logging.NullHandler):
+                logger.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            logger.addHandler(handler)
+        logger.setLevel(number)
+        logger.propagate = False
+    return number

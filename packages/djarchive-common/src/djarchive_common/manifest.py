@@ -1,0 +1,182 @@
+"""The manifest: parse, validate and write ``djarchive-manifest.csv``.
+
+One line per file, no header, every field double-quoted::
+
+    "<size in bytes>","<sha256, 64 lowercase hex>","<posix subpath>"
+
+written with ``\\n`` line ends and sorted by subpath, byte-compatible with the
+archive's original tool. A manifest that breaks any rule is rejected as a
+whole, with an error naming the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple, overload
+
+from .errors import ManifestError
+from .layout import MANIFEST_NAME, subpath_problem
+
+__all__ = ["MANIFEST_NAME", "Entry", "Manifest", "parse_manifest", "read_manifest", "write_manifest"]
+
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_SIZE_RE = re.compile(r"[0-9]{1,20}")
+MAX_LINE_CHARS = 8192  # a valid line is at most ~1.1 KB; longer ones are hostile
+
+
+class Entry(NamedTuple):
+    """One file of a revision."""
+
+    subpath: str
+    size: int
+    sha256: str
+
+
+class Manifest(Sequence[Entry]):
+    """A validated manifest: entries sorted by subpath, unique, safe to place under a target."""
+
+    __slots__ = ("_by_subpath", "_entries")
+
+    def __init__(self, entries: Iterable[Entry], source: str = "manifest"):
+        self._entries = sorted(entries, key=lambda entry: entry.subpath)
+        self._by_subpath = {entry.subpath: entry for entry in self._entries}
+        _check_entries(self._entries, source)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Entry]: ...
+    def __getitem__(self, index: int | slice) -> Entry | Sequence[Entry]:
+        return self._entries[index]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries)
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, str):
+            return item in self._by_subpath
+        return item in self._entries
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Manifest):
+            return self._entries == other._entries
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"<Manifest: {len(self)} files, {self.total_size} bytes>"
+
+    def get(self, subpath: str) -> Entry | None:
+        """The entry for ``subpath``, or None."""
+        return self._by_subpath.get(subpath)
+
+    @property
+    def total_size(self) -> int:
+        """The sum of all file sizes in bytes."""
+        return sum(entry.size for entry in self._entries)
+
+    def to_bytes(self) -> bytes:
+        """The manifest file's exact bytes."""
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        for entry in self._entries:
+            writer.writerow((str(entry.size), entry.sha256, entry.subpath))
+        return buffer.getvalue().encode("utf-8")
+
+
+def _check_entries(entries: Sequence[Entry], source: str) -> None:
+    """Reject repeats and paths that are both a file and a folder (entries sorted)."""
+    files = set()
+    for entry in entries:
+        problem = _entry_problem(entry)
+        if problem:
+            raise ManifestError(f"invalid entry in {source} ({entry.subpath!r}): {problem}")
+        if entry.subpath in files:
+            raise ManifestError(f"invalid entry in {source}: duplicate path {entry.subpath!r}")
+        files.add(entry.subpath)
+    for entry in entries:
+        parts = entry.subpath.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in files:
+                raise ManifestError(
+                    f"invalid entry in {source}: {folder!r} is both a file and a folder "
+                    f"(of {entry.subpath!r})"
+                )
+
+
+def _entry_problem(entry: Entry) -> str | None:
+    if not isinstance(entry.size, int) or isinstance(entry.size, bool) or entry.size < 0:
+        return f"size {entry.size!r} is not a non-negative integer"
+    if not isinstance(entry.sha256, str) or not _SHA256_RE.fullmatch(entry.sha256):
+        return f"sha256 {entry.sha256!r} is not 64 lowercase hex digits"
+    return subpath_problem(entry.subpath)
+
+
+def parse_manifest(data: bytes, source: str = "manifest") -> Manifest:
+    """Parse and validate manifest bytes; raise ManifestError naming the line on any fault."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ManifestError(f"invalid manifest {source}, line {line}: not valid UTF-8") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    line = 0
+    try:
+        for row in reader:
+            line = reader.line_num
+            where = f"invalid manifest {source}, line {line}"
+            if len(row) != 3:
+                raise ManifestError(f"{where}: expected 3 fields (size, sha256, path), got {len(row)}")
+            size_text, sha256, subpath = row
+            if len(size_text) + len(sha256) + len(subpath) > MAX_LINE_CHARS:
+                raise ManifestError(f"{where}: line longer than {MAX_LINE_CHARS} characters")
+            if not _SIZE_RE.fullmatch(size_text):
+                raise ManifestError(f"{where}: size {size_text!r} is not a non-negative integer")
+            if not _SHA256_RE.fullmatch(sha256):
+                raise ManifestError(f"{where}: sha256 {sha256!r} is not 64 lowercase hex digits")
+            problem = subpath_problem(subpath)
+            if problem:
+                raise ManifestError(f"{where}: {problem}: {subpath!r}")
+            if subpath in seen:
+                raise ManifestError(f"{where}: duplicate path {subpath!r} (first on line {seen[subpath]})")
+            seen[subpath] = line
+            entries.append(Entry(subpath, int(size_text), sha256))
+    except csv.Error as exc:
+        line = reader.line_num or line + 1
+        raise ManifestError(f"invalid manifest {source}, line {line}: not valid CSV ({exc})") from None
+    return Manifest(entries, source)
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and validate a manifest file."""
+    path = Path(path)
+    return parse_manifest(path.read_bytes(), source=str(path))
+
+
+def write_manifest(path: str | os.PathLike[str], manifest: Manifest | Iterable[Entry]) -> Path:
+    """Write a manifest file atomically (temporary file, then rename); return its path."""
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest(manifest)
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(manifest.to_bytes())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,335 @@
+"""The bucket, reached through minio: the one module that calls minio and translates its errors.
+
+One :class:`Store` per client holds one minio client over one urllib3 pool sized for
+concurrent transfers, with connect/read timeouts that fail in seconds. Every call
+goes through :meth:`Store.translated`, which turns minio's and urllib3's exceptions
+into :mod:`djarchive_common.errors`, marking transient ones ``retryable``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+
+from .config import Settings
+from .errors import (
+    DJArchiveError,
+    EndpointUnreachableError,
+    NotFoundError,
+    ObjectNotFoundError,
+    PermissionDeniedError,
+    TransferError,
+)
+from .logs import register_secrets
+from .transfer import DEFAULT_WORKERS, RetryPolicy, retry_call
+
+if TYPE_CHECKING:
+    from minio import Minio
+    from urllib3 import BaseHTTPResponse
+
+__all__ = ["SHA256_METADATA", "ObjectInfo", "Store", "StoreOptions"]
+
+T = TypeVar("T")
+SHA256_METADATA = "sha256"  # stored as the x-amz-meta-sha256 header
+_NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchVersion", "ResourceNotFound"}
+_DENIED = {
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccountProblem",
+    "InvalidToken",
+    "ExpiredToken",
+}
+_TRANSIENT = {
+    "SlowDown",
+    "SlowDownRead",
+    "SlowDownWrite",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "OperationAborted",
+    "XMinioServerNotInitialized",
+    "XMinioReadQuorum",
+    "XMinioWriteQuorum",
+}
+log = logging.getLogger("djarchive_common")
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Connection tuning: pool size, timeouts (seconds) and the retry policy."""
+
+    pool_size: int = DEFAULT_WORKERS * 2
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    retry: RetryPolicy = RetryPolicy()
+
+    @classmethod
+    def from_environment(cls, **overrides: Any) -> StoreOptions:
+        """Defaults, with ``DJARCHIVE_CONNECT_TIMEOUT`` / ``DJARCHIVE_READ_TIMEOUT`` applied."""
+        values: dict[str, Any] = {
+            "connect_timeout": _env_float("DJARCHIVE_CONNECT_TIMEOUT", cls.connect_timeout),
+            "read_timeout": _env_float("DJARCHIVE_READ_TIMEOUT", cls.read_timeout),
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+class ObjectInfo(NamedTuple):
+    """What the store says about one object."""
+
+    key: str
+    size: int
+    sha256: str | None = None  # from x-amz-meta-sha256, when stat'ed
+
+
+class Store:
+    """One bucket of the archive. Thread-safe; share one per process and role."""
+
+    def __init__(self, settings: Settings, options: StoreOptions | None = None):
+        self.settings = settings
+        self.options = options or StoreOptions.from_environment()
+        register_secrets(settings.secrets)
+
+    def __repr__(self) -> str:
+        return f"<Store {self.settings.url}>"
+
+    @property
+    def bucket(self) -> str:
+        """The bucket's name."""
+        return self.settings.bucket
+
+    @cached_property
+    def minio(self) -> Minio:
+        """The minio client, created on first use (creating a Store never touches the network)."""
+        import certifi
+        import urllib3
+        from minio import Minio
+
+        http = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=self.options.pool_size,
+            block=False,
+            timeout=urllib3.Timeout(connect=self.options.connect_timeout, read=self.options.read_timeout),
+            # One quick reconnect for a stale pooled connection; everything else is retried by us.
+            retries=urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, raise_on_status=False),
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        )
+        return Minio(
+            self.settings.endpoint,
+            access_key=self.settings.access_key,
+            secret_key=self.settings.secret_key,
+            secure=self.settings.secure,
+            http_client=http,
+        )
+
+    # -- error translation -------------------------------------------------------------
+
+    @contextmanager
+    def translated(self, what: str) -> Iterator[None]:
+        """Translate minio/urllib3 errors raised inside the block into djarchive errors."""
+        try:
+            yield
+        except DJArchiveError:
+            raise
+        except Exception as exc:
+            error = self._translate(exc, what)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _translate(self, exc: Exception, what: str) -> DJArchiveError | None:
+        from minio.error import InvalidResponseError, S3Error, ServerError
+        from urllib3 import exceptions as http
+
+        where = f"{self.settings.url}"
+        if isinstance(exc, S3Error):
+            if exc.code == "NoSuchBucket":
+                return NotFoundError(f"bucket {self.bucket!r} does not exist at {self.settings.endpoint}")
+            if exc.code in _NOT_FOUND:
+                return ObjectNotFoundError(f"{what}: not found in {where}")
+            if exc.code in _DENIED:
+                return PermissionDeniedError(
+                    f"{what}: access denied by {where} ({exc.code}); check the credentials and their permissions"
+                )
+            transient = exc.code in _TRANSIENT
+            return TransferError(f"{what}: {where} answered {exc.code}: {exc.message}", retryable=transient)
+        if isinstance(exc, (ServerError, InvalidResponseError)):
+            status = getattr(exc, "_code", None) or getattr(exc, "status_code", None) or 0
+            if status == 403:
+                return PermissionDeniedError(f"{what}: access denied by {where} (HTTP 403)")
+            if status == 404:
+                return ObjectNotFoundError(f"{what}: not found in {where}")
+            return TransferError(
+                f"{what}: {where} answered HTTP {status or 'error'}", retryable=not status or status >= 500
+            )
+        if isinstance(exc, http.MaxRetryError) and exc.reason is not None:
+            exc = exc.reason  # type: ignore[assignment]
+        if isinstance(exc, http.SSLError):
+            return TransferError(
+                f"{what}: TLS failure talking to {self.settings.endpoint} ({_reason(exc)}); "
+                "for a private CA set SSL_CERT_FILE, for a plain-http endpoint use --insecure"
+            )
+        if isinstance(exc, (http.NewConnectionError, http.ConnectTimeoutError, http.NameResolutionError)):
+            return EndpointUnreachableError(
+                f"cannot reach {self.settings.endpoint} ({_reason(exc)})", retryable=True
+            )
+        if isinstance(exc, (http.ProtocolError, http.ReadTimeoutError, http.TimeoutError, http.HTTPError)):
+            return TransferError(f"{what}: connection to {self.settings.endpoint} failed ({_reason(exc)})", retryable=True)
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return TransferError(f"{what}: connection to {self.settings.endpoint} failed ({exc})", retryable=True)
+        return None
+
+    def call(self, what: str, func: Callable[[], T]) -> T:
+        """Run one store operation, translated and retried under the retry policy."""
+
+        def attempt() -> T:
+            with self.translated(what):
+                return func()
+
+        return retry_call(attempt, what, self.options.retry)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def prefixes(self, prefix: str = "") -> list[str]:
+        """The immediate sub-prefixes of ``prefix`` (each ending in '/'), as S3 lists them."""
+        return self.call(
+            f"listing {prefix or 'the bucket'}",
+            lambda: [
+                obj.object_name
+                for obj in self.minio.list_objects(self.bucket, prefix=prefix or None, recursive=False)
+                if obj.is_dir and obj.object_name
+            ],
+        )
+
+    def objects(self, prefix: str) -> list[ObjectInfo]:
+        """Every object under ``prefix``, recursively, with its size."""
+        return self.call(
+            f"listing {prefix}",
+            lambda: [
+                ObjectInfo(obj.object_name, int(obj.size or 0))
+                for obj in self.minio.list_objects(self.bucket, prefix=prefix, recursive=True)
+                if not obj.is_dir and obj.object_name
+            ],
+        )
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        """Size and sha256 metadata of one object, or None when it does not exist."""
+        try:
+            found = self.call(f"checking {key}", lambda: self.minio.stat_object(self.bucket, key))
+        except ObjectNotFoundError:
+            return None
+        metadata = {name.lower(): value for name, value in (found.metadata or {}).items()}
+        return ObjectInfo(key, int(found.size or 0), metadata.get(f"x-amz-meta-{SHA256_METADATA}"))
+
+    def read(self, key: str, limit: int) -> bytes:
+        """The whole content of a small object; refuse objects larger than ``limit`` bytes."""
+
+        def fetch() -> bytes:
+            response = self.minio.get_object(self.bucket, key)
+            try:
+                declared = int(response.headers.get("content-length") or 0)
+                if declared > limit:
+                    raise TransferError(f"reading {key}: {declared} bytes is more than the {limit} allowed")
+                data = response.read(limit + 1, decode_content=False)
+                if len(data) > limit:
+                    raise TransferError(f"reading {key}: more than the {limit} bytes allowed")
+                return data
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self.call(f"reading {key}", fetch)
+
+    def open(self, key: str, offset: int = 0, length: int = 0) -> BaseHTTPResponse:
+        """A streaming response for a byte range (length 0: to the end). Close it after use.
+
+        Errors raised while reading it must be read inside :meth:`translated`.
+        """
+        with self.translated(f"downloading {key}"):
+            return self.minio.get_object(self.bucket, key, offset=offset, length=length)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def put_file(
+        self,
+        key: str,
+        path: str | os.PathLike[str],
+        sha256: str,
+        *,
+        part_size: int,
+        parallel_parts: int = 1,
+    ) -> None:
+        """Upload a file (multipart above ``part_size``) with its sha256 as user metadata."""
+        self.call(
+            f"uploading {key}",
+            lambda: self.minio.fput_object(
+                self.bucket,
+                key,
+                os.fspath(path),
+                metadata={SHA256_METADATA: sha256},
+                part_size=part_size,
+                num_parallel_uploads=parallel_parts,
+            ),
+        )
+
+    def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
+        """Upload a small object from memory."""
+        import io
+
+        self.call(
+            f"writing {key}",
+            lambda: self.minio.put_object(
+                self.bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                content_type="text/csv" if key.endswith(".csv") else "application/octet-stream",
+                metadata=dict(metadata or {}),
+            ),
+        )
+
+    def remove(self, key: str) -> None:
+        """Delete one object (deleting a missing object is not an error)."""
+        self.call(f"deleting {key}", lambda: self.minio.remove_object(self.bucket, key))
+
+    def remove_many(self, keys: list[str]) -> None:
+        """Delete objects in batches of up to 1000."""
+        from minio.deleteobjects import DeleteObject
+
+        for start in range(0, len(keys), 1000):
+            batch = [DeleteObject(key) for key in keys[start : start + 1000]]
+
+            def delete(batch: list[Any] = batch) -> None:
+                errors = list(self.minio.remove_objects(self.bucket, batch))
+                if errors:
+                    first = errors[0]
+                    raise TransferError(f"deleting {first.name}: {first.code} {first.message}")
+
+            self.call(f"deleting {len(batch)} objects", delete)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause for an urllib3 error, without URLs that could carry query secrets."""
+    text = str(exc)
+    for marker in ("Failed to establish a new connection: ", "Read timed out", "Connection refused"):
+        if marker in text:
+            return text[text.index(marker) :].rstrip(")'\"")
+    if isinstance(exc.__context__, BaseException) and str(exc.__context__):
+        return str(exc.__context__)
+    return text.split(": ", 1)[-1] if ": " in text else text or exc.__class__.__name__

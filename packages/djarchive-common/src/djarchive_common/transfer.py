@@ -1,0 +1,187 @@
+"""Transfer helpers shared by downloads and uploads: retries, a worker pool, hashing, progress."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .errors import DJArchiveError, EndpointUnreachableError
+
+__all__ = [
+    "BUFFER_SIZE",
+    "DEFAULT_WORKERS",
+    "Progress",
+    "RetryPolicy",
+    "hash_file",
+    "human_bytes",
+    "retry_call",
+    "run_parallel",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+BUFFER_SIZE = 1024 * 1024
+DEFAULT_WORKERS = 16
+log = logging.getLogger("djarchive_common")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and how patiently, transient failures are retried (exponential backoff, jitter)."""
+
+    attempts: int = 5
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+    unreachable_attempts: int = 3  # an endpoint that refuses connections fails within seconds
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based): half fixed, half random."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def allows(self, attempt: int, error: BaseException) -> bool:
+        """Whether another attempt may follow failed attempt number ``attempt``."""
+        if not getattr(error, "retryable", False):
+            return False
+        limit = self.unreachable_attempts if isinstance(error, EndpointUnreachableError) else self.attempts
+        return attempt < limit
+
+
+def retry_call(func: Callable[[], T], what: str, policy: RetryPolicy | None = None) -> T:
+    """Call ``func`` until it succeeds, retrying errors marked ``retryable`` as ``policy`` allows."""
+    policy = policy or RetryPolicy()
+    attempt = 1
+    while True:
+        try:
+            return func()
+        except DJArchiveError as error:
+            if not policy.allows(attempt, error):
+                raise
+            pause = policy.delay(attempt)
+            log.info("%s failed (%s); retrying in %.1f s (attempt %d)", what, error, pause, attempt + 1)
+            time.sleep(pause)
+            attempt += 1
+
+
+def run_parallel(
+    work: Callable[[T], R], items: Iterable[T], workers: int
+) -> Iterator[tuple[T, R | None, BaseException | None]]:
+    """Run ``work`` on every item with at most ``workers`` threads; yield (item, result, error).
+
+    Items are submitted lazily so memory stays bounded. Project errors and OSErrors are
+    yielded per item; anything else (a bug, KeyboardInterrupt) cancels the rest and propagates.
+    """
+    workers = max(1, int(workers))
+    iterator = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="djarchive") as pool:
+        pending: dict[Future[R], T] = {}
+        try:
+            for item in iterator:
+                pending[pool.submit(work, item)] = item
+                if len(pending) >= workers * 2:
+                    break
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = pending.pop(future)
+                    error = future.exception()
+                    if error is not None and not isinstance(error, (DJArchiveError, OSError)):
+                        raise error
+                    yield item, (None if error else future.result()), error
+                for item in iterator:
+                    pending[pool.submit(work, item)] = item
+                    if len(pending) >= workers * 2:
+                        break
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def hash_file(path: str | os.PathLike[str], buffer_size: int = BUFFER_SIZE) -> tuple[int, str]:
+    """Size and sha256 hex digest of a file, read in fixed-size chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    buffer = bytearray(buffer_size)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            count = handle.readinto(buffer)
+            if not count:
+                break
+            digest.update(view[:count])
+            size += count
+    return size, digest.hexdigest()
+
+
+def human_bytes(count: float) -> str:
+    """A byte count for people: 1.5 MB, 20 GB (powers of 1000, as aws and dandi print them)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(count) < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
+class Progress:
+    """One progress bar (bytes, files, rate, ETA) on stderr; a silent counter when disabled."""
+
+    def __init__(self, total_bytes: int, total_files: int, *, enabled: bool, description: str = ""):
+        self.total_files = total_files
+        self.files_done = 0
+        self.bytes_done = 0
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total_bytes,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=description,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                mininterval=0.2,
+                leave=True,
+            )
+            self._bar.set_postfix_str(self._files_text(), refresh=False)
+
+    def _files_text(self) -> str:
+        return f"{self.files_done}/{self.total_files} files"
+
+    def advance(self, count: int) -> None:
+        """Count ``count`` bytes moved."""
+        with self._lock:
+            self.bytes_done += count
+            if self._bar is not None:
+                self._bar.update(count)
+
+    def file_done(self) -> None:
+        """Count one file finished."""
+        with self._lock:
+            self.files_done += 1
+            if self._bar is not None:
+                self._bar.set_postfix_str(self._files_text(), refresh=False)
+
+    def close(self) -> None:
+        """Finish the bar."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(self._files_text(), refresh=True)
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

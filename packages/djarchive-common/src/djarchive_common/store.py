@@ -228,6 +228,10 @@ class Store:
             ],
         )
 
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists, asked by listing (anonymous HEADs of missing keys may get 403)."""
+        return any(info.key == key for info in self.objects(key))
+
     def stat(self, key: str) -> ObjectInfo | None:
         """Size and sha256 metadata of one object, or None when it does not exist."""
         try:

@@ -1,0 +1,486 @@
+"""Download one revision into TARGET: planned from the manifest, verified byte for byte.
+
+Every file streams into a temporary file beside its destination while its sha256 is
+computed; only a file whose size and hash match the manifest is renamed into place.
+Small files are one GET each; large ones are fetched as parallel byte ranges written
+at their offsets and hashed in order as the ranges complete. All transfers share one
+worker pool and one connection pool. Files already present and verified are skipped.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from djarchive_common.errors import (
+    DJArchiveError,
+    IntegrityError,
+    LocalStorageError,
+    PartialFailureError,
+    TransferError,
+)
+from djarchive_common.layout import object_key
+from djarchive_common.manifest import Entry, Manifest
+from djarchive_common.store import Store
+from djarchive_common.transfer import (
+    BUFFER_SIZE,
+    DEFAULT_WORKERS,
+    Progress,
+    hash_file,
+    human_bytes,
+    retry_call,
+    run_parallel,
+)
+
+from .localcopy import LocalCopy, select, storage_error
+
+__all__ = ["DownloadOptions", "DownloadSummary", "download_revision"]
+
+log = logging.getLogger("djarchive_client")
+MiB = 1024 * 1024
+RECORD_SAVE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """Tuning for one download."""
+
+    jobs: int = DEFAULT_WORKERS
+    part_size: int = 32 * MiB  # the byte range of one request for a large file
+    multipart_threshold: int = 64 * MiB  # files at least this big are fetched in ranges
+    buffer_size: int = BUFFER_SIZE
+    recheck: bool = False  # hash every local file again instead of trusting the record
+
+
+@dataclass
+class DownloadSummary:
+    """What a download did. ``failed`` maps subpaths to the reason they failed."""
+
+    dataset: str
+    revision: str
+    target: str
+    files: int = 0
+    bytes: int = 0
+    fetched_files: int = 0
+    fetched_bytes: int = 0
+    present_files: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    dry_run: bool = False
+    planned: list[Entry] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every selected file is in place and verified."""
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        data: dict[str, Any] = {
+            "dataset": self.dataset,
+            "revision": self.revision,
+            "target": self.target,
+            "files": self.files,
+            "bytes": self.bytes,
+            "fetched_files": self.fetched_files,
+            "fetched_bytes": self.fetched_bytes,
+            "present_files": self.present_files,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+        }
+        if self.dry_run:
+            data["planned"] = [{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in self.planned]
+        return data
+
+    def __str__(self) -> str:
+        name = f"{self.dataset} {self.revision}"
+        if self.dry_run:
+            return (
+                f"would download {len(self.planned)} of {self.files} files of {name} "
+                f"({human_bytes(sum(e.size for e in self.planned))}) into {self.target}; "
+                f"{self.present_files} already present"
+            )
+        text = (
+            f"{name}: {self.files} files ({human_bytes(self.bytes)}) in {self.target}; "
+            f"fetched {self.fetched_files} ({human_bytes(self.fetched_bytes)}), "
+            f"{self.present_files} already present"
+        )
+        if self.failed:
+            text += f", {len(self.failed)} FAILED"
+        rate = self.fetched_bytes / self.seconds if self.seconds > 0 else 0
+        return f"{text} in {self.seconds:.1f} s" + (f" ({human_bytes(rate)}/s)" if self.fetched_bytes else "")
+
+
+class _Cancelled(DJArchiveError):
+    """The download is being stopped; workers leave quickly and clean up."""
+
+
+class _LargeFile:
+    """One large file fetched as byte ranges into a preallocated temporary file, hashed in order."""
+
+    def __init__(self, entry: Entry, destination: Path, part_size: int):
+        self.entry = entry
+        self.destination = destination
+        self.ranges = [(offset, min(part_size, entry.size - offset)) for offset in range(0, entry.size, part_size)]
+        self.done = [False] * len(self.ranges)
+        self.remaining = len(self.ranges)
+        self.hashed = 0
+        self.digest = hashlib.sha256()
+        self.lock = threading.Lock()
+        self.hash_lock = threading.Lock()
+        self.fd: int | None = None
+        self.part: Path | None = None
+        self.error: BaseException | None = None
+
+
+class _Downloader:
+    def __init__(
+        self,
+        store: Store,
+        dataset: str,
+        revision: str,
+        local: LocalCopy,
+        options: DownloadOptions,
+        progress: Progress,
+    ):
+        self.store = store
+        self.dataset = dataset
+        self.revision = revision
+        self.local = local
+        self.options = options
+        self.progress = progress
+        self.abort = threading.Event()
+
+    def key(self, entry: Entry) -> str:
+        return object_key(self.dataset, self.revision, entry.subpath)
+
+    # -- one small file ----------------------------------------------------------------
+
+    def fetch_whole(self, entry: Entry, destination: Path) -> None:
+        key = self.key(entry)
+
+        def attempt() -> None:
+            part = self.local.part_path(destination)
+            moved = 0
+            try:
+                try:
+                    handle = open(part, "wb")
+                except OSError as exc:
+                    raise storage_error(exc, part) from None
+                with handle:
+                    response = self.store.open(key)
+                    try:
+                        digest = hashlib.sha256()
+                        with self.store.translated(f"downloading {key}"):
+                            while True:
+                                self._check_abort()
+                                data = response.read(self.options.buffer_size, decode_content=False)
+                                if not data:
+                                    break
+                                digest.update(data)
+                                try:
+                                    handle.write(data)
+                                except OSError as exc:
+                                    raise storage_error(exc, destination) from None
+                                moved += len(data)
+                                self.progress.advance(len(data))
+                        response.release_conn()
+                    finally:
+                        response.close()
+                    try:
+                        handle.flush()
+                    except OSError as exc:
+                        raise storage_error(exc, destination) from None
+                self._check_content(entry, moved, digest.hexdigest())
+                os.replace(part, destination)
+            except BaseException:
+                self.progress.advance(-moved)
+                part.unlink(missing_ok=True)
+                raise
+
+        retry_call(attempt, f"downloading {entry.subpath}", self.store.options.retry)
+
+    def _check_content(self, entry: Entry, size: int, sha256: str) -> None:
+        if size != entry.size:
+            raise TransferError(
+                f"{entry.subpath}: received {size} bytes, the manifest says {entry.size}", retryable=True
+            )
+        if sha256 != entry.sha256:
+            raise IntegrityError(
+                f"{entry.subpath}: sha256 {sha256} does not match the manifest's {entry.sha256}", retryable=True
+            )
+
+    def _check_abort(self) -> None:
+        if self.abort.is_set():
+            raise _Cancelled("download stopped")
+
+    # -- one range of a large file -----------------------------------------------------
+
+    def fetch_range(self, job: _LargeFile, index: int) -> bool:
+        """Fetch one range; return True when this call finished the whole file."""
+        try:
+            if job.error is None:
+                self._open_large(job)
+                offset, length = job.ranges[index]
+                retry_call(
+                    lambda: self._fetch_range_once(job, offset, length),
+                    f"downloading {job.entry.subpath} bytes {offset}-{offset + length - 1}",
+                    self.store.options.retry,
+                )
+                with job.lock:
+                    job.done[index] = True
+                self._hash_ready(job)
+        except BaseException as exc:
+            with job.lock:
+                job.error = job.error or exc
+        with job.lock:
+            job.remaining -= 1
+            last = job.remaining == 0
+        if last:
+            self._finish_large(job)
+        return last
+
+    def _open_large(self, job: _LargeFile) -> None:
+        with job.lock:
+            if job.fd is not None:
+                return
+            part = self.local.part_path(job.destination)
+            try:
+                fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            except OSError as exc:
+                raise storage_error(exc, part) from None
+            job.fd, job.part = fd, part
+            try:
+                os.posix_fallocate(fd, 0, job.entry.size)  # a full disk fails now, not halfway
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # the file system cannot preallocate
+                    raise storage_error(exc, job.destination) from None
+
+    def _fetch_range_once(self, job: _LargeFile, offset: int, length: int) -> None:
+        key = self.key(job.entry)
+        response = self.store.open(key, offset=offset, length=length)
+        position = offset
+        try:
+            with self.store.translated(f"downloading {key}"):
+                while True:
+                    self._check_abort()
+                    data = response.read(self.options.buffer_size, decode_content=False)
+                    if not data:
+                        break
+                    if position + len(data) > offset + length:
+                        raise TransferError(f"{job.entry.subpath}: the server sent more than the range asked")
+                    try:
+                        os.pwrite(job.fd, data, position)  # type: ignore[arg-type]
+                    except OSError as exc:
+                        raise storage_error(exc, job.destination) from None
+                    position += len(data)
+                    self.progress.advance(len(data))
+            response.release_conn()
+        except BaseException:
+            self.progress.advance(offset - position)
+            raise
+        finally:
+            response.close()
+        if position != offset + length:
+            self.progress.advance(offset - position)
+            raise TransferError(
+                f"{job.entry.subpath}: short read at byte {position} of range {offset}-{offset + length - 1}",
+                retryable=True,
+            )
+
+    def _hash_ready(self, job: _LargeFile) -> None:
+        """Feed every completed range that continues the hashed prefix into the digest."""
+        while job.hash_lock.acquire(blocking=False):
+            try:
+                while job.hashed < len(job.ranges) and job.done[job.hashed]:
+                    offset, length = job.ranges[job.hashed]
+                    end = offset + length
+                    while offset < end:
+                        data = os.pread(job.fd, min(self.options.buffer_size, end - offset), offset)  # type: ignore[arg-type]
+                        if not data:
+                            raise LocalStorageError(f"{job.destination}: temporary file shrank while hashing")
+                        job.digest.update(data)
+                        offset += len(data)
+                    job.hashed += 1
+            finally:
+                job.hash_lock.release()
+            with job.lock:
+                if not (job.hashed < len(job.ranges) and job.done[job.hashed]):
+                    return
+
+    def _finish_large(self, job: _LargeFile) -> None:
+        try:
+            if job.error is None:
+                self._hash_ready(job)
+                self._check_content(job.entry, job.entry.size, job.digest.hexdigest())
+                os.close(job.fd)  # type: ignore[arg-type]
+                job.fd = None
+                os.replace(job.part, job.destination)  # type: ignore[arg-type]
+        except BaseException as exc:
+            job.error = exc
+        finally:
+            if job.fd is not None:
+                os.close(job.fd)
+                job.fd = None
+            if job.error is not None and job.part is not None:
+                job.part.unlink(missing_ok=True)
+        if job.error is not None:
+            raise job.error
+
+    # -- the run -----------------------------------------------------------------------
+
+    def run(self, todo: Sequence[tuple[Entry, Path]], summary: DownloadSummary) -> None:
+        """Fetch every (entry, destination); large files whose hash fails get whole new rounds."""
+        rounds = self.store.options.retry.attempts
+        for round_number in range(1, rounds + 1):
+            retry_later = self._round(todo, summary, final=round_number == rounds)
+            if not retry_later:
+                return
+            pause = self.store.options.retry.delay(round_number)
+            log.info("retrying %d files in %.1f s", len(retry_later), pause)
+            time.sleep(pause)
+            todo = retry_later
+
+    def _round(
+        self, todo: Sequence[tuple[Entry, Path]], summary: DownloadSummary, *, final: bool
+    ) -> list[tuple[Entry, Path]]:
+        units: list[tuple[Any, ...]] = []
+        for entry, destination in todo:
+            try:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                summary.failed[entry.subpath] = str(storage_error(exc, destination.parent))
+                continue
+            self.local.forget(entry.subpath)
+            if entry.size >= self.options.multipart_threshold:
+                job = _LargeFile(entry, destination, self.options.part_size)
+                units.extend(("range", job, index) for index in range(len(job.ranges)))
+            else:
+                units.append(("whole", entry, destination))
+
+        def work(unit: tuple[Any, ...]) -> Entry | None:
+            if unit[0] == "whole":
+                self.fetch_whole(unit[1], unit[2])
+                return unit[1]
+            return unit[1].entry if self.fetch_range(unit[1], unit[2]) else None
+
+        retry_later: list[tuple[Entry, Path]] = []
+        last_save = time.monotonic()
+        try:
+            for unit, entry, error in run_parallel(work, units, self.options.jobs):
+                if error is not None:
+                    entry = unit[1] if unit[0] == "whole" else unit[1].entry
+                    if isinstance(error, LocalStorageError):
+                        raise error
+                    if getattr(error, "retryable", False) and not final:
+                        retry_later.append((entry, unit[2] if unit[0] == "whole" else unit[1].destination))
+                        continue
+                    summary.failed[entry.subpath] = str(error)
+                    log.warning("failed: %s: %s", entry.subpath, error)
+                    self.progress.file_done()
+                    continue
+                if entry is None:
+                    continue
+                destination = unit[2] if unit[0] == "whole" else unit[1].destination
+                self.local.remember(entry, destination)
+                summary.fetched_files += 1
+                summary.fetched_bytes += entry.size
+                self.progress.file_done()
+                log.debug("fetched %s (%d bytes)", entry.subpath, entry.size)
+                if time.monotonic() - last_save > RECORD_SAVE_SECONDS:
+                    self.local.save_record()
+                    last_save = time.monotonic()
+        except BaseException:
+            self.abort.set()
+            raise
+        return retry_later
+
+
+def _check_present(
+    local: LocalCopy, candidates: Sequence[tuple[Entry, Path]], jobs: int, summary: DownloadSummary
+) -> list[tuple[Entry, Path]]:
+    """Hash local files that have the right size; return those that still need fetching."""
+    need: list[tuple[Entry, Path]] = []
+    to_hash: list[tuple[Entry, Path]] = []
+    for entry, destination in candidates:
+        try:
+            status = destination.lstat()
+        except OSError:
+            need.append((entry, destination))
+            continue
+        if stat.S_ISREG(status.st_mode) and status.st_size == entry.size:
+            to_hash.append((entry, destination))
+        else:
+            need.append((entry, destination))
+    for (entry, destination), result, error in run_parallel(lambda item: hash_file(item[1]), to_hash, jobs):
+        if error is None and result is not None and result[1] == entry.sha256:
+            local.remember(entry, destination)
+            summary.present_files += 1
+        else:
+            need.append((entry, destination))
+    return need
+
+
+def download_revision(
+    store: Store,
+    manifest: Manifest,
+    dataset: str,
+    revision: str,
+    target: str | os.PathLike[str],
+    *,
+    create_target: bool = False,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    options: DownloadOptions | None = None,
+    progress: bool = False,
+    dry_run: bool = False,
+) -> DownloadSummary:
+    """Download the selected files of a revision into ``target``; raise if any file failed."""
+    options = options or DownloadOptions()
+    started = time.monotonic()
+    selected = select(manifest, include, exclude)
+    summary = DownloadSummary(
+        dataset, revision, str(target), files=len(selected), bytes=sum(e.size for e in selected), dry_run=dry_run
+    )
+    if dry_run and not Path(target).exists():
+        summary.planned = list(selected)
+        return summary
+    local = LocalCopy(target, create=create_target)
+    destinations = local.check_destinations(selected)  # refuses unsafe paths before any write
+    if dry_run:
+        local.load_record()
+        summary.planned = [e for e in selected if not local.is_verified(e, destinations[e.subpath])]
+        summary.present_files = len(selected) - len(summary.planned)
+        return summary
+    with local:
+        local.sweep_parts(path.parent for path in destinations.values())
+        unverified = [
+            (entry, destinations[entry.subpath])
+            for entry in selected
+            if options.recheck or not local.is_verified(entry, destinations[entry.subpath])
+        ]
+        summary.present_files = len(selected) - len(unverified)
+        todo = _check_present(local, unverified, options.jobs, summary)
+        total = sum(entry.size for entry, _ in todo)
+        with Progress(total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}") as bar:
+            _Downloader(store, dataset, revision, local, options, bar).run(todo, summary)
+    summary.seconds = time.monotonic() - started
+    log.info("%s", summary)
+    if summary.failed:
+        raise PartialFailureError(
+            f"{len(summary.failed)} of {summary.files} files of {dataset} {revision} failed to download",
+            summary.failed,
+            summary,
+        )
+    return summary

@@ -128,9 +128,10 @@ def resolve_settings(
         secure_choices.append((_parse_bool(env[variable], variable), _ENVIRONMENT, variable))
 
     if any(name not in found for name in _FIELDS) and _datajoint_configured(env):
+        endpoint_open = "endpoint" not in found  # DataJoint's 'secure' belongs to DataJoint's endpoint
         for name, (value, source) in _datajoint_values(role).items():
             if name == "secure":
-                if "endpoint" not in found:
+                if endpoint_open:
                     secure_choices.append((_parse_bool(value, source), _DATAJOINT, source))
             elif name not in found and value not in (None, ""):
                 found[name] = (value, _DATAJOINT, source)

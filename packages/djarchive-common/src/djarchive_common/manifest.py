@@ -91,8 +91,20 @@ class Manifest(Sequence[Entry]):
         return buffer.getvalue().encode("utf-8")
 
 
+def _folder_clash(subpaths: Iterable[str]) -> tuple[str, str] | None:
+    """A (folder, path below it) pair where a listed file is also a folder of another, or None."""
+    files = set(subpaths)
+    for subpath in files:
+        parts = subpath.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in files:
+                return folder, subpath
+    return None
+
+
 def _check_entries(entries: Sequence[Entry], source: str) -> None:
-    """Reject repeats and paths that are both a file and a folder (entries sorted)."""
+    """Reject invalid fields, repeats, and paths that are both a file and a folder."""
     files = set()
     for entry in entries:
         problem = _entry_problem(entry)
@@ -101,15 +113,9 @@ def _check_entries(entries: Sequence[Entry], source: str) -> None:
         if entry.subpath in files:
             raise ManifestError(f"invalid entry in {source}: duplicate path {entry.subpath!r}")
         files.add(entry.subpath)
-    for entry in entries:
-        parts = entry.subpath.split("/")
-        for depth in range(1, len(parts)):
-            folder = "/".join(parts[:depth])
-            if folder in files:
-                raise ManifestError(
-                    f"invalid entry in {source}: {folder!r} is both a file and a folder "
-                    f"(of {entry.subpath!r})"
-                )
+    clash = _folder_clash(files)
+    if clash:
+        raise ManifestError(f"invalid entry in {source}: {clash[0]!r} is both a file and a folder (of {clash[1]!r})")
 
 
 def _entry_problem(entry: Entry) -> str | None:
@@ -156,6 +162,13 @@ def parse_manifest(data: bytes, source: str = "manifest") -> Manifest:
     except csv.Error as exc:
         line = reader.line_num or line + 1
         raise ManifestError(f"invalid manifest {source}, line {line}: not valid CSV ({exc})") from None
+    clash = _folder_clash(seen)
+    if clash:
+        folder, below = clash
+        raise ManifestError(
+            f"invalid manifest {source}, line {seen[below]}: {folder!r} (line {seen[folder]}) "
+            f"is both a file and a folder of {below!r}"
+        )
     return Manifest(entries, source)
 
 

@@ -1,0 +1,167 @@
+"""The manifest format: byte compatibility, round trips and every rejection."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from djarchive_common.errors import ManifestError
+from djarchive_common.layout import subpath_problem
+from djarchive_common.manifest import Entry, Manifest, parse_manifest, read_manifest, write_manifest
+from tests.helpers import manifest_bytes, sha256
+
+HASH = "0123456789abcdef" * 4
+
+
+def line(size: str, digest: str, subpath: str) -> bytes:
+    return f'"{size}","{digest}","{subpath}"\n'.encode()
+
+
+def test_example_line_is_byte_exact():
+    data = b"\0" * 524288
+    manifest = Manifest([Entry("sub/dir/dir.dat", 524288, sha256(data))])
+    assert manifest.to_bytes() == f'"524288","{sha256(data)}","sub/dir/dir.dat"\n'.encode()
+
+
+def test_written_sorted_without_header_and_with_newlines(tmp_path):
+    entries = [Entry("b", 1, HASH), Entry("a/z", 2, HASH), Entry("a b", 0, HASH)]
+    path = write_manifest(tmp_path / "djarchive-manifest.csv", entries)
+    raw = path.read_bytes()
+    assert raw.split(b"\n")[:-1] == [line("0", HASH, "a b")[:-1], line("2", HASH, "a/z")[:-1], line("1", HASH, "b")[:-1]]
+    assert b"\r" not in raw
+    assert [entry.subpath for entry in read_manifest(path)] == ["a b", "a/z", "b"]
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_reads_what_the_original_tool_wrote():
+    # The original wrote '"size","sha","subpath"\n' lines in os.walk order, unsorted.
+    original = line("5", HASH, "sub/sub.dat") + line("3", HASH, "root.dat")
+    manifest = parse_manifest(original)
+    assert [(e.subpath, e.size) for e in manifest] == [("root.dat", 3), ("sub/sub.dat", 5)]
+
+
+def test_reads_crlf_and_bom():
+    manifest = parse_manifest(b"\xef\xbb\xbf" + line("1", HASH, "a").replace(b"\n", b"\r\n"))
+    assert manifest[0] == Entry("a", 1, HASH)
+
+
+def test_awkward_names_round_trip():
+    names = ['with, comma', 'with "quotes"', "with space", "ünïcødé/日本語.dat", "a'b", "x;=cmd()", "+SUM(1)"]
+    manifest = Manifest([Entry(name, index, HASH) for index, name in enumerate(names)])
+    assert parse_manifest(manifest.to_bytes()) == manifest
+
+
+def test_matches_independent_writer():
+    files = {"a b/c,d.bin": b"x", 'q"uote': b"", "z": b"zz"}
+    manifest = parse_manifest(manifest_bytes(files))
+    assert manifest.to_bytes() == manifest_bytes(files)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (line("1", HASH, "/etc/passwd"), "line 1: absolute path"),
+        (line("1", HASH, "../escape"), "line 1: '..' path component"),
+        (line("1", HASH, "a/../../b"), "'..' path component"),
+        (line("1", HASH, "./a"), "'.' path component"),
+        (line("1", HASH, "a//b"), "empty path component"),
+        (line("1", HASH, "a/"), "empty path component"),
+        (line("1", HASH, ""), "empty path"),
+        (line("1", HASH, "a\\b"), "backslash"),
+        (line("1", HASH, "a\x00b"), "control character"),
+        (line("1", HASH, "a\x1bb"), "control character"),
+        (line("1", HASH, "a\x7fb"), "control character"),
+        (b'"1","' + HASH.encode() + b'","a\nb"\n', "control character"),
+        (line("1", HASH, "a") + line("2", HASH, "a"), "line 2: duplicate path 'a' (first on line 1)"),
+        (line("-1", HASH, "a"), "size '-1' is not a non-negative integer"),
+        (line("1.5", HASH, "a"), "size '1.5'"),
+        (line("", HASH, "a"), "size ''"),
+        (line(" 1", HASH, "a"), "size ' 1'"),
+        (line("1e3", HASH, "a"), "size '1e3'"),
+        (line("1", HASH.upper(), "a"), "not 64 lowercase hex digits"),
+        (line("1", HASH[:-1], "a"), "not 64 lowercase hex digits"),
+        (line("1", HASH + "0", "a"), "not 64 lowercase hex digits"),
+        (line("1", "g" * 64, "a"), "not 64 lowercase hex digits"),
+        (b'"1","' + HASH.encode() + b'"\n', "expected 3 fields"),
+        (line("1", HASH, "a")[:-1] + b',"extra"\n', "expected 3 fields"),
+        (line("1", HASH, "ok") + b"\n", "line 2: expected 3 fields"),
+        (b'"1","' + HASH.encode() + b'","unterminated\n', "not valid CSV"),
+        (b'"1","' + HASH.encode() + b'","a"b"\n', "not valid CSV"),
+        (line("1", HASH, "ok") + b'"1","' + HASH.encode() + b'","\xff\xfe"\n', "line 2: not valid UTF-8"),
+        (line("1", HASH, "djarchive-manifest.csv"), "reserved for the manifest"),
+        (line("1", HASH, "a") + line("1", HASH, "a/b"), "line 2: 'a' (line 1) is both a file and a folder"),
+        (line("1", HASH, "x" * 300), "longer than 255 bytes"),
+        (line("1", HASH, "/".join(["d" * 200] * 6)), "longer than 1024 bytes"),
+        (b'"1","' + HASH.encode() + b'","' + b"a" * 200_000 + b'"\n', "line 1"),
+    ],
+)
+def test_rejections_name_the_line_and_reason(data, message):
+    with pytest.raises(ManifestError, match="invalid manifest") as caught:
+        parse_manifest(data, source="ds/000/djarchive-manifest.csv")
+    assert message in str(caught.value)
+    assert "ds/000/djarchive-manifest.csv" in str(caught.value)
+
+
+def test_manifest_error_is_a_value_error():
+    with pytest.raises(ValueError, match="absolute path"):
+        parse_manifest(line("1", HASH, "/a"))
+
+
+def test_constructed_manifest_is_validated_too():
+    with pytest.raises(ManifestError, match="duplicate path"):
+        Manifest([Entry("a", 1, HASH), Entry("a", 1, HASH)])
+    with pytest.raises(ManifestError, match="size"):
+        Manifest([Entry("a", -1, HASH)])
+
+
+def test_sequence_behaviour():
+    manifest = Manifest([Entry("b", 2, HASH), Entry("a", 1, HASH)])
+    assert len(manifest) == 2
+    assert manifest[0].subpath == "a"
+    assert "b" in manifest
+    assert "c" not in manifest
+    assert manifest.get("b") == Entry("b", 2, HASH)
+    assert manifest.total_size == 3
+    assert repr(manifest) == "<Manifest: 2 files, 3 bytes>"
+
+
+# -- property-based ---------------------------------------------------------------------
+
+component = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="/\\"), min_size=1, max_size=12
+).filter(lambda part: part not in (".", ".."))
+subpaths = st.lists(component, min_size=1, max_size=4).map("/".join).filter(lambda path: subpath_problem(path) is None)
+entries = st.lists(
+    st.tuples(subpaths, st.integers(min_value=0, max_value=2**63), st.from_regex(r"[0-9a-f]{64}", fullmatch=True)),
+    max_size=20,
+    unique_by=lambda item: item[0],
+)
+
+
+def _no_file_folder_clash(items):
+    names = {item[0] for item in items}
+    return not any("/".join(item[0].split("/")[:depth]) in names for item in items for depth in range(1, item[0].count("/") + 1))
+
+
+@given(entries.filter(_no_file_folder_clash))
+def test_round_trip_property(items):
+    manifest = Manifest(Entry(*item) for item in items)
+    data = manifest.to_bytes()
+    assert parse_manifest(data) == manifest
+    rows = list(csv.reader(io.StringIO(data.decode(), newline="")))
+    assert all(len(row) == 3 for row in rows)
+    assert [row[2] for row in rows] == sorted(item[0] for item in items)
+
+
+@given(st.binary(max_size=400))
+def test_parser_never_crashes_on_garbage(data):
+    try:
+        manifest = parse_manifest(data)
+    except ManifestError:
+        return
+    for entry in manifest:
+        assert subpath_problem(entry.subpath) is None

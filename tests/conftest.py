@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import os
-import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +46,8 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     work.mkdir()
     (work / ".git").mkdir()  # a project boundary: datajoint 2.x stops searching for datajoint.json here
     monkeypatch.setenv("HOME", str(home))
+    # Once datajoint is imported, its default loglevel (INFO) would apply; tests of logging override this.
+    monkeypatch.setenv("DJARCHIVE_LOGLEVEL", "WARNING")
     monkeypatch.chdir(work)
     saved = {}
     for name in OWN_LOGGERS:
@@ -127,13 +128,20 @@ class Archive:
         self.minio.remove_object(self.bucket, key)
 
     def keys(self, prefix: str = "") -> list[str]:
-        return sorted(o.object_name for o in self.minio.list_objects(self.bucket, prefix=prefix, recursive=True))
+        return sorted(
+            o.object_name for o in self.minio.list_objects(self.bucket, prefix=prefix, recursive=True)
+        )
 
-    def publish(self, dataset: str, revision: str, files: Mapping[str, bytes], *, manifest: bytes | None = None) -> None:
+    def publish(
+        self, dataset: str, revision: str, files: Mapping[str, bytes], *, manifest: bytes | None = None
+    ) -> None:
         """Store a revision the way the archive holds it: data objects, then the manifest."""
         for subpath, data in files.items():
             self.put(f"{dataset}/{revision}/{subpath}", data, {"sha256": sha256(data)})
-        self.put(f"{dataset}/{revision}/djarchive-manifest.csv", manifest_bytes(files) if manifest is None else manifest)
+        self.put(
+            f"{dataset}/{revision}/djarchive-manifest.csv",
+            manifest_bytes(files) if manifest is None else manifest,
+        )
 
 
 @pytest.fixture
@@ -172,7 +180,7 @@ SEED_FILES = {
     "sub/sub.dat": os.urandom(4096),
     "sub/dir/dir.dat": os.urandom(524288),
     "sub/other/other.dat": b"",
-    "names/with space/ünïcödé, \"quoted\".bin": b"non-ascii name\n",
+    'names/with space/ünïcödé, "quoted".bin': b"non-ascii name\n",
 }
 
 

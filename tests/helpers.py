@@ -23,7 +23,9 @@ def manifest_bytes(files: Mapping[str, bytes]) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
-def run_module(module: str, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None, **kwargs):
+def run_module(
+    module: str, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None, **kwargs
+):
     """Run ``python -m module args`` in a subprocess with this interpreter."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],

@@ -28,7 +28,11 @@ def probe(cwd, env=None, code=PROBE):
     import os
 
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout), result.stderr
@@ -61,7 +65,11 @@ def test_environment(monkeypatch):
     monkeypatch.setenv("DJARCHIVE_CLIENT_SECRET_KEY", "wJalrXUtnFEMI")
     monkeypatch.setenv("DJARCHIVE_CLIENT_SECURE", "false")
     settings = resolve_settings("client")
-    assert (settings.endpoint, settings.bucket, settings.secure) == ("minio.lab.org:9000", "lab-bucket", False)
+    assert (settings.endpoint, settings.bucket, settings.secure) == (
+        "minio.lab.org:9000",
+        "lab-bucket",
+        False,
+    )
     assert (settings.access_key, settings.secret_key) == ("AKIDEXAMPLE", "wJalrXUtnFEMI")
     assert settings.sources["bucket"] == "DJARCHIVE_CLIENT_BUCKET"
     # The admin role reads only its own variables.
@@ -80,7 +88,11 @@ def test_arguments_beat_environment(monkeypatch):
     monkeypatch.setenv("DJARCHIVE_CLIENT_BUCKET", "env-bucket")
     monkeypatch.setenv("DJARCHIVE_CLIENT_SECURE", "0")
     settings = resolve_settings("client", endpoint="arg.example.org:9000", secure=True)
-    assert (settings.endpoint, settings.bucket, settings.secure) == ("arg.example.org:9000", "env-bucket", True)
+    assert (settings.endpoint, settings.bucket, settings.secure) == (
+        "arg.example.org:9000",
+        "env-bucket",
+        True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -127,7 +139,9 @@ def test_bad_boolean_names_the_variable(monkeypatch):
 
 def test_half_credentials_are_an_error(monkeypatch):
     monkeypatch.setenv("DJARCHIVE_ADMIN_ACCESS_KEY", "only-access")
-    with pytest.raises(ConfigurationError, match="access key is configured .DJARCHIVE_ADMIN_ACCESS_KEY. but the secret"):
+    with pytest.raises(
+        ConfigurationError, match=r"access key is configured \(DJARCHIVE_ADMIN_ACCESS_KEY\) but the secret"
+    ):
         resolve_settings("admin")
 
 
@@ -189,7 +203,14 @@ def test_dj014_local_conf_file(isolated_config):
 @only_dj014
 def test_dj014_environment_beats_local_conf(isolated_config):
     (isolated_config / "dj_local_conf.json").write_text(
-        json.dumps({"custom": {"djarchive.client.endpoint": "dj.example.org", "djarchive.client.bucket": "dj-bucket"}})
+        json.dumps(
+            {
+                "custom": {
+                    "djarchive.client.endpoint": "dj.example.org",
+                    "djarchive.client.bucket": "dj-bucket",
+                }
+            }
+        )
     )
     values, _ = probe(isolated_config, {"DJARCHIVE_CLIENT_BUCKET": "env-bucket"})
     assert values[:2] == ["dj.example.org", "env-bucket"]
@@ -242,7 +263,10 @@ def test_dj014_role_specific_keys_then_roleless_fallback(dj_config):
 
 @only_dj014
 def test_dj014_precedence_arguments_environment_datajoint_default(dj_config, monkeypatch):
-    dj_config["custom"] = {"djarchive.client.endpoint": "dj.example.org", "djarchive.client.bucket": "dj-bucket"}
+    dj_config["custom"] = {
+        "djarchive.client.endpoint": "dj.example.org",
+        "djarchive.client.bucket": "dj-bucket",
+    }
     monkeypatch.setenv("DJARCHIVE_CLIENT_ENDPOINT", "env.example.org")
     settings = resolve_settings("client", bucket="arg-bucket")
     assert (settings.endpoint, settings.bucket) == ("env.example.org", "arg-bucket")
@@ -280,7 +304,9 @@ def test_dj2_datajoint_json_and_secrets_files(isolated_config):
 
 @only_dj2
 def test_dj2_datajoint_json_found_from_a_subfolder(isolated_config):
-    (isolated_config / "datajoint.json").write_text(json.dumps({"stores": {"djarchive_client": {"bucket": "up"}}}))
+    (isolated_config / "datajoint.json").write_text(
+        json.dumps({"stores": {"djarchive_client": {"bucket": "up"}}})
+    )
     sub = isolated_config / "analysis" / "notebooks"
     sub.mkdir(parents=True)
     values, _ = probe(sub)
@@ -302,7 +328,9 @@ def test_dj2_environment_beats_datajoint_json(isolated_config):
 
 @only_dj2
 def test_dj2_stores_from_dj_stores_variable(isolated_config):
-    stores = {"djarchive_client": {"protocol": "s3", "endpoint": "envstore.example.org", "bucket": "envstore"}}
+    stores = {
+        "djarchive_client": {"protocol": "s3", "endpoint": "envstore.example.org", "bucket": "envstore"}
+    }
     values, _ = probe(isolated_config, {"DJ_STORES": json.dumps(stores)})
     assert values[:2] == ["envstore.example.org", "envstore"]
 
@@ -336,4 +364,7 @@ def test_no_datajoint_warning_reaches_the_cli(isolated_config):
     assert result.stdout == ""
     assert "Warning" not in result.stderr
     assert "DataJoint" not in result.stderr
-    assert result.stderr.splitlines() == ["djarchive: error: cannot reach 127.0.0.1:1 (Failed to establish a new connection: [Errno 111] Connection refused)"]
+    assert result.stderr.splitlines() == [
+        "djarchive: error: cannot reach 127.0.0.1:1 "
+        "(Failed to establish a new connection: [Errno 111] Connection refused)"
+    ]

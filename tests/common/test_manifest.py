@@ -31,7 +31,11 @@ def test_written_sorted_without_header_and_with_newlines(tmp_path):
     entries = [Entry("b", 1, HASH), Entry("a/z", 2, HASH), Entry("a b", 0, HASH)]
     path = write_manifest(tmp_path / "djarchive-manifest.csv", entries)
     raw = path.read_bytes()
-    assert raw.split(b"\n")[:-1] == [line("0", HASH, "a b")[:-1], line("2", HASH, "a/z")[:-1], line("1", HASH, "b")[:-1]]
+    assert raw.split(b"\n")[:-1] == [
+        line("0", HASH, "a b")[:-1],
+        line("2", HASH, "a/z")[:-1],
+        line("1", HASH, "b")[:-1],
+    ]
     assert b"\r" not in raw
     assert [entry.subpath for entry in read_manifest(path)] == ["a b", "a/z", "b"]
     assert not list(tmp_path.glob(".*tmp"))
@@ -50,7 +54,7 @@ def test_reads_crlf_and_bom():
 
 
 def test_awkward_names_round_trip():
-    names = ['with, comma', 'with "quotes"', "with space", "ünïcødé/日本語.dat", "a'b", "x;=cmd()", "+SUM(1)"]
+    names = ["with, comma", 'with "quotes"', "with space", "ünïcødé/日本語.dat", "a'b", "x;=cmd()", "+SUM(1)"]
     manifest = Manifest([Entry(name, index, HASH) for index, name in enumerate(names)])
     assert parse_manifest(manifest.to_bytes()) == manifest
 
@@ -132,11 +136,19 @@ def test_sequence_behaviour():
 # -- property-based ---------------------------------------------------------------------
 
 component = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="/\\"), min_size=1, max_size=12
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="/\\"),
+    min_size=1,
+    max_size=12,
 ).filter(lambda part: part not in (".", ".."))
-subpaths = st.lists(component, min_size=1, max_size=4).map("/".join).filter(lambda path: subpath_problem(path) is None)
+subpaths = (
+    st.lists(component, min_size=1, max_size=4)
+    .map("/".join)
+    .filter(lambda path: subpath_problem(path) is None)
+)
 entries = st.lists(
-    st.tuples(subpaths, st.integers(min_value=0, max_value=2**63), st.from_regex(r"[0-9a-f]{64}", fullmatch=True)),
+    st.tuples(
+        subpaths, st.integers(min_value=0, max_value=2**63), st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
+    ),
     max_size=20,
     unique_by=lambda item: item[0],
 )
@@ -144,7 +156,11 @@ entries = st.lists(
 
 def _no_file_folder_clash(items):
     names = {item[0] for item in items}
-    return not any("/".join(item[0].split("/")[:depth]) in names for item in items for depth in range(1, item[0].count("/") + 1))
+    return not any(
+        "/".join(item[0].split("/")[:depth]) in names
+        for item in items
+        for depth in range(1, item[0].count("/") + 1)
+    )
 
 
 @given(entries.filter(_no_file_folder_clash))

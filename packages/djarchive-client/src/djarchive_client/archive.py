@@ -43,7 +43,9 @@ class DJArchiveClient:
     role = "client"
     MANIFEST_FNAME = MANIFEST_NAME
 
-    def __init__(self, settings: Settings | None = None, *, options: StoreOptions | None = None, **config: Any):
+    def __init__(
+        self, settings: Settings | None = None, *, options: StoreOptions | None = None, **config: Any
+    ):
         self.settings = settings or resolve_settings(self.role, **config)
         self.store = Store(self.settings, options or StoreOptions.from_environment(pool_size=MAX_JOBS))
 
@@ -54,12 +56,15 @@ class DJArchiveClient:
             try:
                 from djarchive_admin import DJArchiveAdmin
             except ImportError:
-                raise ConfigurationError("the admin tool is not installed: pip install djarchive-admin") from None
+                raise ConfigurationError(
+                    "the admin tool is not installed: pip install djarchive-admin"
+                ) from None
             return DJArchiveAdmin(**config)
         return cls(**config)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.settings.url} ({'anonymous' if self.settings.anonymous else 'credentials'})>"
+        who = "anonymous" if self.settings.anonymous else "credentials"
+        return f"<{type(self).__name__} {self.settings.url} ({who})>"
 
     @property
     def endpoint(self) -> str:
@@ -123,19 +128,24 @@ class DJArchiveClient:
 
     def _dataset_not_found(self, dataset: str) -> DatasetNotFoundError:
         available = [name for name, _ in self._catalog()]
-        listing = ", ".join(available[:20]) + (", ..." if len(available) > 20 else "") if available else "none"
+        listing = (
+            ", ".join(available[:20]) + (", ..." if len(available) > 20 else "") if available else "none"
+        )
         return DatasetNotFoundError(
             f"dataset {dataset!r} not found in {self.settings.url}; published datasets: {listing}"
         )
 
-    def _revision_not_found(self, dataset: str, revision: str) -> DatasetNotFoundError | RevisionNotFoundError:
+    def _revision_not_found(
+        self, dataset: str, revision: str
+    ) -> DatasetNotFoundError | RevisionNotFoundError:
         published = self._published(dataset)
         if not published:
             return self._dataset_not_found(dataset)
         listing = ", ".join(published)
         if revision in self._names_under(f"{dataset}/"):
             return RevisionNotFoundError(
-                f"revision {revision!r} of dataset {dataset!r} is not published; published revisions: {listing}"
+                f"revision {revision!r} of dataset {dataset!r} is not published; "
+                f"published revisions: {listing}"
             )
         return RevisionNotFoundError(
             f"dataset {dataset!r} has no revision {revision!r}; published revisions: {listing}"

@@ -16,10 +16,11 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from djarchive_common.errors import (
     DJArchiveError,
@@ -41,7 +42,7 @@ from djarchive_common.transfer import (
     run_parallel,
 )
 
-from .localcopy import LocalCopy, select, storage_error
+from .localcopy import LocalCopy, check_not_reserved, select, storage_error
 
 __all__ = ["DownloadOptions", "DownloadSummary", "download_revision"]
 
@@ -122,6 +123,23 @@ class DownloadSummary:
         return f"{text} in {self.seconds:.1f} s" + (f" ({human_bytes(rate)}/s)" if self.fetched_bytes else "")
 
 
+def _open_part(path: Path) -> BinaryIO:
+    """Create a temporary download file, explaining failures (full disk, permissions)."""
+    try:
+        return open(path, "xb")
+    except OSError as exc:
+        raise storage_error(exc, path) from None
+
+
+@contextmanager
+def _local_writes(destination: Path) -> Iterator[None]:
+    """Turn a local write failure (full disk, size limit) into a clear project error."""
+    try:
+        yield
+    except OSError as exc:
+        raise storage_error(exc, destination) from None
+
+
 class _Cancelled(DJArchiveError):
     """The download is being stopped; workers leave quickly and clean up."""
 
@@ -132,7 +150,9 @@ class _LargeFile:
     def __init__(self, entry: Entry, destination: Path, part_size: int):
         self.entry = entry
         self.destination = destination
-        self.ranges = [(offset, min(part_size, entry.size - offset)) for offset in range(0, entry.size, part_size)]
+        self.ranges = [
+            (offset, min(part_size, entry.size - offset)) for offset in range(0, entry.size, part_size)
+        ]
         self.done = [False] * len(self.ranges)
         self.remaining = len(self.ranges)
         self.hashed = 0
@@ -172,53 +192,59 @@ class _Downloader:
 
         def attempt() -> None:
             part = self.local.part_path(destination)
-            moved = 0
+            digest = hashlib.sha256()
             try:
-                try:
-                    handle = open(part, "wb")
-                except OSError as exc:
-                    raise storage_error(exc, part) from None
-                with handle:
-                    response = self.store.open(key)
-                    try:
-                        digest = hashlib.sha256()
-                        with self.store.translated(f"downloading {key}"):
-                            while True:
-                                self._check_abort()
-                                data = response.read(self.options.buffer_size, decode_content=False)
-                                if not data:
-                                    break
-                                digest.update(data)
-                                try:
-                                    handle.write(data)
-                                except OSError as exc:
-                                    raise storage_error(exc, destination) from None
-                                moved += len(data)
-                                self.progress.advance(len(data))
-                        response.release_conn()
-                    finally:
-                        response.close()
-                    try:
+                with _open_part(part) as handle:
+
+                    def write(data: bytes, position: int) -> None:
+                        digest.update(data)
+                        with _local_writes(destination):
+                            handle.write(data)
+
+                    received = self._stream(key, 0, 0, write)
+                    with _local_writes(destination):
                         handle.flush()
-                    except OSError as exc:
-                        raise storage_error(exc, destination) from None
-                self._check_content(entry, moved, digest.hexdigest())
+                try:
+                    self._check_content(entry, received, digest.hexdigest())
+                except DJArchiveError:
+                    self.progress.advance(-received)
+                    raise
                 os.replace(part, destination)
             except BaseException:
-                self.progress.advance(-moved)
                 part.unlink(missing_ok=True)
                 raise
 
         retry_call(attempt, f"downloading {entry.subpath}", self.store.options.retry)
 
+    def _stream(self, key: str, offset: int, length: int, write: Callable[[bytes, int], None]) -> int:
+        """GET ``length`` bytes of ``key`` from ``offset`` (0: all), passing each chunk and its
+        position to ``write``; return the number of bytes received."""
+        response = self.store.open(key, offset=offset, length=length)
+        position = offset
+        try:
+            with self.store.translated(f"downloading {key}"):
+                while True:
+                    self._check_abort()
+                    data = response.read(self.options.buffer_size, decode_content=False)
+                    if not data:
+                        break
+                    write(data, position)
+                    position += len(data)
+                    self.progress.advance(len(data))
+            response.release_conn()
+        except BaseException:
+            self.progress.advance(offset - position)
+            raise
+        finally:
+            response.close()
+        return position - offset
+
     def _check_content(self, entry: Entry, size: int, sha256: str) -> None:
         if size != entry.size:
-            raise TransferError(
-                f"{entry.subpath}: received {size} bytes, the manifest says {entry.size}", retryable=True
-            )
+            raise TransferError(f"received {size} bytes, the manifest says {entry.size}", retryable=True)
         if sha256 != entry.sha256:
             raise IntegrityError(
-                f"{entry.subpath}: sha256 {sha256} does not match the manifest's {entry.sha256}", retryable=True
+                f"sha256 {sha256} does not match the manifest's {entry.sha256}", retryable=True
             )
 
     def _check_abort(self) -> None:
@@ -268,35 +294,19 @@ class _Downloader:
                     raise storage_error(exc, job.destination) from None
 
     def _fetch_range_once(self, job: _LargeFile, offset: int, length: int) -> None:
-        key = self.key(job.entry)
-        response = self.store.open(key, offset=offset, length=length)
-        position = offset
-        try:
-            with self.store.translated(f"downloading {key}"):
-                while True:
-                    self._check_abort()
-                    data = response.read(self.options.buffer_size, decode_content=False)
-                    if not data:
-                        break
-                    if position + len(data) > offset + length:
-                        raise TransferError(f"{job.entry.subpath}: the server sent more than the range asked")
-                    try:
-                        os.pwrite(job.fd, data, position)  # type: ignore[arg-type]
-                    except OSError as exc:
-                        raise storage_error(exc, job.destination) from None
-                    position += len(data)
-                    self.progress.advance(len(data))
-            response.release_conn()
-        except BaseException:
-            self.progress.advance(offset - position)
-            raise
-        finally:
-            response.close()
-        if position != offset + length:
-            self.progress.advance(offset - position)
+        end = offset + length
+
+        def write(data: bytes, position: int) -> None:
+            if position + len(data) > end:
+                raise TransferError(f"{job.entry.subpath}: the server sent more than the range asked for")
+            with _local_writes(job.destination):
+                os.pwrite(job.fd, data, position)  # type: ignore[arg-type]
+
+        received = self._stream(self.key(job.entry), offset, length, write)
+        if received != length:
+            self.progress.advance(-received)
             raise TransferError(
-                f"{job.entry.subpath}: short read at byte {position} of range {offset}-{offset + length - 1}",
-                retryable=True,
+                f"short read: {received} of {length} bytes at offset {offset}", retryable=True
             )
 
     def _hash_ready(self, job: _LargeFile) -> None:
@@ -383,11 +393,12 @@ class _Downloader:
                     entry = unit[1] if unit[0] == "whole" else unit[1].entry
                     if isinstance(error, LocalStorageError):
                         raise error
-                    if getattr(error, "retryable", False) and not final:
+                    # Whole files were retried in place; a large file gets another round as a whole.
+                    if unit[0] == "range" and getattr(error, "retryable", False) and not final:
                         retry_later.append((entry, unit[2] if unit[0] == "whole" else unit[1].destination))
                         continue
                     summary.failed[entry.subpath] = str(error)
-                    log.warning("failed: %s: %s", entry.subpath, error)
+                    log.debug("failed: %s: %s", entry.subpath, error)
                     self.progress.file_done()
                     continue
                 if entry is None:
@@ -451,8 +462,14 @@ def download_revision(
     started = time.monotonic()
     selected = select(manifest, include, exclude)
     summary = DownloadSummary(
-        dataset, revision, str(target), files=len(selected), bytes=sum(e.size for e in selected), dry_run=dry_run
+        dataset,
+        revision,
+        str(target),
+        files=len(selected),
+        bytes=sum(e.size for e in selected),
+        dry_run=dry_run,
     )
+    check_not_reserved(entry.subpath for entry in selected)
     if dry_run and not Path(target).exists():
         summary.planned = list(selected)
         return summary
@@ -473,10 +490,12 @@ def download_revision(
         summary.present_files = len(selected) - len(unverified)
         todo = _check_present(local, unverified, options.jobs, summary)
         total = sum(entry.size for entry, _ in todo)
-        with Progress(total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}") as bar:
+        with Progress(
+            total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
+        ) as bar:
             _Downloader(store, dataset, revision, local, options, bar).run(todo, summary)
     summary.seconds = time.monotonic() - started
-    log.info("%s", summary)
+    log.debug("%s", summary)
     if summary.failed:
         raise PartialFailureError(
             f"{len(summary.failed)} of {summary.files} files of {dataset} {revision} failed to download",

@@ -26,6 +26,7 @@ from djarchive_common.manifest import Entry
 __all__ = [
     "STATE_DIR",
     "LocalCopy",
+    "check_not_reserved",
     "matches",
     "select",
     "storage_error",
@@ -51,6 +52,15 @@ def matches(subpath: str, include: Sequence[str] = (), exclude: Sequence[str] = 
 def select(entries: Iterable[Entry], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[Entry]:
     """The entries whose subpath :func:`matches` the globs."""
     return [entry for entry in entries if matches(entry.subpath, include, exclude)]
+
+
+def check_not_reserved(subpaths: Iterable[str]) -> None:
+    """Refuse manifest paths inside djarchive's own folder of TARGET (checked before TARGET exists)."""
+    for subpath in subpaths:
+        if subpath.split("/", 1)[0] == STATE_DIR:
+            raise LocalPathError(
+                f"manifest path {subpath!r} collides with djarchive's own {STATE_DIR} folder"
+            )
 
 
 def storage_error(exc: OSError, path: Path | str) -> LocalStorageError | LocalPathError:
@@ -93,8 +103,7 @@ class LocalCopy:
 
     def destination(self, subpath: str) -> Path:
         """Where ``subpath`` goes, refusing any path that would land outside TARGET."""
-        if subpath.split("/", 1)[0] == STATE_DIR:
-            raise LocalPathError(f"manifest path {subpath!r} collides with djarchive's own {STATE_DIR} folder")
+        check_not_reserved([subpath])
         path = self.root.joinpath(*subpath.split("/"))
         parent = path.parent
         # Walk up to the deepest existing ancestor; resolving it follows any symlink on the way.
@@ -207,7 +216,9 @@ class LocalCopy:
             files = data["files"]
             if data.get("version") != 1 or not isinstance(files, dict):
                 raise ValueError("unknown record version")
-            self._record = {key: value for key, value in files.items() if isinstance(value, list) and len(value) == 3}
+            self._record = {
+                key: value for key, value in files.items() if isinstance(value, list) and len(value) == 3
+            }
         except FileNotFoundError:
             self._record = {}
         except (ValueError, KeyError, TypeError, OSError) as exc:
@@ -241,7 +252,11 @@ class LocalCopy:
             status = path.lstat()
         except OSError:
             return False
-        return stat.S_ISREG(status.st_mode) and recorded[0] == status.st_size == entry.size and recorded[1] == status.st_mtime_ns
+        return (
+            stat.S_ISREG(status.st_mode)
+            and recorded[0] == status.st_size == entry.size
+            and recorded[1] == status.st_mtime_ns
+        )
 
     def remember(self, entry: Entry, path: Path) -> None:
         """Record that ``path`` was just verified to match ``entry``."""

@@ -52,17 +52,28 @@ def add_connection_options(parser: argparse.ArgumentParser, role: str, *, suppre
         help=f"S3 endpoint, host[:port] or http(s)://host[:port] (env DJARCHIVE_{role.upper()}_ENDPOINT)",
     )
     group.add_argument(
-        "--bucket", metavar="NAME", default=default, help=f"archive bucket (env DJARCHIVE_{role.upper()}_BUCKET)"
+        "--bucket",
+        metavar="NAME",
+        default=default,
+        help=f"archive bucket (env DJARCHIVE_{role.upper()}_BUCKET)",
     )
     security = group.add_mutually_exclusive_group()
     security.add_argument(
-        "--secure", dest="secure", action="store_const", const=True, default=default, help="use https (default)"
+        "--secure",
+        dest="secure",
+        action="store_const",
+        const=True,
+        default=default,
+        help="use https (default)",
     )
     security.add_argument(
         "--insecure", dest="secure", action="store_const", const=False, default=default, help="use plain http"
     )
     group.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS if suppress else False, help="machine-readable output"
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="machine-readable output",
     )
     group.add_argument(
         "-q",
@@ -106,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(
-            name, help=help_text, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+            name,
+            help=help_text,
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_connection_options(sub, "client", suppress=True)
         return sub
@@ -144,7 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("target", metavar="TARGET", help="local folder for the revision's files")
     _add_selection(download)
     download.add_argument(
-        "-j", "--jobs", type=positive_jobs, metavar="N", default=None, help="parallel transfers (default 16, max 64)"
+        "-j",
+        "--jobs",
+        type=positive_jobs,
+        metavar="N",
+        default=None,
+        help="parallel transfers (default 16, max 64)",
     )
     download.add_argument("--dry-run", action="store_true", help="show what would be fetched, fetch nothing")
     download.add_argument(
@@ -160,8 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("revision", metavar="REVISION")
     verify.add_argument("target", metavar="TARGET")
     _add_selection(verify)
-    verify.add_argument("-j", "--jobs", type=positive_jobs, metavar="N", default=None, help="parallel hashing")
     verify.add_argument(
-        "--fast", action="store_true", help="trust djarchive's record for files unchanged since it verified them"
+        "-j", "--jobs", type=positive_jobs, metavar="N", default=None, help="parallel hashing"
+    )
+    verify.add_argument(
+        "--fast",
+        action="store_true",
+        help="trust djarchive's record for files unchanged since it verified them",
     )
     return parser

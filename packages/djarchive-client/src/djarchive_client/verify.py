@@ -84,7 +84,9 @@ def verify_copy(
     started = time.monotonic()
     local = LocalCopy(target)
     selected = select(manifest, include, exclude)
-    report = VerifyReport(dataset, revision, str(target), files=len(selected), bytes=sum(e.size for e in selected))
+    report = VerifyReport(
+        dataset, revision, str(target), files=len(selected), bytes=sum(e.size for e in selected)
+    )
     destinations = {entry.subpath: local.root.joinpath(*entry.subpath.split("/")) for entry in selected}
     if fast:
         local.load_record()
@@ -107,7 +109,9 @@ def verify_copy(
             report.verified += 1
         else:
             to_hash.append(entry)
-    with Progress(sum(e.size for e in to_hash), len(to_hash), enabled=progress and bool(to_hash), description="verify") as bar:
+    with Progress(
+        sum(e.size for e in to_hash), len(to_hash), enabled=progress and bool(to_hash), description="verify"
+    ) as bar:
 
         def check(entry: Entry) -> tuple[int, str]:
             result = hash_file(destinations[entry.subpath])

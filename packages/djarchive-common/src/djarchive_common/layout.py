@@ -116,5 +116,7 @@ def subpath_of(prefix: str, key: str) -> str:
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key under which '2' comes before '10' and 'v2' before 'v10'."""
     return tuple(
-        (0, int(part)) if part.isascii() and part.isdigit() else (1, part) for part in _NATURAL_RE.split(name) if part
+        (0, int(part)) if part.isascii() and part.isdigit() else (1, part)
+        for part in _NATURAL_RE.split(name)
+        if part
     )

@@ -15,7 +15,14 @@ from collections.abc import Iterable, Mapping
 
 from .errors import ConfigurationError
 
-__all__ = ["LOGGERS", "RedactingFormatter", "redact", "register_secrets", "resolve_log_options", "setup_logging"]
+__all__ = [
+    "LOGGERS",
+    "RedactingFormatter",
+    "redact",
+    "register_secrets",
+    "resolve_log_options",
+    "setup_logging",
+]
 
 LOGGERS = ("djarchive_common", "djarchive_client", "djarchive_admin")
 _SECRETS: set[str] = set()
@@ -79,15 +86,16 @@ def setup_logging(
     Without a configured level it is WARNING: the CLIs report on stdout, the log is for detail.
     """
     number = logging.DEBUG if debug else _level_number(level) if level else logging.WARNING
-    formatter = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-    handlers: list[logging.Handler] = [logging.StreamHandler(stream)]  # type: ignore[arg-type]
+    detailed = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+    console = logging.StreamHandler(stream)  # type: ignore[arg-type]
+    console.setFormatter(detailed if debug else RedactingFormatter("%(name)s: %(levelname)s: %(message)s"))
+    handlers: list[logging.Handler] = [console]
     if logfile:
         try:
             handlers.append(logging.FileHandler(logfile, encoding="utf-8"))
         except OSError as exc:
             raise ConfigurationError(f"cannot open log file {logfile!r}: {exc.strerror}") from None
-    for handler in handlers:
-        handler.setFormatter(formatter)
+        handlers[-1].setFormatter(detailed)
     names = (*LOGGERS, "minio", "urllib3") if debug else LOGGERS
     for name in names:
         logger = logging.getLogger(name)

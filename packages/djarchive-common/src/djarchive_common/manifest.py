@@ -115,7 +115,9 @@ def _check_entries(entries: Sequence[Entry], source: str) -> None:
         files.add(entry.subpath)
     clash = _folder_clash(files)
     if clash:
-        raise ManifestError(f"invalid entry in {source}: {clash[0]!r} is both a file and a folder (of {clash[1]!r})")
+        raise ManifestError(
+            f"invalid entry in {source}: {clash[0]!r} is both a file and a folder (of {clash[1]!r})"
+        )
 
 
 def _entry_problem(entry: Entry) -> str | None:

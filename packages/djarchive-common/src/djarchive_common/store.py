@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -76,7 +76,7 @@ class StoreOptions:
     pool_size: int = DEFAULT_WORKERS * 2
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> StoreOptions:
@@ -126,7 +126,9 @@ class Store:
             block=False,
             timeout=urllib3.Timeout(connect=self.options.connect_timeout, read=self.options.read_timeout),
             # One quick reconnect for a stale pooled connection; everything else is retried by us.
-            retries=urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, raise_on_status=False),
+            retries=urllib3.Retry(
+                total=1, connect=1, read=0, status=0, other=0, redirect=0, raise_on_status=False
+            ),
             cert_reqs="CERT_REQUIRED",
             ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
         )
@@ -165,7 +167,8 @@ class Store:
                 return ObjectNotFoundError(f"{what}: not found in {where}")
             if exc.code in _DENIED:
                 return PermissionDeniedError(
-                    f"{what}: access denied by {where} ({exc.code}); check the credentials and their permissions"
+                    f"{what}: access denied by {where} ({exc.code}); "
+                    "check the credentials and their permissions"
                 )
             transient = exc.code in _TRANSIENT
             return TransferError(f"{what}: {where} answered {exc.code}: {exc.message}", retryable=transient)
@@ -190,9 +193,13 @@ class Store:
                 f"cannot reach {self.settings.endpoint} ({_reason(exc)})", retryable=True
             )
         if isinstance(exc, (http.ProtocolError, http.ReadTimeoutError, http.TimeoutError, http.HTTPError)):
-            return TransferError(f"{what}: connection to {self.settings.endpoint} failed ({_reason(exc)})", retryable=True)
+            return TransferError(
+                f"{what}: connection to {self.settings.endpoint} failed ({_reason(exc)})", retryable=True
+            )
         if isinstance(exc, (ConnectionError, TimeoutError)):
-            return TransferError(f"{what}: connection to {self.settings.endpoint} failed ({exc})", retryable=True)
+            return TransferError(
+                f"{what}: connection to {self.settings.endpoint} failed ({exc})", retryable=True
+            )
         return None
 
     def call(self, what: str, func: Callable[[], T]) -> T:

@@ -1,0 +1,300 @@
+"""Downloads against the real local S3 server: exact bytes, resume, corruption, unsafe targets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from djarchive_client import DJArchiveClient, client
+from djarchive_common import transfer
+from djarchive_common.errors import (
+    LocalPathError,
+    LockedError,
+    ManifestError,
+    NotFoundError,
+    PartialFailureError,
+    RevisionNotFoundError,
+)
+from djarchive_common.store import StoreOptions
+from djarchive_common.transfer import RetryPolicy
+from tests.helpers import manifest_bytes
+
+KiB = 1024
+FAST_RETRIES = StoreOptions(retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02))
+SMALL_PARTS = {"part_size": 64 * KiB, "multipart_threshold": 128 * KiB}
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under root except djarchive's own folder."""
+    found = {}
+    for path in root.rglob("*"):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and not relative.startswith(".djarchive/"):
+            found[relative] = path.read_bytes()
+    return found
+
+
+@pytest.fixture
+def big_files(seed_files):
+    """The seed set plus one file large enough to be fetched in byte ranges (with SMALL_PARTS)."""
+    files = dict(seed_files)
+    files["sub/big/recording.bin"] = os.urandom(1024 * KiB + 17)
+    return files
+
+
+def test_download_is_byte_exact(archive, big_files, tmp_path):
+    archive.publish("some-set", "000", big_files)
+    target = tmp_path / "some-set-000"
+    summary = client().download("some-set", "000", target, create_target=True, **SMALL_PARTS)
+    assert tree(target) == big_files
+    assert summary.ok
+    assert (summary.files, summary.fetched_files, summary.present_files) == (
+        len(big_files),
+        len(big_files),
+        0,
+    )
+    assert summary.bytes == summary.fetched_bytes == sum(len(data) for data in big_files.values())
+    assert not list(target.rglob("*.part"))
+
+
+def test_default_large_file_path_uses_ranges(archive, tmp_path, monkeypatch):
+    """Ranges are requested as planned, each a separate GET, and hashed in order."""
+    from djarchive_common.store import Store
+
+    data = os.urandom(300 * KiB + 5)
+    archive.publish("ds", "1", {"big.bin": data})
+    calls = []
+    original = Store.open
+
+    def spy(self, key, offset=0, length=0):
+        calls.append((key, offset, length))
+        return original(self, key, offset, length)
+
+    monkeypatch.setattr(Store, "open", spy)
+    client().download("ds", "1", tmp_path / "t", create_target=True, **SMALL_PARTS)
+    assert (tmp_path / "t" / "big.bin").read_bytes() == data
+    assert sorted(calls) == [
+        ("ds/1/big.bin", offset, min(64 * KiB, len(data) - offset))
+        for offset in range(0, len(data), 64 * KiB)
+    ]
+
+
+def test_rerun_over_complete_copy_transfers_nothing(archive, big_files, tmp_path):
+    archive.publish("some-set", "000", big_files)
+    target = tmp_path / "copy"
+    client().download("some-set", "000", target, create_target=True, **SMALL_PARTS)
+    for subpath in big_files:  # the data is gone from the store: any fetch would fail
+        archive.remove(f"some-set/000/{subpath}")
+    summary = client().download("some-set", "000", target)
+    assert (summary.fetched_files, summary.present_files, summary.fetched_bytes) == (0, len(big_files), 0)
+    # Without the record the files are hashed again, still nothing is fetched.
+    (target / ".djarchive" / "verified.json").unlink()
+    summary = client().download("some-set", "000", target)
+    assert (summary.fetched_files, summary.present_files) == (0, len(big_files))
+    assert tree(target) == big_files
+
+
+def test_resume_fetches_only_missing_and_modified_files(archive, seed_files, tmp_path):
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    client().download("some-set", "000", target, create_target=True)
+    (target / "root.dat").unlink()
+    (target / "sub" / "sub.dat").write_bytes(b"changed by a user")
+    same_size = target / "root2.dat"
+    same_size.write_bytes(b"\0" * len(seed_files["root2.dat"]))
+    summary = client().download("some-set", "000", target)
+    assert summary.fetched_files == 3
+    assert tree(target) == seed_files
+
+
+def test_recheck_hashes_everything_again(archive, seed_files, tmp_path):
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    client().download("some-set", "000", target, create_target=True)
+    path = target / "root.dat"
+    stat = path.stat()
+    path.write_bytes(b"\1" * stat.st_size)  # same size, and the same mtime: the record cannot notice
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert client().download("some-set", "000", target).fetched_files == 0
+    assert client().download("some-set", "000", target, recheck=True).fetched_files == 1
+    assert tree(target) == seed_files
+
+
+def test_include_exclude_and_dry_run(archive, seed_files, tmp_path):
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    plan = client().download("some-set", "000", target, create_target=True, include=["sub/*"], dry_run=True)
+    assert [e.subpath for e in plan.planned] == ["sub/dir/dir.dat", "sub/other/other.dat", "sub/sub.dat"]
+    assert not target.exists()  # a dry run writes nothing
+    client().download("some-set", "000", target, create_target=True, include=["sub/*"], exclude=["*/other/*"])
+    assert sorted(tree(target)) == ["sub/dir/dir.dat", "sub/sub.dat"]
+    plan = client().download("some-set", "000", target, dry_run=True)
+    assert plan.present_files == 2
+    assert len(plan.planned) == len(seed_files) - 2
+
+
+def test_missing_target_needs_create_target(archive, seed_files, tmp_path):
+    archive.publish("some-set", "000", seed_files)
+    with pytest.raises(NotFoundError, match=r"target directory .* does not exist"):
+        client().download("some-set", "000", tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_unpublished_revision_is_not_downloadable(archive, tmp_path):
+    archive.put("ds/000/a.dat", b"a")
+    archive.publish("ds", "001", {"a.dat": b"a"})
+    with pytest.raises(RevisionNotFoundError, match="not published"):
+        client().download("ds", "000", tmp_path / "t", create_target=True)
+    assert not (tmp_path / "t").exists()
+
+
+def test_corrupted_object_is_retried_reported_and_never_placed(archive, seed_files, tmp_path, caplog):
+    archive.publish("some-set", "000", seed_files)
+    original = seed_files["sub/dir/dir.dat"]
+    archive.put("some-set/000/sub/dir/dir.dat", bytes(b ^ 0xFF for b in original))  # same size, wrong bytes
+    target = tmp_path / "copy"
+    caplog.set_level("INFO", logger="djarchive_common")
+    with pytest.raises(PartialFailureError, match="1 of 6 files of some-set 000 failed") as caught:
+        DJArchiveClient(options=FAST_RETRIES).download("some-set", "000", target, create_target=True)
+    assert list(caught.value.failures) == ["sub/dir/dir.dat"]
+    assert "does not match the manifest" in caught.value.failures["sub/dir/dir.dat"]
+    assert len([r for r in caplog.records if "sub/dir/dir.dat failed" in r.getMessage()]) == 2  # 3 attempts
+    assert not (target / "sub" / "dir" / "dir.dat").exists()
+    assert not list(target.rglob("*.part"))
+    others = {k: v for k, v in seed_files.items() if k != "sub/dir/dir.dat"}
+    assert tree(target) == others
+    assert caught.value.summary.fetched_files == len(others)
+
+
+def test_corrupted_large_object_fails_as_a_whole(archive, tmp_path):
+    data = os.urandom(512 * KiB)
+    archive.publish("ds", "1", {"big.bin": data})
+    archive.put("ds/1/big.bin", data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(PartialFailureError) as caught:
+        DJArchiveClient(options=FAST_RETRIES).download(
+            "ds", "1", tmp_path / "t", create_target=True, **SMALL_PARTS
+        )
+    assert "sha256" in caught.value.failures["big.bin"]
+    assert os.listdir(tmp_path / "t") == [".djarchive"]
+
+
+def test_transient_corruption_heals_on_retry(archive, seed_files, tmp_path, monkeypatch):
+    archive.publish("some-set", "000", seed_files)
+    good = seed_files["root.dat"]
+    archive.put("some-set/000/root.dat", b"X" * len(good))
+    sleeps = []
+
+    def repair_then_continue(seconds):
+        sleeps.append(seconds)
+        archive.put("some-set/000/root.dat", good)
+
+    monkeypatch.setattr(transfer.time, "sleep", repair_then_continue)
+    summary = client().download("some-set", "000", tmp_path / "t", create_target=True)
+    assert summary.ok
+    assert sleeps  # it backed off before the retry
+    assert (tmp_path / "t" / "root.dat").read_bytes() == good
+
+
+def test_short_object_is_a_failure(archive, tmp_path):
+    archive.publish("ds", "1", {"a.bin": b"abcdef"})
+    archive.put("ds/1/a.bin", b"abc")
+    with pytest.raises(PartialFailureError, match="1 of 1 files") as caught:
+        DJArchiveClient(options=FAST_RETRIES).download("ds", "1", tmp_path / "t", create_target=True)
+    assert "received 3 bytes, the manifest says 6" in caught.value.failures["a.bin"]
+    assert not (tmp_path / "t" / "a.bin").exists()
+
+
+HOSTILE = {
+    "traversal": b'"1","' + b"0" * 64 + b'","../../escaped"\n',
+    "absolute": b'"1","' + b"0" * 64 + b'","/tmp/escaped"\n',
+    "duplicate": manifest_bytes({"a": b"1"}) * 2,
+    "own-folder": manifest_bytes({".djarchive/verified.json": b"{}"}),
+    "not-csv": b'"1","abc\n',
+    "binary": os.urandom(64) + b"\xff",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_manifest_writes_nothing_anywhere(archive, tmp_path, name):
+    archive.publish("ds", "1", {"a": b"1"}, manifest=HOSTILE[name])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises((ManifestError, LocalPathError)):
+        client().download("ds", "1", tmp_path / "t", create_target=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not Path("/tmp/escaped").exists()
+
+
+def test_symlink_in_target_leading_outside_is_refused(archive, seed_files, tmp_path):
+    archive.publish("some-set", "000", seed_files)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = tmp_path / "copy"
+    target.mkdir()
+    (target / "sub").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(LocalPathError, match="leads outside the target"):
+        client().download("some-set", "000", target)
+    assert list(outside.iterdir()) == []
+    assert sorted(p.name for p in target.iterdir()) == ["sub"]
+
+
+def test_dangling_symlink_in_target_is_refused(archive, seed_files, tmp_path):
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    target.mkdir()
+    (target / "names").symlink_to(tmp_path / "not-yet-there")
+    with pytest.raises(LocalPathError, match="dangling symlink"):
+        client().download("some-set", "000", target)
+    assert not (tmp_path / "not-yet-there").exists()
+
+
+def test_symlink_inside_target_is_fine(archive, seed_files, tmp_path):
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    (target / "elsewhere").mkdir(parents=True)
+    (target / "sub").symlink_to(target / "elsewhere", target_is_directory=True)
+    client().download("some-set", "000", target)
+    assert (target / "elsewhere" / "sub.dat").read_bytes() == seed_files["sub/sub.dat"]
+
+
+def test_a_second_download_into_the_same_target_is_refused(archive, seed_files, tmp_path):
+    from djarchive_client.localcopy import LocalCopy
+
+    archive.publish("some-set", "000", seed_files)
+    holder = LocalCopy(tmp_path / "t", create=True)
+    holder.lock()
+    try:
+        with pytest.raises(LockedError, match=f"pid {os.getpid()}"):
+            client().download("some-set", "000", tmp_path / "t")
+    finally:
+        holder.unlock()
+    assert client().download("some-set", "000", tmp_path / "t").ok
+
+
+def test_temporary_files_of_a_killed_run_are_swept(archive, seed_files, tmp_path):
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "t"
+    (target / "sub").mkdir(parents=True)
+    leftover = target / "sub" / ".djarchive-0123456789ab.part"
+    leftover.write_bytes(b"partial")
+    client().download("some-set", "000", target)
+    assert not leftover.exists()
+
+
+def test_seed_python_examples(archive, seed_files, tmp_path, isolated_config):
+    archive.publish("some-set", "000", seed_files)
+    archive.publish("workflow-array-ephys-benchmark", "v1", {"session/probe.npy": b"ephys"})
+    c = client()
+    assert (c.endpoint, c.bucket) == (archive.server.endpoint, archive.bucket)
+    assert list(c.datasets()) == ["some-set", "workflow-array-ephys-benchmark"]
+    assert list(c.revisions()) == [("some-set", "000"), ("workflow-array-ephys-benchmark", "v1")]
+    assert list(c.revisions("some-set")) == [("some-set", "000")]
+    c.download("some-set", "000", "./some-set-000", create_target=True)
+    assert tree(isolated_config / "some-set-000") == seed_files
+    test_data = tmp_path / "test_data"
+    test_data.mkdir()
+    c.download("workflow-array-ephys-benchmark", target_directory=str(test_data), revision="v1")
+    assert (test_data / "session" / "probe.npy").read_bytes() == b"ephys"
+    report = c.verify("some-set", "000", "./some-set-000")
+    assert report.intact

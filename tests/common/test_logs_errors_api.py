@@ -1,0 +1,111 @@
+"""Logging (levels, file, redaction), the error tree, and the pinned public API."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import djarchive_client
+import djarchive_common
+from djarchive_client.cli import main
+from djarchive_common import errors
+from djarchive_common.logs import RedactingFormatter, register_secrets, resolve_log_options, setup_logging
+
+SECRET = "Zx9-very-secret-Key-000"
+
+
+def test_public_api_is_pinned():
+    assert sorted(djarchive_common.__all__) == sorted(
+        [
+            "DEFAULT_BUCKET", "DEFAULT_ENDPOINT", "MANIFEST_NAME", "ConfigurationError", "DJArchiveError",
+            "DatasetNotFoundError", "EndpointUnreachableError", "Entry", "IntegrityError", "InvalidNameError",
+            "LocalPathError", "LocalStorageError", "LockedError", "Manifest", "ManifestError",
+            "MissingCredentialsError", "NotFoundError", "ObjectNotFoundError", "PartialFailureError",
+            "PermissionDeniedError", "RevisionNotFoundError", "RevisionPublishedError", "Settings",
+            "TransferError", "__version__", "parse_manifest", "read_manifest", "resolve_settings",
+            "write_manifest",
+        ]
+    )  # fmt: skip
+    assert sorted(djarchive_client.__all__) == sorted(
+        [
+            "DJArchiveClient", "DJArchiveError", "DatasetNotFoundError", "DownloadSummary", "Entry",
+            "IntegrityError", "Manifest", "PartialFailureError", "RevisionNotFoundError", "VerifyReport",
+            "__version__", "client",
+        ]
+    )  # fmt: skip
+    for module in (djarchive_common, djarchive_client):
+        for name in module.__all__:
+            assert hasattr(module, name)
+
+
+def test_error_tree():
+    for name in errors.__all__:
+        error_class = getattr(errors, name)
+        assert issubclass(error_class, errors.DJArchiveError)
+    assert issubclass(errors.NotFoundError, FileNotFoundError)
+    assert issubclass(errors.RevisionNotFoundError, errors.NotFoundError)
+    assert issubclass(errors.PermissionDeniedError, PermissionError)
+    assert issubclass(errors.ManifestError, ValueError)
+    assert issubclass(errors.InvalidNameError, ValueError)
+    assert issubclass(errors.EndpointUnreachableError, errors.TransferError)
+    assert issubclass(errors.MissingCredentialsError, errors.ConfigurationError)
+    assert str(errors.DatasetNotFoundError("dataset 'x' not found")) == "dataset 'x' not found"
+    assert errors.TransferError("t", retryable=True).retryable
+    assert not errors.TransferError("t").retryable
+
+
+def test_formatter_redacts_messages_and_tracebacks():
+    register_secrets([SECRET])
+    formatter = RedactingFormatter("%(message)s")
+    try:
+        raise ValueError(f"boom {SECRET}")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "using %s", (SECRET,), sys.exc_info())
+    text = formatter.format(record)
+    assert SECRET not in text
+    assert text.count("<redacted>") == 2
+
+
+def test_log_level_and_file_from_environment(monkeypatch, tmp_path):
+    logfile = tmp_path / "djarchive.log"
+    monkeypatch.setenv("DJARCHIVE_LOGLEVEL", "info")
+    monkeypatch.setenv("DJARCHIVE_LOGFILE", str(logfile))
+    level, path = resolve_log_options()
+    assert (level, path) == ("info", str(logfile))
+    assert setup_logging(level, path) == logging.INFO
+    logging.getLogger("djarchive_client").info("hello %s", "file")
+    for handler in logging.getLogger("djarchive_client").handlers:
+        handler.flush()
+    assert "INFO djarchive_client: hello file" in logfile.read_text()
+
+
+def test_bad_log_level_is_one_clear_line(monkeypatch, capsys):
+    monkeypatch.setenv("DJARCHIVE_LOGLEVEL", "LOUD")
+    assert main(["datasets", "--endpoint", "http://127.0.0.1:9"]) == 1
+    assert (
+        capsys.readouterr().err
+        == "djarchive: error: invalid log level 'LOUD': use DEBUG, INFO, WARNING, ERROR or CRITICAL\n"
+    )
+
+
+def test_debug_output_never_shows_secrets(archive, seed_files, monkeypatch, capsys, tmp_path):
+    archive.publish("some-set", "000", seed_files)
+    monkeypatch.setenv("DJARCHIVE_CLIENT_ACCESS_KEY", "AKIA-DEBUG-ACCESS")
+    monkeypatch.setenv("DJARCHIVE_CLIENT_SECRET_KEY", SECRET)
+    monkeypatch.setenv("DJARCHIVE_LOGFILE", str(tmp_path / "debug.log"))
+    assert main(["--debug", "download", "some-set", "000", str(tmp_path / "t")]) == 0
+    assert main(["--debug", "files", "some-set", "999"]) == 1
+    out, err = capsys.readouterr()
+    logged = (tmp_path / "debug.log").read_text()
+    assert "DEBUG" in err  # minio/urllib3 and our own detail really were logged
+    for text in (out, err, logged):
+        assert SECRET not in text
+        assert "AKIA-DEBUG-ACCESS" not in text
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "warning", "Error"])
+def test_levels_accepted(level):
+    assert setup_logging(level) == logging.getLevelName(level.upper())

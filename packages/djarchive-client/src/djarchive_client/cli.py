@@ -120,7 +120,15 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.intact else 1
 
 
+def _completion(args: argparse.Namespace) -> int:
+    from djarchive_common.completion import completion_script
+
+    print(completion_script(build_parser(), args.shell), end="")
+    return 0
+
+
 COMMANDS = {
+    "completion": _completion,
     "datasets": _datasets,
     "revisions": _revisions,
     "files": _files,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_connection_options", "build_parser", "positive_jobs"]
+__all__ = ["add_completion_command", "add_connection_options", "build_parser", "positive_jobs"]
 
 PROG = "djarchive"
 DESCRIPTION = """\
@@ -187,4 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="trust djarchive's record for files unchanged since it verified them",
     )
+    add_completion_command(commands, PROG)
     return parser
+
+
+def add_completion_command(commands: argparse._SubParsersAction, prog: str) -> None:
+    """The ``completion`` subcommand, which prints a shell completion script."""
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description=f"Print a completion script for bash or zsh. Enable it with\n"
+        f'  eval "$({prog} completion bash)"   in ~/.bashrc, or\n'
+        f'  eval "$({prog} completion zsh)"    in ~/.zshrc.',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")

@@ -24,10 +24,11 @@ PACKAGES = ("djarchive-common", "djarchive-client", "djarchive-admin")
 def dist(tmp_path_factory) -> Path:
     """Wheels and sdists of the three packages, built with `python -m build` from a copy of the tree."""
     out = tmp_path_factory.mktemp("dist")
+    tree = tmp_path_factory.mktemp("src") / "packages"
+    shutil.copytree(ROOT / "packages", tree, ignore=shutil.ignore_patterns("man", "*.egg-info", "build"))
     for name in PACKAGES:
-        source = tmp_path_factory.mktemp("src") / name
-        shutil.copytree(ROOT / "packages" / name, source, ignore=shutil.ignore_patterns("man", "*.egg-info", "build"))
-        subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(source)], check=True, capture_output=True)
+        command = [sys.executable, "-m", "build", "--outdir", str(out), str(tree / name)]
+        subprocess.run(command, check=True, capture_output=True)
     return out
 
 
@@ -39,7 +40,16 @@ def test_every_package_builds_a_wheel_and_an_sdist(dist):
         assert f"{stem}-0.1.0.tar.gz" in names
 
 
-def test_client_only_install(dist, tmp_path):
+def render(page: Path) -> str:
+    if shutil.which("man"):
+        command = ["man", "-l", str(page)]
+        return subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, "MANWIDTH": "100"}
+        ).stdout
+    return page.read_text()
+
+
+def test_client_only_install_then_the_admin_tool(dist, tmp_path):
     environment = tmp_path / "venv"
     venv.create(environment, with_pip=True)
     python = environment / "bin" / "python"
@@ -58,16 +68,12 @@ def test_client_only_install(dist, tmp_path):
     probe = subprocess.run(
         [str(python), "-c", "import djarchive_admin"], capture_output=True, text=True, cwd=tmp_path
     )
-    assert probe.returncode != 0 and "No module named 'djarchive_admin'" in probe.stderr
+    assert probe.returncode != 0
+    assert "No module named 'djarchive_admin'" in probe.stderr
     page = environment / "share" / "man" / "man1" / "djarchive.1"
     assert page.is_file()
     assert not (environment / "share" / "man" / "man1" / "djarchive-admin.1").exists()
-    if shutil.which("man"):
-        rendered = subprocess.run(
-            ["man", "-l", str(page)], capture_output=True, text=True, env={**os.environ, "MANWIDTH": "100"}
-        ).stdout
-    else:
-        rendered = page.read_text()
+    rendered = render(page)
     for word in ("datasets", "revisions", "download", "verify", "files"):
         assert word in rendered
     # The client still lists nothing of the admin side, and works against an endpoint offline.
@@ -78,3 +84,16 @@ def test_client_only_install(dist, tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.startswith("djarchive: error: cannot reach 127.0.0.1:9")
+
+    # Adding the admin tool brings its command and its man page.
+    admin_wheel = str(next(dist.glob("djarchive_admin-*.whl")))
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", admin_wheel], check=True, capture_output=True
+    )
+    admin_help = subprocess.run(
+        [str(environment / "bin" / "djarchive-admin"), "--help"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "upload" in admin_help
+    admin_page = render(environment / "share" / "man" / "man1" / "djarchive-admin.1")
+    for word in ("manifest", "upload", "publish", "retract", "revisions"):
+        assert f"djarchive-admin {word}" in admin_page

@@ -1,3 +1,45 @@
-"""djarchive-admin: write manifests, upload, publish and retract revisions of the DataJoint archive."""
+"""djarchive-admin: write manifests, upload, publish and retract revisions of the DataJoint archive.
+
+>>> from djarchive_admin import admin
+>>> a = admin()
+>>> a.write_manifest('/path/to/my-dataset')
+>>> a.upload('my-dataset', '001', '/path/to/my-dataset')   # uploads, then publishes
+>>> a.retract('my-dataset', '001')                          # hidden from clients, data kept
+"""
+
+from djarchive_common.errors import (
+    DJArchiveError,
+    IntegrityError,
+    ManifestError,
+    MissingCredentialsError,
+    PartialFailureError,
+    RevisionNotFoundError,
+    RevisionPublishedError,
+)
+
+from .archive import DJArchiveAdmin, admin
+from .publish import PublishResult, RetractResult, RevisionInfo, StoreCheck
+from .scan import DEFAULT_FILENAME_FILTER
+from .upload import Overwrite, UploadSummary
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_FILENAME_FILTER",
+    "DJArchiveAdmin",
+    "DJArchiveError",
+    "IntegrityError",
+    "ManifestError",
+    "MissingCredentialsError",
+    "Overwrite",
+    "PartialFailureError",
+    "PublishResult",
+    "RetractResult",
+    "RevisionInfo",
+    "RevisionNotFoundError",
+    "RevisionPublishedError",
+    "StoreCheck",
+    "UploadSummary",
+    "__version__",
+    "admin",
+]

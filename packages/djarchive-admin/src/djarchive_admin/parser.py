@@ -1,0 +1,158 @@
+"""The ``djarchive-admin`` command line's parser. Standard library (plus the client's parser helpers)
+only: it is loaded for ``--help`` and by argparse-manpage at build time, so it must import nothing heavy."""
+
+from __future__ import annotations
+
+import argparse
+
+from djarchive_client.parser import add_completion_command, add_connection_options, positive_jobs
+
+__all__ = ["build_parser"]
+
+PROG = "djarchive-admin"
+DESCRIPTION = """\
+Write manifests, upload, publish and retract revisions of the DataJoint archive.
+
+A revision is uploaded, then published: publish checks that every file of the
+manifest is in the store with the right size and sha256, then writes the manifest,
+which makes the revision visible to clients. Published revisions are immutable
+unless --force is given."""
+
+EPILOG = """\
+examples:
+  djarchive-admin manifest ./my-dataset
+  djarchive-admin upload my-dataset 001 ./my-dataset
+  djarchive-admin upload my-dataset 002 ./my-dataset --no-publish
+  djarchive-admin publish my-dataset 002
+  djarchive-admin revisions --all
+  djarchive-admin retract my-dataset 001
+
+staging: an uploaded, unpublished revision keeps its manifest at
+.djarchive/staging/DATASET/REVISION/djarchive-manifest.csv in the bucket, where
+clients never look; its data is at DATASET/REVISION/ as for a published one.
+
+configuration (highest precedence first): --endpoint/--bucket/--secure; the
+environment (DJARCHIVE_ADMIN_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
+DataJoint's configuration (dj.config['custom']['djarchive.admin.*'] or the store
+'djarchive_admin' in datajoint.json). Credentials are required: there are no
+default ones. The filename filter: --filter, else DJARCHIVE_ADMIN_FILENAME_FILTER,
+else djarchive.admin.filename_filter in DataJoint's configuration, else '^\\.'.
+
+exit status: 0 success, 1 failure (one line on stderr), 2 bad usage, 130 interrupted."""
+
+
+def _add_filter(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--filter",
+        dest="filename_filter",
+        metavar="REGEX",
+        default=None,
+        help="skip paths with a component matching REGEX (default '^\\.': hidden files; '' keeps all)",
+    )
+
+
+def _add_jobs(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "-j", "--jobs", type=positive_jobs, metavar="N", default=None, help=f"{what} (default 16, max 64)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``djarchive-admin`` parser."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="show the version and exit")
+    add_connection_options(parser, "admin", suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_connection_options(sub, "admin", suppress=True)
+        return sub
+
+    manifest = command(
+        "manifest",
+        "write SOURCE's manifest",
+        "Hash every file of SOURCE (in parallel) and write SOURCE/djarchive-manifest.csv.\n\n"
+        "Paths with a component matching the filter are skipped (default: hidden files and\n"
+        "folders). Symbolic links are followed when they stay inside SOURCE and refused when\n"
+        "they leave it. No store is contacted.",
+    )
+    manifest.add_argument("source", metavar="SOURCE", help="the folder holding the revision's files")
+    manifest.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
+    _add_filter(manifest)
+    _add_jobs(manifest, "parallel hashing")
+
+    upload = command(
+        "upload",
+        "upload SOURCE as a revision, then publish it",
+        "Upload the files of SOURCE as revision REVISION of dataset NAME, then publish it.\n\n"
+        "When SOURCE holds a djarchive-manifest.csv, every file is checked against it before\n"
+        "anything is sent; otherwise the manifest is built in memory. Files are uploaded\n"
+        "concurrently (multipart when large), each with its sha256 as x-amz-meta-sha256;\n"
+        "objects already stored with the same size and sha256 are skipped, so re-running an\n"
+        "interrupted upload resumes it. A published revision is refused unless --force.",
+    )
+    upload.add_argument("dataset", metavar="NAME", help="dataset name")
+    upload.add_argument("revision", metavar="REVISION", help="revision name")
+    upload.add_argument("source", metavar="SOURCE", help="the folder holding the revision's files")
+    upload.add_argument(
+        "--no-publish", dest="publish", action="store_false", help="stage the revision, do not publish it"
+    )
+    upload.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite a published revision (it is hidden while the upload runs) and delete "
+        "objects the new manifest does not list",
+    )
+    _add_filter(upload)
+    _add_jobs(upload, "parallel uploads")
+
+    publish = command(
+        "publish",
+        "publish a staged revision",
+        "Check that every file of the staged manifest is in the store with the right size and\n"
+        "sha256 and that nothing else is under the revision, then write the manifest, which\n"
+        "makes the revision visible to clients.",
+    )
+    publish.add_argument("dataset", metavar="NAME", help="dataset name")
+    publish.add_argument("revision", metavar="REVISION", help="revision name")
+    publish.add_argument("--force", action="store_true", help="replace the manifest of a published revision")
+    _add_jobs(publish, "parallel checks")
+
+    retract = command(
+        "retract",
+        "hide a published revision from clients",
+        "Hide a published revision from clients: its manifest goes back to the staging area and\n"
+        "its data is kept, so 'publish' can make it visible again. With --purge, delete\n"
+        "everything stored for the revision instead (asks first unless --yes).",
+    )
+    retract.add_argument("dataset", metavar="NAME", help="dataset name")
+    retract.add_argument("revision", metavar="REVISION", help="revision name")
+    retract.add_argument("--purge", action="store_true", help="delete the revision's data too")
+    retract.add_argument("-y", "--yes", action="store_true", help="do not ask before --purge deletes")
+
+    revisions = command(
+        "revisions",
+        "list revisions",
+        "List revisions: published ones as 'dataset,revision' lines, or with --all every\n"
+        "revision (published, staged, incomplete) as 'dataset,revision,state,files,bytes'.",
+    )
+    revisions.add_argument("dataset", nargs="?", metavar="DATASET", help="only this dataset")
+    revisions.add_argument(
+        "-a",
+        "--all",
+        action="store_true",
+        help="include staged and incomplete revisions, with state and size",
+    )
+    add_completion_command(commands, PROG)
+    return parser

@@ -1,0 +1,67 @@
+"""The admin package's public surface, pinned so it does not drift."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("djarchive_admin")
+
+import djarchive_admin
+from djarchive_admin import DJArchiveAdmin
+from djarchive_client import DJArchiveClient
+
+
+def test_public_names():
+    assert djarchive_admin.__all__ == [
+        "DEFAULT_FILENAME_FILTER",
+        "DJArchiveAdmin",
+        "DJArchiveError",
+        "IntegrityError",
+        "ManifestError",
+        "MissingCredentialsError",
+        "Overwrite",
+        "PartialFailureError",
+        "PublishResult",
+        "RetractResult",
+        "RevisionInfo",
+        "RevisionNotFoundError",
+        "RevisionPublishedError",
+        "StoreCheck",
+        "UploadSummary",
+        "__version__",
+        "admin",
+    ]
+    for name in djarchive_admin.__all__:
+        assert hasattr(djarchive_admin, name), name
+    assert djarchive_admin.DEFAULT_FILENAME_FILTER == r"^\."
+
+
+def test_admin_extends_the_client():
+    assert issubclass(DJArchiveAdmin, DJArchiveClient)
+    assert DJArchiveAdmin.role == "admin"
+    for method in (
+        "write_manifest",
+        "upload",
+        "publish",
+        "retract",
+        "revisions",
+        "revision_details",
+        "revision_info",
+    ):
+        assert callable(getattr(DJArchiveAdmin, method)), method
+    for inherited in ("datasets", "files", "download", "verify"):
+        assert getattr(DJArchiveAdmin, inherited) is getattr(DJArchiveClient, inherited)
+
+
+def test_settings_resolved_for_the_admin_role(monkeypatch):
+    monkeypatch.setenv("DJARCHIVE_CLIENT_BUCKET", "client-bucket")
+    monkeypatch.setenv("DJARCHIVE_ADMIN_BUCKET", "admin-bucket")
+    monkeypatch.setenv("DJARCHIVE_ADMIN_ENDPOINT", "http://127.0.0.1:9")
+    tool = djarchive_admin.admin()
+    assert (tool.settings.role, tool.bucket, tool.endpoint, tool.settings.secure) == (
+        "admin",
+        "admin-bucket",
+        "127.0.0.1:9",
+        False,
+    )
+    assert tool.settings.anonymous

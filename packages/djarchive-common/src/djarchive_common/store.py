@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from urllib.parse import unquote, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 from .config import Settings
 from .errors import (
@@ -120,18 +122,29 @@ class Store:
         import urllib3
         from minio import Minio
 
-        http = urllib3.PoolManager(
-            num_pools=4,
-            maxsize=self.options.pool_size,
-            block=False,
-            timeout=urllib3.Timeout(connect=self.options.connect_timeout, read=self.options.read_timeout),
+        pool: dict[str, Any] = {
+            "num_pools": 4,
+            "maxsize": self.options.pool_size,
+            "block": False,
+            "timeout": urllib3.Timeout(connect=self.options.connect_timeout, read=self.options.read_timeout),
             # One quick reconnect for a stale pooled connection; everything else is retried by us.
-            retries=urllib3.Retry(
+            "retries": urllib3.Retry(
                 total=1, connect=1, read=0, status=0, other=0, redirect=0, raise_on_status=False
             ),
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
-        )
+            "cert_reqs": "CERT_REQUIRED",
+            "ca_certs": os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        }
+        proxy = self.proxy
+        if proxy:
+            parts = urlsplit(proxy)
+            if parts.username:
+                register_secrets([parts.password])
+                credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+                pool["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=credentials)
+                proxy = proxy.replace(parts.netloc, parts.netloc.rpartition("@")[2])
+            http: urllib3.PoolManager = urllib3.ProxyManager(proxy, **pool)
+        else:
+            http = urllib3.PoolManager(**pool)
         return Minio(
             self.settings.endpoint,
             access_key=self.settings.access_key,
@@ -139,6 +152,15 @@ class Store:
             secure=self.settings.secure,
             http_client=http,
         )
+
+    @property
+    def proxy(self) -> str | None:
+        """The proxy from HTTPS_PROXY/HTTP_PROXY for this endpoint, unless NO_PROXY exempts it."""
+        proxy = getproxies().get("https" if self.settings.secure else "http")
+        host = urlsplit(f"//{self.settings.endpoint}").hostname or self.settings.endpoint
+        if not proxy or proxy_bypass(host):
+            return None
+        return proxy if "://" in proxy else f"http://{proxy}"
 
     # -- error translation -------------------------------------------------------------
 

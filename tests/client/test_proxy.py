@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import threading
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,7 +16,7 @@ from djarchive_client import client
 class ForwardProxy(http.server.BaseHTTPRequestHandler):
     """A minimal forward proxy for plain-http GET/HEAD requests (absolute URIs)."""
 
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def _forward(self) -> None:
         url = urlsplit(self.path)

@@ -48,10 +48,16 @@ def generate(root: Path, seed: int = 7) -> int:
                 remaining -= block
         total += size
 
-    for session in ("subject1/session_2026-01-12", "subject1/session_2026-01-19", "subject2/session_2026-02-02"):
+    for session in (
+        "subject1/session_2026-01-12",
+        "subject1/session_2026-01-19",
+        "subject2/session_2026-02-02",
+    ):
         base = root / session
         (base / "session.json").parent.mkdir(parents=True, exist_ok=True)
-        (base / "session.json").write_text(json.dumps({"session": session, "rig": "rig-3", "sampling_hz": 30000}))
+        (base / "session.json").write_text(
+            json.dumps({"session": session, "rig": "rig-3", "sampling_hz": 30000})
+        )
         total += (base / "session.json").stat().st_size
         for probe in ("imec0", "imec1"):
             write(base / "ephys" / probe / "continuous.dat", rng.randint(3, 6) * MiB)
@@ -101,7 +107,9 @@ def run(*argv: str, env: dict[str, str], cwd: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--keep", action="store_true", help="keep the working folder and print where it is")
     args = parser.parse_args(argv)
     for tool in ("djarchive", "djarchive-admin"):
@@ -133,10 +141,21 @@ def main(argv: list[str] | None = None) -> int:
         say("A researcher browses the archive (anonymous)")
         run("djarchive", "datasets", env=client_env, cwd=work)
         run("djarchive", "revisions", env=client_env, cwd=work)
-        run("djarchive", "files", DATASET, REVISION, "--include", "subject1/session_2026-01-12/*", env=client_env, cwd=work)
+        run(
+            "djarchive",
+            "files",
+            DATASET,
+            REVISION,
+            "--include",
+            "subject1/session_2026-01-12/*",
+            env=client_env,
+            cwd=work,
+        )
 
         target = f"./{DATASET}-{REVISION}"
-        say("Downloading: concurrent, large files in parallel ranges, every byte checked against the manifest")
+        say(
+            "Downloading: concurrent, large files in parallel ranges, every byte checked against the manifest"
+        )
         run("djarchive", "download", DATASET, REVISION, target, env=client_env, cwd=work)
         say("Verifying the local copy")
         run("djarchive", "verify", DATASET, REVISION, target, env=client_env, cwd=work)

@@ -38,7 +38,9 @@ def test_bash_completion(capsys, tmp_path):
             f"source {script}; COMP_WORDS=(djarchive {' '.join(words)}); COMP_CWORD={cword + 1}; "
             '_djarchive_complete; printf "%s\\n" "${COMPREPLY[@]}"'
         )
-        return subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True).stdout.split()
+        return subprocess.run(
+            ["bash", "-c", shell], capture_output=True, text=True, check=True
+        ).stdout.split()
 
     assert complete("d") == ["datasets", "download"]
     assert complete("--debug", "ver") == ["verify"]

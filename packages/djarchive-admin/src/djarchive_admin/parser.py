@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from djarchive_client.parser import add_completion_command, add_connection_options, positive_jobs
+from djarchive_client.parser import add_completion_command, new_parser, positive_jobs
 
 __all__ = ["build_parser"]
 
@@ -59,25 +59,7 @@ def _add_jobs(parser: argparse.ArgumentParser, what: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``djarchive-admin`` parser."""
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="store_true", help="show the version and exit")
-    add_connection_options(parser, "admin", suppress=False)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-
-    def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(
-            name,
-            help=help_text,
-            description=description,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_connection_options(sub, "admin", suppress=True)
-        return sub
+    parser, command, commands = new_parser(PROG, DESCRIPTION, EPILOG, "admin")
 
     manifest = command(
         "manifest",

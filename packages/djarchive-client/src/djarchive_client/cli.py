@@ -120,15 +120,7 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.intact else 1
 
 
-def _completion(args: argparse.Namespace) -> int:
-    from djarchive_common.completion import completion_script
-
-    print(completion_script(build_parser(), args.shell), end="")
-    return 0
-
-
 COMMANDS = {
-    "completion": _completion,
     "datasets": _datasets,
     "revisions": _revisions,
     "files": _files,
@@ -139,19 +131,9 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``djarchive`` with ``argv`` (default: the process's arguments); return the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.version:
-        from djarchive_common.console import version_line
+    from djarchive_common.console import main_of
 
-        print(version_line(PROG, "djarchive-client"))
-        return 0
-    if not args.command:
-        parser.print_help(sys.stderr)
-        return 2
-    from djarchive_common.console import run_command
-
-    return run_command(PROG, args, COMMANDS[args.command])
+    return main_of(PROG, "djarchive-client", build_parser, COMMANDS, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

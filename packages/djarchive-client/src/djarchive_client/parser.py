@@ -4,8 +4,9 @@ and by argparse-manpage at build time, so it must import nothing heavy."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-__all__ = ["add_completion_command", "add_connection_options", "build_parser", "positive_jobs"]
+__all__ = ["add_completion_command", "add_connection_options", "build_parser", "new_parser", "positive_jobs"]
 
 PROG = "djarchive"
 DESCRIPTION = """\
@@ -103,16 +104,21 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full ``djarchive`` parser."""
+def new_parser(
+    prog: str, description: str, epilog: str, role: str
+) -> tuple[
+    argparse.ArgumentParser, Callable[[str, str, str], argparse.ArgumentParser], argparse._SubParsersAction
+]:
+    """A top-level parser with --version and the connection options, and a factory for its
+    subcommands (each accepting the connection options too, before or after its name)."""
     parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=DESCRIPTION,
-        epilog=EPILOG,
+        prog=prog,
+        description=description,
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="show the version and exit")
-    add_connection_options(parser, "client", suppress=False)
+    add_connection_options(parser, role, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
     def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
@@ -122,8 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
             description=description,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        add_connection_options(sub, "client", suppress=True)
+        add_connection_options(sub, role, suppress=True)
         return sub
+
+    return parser, command, commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``djarchive`` parser."""
+    parser, command, commands = new_parser(PROG, DESCRIPTION, EPILOG, "client")
 
     command(
         "datasets",

@@ -10,14 +10,22 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
 from .errors import DJArchiveError, PartialFailureError
 from .logs import redact, resolve_log_options, setup_logging
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "emit_json", "progress_wanted", "run_command", "version_line"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "emit_json",
+    "main_of",
+    "progress_wanted",
+    "run_command",
+    "version_line",
+]
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -71,3 +79,27 @@ def run_command(prog: str, args: argparse.Namespace, handler: Callable[[argparse
             print_failures(prog, error)
         print(redact(f"{prog}: error: {error}"), file=sys.stderr)
         return EXIT_FAILURE
+
+
+def main_of(
+    prog: str,
+    distribution: str,
+    build_parser: Callable[[], argparse.ArgumentParser],
+    commands: Mapping[str, Callable[[argparse.Namespace], int]],
+    argv: Sequence[str] | None,
+) -> int:
+    """A CLI's ``main``: parse, then --version, help without a command, ``completion``, or a command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(version_line(prog, distribution))
+        return 0
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.command == "completion":
+        from .completion import completion_script
+
+        print(completion_script(parser, args.shell), end="")
+        return 0
+    return run_command(prog, args, commands[args.command])

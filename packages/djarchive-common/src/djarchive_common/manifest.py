@@ -137,6 +137,9 @@ def parse_manifest(data: bytes, source: str = "manifest") -> Manifest:
         raise ManifestError(f"invalid manifest {source}, line {line}: not valid UTF-8") from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    if "\x00" in text:  # the csv module of some Pythons refuses NUL with a vaguer message
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ManifestError(f"invalid manifest {source}, line {line}: control character '\\x00' (NUL)")
     entries: list[Entry] = []
     seen: dict[str, int] = {}
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)

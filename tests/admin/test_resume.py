@@ -86,7 +86,9 @@ def test_killed_upload_resumes_without_resending(archive, tmp_path, monkeypatch)
         child.kill()
         child.communicate()
 
-    stored = archive.keys()
+    lock = f".djarchive/locks/{DATASET}/{REVISION}.lock"
+    stored = [key for key in archive.keys() if key != lock]
+    assert lock in archive.keys()  # the killed upload's lease is left behind ...
     assert len(stored) == STORED_BEFORE_KILL
     assert all(key.startswith(f"{DATASET}/{REVISION}/part-") for key in stored)  # no manifest of any kind
     assert list(client().revisions()) == []  # never visible half-done
@@ -94,11 +96,11 @@ def test_killed_upload_resumes_without_resending(archive, tmp_path, monkeypatch)
     assert tool.revision_info(DATASET, REVISION).state == "incomplete"
 
     sent: list[str] = []
-    lock = threading.Lock()
+    sent_lock = threading.Lock()
     original = Store.put_file
 
     def counting_put_file(self, key, *args, **kwargs):
-        with lock:
+        with sent_lock:
             sent.append(key)
         return original(self, key, *args, **kwargs)
 
@@ -113,7 +115,9 @@ def test_killed_upload_resumes_without_resending(archive, tmp_path, monkeypatch)
         True,
     )
     keys = archive.keys()
-    assert keys == revision_keys(DATASET, REVISION, FILES)
+    assert keys == revision_keys(
+        DATASET, REVISION, FILES
+    )  # ... taken over (its process is dead), then released
     assert staged_key(DATASET, REVISION) not in keys
     client().download(DATASET, REVISION, tmp_path / "copy", create_target=True)
     assert read_tree(tmp_path / "copy") == FILES

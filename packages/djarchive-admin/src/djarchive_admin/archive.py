@@ -20,6 +20,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from djarchive_client.archive import MAX_JOBS, MAX_MANIFEST_BYTES, DJArchiveClient
@@ -47,6 +48,7 @@ from djarchive_common.manifest import Manifest, parse_manifest, write_manifest
 from djarchive_common.store import StoreOptions
 from djarchive_common.transfer import DEFAULT_WORKERS, human_bytes, run_parallel
 
+from .lease import RevisionLease
 from .publish import INCOMPLETE, PUBLISHED, STAGED, PublishResult, RetractResult, RevisionInfo, check_store
 from .scan import DEFAULT_FILENAME_FILTER, build_manifest, check_source, scan_source, source_root
 from .upload import UploadOptions, UploadSummary, diff_manifests, plan_upload, send
@@ -155,13 +157,30 @@ class DJArchiveAdmin(DJArchiveClient):
         refused unless ``force``, which replaces it (it is hidden while the upload runs) and
         deletes objects the new manifest does not list.
         """
-        started = time.monotonic()
         check_name(name)
         check_name(revision, "revision")
         self.settings.require_credentials()
         root = source_root(source_directory)
         jobs = _jobs(jobs)
         options = UploadOptions(jobs=jobs, **({"part_size": part_size} if part_size else {}))
+        with RevisionLease(self.store, name, revision):
+            return self._upload(
+                name, revision, root, publish, force, jobs, options, filename_filter, display_progress
+            )
+
+    def _upload(
+        self,
+        name: str,
+        revision: str,
+        root: Path,
+        publish: bool,
+        force: bool,
+        jobs: int,
+        options: UploadOptions,
+        filename_filter: str | re.Pattern[str] | None,
+        display_progress: bool,
+    ) -> UploadSummary:
+        started = time.monotonic()
         published_key = manifest_key(name, revision)
         staged_key = staged_manifest_key(name, revision)
 
@@ -227,7 +246,7 @@ class DJArchiveAdmin(DJArchiveClient):
             summary.staged = True
             log.info("staged %s %s at %s", name, revision, staged_key)
             if publish:
-                self.publish(name, revision, jobs=jobs)
+                self._publish(name, revision, force=False, jobs=jobs)
                 summary.published = True
         finally:
             summary.seconds = time.monotonic() - started
@@ -256,6 +275,10 @@ class DJArchiveAdmin(DJArchiveClient):
         check_name(name)
         check_name(revision, "revision")
         self.settings.require_credentials()
+        with RevisionLease(self.store, name, revision):
+            return self._publish(name, revision, force=force, jobs=jobs)
+
+    def _publish(self, name: str, revision: str, *, force: bool, jobs: int | None) -> PublishResult:
         published_key = manifest_key(name, revision)
         staged_key = staged_manifest_key(name, revision)
         published = self.store.stat(published_key) is not None
@@ -297,10 +320,12 @@ class DJArchiveAdmin(DJArchiveClient):
         check_name(name)
         check_name(revision, "revision")
         self.settings.require_credentials()
+        with RevisionLease(self.store, name, revision):
+            return self._purge(name, revision) if purge else self._retract(name, revision)
+
+    def _retract(self, name: str, revision: str) -> RetractResult:
         published_key = manifest_key(name, revision)
         staged_key = staged_manifest_key(name, revision)
-        if purge:
-            return self._purge(name, revision)
         try:
             data = self.store.read(published_key, MAX_MANIFEST_BYTES)
         except ObjectNotFoundError:

@@ -19,6 +19,7 @@ __all__ = [
     "STAGING_PREFIX",
     "check_name",
     "check_subpath",
+    "lock_key",
     "is_valid_name",
     "manifest_key",
     "natural_key",
@@ -31,6 +32,7 @@ __all__ = [
 
 MANIFEST_NAME = "djarchive-manifest.csv"
 STAGING_PREFIX = ".djarchive/staging/"
+LOCKS_PREFIX = ".djarchive/locks/"
 MAX_SUBPATH_BYTES = 1024  # S3 keys are limited to 1024 bytes
 MAX_COMPONENT_BYTES = 255  # the common file-system limit on one name
 
@@ -104,6 +106,11 @@ def manifest_key(dataset: str, revision: str) -> str:
 def staged_manifest_key(dataset: str, revision: str) -> str:
     """Where a staged revision's manifest waits for publish."""
     return STAGING_PREFIX + revision_prefix(dataset, revision) + MANIFEST_NAME
+
+
+def lock_key(dataset: str, revision: str) -> str:
+    """The lease object held while a revision is being written (upload, publish, retract)."""
+    return LOCKS_PREFIX + revision_prefix(dataset, revision).rstrip("/") + ".lock"
 
 
 def subpath_of(prefix: str, key: str) -> str:

@@ -337,6 +337,26 @@ class Store:
             ),
         )
 
+    def create(self, key: str, data: bytes) -> bool:
+        """Write a small object only if ``key`` does not exist (``If-None-Match: *``); False if it does.
+
+        minio-py's public API cannot send this header, hence the call one level down. Stores
+        that ignore conditional writes accept every create: callers read the object back.
+        """
+        from minio.error import S3Error
+
+        def put() -> bool:
+            headers = {"If-None-Match": "*", "Content-Type": "application/json"}
+            try:
+                self.minio._execute("PUT", self.bucket, key, body=data, headers=headers)
+            except S3Error as exc:
+                if exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    return False
+                raise
+            return True
+
+        return self.call(f"creating {key}", put)
+
     def remove(self, key: str) -> None:
         """Delete one object (deleting a missing object is not an error)."""
         self.call(f"deleting {key}", lambda: self.minio.remove_object(self.bucket, key))

@@ -1,0 +1,99 @@
+"""The revision lease: one writer per revision, stale leases taken over, uploads refused while held."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+pytest.importorskip("djarchive_admin")
+
+from djarchive_admin import admin
+from djarchive_admin.lease import RevisionLease
+from djarchive_common.errors import LockedError
+
+LOCK = ".djarchive/locks/ds/1.lock"
+
+
+@pytest.fixture
+def store(archive):
+    return admin().store
+
+
+def test_create_is_conditional(store):
+    assert store.create("x/once", b"{}") is True
+    assert store.create("x/once", b"{}") is False
+
+
+def test_one_holder_at_a_time(archive, store):
+    with RevisionLease(store, "ds", "1"):
+        assert LOCK in archive.keys()
+        holder = json.loads(archive.get(LOCK))
+        assert (holder["host"], holder["pid"]) == (socket.gethostname(), __import__("os").getpid())
+        with pytest.raises(
+            LockedError, match=r"ds 1 is being changed by another djarchive-admin \(pid \d+ on "
+        ):
+            RevisionLease(store, "ds", "1").acquire()
+    assert LOCK not in archive.keys()
+    with RevisionLease(store, "ds", "1"):
+        pass
+
+
+def test_stale_lease_is_taken_over(archive, store):
+    archive.put(
+        LOCK,
+        json.dumps({"token": "old", "host": "elsewhere", "pid": 1, "heartbeat": time.time() - 3600}).encode(),
+    )
+    with RevisionLease(store, "ds", "1") as lease:
+        assert json.loads(archive.get(LOCK))["token"] == lease.token
+
+
+def test_lease_of_a_dead_process_on_this_host_is_taken_over(archive, store):
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    holder = {"token": "old", "host": socket.gethostname(), "pid": int(dead.stdout), "heartbeat": time.time()}
+    archive.put(LOCK, json.dumps(holder).encode())
+    with RevisionLease(store, "ds", "1") as lease:
+        assert json.loads(archive.get(LOCK))["token"] == lease.token
+
+
+def test_live_lease_elsewhere_is_respected(archive, store):
+    archive.put(
+        LOCK, json.dumps({"token": "t", "host": "other-host", "pid": 42, "heartbeat": time.time()}).encode()
+    )
+    with pytest.raises(LockedError, match="pid 42 on other-host"):
+        RevisionLease(store, "ds", "1").acquire()
+    assert json.loads(archive.get(LOCK))["token"] == "t"
+
+
+def test_heartbeat_keeps_the_lease_fresh(archive, store):
+    with RevisionLease(store, "ds", "1", heartbeat=0.05):
+        first = json.loads(archive.get(LOCK))["heartbeat"]
+        deadline = time.monotonic() + 5
+        while json.loads(archive.get(LOCK))["heartbeat"] == first and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert json.loads(archive.get(LOCK))["heartbeat"] > first
+
+
+def test_upload_publish_retract_refused_while_another_writer_holds_the_revision(archive, store, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.dat").write_bytes(b"a")
+    archive.put(
+        LOCK, json.dumps({"token": "t", "host": "other-host", "pid": 7, "heartbeat": time.time()}).encode()
+    )
+    tool = admin()
+    for action in (
+        lambda: tool.upload("ds", "1", source),
+        lambda: tool.publish("ds", "1"),
+        lambda: tool.retract("ds", "1"),
+    ):
+        with pytest.raises(LockedError, match="being changed by another djarchive-admin"):
+            action()
+    assert archive.keys() == [LOCK]

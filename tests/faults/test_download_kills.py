@@ -1,0 +1,155 @@
+"""SIGKILL a download at random moments: no wrong file at a final name, and the next run completes.
+
+Five kills at moments drawn with a fixed seed, one in each fifth of a calibrated run (from the
+moment the download takes its lock to its exit), on ~100 files of which two are fetched in
+byte ranges. Odd trials kill the real command line, even ones a script calling the API with
+small ranges (the command line has no part-size option). The downloads go through the fault
+proxy with a small delay per request only, so that a run lasts long enough to be hit anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from djarchive_client.cli import main
+from tests.faults.support import SMALL_PARTS, KiB, dataset, part_files, popen, tree
+
+FILES = dataset(98, 6 * KiB, big={"big/a.bin": 1024 * KiB + 3, "big/b.bin": 700 * KiB})
+RANGED_SCRIPT = (
+    "import sys\n"
+    "from djarchive_client import client\n"
+    "print(client().download('ds', '1', sys.argv[1], create_target=True, jobs=4, "
+    f"part_size={SMALL_PARTS['part_size']}, multipart_threshold={SMALL_PARTS['multipart_threshold']}))\n"
+)
+
+
+def start(archive, target: Path, trial: int):
+    if trial % 2:
+        args = ["-m", "djarchive_client.cli", "download", "ds", "1", str(target), "--jobs", "4"]
+    else:
+        args = ["-c", RANGED_SCRIPT, str(target)]
+    return popen(args, env=archive.client_env)
+
+
+@pytest.fixture
+def slowed(archive, via_proxy):
+    archive.publish("ds", "1", FILES)
+    return archive, via_proxy(delay=0.01)
+
+
+def wait_for(condition, timeout: float = 30.0, interval: float = 0.002) -> float:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(interval)
+    return time.monotonic()
+
+
+def placed_count(target: Path) -> int:
+    """How many files are at their final names (a cheap count, no reading)."""
+    if not target.exists():
+        return 0
+    return sum(1 for path in target.rglob("*.bin") if not path.name.startswith(".djarchive-"))
+
+
+def due(moment: float, target: Path) -> bool:
+    """Whether to kill now: the moment has come, or the run is about to end anyway."""
+    return time.monotonic() >= moment or placed_count(target) >= 0.95 * len(FILES)
+
+
+def calibrate(archive, target: Path, trial: int) -> tuple[float, float]:
+    """(seconds until the lock is taken, seconds of transfer after it) of a full run like ``trial``."""
+    started = time.monotonic()
+    process = start(archive, target, trial)
+    locked = wait_for(lambda: (target / ".djarchive" / "lock").exists()) - started
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert tree(target) == FILES
+    return locked, time.monotonic() - started - locked
+
+
+@pytest.mark.slow
+def test_five_sigkills_then_resume(slowed, tmp_path):
+    archive, proxy = slowed
+    locked, transfer = calibrate(archive, tmp_path / "calibration", 0)
+    rng = random.Random(20240607)
+    outcomes = []
+    for trial in range(5):
+        proxy.delay = 0.01
+        moment = locked + (trial + rng.random()) / 5 * 0.9 * transfer  # in the trial-th fifth of the run
+        target = tmp_path / f"trial{trial}"
+        started = time.monotonic()
+        process = start(archive, target, trial)
+        # Kill at the moment drawn, or just before the end should this run be quicker than the calibration.
+        wait_for(partial(due, started + moment, target))
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+        placed = tree(target) if target.exists() else {}
+        leftovers = part_files(target)
+        outcomes.append((process.returncode, len(placed), len(leftovers)))
+        for subpath, data in placed.items():
+            assert data == FILES[subpath], (
+                f"trial {trial}: {subpath} at its final name differs from the manifest"
+            )
+        assert {path.name for path in tmp_path.iterdir()} <= {
+            "home",
+            "cwd",
+            "calibration",
+        } | {f"trial{number}" for number in range(trial + 1)}  # nothing written beside the targets
+
+        # The next run completes, fetching only what is missing, and the copy verifies.
+        proxy.delay = 0.0
+        assert main(["download", "ds", "1", str(target), "-q"]) == 0
+        assert tree(target) == FILES, f"trial {trial}"
+        assert part_files(target) == []
+        assert main(["verify", "ds", "1", str(target), "-q"]) == 0
+
+    assert all(code == -signal.SIGKILL for code, _, _ in outcomes), outcomes
+    assert any(0 < placed < len(FILES) for _, placed, _ in outcomes), (
+        f"no kill landed mid-download: {outcomes}"
+    )
+    assert any(parts for _, _, parts in outcomes), f"no kill left a file half-written: {outcomes}"
+
+
+@pytest.mark.slow
+def test_a_kill_between_ranges_of_a_large_file(archive, via_proxy, tmp_path):
+    """Kill when part of a large file's ranges are written: its temporary file is swept and the
+    file is fetched whole again; the final name never holds the partial file."""
+    files = {"big.bin": os.urandom(2048 * KiB), "small.bin": b"small"}
+    archive.publish("ds", "1", files)
+    via_proxy(delay=0.02)
+    target = tmp_path / "t"
+    process = popen(
+        ["-c", RANGED_SCRIPT.replace("jobs=4", "jobs=1"), str(target)],
+        env=archive.client_env,
+    )
+
+    def partial_part() -> bool:
+        parts = part_files(target)
+        return any(0 < _written(path) < len(files["big.bin"]) for path in parts)
+
+    wait_for(partial_part)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert not (target / "big.bin").exists()
+    assert len(part_files(target)) == 1
+    assert main(["download", "ds", "1", str(target), "-q"]) == 0
+    assert tree(target) == files
+    assert part_files(target) == []
+
+
+def _written(path: Path) -> int:
+    """Bytes written into a preallocated temporary file (its non-zero prefix, roughly)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return 0
+    return len(data.rstrip(b"\0"))

@@ -99,7 +99,7 @@ def test_missing_bucket(archive, monkeypatch):
 
 
 def test_listing_with_credentials_as_well(populated):
-    c = client(access_key=populated.admin_env["DJARCHIVE_ADMIN_ACCESS_KEY"], secret_key="x" * 12)
+    c = client(access_key=populated.admin_env["DJARCHIVE_ADMIN_ACCESS_KEY"], secret_key="listing-test-secret")
     assert not c.settings.anonymous
     assert list(c.datasets()) == ["other-set", "some-set"]
 

@@ -16,12 +16,6 @@ MiB = 1024 * KiB
 SMALL_PARTS = {"part_size": 64 * KiB, "multipart_threshold": 128 * KiB}
 MANIFEST = "djarchive-manifest.csv"
 
-BUG_UNREADABLE_ANSWER = (
-    "bug: djarchive_common.store.Store._translate leaves xml.etree.ElementTree.ParseError untranslated "
-    "(minio parsing an XML answer whose response was cut short: a listing, the start of a multipart "
-    "upload): it is not retried, and the command lines show a traceback"
-)
-
 # Legal names that look dangerous or unusual: they must round-trip and download exactly.
 INJECTION = [
     "=cmd|' /C calc'!A0",

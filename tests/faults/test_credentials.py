@@ -93,13 +93,6 @@ def test_the_alias_variables_are_redacted_too(archive, seed_files, tmp_path, cap
     assert "DEBUG" in err
 
 
-BUG_ENDPOINT_ECHO = (
-    "bug: djarchive_common.config._parse_endpoint echoes the whole endpoint value in 'invalid endpoint ...' "
-    "before it checks for credentials in the URL, so a URL like https://KEY:SECRET@host/bucket is printed"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=BUG_ENDPOINT_ECHO)
 @pytest.mark.parametrize(
     "endpoint",
     [
@@ -124,11 +117,6 @@ def test_credentials_in_a_plain_endpoint_url_are_refused_without_echo(capsys):
     assert_no_secret(out + err, "the output", (ACCESS_KEY, URL_SECRET))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: djarchive_common.config._parse_endpoint lets urllib.parse.urlsplit's ValueError escape "
-    "(e.g. 'Invalid IPv6 URL'): a traceback instead of a ConfigurationError",
-)
 @pytest.mark.parametrize("endpoint", ["http://[oops", "http://[not-an-address]:9000"])
 def test_a_malformed_endpoint_url_is_one_clear_line(capsys, endpoint):
     assert main(["datasets", "--endpoint", endpoint]) == 1

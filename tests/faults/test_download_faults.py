@@ -19,7 +19,6 @@ from djarchive_client.cli import main
 from djarchive_common.errors import PartialFailureError
 from tests.faults.proxy import Request, pick
 from tests.faults.support import (
-    BUG_UNREADABLE_ANSWER,
     MANIFEST,
     SMALL_PARTS,
     KiB,
@@ -145,7 +144,7 @@ def test_every_data_connection_cut_through_the_cli(archive, via_proxy, tmp_path,
     assert "6 FAILED" in out
     assert tree(tmp_path / "t") == {}
     assert part_files(tmp_path / "t") == []
-    assert proxy.counts["reset"] == 5 * len(SMALL)  # the default policy: five attempts each
+    assert proxy.counts["reset"] == 3 * 5 * len(SMALL)  # the default policy: five attempts in three rounds
 
 
 def test_stalled_responses_hit_the_read_timeout_and_are_retried(published, via_proxy, tmp_path, monkeypatch):
@@ -214,7 +213,8 @@ def test_damaged_bodies_are_detected_and_retried(published, via_proxy, tmp_path,
     summary = download(tmp_path / "t")
     assert summary.ok
     assert tree(tmp_path / "t") == FILES
-    assert len(ranged(proxy.struck(kind))) >= 2 * 17  # every range of the large file, twice
+    # Every range of the large file in the first pass (after a bad hash it comes as one stream).
+    assert len(ranged(proxy.struck(kind))) >= 17
     assert proxy.counts[kind] >= 2 * (len(FILES) - 1)
 
 
@@ -325,14 +325,6 @@ def manifest_cut(files, lines: int | None = None):
     return rule
 
 
-BUG_TRUNCATED_MANIFEST = (
-    "bug: djarchive_common.store.Store.read does one response.read(limit + 1) and never reads to the end, "
-    "so urllib3 never compares the body with Content-Length: a manifest whose connection closed early is "
-    "taken as complete"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=BUG_TRUNCATED_MANIFEST)
 def test_a_manifest_cut_mid_line_is_retried(published, via_proxy, tmp_path):
     proxy = via_proxy(rule=manifest_cut(FILES))
     summary = download(tmp_path / "t")
@@ -341,7 +333,6 @@ def test_a_manifest_cut_mid_line_is_retried(published, via_proxy, tmp_path):
     assert tree(tmp_path / "t") == FILES
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_TRUNCATED_MANIFEST)
 def test_a_manifest_cut_at_a_line_end_is_not_a_smaller_revision(published, via_proxy, tmp_path):
     proxy = via_proxy(rule=manifest_cut(FILES, lines=4))
     summary = download(tmp_path / "t")
@@ -350,7 +341,6 @@ def test_a_manifest_cut_at_a_line_end_is_not_a_smaller_revision(published, via_p
     assert tree(tmp_path / "t") == FILES
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_TRUNCATED_MANIFEST)
 def test_a_manifest_response_cut_in_its_head_is_not_an_empty_revision(published, via_proxy, tmp_path):
     """http.client takes a head that ends early (after the status line) as complete: no
     Content-Length, an empty body. The manifest must not then read as a revision of no files."""
@@ -374,7 +364,6 @@ def listing_cut(attempts: int):
     return rule
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_UNREADABLE_ANSWER)
 def test_a_listing_cut_short_is_retried(published, via_proxy):
     proxy = via_proxy(rule=listing_cut(attempts=1))
     client = DJArchiveClient(options=fast_options())
@@ -382,7 +371,6 @@ def test_a_listing_cut_short_is_retried(published, via_proxy):
     assert proxy.counts["truncate"] >= 1
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_UNREADABLE_ANSWER)
 def test_a_listing_always_cut_short_is_one_clear_line(published, via_proxy):
     via_proxy(rule=listing_cut(attempts=99))
     result = python("-m", "djarchive_client.cli", "datasets", env=published.client_env)

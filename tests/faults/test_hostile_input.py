@@ -85,15 +85,7 @@ def test_a_ranged_file_is_read_only_as_far_as_declared(archive, tmp_path):
     assert (tmp_path / "t" / "x.bin").read_bytes() == data[: 300 * KiB]
 
 
-BUG_UNBOUNDED_WHOLE_FILE = (
-    "bug: djarchive_client.download._Downloader.fetch_whole writes the whole object to disk before it "
-    "compares the size with the manifest: an object far larger than declared fills the disk, and the "
-    "error is a misleading local one that stops the whole download"
-)
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=BUG_UNBOUNDED_WHOLE_FILE)
 def test_an_object_far_larger_than_declared_does_not_fill_the_disk(archive, tmp_path):
     """Declared 1000 bytes, stored 4 MiB, under a 1 MiB file-size limit: the download must stop
     reading once it has more than the manifest declares, and report a size mismatch for that

@@ -257,7 +257,7 @@ def send(
             if error is not None:
                 reason = str(error)
                 summary.failed[entry.subpath] = reason
-                log.warning("failed: %s: %s", entry.subpath, reason)
+                log.debug("failed: %s: %s", entry.subpath, reason)
                 continue
             summary.uploaded_files += 1
             summary.uploaded_bytes += entry.size

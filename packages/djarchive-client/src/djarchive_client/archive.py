@@ -11,6 +11,7 @@ from djarchive_common.config import Settings, resolve_settings
 from djarchive_common.errors import (
     ConfigurationError,
     DatasetNotFoundError,
+    ManifestError,
     ObjectNotFoundError,
     PermissionDeniedError,
     RevisionNotFoundError,
@@ -165,7 +166,10 @@ class DJArchiveClient:
             if self.store.exists(key):
                 raise
             raise self._revision_not_found(dataset, revision) from None
-        return parse_manifest(data, source=f"{dataset}/{revision}/{MANIFEST_NAME}")
+        manifest = parse_manifest(data, source=f"{dataset}/{revision}/{MANIFEST_NAME}")
+        if not manifest:  # publish never writes one; an empty answer is a fault, not a revision
+            raise ManifestError(f"the manifest of {dataset} {revision} is empty")
+        return manifest
 
     def files(
         self, dataset: str, revision: str, *, include: Sequence[str] = (), exclude: Sequence[str] = ()

@@ -49,6 +49,7 @@ __all__ = ["DownloadOptions", "DownloadSummary", "download_revision"]
 log = logging.getLogger("djarchive_client")
 MiB = 1024 * 1024
 RECORD_SAVE_SECONDS = 2.0
+ROUNDS = 3  # each round retries a file as the retry policy allows
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,11 @@ class _Downloader:
                 with _open_part(part) as handle:
 
                     def write(data: bytes, position: int) -> None:
+                        if position + len(data) > entry.size:  # stop before a huge object fills the disk
+                            raise TransferError(
+                                f"the object is larger than the {entry.size} bytes the manifest says",
+                                retryable=True,
+                            )
                         digest.update(data)
                         with _local_writes(destination):
                             handle.write(data)
@@ -351,10 +357,10 @@ class _Downloader:
     # -- the run -----------------------------------------------------------------------
 
     def run(self, todo: Sequence[tuple[Entry, Path]], summary: DownloadSummary) -> None:
-        """Fetch every (entry, destination); large files whose hash fails get whole new rounds."""
-        rounds = self.store.options.retry.attempts
+        """Fetch every (entry, destination); what failed for a transient reason gets up to two more rounds."""
+        rounds = min(ROUNDS, self.store.options.retry.attempts)
         for round_number in range(1, rounds + 1):
-            retry_later = self._round(todo, summary, final=round_number == rounds)
+            retry_later = self._round(todo, summary, final=round_number == rounds, ranges=round_number == 1)
             if not retry_later:
                 return
             pause = self.store.options.retry.delay(round_number)
@@ -363,8 +369,10 @@ class _Downloader:
             todo = retry_later
 
     def _round(
-        self, todo: Sequence[tuple[Entry, Path]], summary: DownloadSummary, *, final: bool
+        self, todo: Sequence[tuple[Entry, Path]], summary: DownloadSummary, *, final: bool, ranges: bool
     ) -> list[tuple[Entry, Path]]:
+        """One pass over ``todo``. After a first pass, large files come as one stream, hashed as
+        it arrives: a bad range cannot be told from the others, a bad stream is retried in place."""
         units: list[tuple[Any, ...]] = []
         for entry, destination in todo:
             try:
@@ -373,7 +381,7 @@ class _Downloader:
                 summary.failed[entry.subpath] = str(storage_error(exc, destination.parent))
                 continue
             self.local.forget(entry.subpath)
-            if entry.size >= self.options.multipart_threshold:
+            if ranges and entry.size >= self.options.multipart_threshold:
                 job = _LargeFile(entry, destination, self.options.part_size)
                 units.extend(("range", job, index) for index in range(len(job.ranges)))
             else:
@@ -393,8 +401,10 @@ class _Downloader:
                     entry = unit[1] if unit[0] == "whole" else unit[1].entry
                     if isinstance(error, LocalStorageError):
                         raise error
-                    # Whole files were retried in place; a large file gets another round as a whole.
-                    if unit[0] == "range" and getattr(error, "retryable", False) and not final:
+                    # Whole files were retried in place, so they get another round only for network
+                    # trouble (a corrupt object stays corrupt); a large file gets one as a whole.
+                    again = isinstance(error, TransferError) or unit[0] == "range"
+                    if again and getattr(error, "retryable", False) and not final:
                         retry_later.append((entry, unit[2] if unit[0] == "whole" else unit[1].destination))
                         continue
                     summary.failed[entry.subpath] = str(error)

@@ -184,14 +184,21 @@ def _parse_endpoint(value: str, source: str) -> tuple[str, bool | None]:
     """Split ``host[:port]`` or ``http(s)://host[:port]`` into (host[:port], secure or None)."""
     value = value.strip()
     scheme_secure = None
+    if "@" in value:  # checked first, so that a pasted secret is never echoed
+        raise ConfigurationError(f"invalid endpoint ({source}): credentials do not belong in the URL")
     if "://" in value:
-        parts = urlsplit(value)
+        shown = value.split("?", 1)[0]
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - validates the port
+        except ValueError:
+            raise ConfigurationError(
+                f"invalid endpoint {shown!r} ({source}): expected host[:port] or http(s)://host[:port]"
+            ) from None
         if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or parts.query:
             raise ConfigurationError(
-                f"invalid endpoint {value!r} ({source}): expected host[:port] or http(s)://host[:port]"
+                f"invalid endpoint {shown!r} ({source}): expected host[:port] or http(s)://host[:port]"
             )
-        if "@" in parts.netloc:
-            raise ConfigurationError(f"invalid endpoint ({source}): credentials do not belong in the URL")
         scheme_secure = parts.scheme == "https"
         value = parts.netloc
     host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")

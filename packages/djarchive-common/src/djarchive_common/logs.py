@@ -36,7 +36,7 @@ for _name in LOGGERS:
 def register_secrets(values: Iterable[str | None]) -> None:
     """Remember values that must be blanked from every log line."""
     with _SECRETS_LOCK:
-        _SECRETS.update(value for value in values if value and len(value) >= 4)
+        _SECRETS.update(value for value in values if value and len(value) >= 6)
 
 
 def redact(text: str) -> str:

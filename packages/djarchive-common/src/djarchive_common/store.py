@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import unquote, urlsplit
 from urllib.request import getproxies, proxy_bypass
+from xml.etree.ElementTree import ParseError
 
 from .config import Settings
 from .errors import (
@@ -218,6 +219,10 @@ class Store:
             return TransferError(
                 f"{what}: connection to {self.settings.endpoint} failed ({_reason(exc)})", retryable=True
             )
+        if isinstance(exc, ParseError):  # an XML answer cut short
+            return TransferError(
+                f"{what}: unreadable answer from {self.settings.endpoint} ({exc})", retryable=True
+            )
         if isinstance(exc, (ConnectionError, TimeoutError)):
             return TransferError(
                 f"{what}: connection to {self.settings.endpoint} failed ({exc})", retryable=True
@@ -276,13 +281,26 @@ class Store:
         def fetch() -> bytes:
             response = self.minio.get_object(self.bucket, key)
             try:
-                declared = int(response.headers.get("content-length") or 0)
+                length = response.headers.get("content-length")
+                if length is None or not length.isdigit():
+                    raise TransferError(
+                        f"reading {key}: the answer has no valid Content-Length", retryable=True
+                    )
+                declared = int(length)
                 if declared > limit:
                     raise TransferError(f"reading {key}: {declared} bytes is more than the {limit} allowed")
-                data = response.read(limit + 1, decode_content=False)
-                if len(data) > limit:
-                    raise TransferError(f"reading {key}: more than the {limit} bytes allowed")
-                return data
+                chunks, received = [], 0
+                while received <= declared:  # one read may return less than asked: read to the end
+                    chunk = response.read(declared + 1 - received, decode_content=False)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    received += len(chunk)
+                if received != declared:
+                    raise TransferError(
+                        f"reading {key}: received {received} of {declared} bytes", retryable=True
+                    )
+                return b"".join(chunks)
             finally:
                 response.close()
                 response.release_conn()
@@ -308,18 +326,33 @@ class Store:
         part_size: int,
         parallel_parts: int = 1,
     ) -> None:
-        """Upload a file (multipart above ``part_size``) with its sha256 as user metadata."""
-        self.call(
-            f"uploading {key}",
-            lambda: self.minio.fput_object(
-                self.bucket,
-                key,
-                os.fspath(path),
-                metadata={SHA256_METADATA: sha256},
-                part_size=part_size,
-                num_parallel_uploads=parallel_parts,
-            ),
-        )
+        """Upload a file (multipart above ``part_size``) with its sha256 as user metadata.
+
+        When the answer to an upload is lost (minio then reports a failure, e.g. NoSuchUpload
+        for a multipart upload the server did complete), the stored object is checked and
+        accepted if its size and sha256 are right.
+        """
+        size = os.stat(path).st_size
+
+        def attempt() -> None:
+            try:
+                with self.translated(f"uploading {key}"):
+                    self.minio.fput_object(
+                        self.bucket,
+                        key,
+                        os.fspath(path),
+                        metadata={SHA256_METADATA: sha256},
+                        part_size=part_size,
+                        num_parallel_uploads=parallel_parts,
+                    )
+            except TransferError:
+                stored = self.stat(key)
+                if stored is not None and (stored.size, stored.sha256) == (size, sha256):
+                    log.info("uploading %s: the answer was lost, but the stored object is complete", key)
+                    return
+                raise
+
+        retry_call(attempt, f"uploading {key}", self.options.retry)
 
     def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
         """Upload a small object from memory."""

@@ -33,7 +33,6 @@ from djarchive_common.layout import object_key
 from djarchive_common.manifest import Entry, Manifest
 from djarchive_common.store import Store
 from djarchive_common.transfer import (
-    BUFFER_SIZE,
     DEFAULT_WORKERS,
     Progress,
     hash_file,
@@ -59,7 +58,7 @@ class DownloadOptions:
     jobs: int = DEFAULT_WORKERS
     part_size: int = 32 * MiB  # the byte range of one request for a large file
     multipart_threshold: int = 64 * MiB  # files at least this big are fetched in ranges
-    buffer_size: int = BUFFER_SIZE
+    buffer_size: int = 256 * 1024  # per read; small, so that many workers stay in little memory
     recheck: bool = False  # hash every local file again instead of trusting the record
 
 
@@ -145,24 +144,58 @@ class _Cancelled(DJArchiveError):
     """The download is being stopped; workers leave quickly and clean up."""
 
 
+class _Whole:
+    """A file fetched with one GET and hashed as it streams."""
+
+    __slots__ = ("destination", "entry")
+
+    def __init__(self, entry: Entry, destination: Path):
+        self.entry, self.destination = entry, destination
+
+
 class _LargeFile:
-    """One large file fetched as byte ranges into a preallocated temporary file, hashed in order."""
+    """A large file fetched as byte ranges into a preallocated temporary file.
+
+    The digest follows a cursor through the file: a chunk arriving at the cursor is hashed
+    from memory, bytes written ahead of it are read back from the file when it gets there.
+    """
 
     def __init__(self, entry: Entry, destination: Path, part_size: int):
-        self.entry = entry
-        self.destination = destination
+        self.entry, self.destination, self.part_size = entry, destination, part_size
         self.ranges = [
             (offset, min(part_size, entry.size - offset)) for offset in range(0, entry.size, part_size)
         ]
-        self.done = [False] * len(self.ranges)
+        self.written = [0] * len(self.ranges)  # bytes in place from the start of each range
         self.remaining = len(self.ranges)
-        self.hashed = 0
+        self.cursor = 0  # bytes hashed so far
         self.digest = hashlib.sha256()
         self.lock = threading.Lock()
-        self.hash_lock = threading.Lock()
         self.fd: int | None = None
         self.part: Path | None = None
         self.error: BaseException | None = None
+
+
+class _Range:
+    """One byte range of a large file."""
+
+    __slots__ = ("index", "job")
+
+    def __init__(self, job: _LargeFile, index: int):
+        self.job, self.index = job, index
+
+    @property
+    def entry(self) -> Entry:
+        return self.job.entry
+
+    @property
+    def destination(self) -> Path:
+        return self.job.destination
+
+
+def _interleave(groups: Sequence[Sequence[_Range]]) -> list[_Range]:
+    """Ranges of several large files in turn, so that workers spread over the files."""
+    longest = max((len(group) for group in groups), default=0)
+    return [group[index] for index in range(longest) for group in groups if index < len(group)]
 
 
 class _Downloader:
@@ -186,7 +219,43 @@ class _Downloader:
     def key(self, entry: Entry) -> str:
         return object_key(self.dataset, self.revision, entry.subpath)
 
-    # -- one small file ----------------------------------------------------------------
+    def _check_abort(self) -> None:
+        if self.abort.is_set():
+            raise _Cancelled("download stopped")
+
+    def _stream(self, key: str, offset: int, length: int, write: Callable[[bytes, int], None]) -> int:
+        """GET ``length`` bytes of ``key`` from ``offset`` (0: all), passing each chunk and its
+        position to ``write``; return the number of bytes received."""
+        response = self.store.open(key, offset=offset, length=length)
+        position = offset
+        try:
+            with self.store.translated(f"downloading {key}"):
+                while True:
+                    self._check_abort()
+                    data = response.read(self.options.buffer_size, decode_content=False)
+                    if not data:
+                        break
+                    write(data, position)
+                    position += len(data)
+                    self.progress.advance(len(data))
+            response.release_conn()
+        except BaseException:
+            self.progress.advance(offset - position)
+            raise
+        finally:
+            response.close()
+        return position - offset
+
+    @staticmethod
+    def _check_content(entry: Entry, size: int, sha256: str) -> None:
+        if size != entry.size:
+            raise TransferError(f"received {size} bytes, the manifest says {entry.size}", retryable=True)
+        if sha256 != entry.sha256:
+            raise IntegrityError(
+                f"sha256 {sha256} does not match the manifest's {entry.sha256}", retryable=True
+            )
+
+    # -- one file in one stream --------------------------------------------------------
 
     def fetch_whole(self, entry: Entry, destination: Path) -> None:
         key = self.key(entry)
@@ -222,57 +291,20 @@ class _Downloader:
 
         retry_call(attempt, f"downloading {entry.subpath}", self.store.options.retry)
 
-    def _stream(self, key: str, offset: int, length: int, write: Callable[[bytes, int], None]) -> int:
-        """GET ``length`` bytes of ``key`` from ``offset`` (0: all), passing each chunk and its
-        position to ``write``; return the number of bytes received."""
-        response = self.store.open(key, offset=offset, length=length)
-        position = offset
-        try:
-            with self.store.translated(f"downloading {key}"):
-                while True:
-                    self._check_abort()
-                    data = response.read(self.options.buffer_size, decode_content=False)
-                    if not data:
-                        break
-                    write(data, position)
-                    position += len(data)
-                    self.progress.advance(len(data))
-            response.release_conn()
-        except BaseException:
-            self.progress.advance(offset - position)
-            raise
-        finally:
-            response.close()
-        return position - offset
-
-    def _check_content(self, entry: Entry, size: int, sha256: str) -> None:
-        if size != entry.size:
-            raise TransferError(f"received {size} bytes, the manifest says {entry.size}", retryable=True)
-        if sha256 != entry.sha256:
-            raise IntegrityError(
-                f"sha256 {sha256} does not match the manifest's {entry.sha256}", retryable=True
-            )
-
-    def _check_abort(self) -> None:
-        if self.abort.is_set():
-            raise _Cancelled("download stopped")
-
     # -- one range of a large file -----------------------------------------------------
 
-    def fetch_range(self, job: _LargeFile, index: int) -> bool:
+    def fetch_range(self, unit: _Range) -> bool:
         """Fetch one range; return True when this call finished the whole file."""
+        job = unit.job
         try:
             if job.error is None:
                 self._open_large(job)
-                offset, length = job.ranges[index]
+                offset, length = job.ranges[unit.index]
                 retry_call(
-                    lambda: self._fetch_range_once(job, offset, length),
+                    lambda: self._fetch_range_once(job, unit.index),
                     f"downloading {job.entry.subpath} bytes {offset}-{offset + length - 1}",
                     self.store.options.retry,
                 )
-                with job.lock:
-                    job.done[index] = True
-                self._hash_ready(job)
         except BaseException as exc:
             with job.lock:
                 job.error = job.error or exc
@@ -299,7 +331,8 @@ class _Downloader:
                 if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # the file system cannot preallocate
                     raise storage_error(exc, job.destination) from None
 
-    def _fetch_range_once(self, job: _LargeFile, offset: int, length: int) -> None:
+    def _fetch_range_once(self, job: _LargeFile, index: int) -> None:
+        offset, length = job.ranges[index]
         end = offset + length
 
         def write(data: bytes, position: int) -> None:
@@ -307,6 +340,12 @@ class _Downloader:
                 raise TransferError(f"{job.entry.subpath}: the server sent more than the range asked for")
             with _local_writes(job.destination):
                 os.pwrite(job.fd, data, position)  # type: ignore[arg-type]
+            with job.lock:
+                job.written[index] = position + len(data) - offset
+                if position <= job.cursor < position + len(data):
+                    job.digest.update(memoryview(data)[job.cursor - position :])
+                    job.cursor = position + len(data)
+                self._catch_up(job, limit=self.options.buffer_size * 4)
 
         received = self._stream(self.key(job.entry), offset, length, write)
         if received != length:
@@ -315,31 +354,28 @@ class _Downloader:
                 f"short read: {received} of {length} bytes at offset {offset}", retryable=True
             )
 
-    def _hash_ready(self, job: _LargeFile) -> None:
-        """Feed every completed range that continues the hashed prefix into the digest."""
-        while job.hash_lock.acquire(blocking=False):
-            try:
-                while job.hashed < len(job.ranges) and job.done[job.hashed]:
-                    offset, length = job.ranges[job.hashed]
-                    end = offset + length
-                    while offset < end:
-                        data = os.pread(job.fd, min(self.options.buffer_size, end - offset), offset)  # type: ignore[arg-type]
-                        if not data:
-                            raise LocalStorageError(f"{job.destination}: temporary file shrank while hashing")
-                        job.digest.update(data)
-                        offset += len(data)
-                    job.hashed += 1
-            finally:
-                job.hash_lock.release()
-            with job.lock:
-                if not (job.hashed < len(job.ranges) and job.done[job.hashed]):
-                    return
+    def _catch_up(self, job: _LargeFile, limit: int | None = None) -> None:
+        """Hash bytes already in the file just past the cursor (at most ``limit``); hold job.lock."""
+        budget = job.entry.size if limit is None else limit
+        while budget > 0 and job.cursor < job.entry.size:
+            index = job.cursor // job.part_size
+            available = job.ranges[index][0] + job.written[index]
+            if available <= job.cursor:
+                return
+            size = min(self.options.buffer_size, available - job.cursor, budget)
+            data = os.pread(job.fd, size, job.cursor)  # type: ignore[arg-type]
+            if not data:
+                raise LocalStorageError(f"{job.destination}: temporary file shrank while hashing")
+            job.digest.update(data)
+            job.cursor += len(data)
+            budget -= len(data)
 
     def _finish_large(self, job: _LargeFile) -> None:
         try:
             if job.error is None:
-                self._hash_ready(job)
-                self._check_content(job.entry, job.entry.size, job.digest.hexdigest())
+                with job.lock:
+                    self._catch_up(job)
+                self._check_content(job.entry, job.cursor, job.digest.hexdigest())
                 os.close(job.fd)  # type: ignore[arg-type]
                 job.fd = None
                 os.replace(job.part, job.destination)  # type: ignore[arg-type]
@@ -368,53 +404,65 @@ class _Downloader:
             time.sleep(pause)
             todo = retry_later
 
+    def _plan(
+        self, todo: Sequence[tuple[Entry, Path]], summary: DownloadSummary, ranges: bool
+    ) -> list[_Whole | _Range]:
+        """Create the folders (each once) and cut the work into units: whole files, then ranges."""
+        failed_folders: dict[Path, str] = {}
+        for folder in sorted({destination.parent for _, destination in todo}):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                failed_folders[folder] = str(storage_error(exc, folder))
+        wholes: list[_Whole | _Range] = []
+        large: list[list[_Range]] = []
+        for entry, destination in todo:
+            if destination.parent in failed_folders:
+                summary.failed[entry.subpath] = failed_folders[destination.parent]
+                continue
+            self.local.forget(entry.subpath)
+            if ranges and entry.size >= self.options.multipart_threshold:
+                job = _LargeFile(entry, destination, self.options.part_size)
+                large.append([_Range(job, index) for index in range(len(job.ranges))])
+            else:
+                wholes.append(_Whole(entry, destination))
+        return wholes + _interleave(large)
+
     def _round(
         self, todo: Sequence[tuple[Entry, Path]], summary: DownloadSummary, *, final: bool, ranges: bool
     ) -> list[tuple[Entry, Path]]:
         """One pass over ``todo``. After a first pass, large files come as one stream, hashed as
         it arrives: a bad range cannot be told from the others, a bad stream is retried in place."""
-        units: list[tuple[Any, ...]] = []
-        for entry, destination in todo:
-            try:
-                destination.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                summary.failed[entry.subpath] = str(storage_error(exc, destination.parent))
-                continue
-            self.local.forget(entry.subpath)
-            if ranges and entry.size >= self.options.multipart_threshold:
-                job = _LargeFile(entry, destination, self.options.part_size)
-                units.extend(("range", job, index) for index in range(len(job.ranges)))
-            else:
-                units.append(("whole", entry, destination))
 
-        def work(unit: tuple[Any, ...]) -> Entry | None:
-            if unit[0] == "whole":
-                self.fetch_whole(unit[1], unit[2])
-                return unit[1]
-            return unit[1].entry if self.fetch_range(unit[1], unit[2]) else None
+        def work(unit: _Whole | _Range) -> bool:
+            if isinstance(unit, _Whole):
+                self.fetch_whole(unit.entry, unit.destination)
+                return True
+            return self.fetch_range(unit)
 
         retry_later: list[tuple[Entry, Path]] = []
         last_save = time.monotonic()
         try:
-            for unit, entry, error in run_parallel(work, units, self.options.jobs):
+            for unit, finished, error in run_parallel(
+                work, self._plan(todo, summary, ranges), self.options.jobs
+            ):
+                entry = unit.entry
                 if error is not None:
-                    entry = unit[1] if unit[0] == "whole" else unit[1].entry
                     if isinstance(error, LocalStorageError):
                         raise error
                     # Whole files were retried in place, so they get another round only for network
                     # trouble (a corrupt object stays corrupt); a large file gets one as a whole.
-                    again = isinstance(error, TransferError) or unit[0] == "range"
+                    again = isinstance(error, TransferError) or isinstance(unit, _Range)
                     if again and getattr(error, "retryable", False) and not final:
-                        retry_later.append((entry, unit[2] if unit[0] == "whole" else unit[1].destination))
+                        retry_later.append((entry, unit.destination))
                         continue
                     summary.failed[entry.subpath] = str(error)
                     log.debug("failed: %s: %s", entry.subpath, error)
                     self.progress.file_done()
                     continue
-                if entry is None:
+                if not finished:
                     continue
-                destination = unit[2] if unit[0] == "whole" else unit[1].destination
-                self.local.remember(entry, destination)
+                self.local.remember(entry, unit.destination)
                 summary.fetched_files += 1
                 summary.fetched_bytes += entry.size
                 self.progress.file_done()

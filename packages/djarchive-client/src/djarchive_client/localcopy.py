@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import itertools
 import json
 import logging
 import os
@@ -95,6 +96,9 @@ class LocalCopy:
         self._record_lock = threading.Lock()
         self._lock_fd: int | None = None
         self._dirty = False
+        self._run = secrets.token_hex(4)  # temporary names: this run's prefix and a counter
+        self._numbers = itertools.count()
+        self._safe_folders: set[Path] = set()
 
     def __repr__(self) -> str:
         return f"<LocalCopy {self.path}>"
@@ -106,6 +110,8 @@ class LocalCopy:
         check_not_reserved([subpath])
         path = self.root.joinpath(*subpath.split("/"))
         parent = path.parent
+        if parent in self._safe_folders:
+            return path
         # Walk up to the deepest existing ancestor; resolving it follows any symlink on the way.
         existing = parent
         while not existing.exists() and existing != self.root:
@@ -117,6 +123,7 @@ class LocalCopy:
             raise LocalPathError(
                 f"{existing} leads outside the target ({resolved}); refusing to write {subpath!r} there"
             )
+        self._safe_folders.add(parent)
         return path
 
     def check_destinations(self, entries: Iterable[Entry]) -> dict[str, Path]:
@@ -125,7 +132,7 @@ class LocalCopy:
 
     def part_path(self, destination: Path) -> Path:
         """A fresh temporary name beside ``destination`` (same folder, so rename is atomic)."""
-        return destination.with_name(f"{PART_PREFIX}{secrets.token_hex(6)}{PART_SUFFIX}")
+        return destination.with_name(f"{PART_PREFIX}{self._run}-{next(self._numbers)}{PART_SUFFIX}")
 
     @staticmethod
     def is_own_file(name: str) -> bool:

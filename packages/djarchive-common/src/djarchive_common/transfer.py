@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -77,33 +77,52 @@ def run_parallel(
 ) -> Iterator[tuple[T, R | None, BaseException | None]]:
     """Run ``work`` on every item with at most ``workers`` threads; yield (item, result, error).
 
-    Items are submitted lazily so memory stays bounded. Project errors and OSErrors are
-    yielded per item; anything else (a bug, KeyboardInterrupt) cancels the rest and propagates.
+    Workers take items from the iterable as they become free (so memory stays bounded) and
+    report on one queue. Project errors and OSErrors are yielded per item; anything else (a
+    bug) stops the rest and propagates. Closing the generator stops the workers after their
+    current item.
     """
+    if isinstance(items, Sized):
+        workers = min(workers, len(items))
     workers = max(1, int(workers))
     iterator = iter(items)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="djarchive") as pool:
-        pending: dict[Future[R], T] = {}
+    take = threading.Lock()
+    reports: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    stop = threading.Event()
+    finished = object()
+
+    def worker() -> None:
         try:
-            for item in iterator:
-                pending[pool.submit(work, item)] = item
-                if len(pending) >= workers * 2:
-                    break
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    item = pending.pop(future)
-                    error = future.exception()
-                    if error is not None and not isinstance(error, (DJArchiveError, OSError)):
-                        raise error
-                    yield item, (None if error else future.result()), error
-                for item in iterator:
-                    pending[pool.submit(work, item)] = item
-                    if len(pending) >= workers * 2:
-                        break
+            while not stop.is_set():
+                with take:
+                    item = next(iterator, finished)
+                if item is finished:
+                    return
+                try:
+                    reports.put((item, work(item), None))  # type: ignore[arg-type]
+                except BaseException as error:
+                    reports.put((item, None, error))
         finally:
-            for future in pending:
-                future.cancel()
+            reports.put(finished)
+
+    threads = [threading.Thread(target=worker, name=f"djarchive-{n}", daemon=True) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    running = len(threads)
+    try:
+        while running:
+            report = reports.get()
+            if report is finished:
+                running -= 1
+                continue
+            item, result, error = report
+            if error is not None and not isinstance(error, (DJArchiveError, OSError)):
+                raise error
+            yield item, result, error
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
 
 def hash_file(path: str | os.PathLike[str], buffer_size: int = BUFFER_SIZE) -> tuple[int, str]:

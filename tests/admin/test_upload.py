@@ -498,3 +498,17 @@ def test_forced_upload_of_identical_content_keeps_the_revision_published(
     assert summary.overwrote is not None
     assert (summary.overwrote.changed, summary.overwrote.removed, summary.overwrote.added) == ([], [], [])
     assert summary.uploaded_files == 0
+
+
+def test_upload_does_not_check_again_what_it_just_sent(archive, admin_tool, source, monkeypatch):
+    """Publish after an upload lists the revision but does not HEAD the objects it just wrote."""
+    stats = []
+    original = Store.stat
+    monkeypatch.setattr(Store, "stat", lambda self, key: (stats.append(key), original(self, key))[1])
+    admin_tool.upload(DATASET, REVISION, source)
+    assert [key for key in stats if key.startswith(f"{DATASET}/{REVISION}/") and "manifest" not in key] == []
+    stats.clear()
+    admin_tool.retract(DATASET, REVISION)
+    admin_tool.publish(DATASET, REVISION)  # a publish on its own checks every object
+    data_keys = [key for key in stats if key.startswith(f"{DATASET}/{REVISION}/") and "manifest" not in key]
+    assert len(data_keys) == len(admin_tool.files(DATASET, REVISION))

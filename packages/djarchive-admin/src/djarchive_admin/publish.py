@@ -10,7 +10,7 @@ on any its manifest does not list).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,9 +76,19 @@ class StoreCheck:
 
 
 def check_store(
-    store: Store, dataset: str, revision: str, manifest: Manifest, *, jobs: int = DEFAULT_WORKERS
+    store: Store,
+    dataset: str,
+    revision: str,
+    manifest: Manifest,
+    *,
+    jobs: int = DEFAULT_WORKERS,
+    trusted: Collection[str] = (),
 ) -> StoreCheck:
-    """Compare every object under the revision's prefix with ``manifest`` (sizes, sha256 metadata, strays)."""
+    """Compare every object under the revision's prefix with ``manifest`` (sizes, sha256 metadata, strays).
+
+    The sha256 metadata of ``trusted`` subpaths (just written or checked by this process) is not
+    fetched again; their presence and size still are, by the listing.
+    """
     prefix = revision_prefix(dataset, revision)
     listing = {info.key: info.size for info in store.objects(prefix)}
     published_key = manifest_key(dataset, revision)
@@ -93,7 +103,7 @@ def check_store(
             check.missing.append(entry.subpath)
         elif listing[key] != entry.size:
             check.wrong[entry.subpath] = f"{listing[key]} bytes stored, the manifest says {entry.size}"
-        else:
+        elif entry.subpath not in trusted:
             to_stat.append(entry)
 
     def stored_sha256(entry: Entry) -> tuple[bool, str | None]:

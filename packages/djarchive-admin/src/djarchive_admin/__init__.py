@@ -7,22 +7,47 @@
 >>> a.retract('my-dataset', '001')                          # hidden from clients, data kept
 """
 
-from djarchive_common.errors import (
-    DJArchiveError,
-    IntegrityError,
-    ManifestError,
-    MissingCredentialsError,
-    PartialFailureError,
-    RevisionNotFoundError,
-    RevisionPublishedError,
-)
+from typing import TYPE_CHECKING
 
-from .archive import DJArchiveAdmin, admin
-from .publish import PublishResult, RetractResult, RevisionInfo, StoreCheck
-from .scan import DEFAULT_FILENAME_FILTER
-from .upload import Overwrite, UploadSummary
+from djarchive_common.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from djarchive_common.errors import (
+        DJArchiveError,
+        IntegrityError,
+        ManifestError,
+        MissingCredentialsError,
+        PartialFailureError,
+        RevisionNotFoundError,
+        RevisionPublishedError,
+    )
+
+    from .archive import DJArchiveAdmin, admin
+    from .publish import PublishResult, RetractResult, RevisionInfo, StoreCheck
+    from .scan import DEFAULT_FILENAME_FILTER
+    from .upload import Overwrite, UploadSummary
 
 __version__ = "0.1.0"
+
+_SOURCES = {
+    "DEFAULT_FILENAME_FILTER": ".scan",
+    "DJArchiveAdmin": ".archive",
+    "DJArchiveError": "djarchive_common.errors",
+    "IntegrityError": "djarchive_common.errors",
+    "ManifestError": "djarchive_common.errors",
+    "MissingCredentialsError": "djarchive_common.errors",
+    "Overwrite": ".upload",
+    "PartialFailureError": "djarchive_common.errors",
+    "PublishResult": ".publish",
+    "RetractResult": ".publish",
+    "RevisionInfo": ".publish",
+    "RevisionNotFoundError": "djarchive_common.errors",
+    "RevisionPublishedError": "djarchive_common.errors",
+    "StoreCheck": ".publish",
+    "UploadSummary": ".upload",
+    "admin": ".archive",
+}
+__getattr__ = lazy_exports(__name__, _SOURCES)
 
 __all__ = [
     "DEFAULT_FILENAME_FILTER",

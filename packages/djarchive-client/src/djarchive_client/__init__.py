@@ -6,20 +6,40 @@
 >>> c.download('some-set', '000', './some-set-000', create_target=True)
 """
 
-from djarchive_common.errors import (
-    DatasetNotFoundError,
-    DJArchiveError,
-    IntegrityError,
-    PartialFailureError,
-    RevisionNotFoundError,
-)
-from djarchive_common.manifest import Entry, Manifest
+from typing import TYPE_CHECKING
 
-from .archive import DJArchiveClient, client
-from .download import DownloadSummary
-from .verify import VerifyReport
+from djarchive_common.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from djarchive_common.errors import (
+        DatasetNotFoundError,
+        DJArchiveError,
+        IntegrityError,
+        PartialFailureError,
+        RevisionNotFoundError,
+    )
+    from djarchive_common.manifest import Entry, Manifest
+
+    from .archive import DJArchiveClient, client
+    from .download import DownloadSummary
+    from .verify import VerifyReport
 
 __version__ = "0.1.0"
+
+_SOURCES = {
+    "DJArchiveClient": ".archive",
+    "DJArchiveError": "djarchive_common.errors",
+    "DatasetNotFoundError": "djarchive_common.errors",
+    "DownloadSummary": ".download",
+    "Entry": "djarchive_common.manifest",
+    "IntegrityError": "djarchive_common.errors",
+    "Manifest": "djarchive_common.manifest",
+    "PartialFailureError": "djarchive_common.errors",
+    "RevisionNotFoundError": "djarchive_common.errors",
+    "VerifyReport": ".verify",
+    "client": ".archive",
+}
+__getattr__ = lazy_exports(__name__, _SOURCES)
 
 __all__ = [
     "DJArchiveClient",

@@ -17,6 +17,7 @@ datajoint already imported), because importing it costs most of a second.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -201,10 +202,29 @@ def _parse_endpoint(value: str, source: str) -> tuple[str, bool | None]:
             )
         scheme_secure = parts.scheme == "https"
         value = parts.netloc
-    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
-    if not value or "/" in value or " " in value or (port and not port.isdigit()) or not host:
+    if not _valid_host_port(value):
         raise ConfigurationError(f"invalid endpoint {value!r} ({source}): expected host[:port]")
     return value, scheme_secure
+
+
+def _valid_host_port(value: str) -> bool:
+    """Whether ``value`` is ``host``, ``host:port``, ``[ipv6]`` or ``[ipv6]:port``."""
+    if value.startswith("["):
+        address, _, rest = value[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            return False
+        host, port = address, rest[1:] if rest.startswith(":") else rest
+        if rest and not rest.startswith(":"):
+            return False
+    else:
+        host, _, port = value.partition(":")
+        if ":" in port:
+            return False
+    if not host or any(char in host for char in "/ \\?#[]"):
+        return False
+    return not port or (port.isdigit() and 0 < int(port) < 65536)
 
 
 def _datajoint_configured(env: Mapping[str, str]) -> bool:

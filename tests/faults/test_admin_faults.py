@@ -226,7 +226,8 @@ def test_five_sigkills_of_an_upload_then_resume(archive, via_proxy, tmp_path):
     """Kill moments are drawn in requests, not seconds: a full upload is calibrated to N requests
     to the store, and trial i is killed once its upload has sent request number f * N, f drawn in
     the i-th fifth of [0, 1): from the first look at the store through the data, the staging and
-    the publish (the 5 MiB file goes as a multipart upload in the even trials)."""
+    the publish (the 5 MiB file goes as a multipart upload in the even trials). Publishing after
+    an upload is only a few requests, so the last kill is aimed between staging and publishing."""
     source = write_tree(tmp_path / "source", KILL_FILES)
     proxy = via_proxy(delay=0.002)
     process = start_upload(archive, source, "calibration", 0)
@@ -239,8 +240,21 @@ def test_five_sigkills_of_an_upload_then_resume(archive, via_proxy, tmp_path):
         revision = f"r{trial}"
         moment = max(1, int((trial + rng.random()) / 5 * total))
         proxy.delay = 0.002
+        if trial == 4:  # publish is a few requests: hold them so that one kill lands in between
+            staged_key = f"{STAGING}ds/{revision}/{MANIFEST}"
+
+            def hold_after_staging(request: Request, staged_key: str = staged_key) -> float:
+                staged = any(
+                    seen.method == "PUT" and staged_key in seen.target for seen in list(proxy.requests)
+                )
+                return 5.0 if staged else 0.002
+
+            proxy.delay = hold_after_staging
         process = start_upload(archive, source, revision, trial)
-        wait_for(lambda revision=revision, moment=moment: requests_of(proxy, revision) >= moment)
+        if trial == 4:
+            wait_for(lambda key=staged_key: bool(archive.keys(key)))
+        else:
+            wait_for(lambda revision=revision, moment=moment: requests_of(proxy, revision) >= moment)
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=30)
         stored = len(archive.keys(f"ds/{revision}/"))

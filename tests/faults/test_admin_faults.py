@@ -247,7 +247,7 @@ def test_five_sigkills_of_an_upload_then_resume(archive, via_proxy, tmp_path):
                 staged = any(
                     seen.method == "PUT" and staged_key in seen.target for seen in list(proxy.requests)
                 )
-                return 5.0 if staged else 0.002
+                return 2.0 if staged else 0.002
 
             proxy.delay = hold_after_staging
         process = start_upload(archive, source, revision, trial)

@@ -268,7 +268,7 @@ class _Downloader:
 
                     def write(data: bytes, position: int) -> None:
                         if position + len(data) > entry.size:  # stop before a huge object fills the disk
-                            raise TransferError(
+                            raise IntegrityError(
                                 f"the object is larger than the {entry.size} bytes the manifest says",
                                 retryable=True,
                             )

@@ -53,7 +53,7 @@ def _add_filter(parser: argparse.ArgumentParser) -> None:
 
 def _add_jobs(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
-        "-j", "--jobs", type=positive_jobs, metavar="N", default=None, help=f"{what} (default 16, max 64)"
+        "-j", "--jobs", type=positive_jobs, metavar="N", default=None, help=f"{what} (default 32, max 64)"
     )
 
 

@@ -30,7 +30,7 @@ __all__ = [
 T = TypeVar("T")
 R = TypeVar("R")
 BUFFER_SIZE = 1024 * 1024
-DEFAULT_WORKERS = 16
+DEFAULT_WORKERS = 32
 log = logging.getLogger("djarchive_common")
 
 

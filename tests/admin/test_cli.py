@@ -38,7 +38,7 @@ def test_manifest_command(capsys, source, seed_files):
     code, out, err = run(capsys, "manifest", str(source))
     assert (code, out) == (1, "")
     assert err.count("\n") == 1
-    assert "already exists; pass overwrite=True (--overwrite)" in err
+    assert "already exists; use --overwrite (overwrite=True)" in err
 
     code, out, err = run(
         capsys, "manifest", str(source), "--overwrite", "--json", "--filter", "^sub$", "-j", "2"
@@ -84,7 +84,7 @@ def test_publish_output(archive, capsys, source, seed_files):
     where = f"{archive.server.url}/{archive.bucket}"
     assert err == (
         f"djarchive-admin: error: my-dataset 001 is already published at {where}; published revisions "
-        "are immutable: pass force=True (--force) to replace its manifest with the staged one\n"
+        "are immutable: use --force (force=True) to replace its manifest with the staged one\n"
     )
 
 

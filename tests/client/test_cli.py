@@ -74,7 +74,7 @@ def test_download_and_verify(published, seed_files, capsys, tmp_path):
         "missing\troot.dat",
         f"modified\tsub/sub.dat\tsize 1, expected {len(seed_files['sub/sub.dat'])}",
         "extra\tnotes.txt",
-        f"some-set 000 in {target}: NOT intact: 1 missing, 1 modified, 1 extra files",
+        f"some-set 000 in {target}: NOT intact: 1 missing, 1 modified, 1 extra file",
     ]
     code, out, _ = run(capsys, "verify", "some-set", "000", str(target), "--json")
     report = json.loads(out)

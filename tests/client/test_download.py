@@ -200,7 +200,7 @@ def test_transient_corruption_heals_on_retry(archive, seed_files, tmp_path, monk
 def test_short_object_is_a_failure(archive, tmp_path):
     archive.publish("ds", "1", {"a.bin": b"abcdef"})
     archive.put("ds/1/a.bin", b"abc")
-    with pytest.raises(PartialFailureError, match="1 of 1 files") as caught:
+    with pytest.raises(PartialFailureError, match="1 of 1 file of ds 1 failed") as caught:
         DJArchiveClient(options=FAST_RETRIES).download("ds", "1", tmp_path / "t", create_target=True)
     assert "received 3 bytes, the manifest says 6" in caught.value.failures["a.bin"]
     assert not (tmp_path / "t" / "a.bin").exists()
@@ -298,3 +298,18 @@ def test_seed_python_examples(archive, seed_files, tmp_path, isolated_config):
     assert (test_data / "session" / "probe.npy").read_bytes() == b"ephys"
     report = c.verify("some-set", "000", "./some-set-000")
     assert report.intact
+
+
+def test_dry_run_checks_files_already_there(archive, seed_files, tmp_path):
+    """Without a record a dry run hashes what is there, as the download would, and writes nothing."""
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    client().download("some-set", "000", target, create_target=True)
+    (target / ".djarchive" / "verified.json").unlink()
+    (target / "root.dat").unlink()
+    (target / "sub" / "sub.dat").write_bytes(b"\0" * len(seed_files["sub/sub.dat"]))
+    plan = client().download("some-set", "000", target, dry_run=True)
+    assert sorted(e.subpath for e in plan.planned) == ["root.dat", "sub/sub.dat"]
+    assert plan.present_files == len(seed_files) - 2
+    assert not (target / ".djarchive" / "verified.json").exists()
+    assert client().download("some-set", "000", target).fetched_files == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -20,10 +21,18 @@ def test_man_page_renders_every_subcommand(tmp_path):
     text = page.read_text()
     for name in SUBCOMMANDS:
         assert f"djarchive {name}" in text
+    # roff reads a line starting with ' or . as a request and drops it: no such text line
+    assert not [line for line in text.splitlines() if line.startswith("'")]
     if shutil.which("man"):
-        rendered = subprocess.run(["man", "-l", str(page)], capture_output=True, text=True, check=True).stdout
+        wide = {**os.environ, "MANWIDTH": "400"}  # no line breaks inside the phrases looked for
+        result = subprocess.run(
+            ["man", "-l", str(page)], capture_output=True, text=True, check=True, env=wide
+        )
+        rendered = " ".join(result.stdout.split())
+        assert result.stderr == ""
         assert "--include GLOB" in rendered
         assert "download a revision into a folder" in rendered
+        assert "else the public archive, anonymously" in rendered
 
 
 @pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
@@ -46,6 +55,7 @@ def test_bash_completion(capsys, tmp_path):
     assert complete("--debug", "ver") == ["verify"]
     assert complete("download", "--in") == ["--include", "--insecure"]
     assert "--fast" in complete("verify", "--")
+    assert complete("completion", "") == ["bash", "zsh"]
 
 
 def test_zsh_completion_wraps_the_bash_one(capsys):

@@ -368,3 +368,29 @@ def test_no_datajoint_warning_reaches_the_cli(isolated_config):
         "djarchive: error: cannot reach 127.0.0.1:1 "
         "(Failed to establish a new connection: [Errno 111] Connection refused)"
     ]
+
+
+@only_dj2
+def test_dj2_says_that_dj_local_conf_is_not_read(isolated_config):
+    (isolated_config / "dj_local_conf.json").write_text(
+        json.dumps({"custom": {"djarchive.client.endpoint": "old.example.org"}})
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "djarchive_client.cli",
+            "datasets",
+            "--bucket",
+            "b",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ],
+        cwd=isolated_config,
+        env={**__import__("os").environ},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "dj_local_conf.json has djarchive settings, but datajoint 2." in result.stderr
+    assert "stores.djarchive_client" in result.stderr

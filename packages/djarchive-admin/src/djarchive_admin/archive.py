@@ -114,7 +114,7 @@ class DJArchiveAdmin(DJArchiveClient):
         root = source_root(source_directory)
         path = root / MANIFEST_NAME
         if path.exists() and not overwrite:
-            raise LocalPathError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
+            raise LocalPathError(f"{path} already exists; use --overwrite (overwrite=True) to replace it")
         files = scan_source(root, self.filename_filter if filename_filter is None else filename_filter)
         if not files:
             raise LocalPathError(f"source folder {root} has no files to archive")
@@ -195,7 +195,7 @@ class DJArchiveAdmin(DJArchiveClient):
                 what = f" ({len(old)} files, {human_bytes(old.total_size)})" if old is not None else ""
                 raise RevisionPublishedError(
                     f"{name} {revision} is already published{what} at {self.settings.url}; published "
-                    "revisions are immutable: choose a new revision, or pass force=True (--force) "
+                    "revisions are immutable: choose a new revision, or use --force (force=True) "
                     "to overwrite it"
                 )
 
@@ -217,7 +217,7 @@ class DJArchiveAdmin(DJArchiveClient):
             raise IntegrityError(
                 f"{name}/{revision}/ in {self.settings.url} holds {len(plan.strays)} objects that are not in "
                 f"the manifest: {', '.join(plan.strays[:10])}{' ...' if len(plan.strays) > 10 else ''}; "
-                "nothing was uploaded: pass force=True (--force) to delete them"
+                "nothing was uploaded: use --force (force=True) to delete them"
             )
         summary.stored_files = len(plan.stored)
         if published and old == manifest and not plan.todo and not plan.strays and publish:
@@ -289,7 +289,7 @@ class DJArchiveAdmin(DJArchiveClient):
         if published and not force:
             raise RevisionPublishedError(
                 f"{name} {revision} is already published at {self.settings.url}; published revisions are "
-                "immutable: pass force=True (--force) to replace its manifest with the staged one"
+                "immutable: use --force (force=True) to replace its manifest with the staged one"
             )
         manifest = self._stored_manifest(staged_key)
         if manifest is None:
@@ -334,10 +334,13 @@ class DJArchiveAdmin(DJArchiveClient):
             data = self.store.read(published_key, MAX_MANIFEST_BYTES)
         except ObjectNotFoundError:
             info = self._info(name, revision)
-            state = f" (it is {info.state})" if info is not None else " (nothing is stored for it)"
+            if info is None:
+                raise RevisionNotFoundError(
+                    f"{name} {revision} is not published and nothing is stored for it; nothing to retract"
+                ) from None
             raise RevisionNotFoundError(
-                f"{name} {revision} is not published{state}; nothing to retract "
-                "(purge=True / --purge deletes what is stored)"
+                f"{name} {revision} is not published (it is {info.state}); nothing to retract "
+                "(--purge, purge=True, deletes what is stored)"
             ) from None
         try:
             manifest = parse_manifest(data, source=published_key)

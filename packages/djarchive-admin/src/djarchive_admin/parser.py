@@ -27,14 +27,14 @@ examples:
   djarchive-admin revisions --all
   djarchive-admin retract my-dataset 001
 
-staging: an uploaded, unpublished revision keeps its manifest at
-.djarchive/staging/DATASET/REVISION/djarchive-manifest.csv in the bucket, where
-clients never look; its data is at DATASET/REVISION/ as for a published one.
+staging: an uploaded, unpublished revision keeps its manifest in the bucket at
+the key .djarchive/staging/DATASET/REVISION/djarchive-manifest.csv, where clients
+never look; its data is at DATASET/REVISION/ as for a published one.
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the
 environment (DJARCHIVE_ADMIN_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
 DataJoint's configuration (dj.config['custom']['djarchive.admin.*'] or the store
-'djarchive_admin' in datajoint.json). Credentials are required: there are no
+djarchive_admin in datajoint.json). Credentials are required: there are no
 default ones. The filename filter: --filter, else DJARCHIVE_ADMIN_FILENAME_FILTER,
 else djarchive.admin.filename_filter in DataJoint's configuration, else '^\\.'.
 

@@ -35,6 +35,7 @@ from djarchive_common.store import Store
 from djarchive_common.transfer import (
     DEFAULT_WORKERS,
     Progress,
+    files,
     hash_file,
     human_bytes,
     retry_call,
@@ -108,12 +109,12 @@ class DownloadSummary:
         name = f"{self.dataset} {self.revision}"
         if self.dry_run:
             return (
-                f"would download {len(self.planned)} of {self.files} files of {name} "
+                f"would download {len(self.planned)} of {files(self.files)} of {name} "
                 f"({human_bytes(sum(e.size for e in self.planned))}) into {self.target}; "
                 f"{self.present_files} already present"
             )
         text = (
-            f"{name}: {self.files} files ({human_bytes(self.bytes)}) in {self.target}; "
+            f"{name}: {files(self.files)} ({human_bytes(self.bytes)}) in {self.target}; "
             f"fetched {self.fetched_files} ({human_bytes(self.fetched_bytes)}), "
             f"{self.present_files} already present"
         )
@@ -477,7 +478,11 @@ class _Downloader:
 
 
 def _check_present(
-    local: LocalCopy, candidates: Sequence[tuple[Entry, Path]], jobs: int, summary: DownloadSummary
+    local: LocalCopy,
+    candidates: Sequence[tuple[Entry, Path]],
+    jobs: int,
+    summary: DownloadSummary,
+    progress: bool = False,
 ) -> list[tuple[Entry, Path]]:
     """Hash local files that have the right size; return those that still need fetching."""
     need: list[tuple[Entry, Path]] = []
@@ -492,12 +497,21 @@ def _check_present(
             to_hash.append((entry, destination))
         else:
             need.append((entry, destination))
-    for (entry, destination), result, error in run_parallel(lambda item: hash_file(item[1]), to_hash, jobs):
-        if error is None and result is not None and result[1] == entry.sha256:
-            local.remember(entry, destination)
-            summary.present_files += 1
-        else:
-            need.append((entry, destination))
+    total = sum(entry.size for entry, _ in to_hash)
+    with Progress(total, len(to_hash), enabled=progress and bool(to_hash), description="checking") as bar:
+
+        def check(item: tuple[Entry, Path]) -> tuple[int, str]:
+            result = hash_file(item[1])
+            bar.advance(item[0].size)
+            bar.file_done()
+            return result
+
+        for (entry, destination), result, error in run_parallel(check, to_hash, jobs):
+            if error is None and result is not None and result[1] == entry.sha256:
+                local.remember(entry, destination)
+                summary.present_files += 1
+            else:
+                need.append((entry, destination))
     return need
 
 
@@ -533,10 +547,17 @@ def download_revision(
         return summary
     local = LocalCopy(target, create=create_target)
     destinations = local.check_destinations(selected)  # refuses unsafe paths before any write
-    if dry_run:
+    if dry_run:  # the same checks as a download, hashes included, but nothing is written
         local.load_record()
-        summary.planned = [e for e in selected if not local.is_verified(e, destinations[e.subpath])]
-        summary.present_files = len(selected) - len(summary.planned)
+        unverified = [
+            (entry, destinations[entry.subpath])
+            for entry in selected
+            if options.recheck or not local.is_verified(entry, destinations[entry.subpath])
+        ]
+        summary.present_files = len(selected) - len(unverified)
+        summary.planned = [
+            entry for entry, _ in _check_present(local, unverified, options.jobs, summary, progress)
+        ]
         return summary
     with local:
         local.sweep_parts(path.parent for path in destinations.values())
@@ -546,7 +567,7 @@ def download_revision(
             if options.recheck or not local.is_verified(entry, destinations[entry.subpath])
         ]
         summary.present_files = len(selected) - len(unverified)
-        todo = _check_present(local, unverified, options.jobs, summary)
+        todo = _check_present(local, unverified, options.jobs, summary, progress)
         total = sum(entry.size for entry, _ in todo)
         with Progress(
             total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
@@ -556,7 +577,7 @@ def download_revision(
     log.debug("%s", summary)
     if summary.failed:
         raise PartialFailureError(
-            f"{len(summary.failed)} of {summary.files} files of {dataset} {revision} failed to download",
+            f"{len(summary.failed)} of {files(summary.files)} of {dataset} {revision} failed to download",
             summary.failed,
             summary,
         )

@@ -25,8 +25,8 @@ examples:
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the
 environment (DJARCHIVE_CLIENT_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
-DataJoint's configuration (dj.config['custom']['djarchive.client.*'] or the store
-'djarchive_client' in datajoint.json); else the public archive, anonymously.
+DataJoint's configuration (dj.config['custom']['djarchive.client.*'] or the
+store djarchive_client in datajoint.json); else the public archive, anonymously.
 
 exit status: 0 success, 1 failure (one line on stderr), 2 bad usage, 130 interrupted."""
 
@@ -154,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         "list the files of a revision",
         "List a revision's files from its manifest: size, sha256 and path, tab-separated.",
     )
-    files.add_argument("dataset", metavar="DATASET")
-    files.add_argument("revision", metavar="REVISION")
+    files.add_argument("dataset", metavar="DATASET", help="the dataset's name")
+    files.add_argument("revision", metavar="REVISION", help="the revision's name")
     _add_selection(files)
     download = command(
         "download",
@@ -166,8 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Files already present and verified are not fetched again, so re-running an\n"
         "interrupted download resumes it. Exit status 1 when any file failed.",
     )
-    download.add_argument("dataset", metavar="DATASET")
-    download.add_argument("revision", metavar="REVISION")
+    download.add_argument("dataset", metavar="DATASET", help="the dataset's name")
+    download.add_argument("revision", metavar="REVISION", help="the revision's name")
     download.add_argument("target", metavar="TARGET", help="local folder for the revision's files")
     _add_selection(download)
     download.add_argument(
@@ -188,9 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Hash every file of TARGET and compare it with the revision's manifest; report missing,\n"
         "modified and extra files. Exit status 0 when the copy is intact, 1 when it is not.",
     )
-    verify.add_argument("dataset", metavar="DATASET")
-    verify.add_argument("revision", metavar="REVISION")
-    verify.add_argument("target", metavar="TARGET")
+    verify.add_argument("dataset", metavar="DATASET", help="the dataset's name")
+    verify.add_argument("revision", metavar="REVISION", help="the revision's name")
+    verify.add_argument("target", metavar="TARGET", help="the local copy to check")
     _add_selection(verify)
     verify.add_argument(
         "-j", "--jobs", type=positive_jobs, metavar="N", default=None, help="parallel hashing"

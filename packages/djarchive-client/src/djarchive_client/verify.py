@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from djarchive_common.manifest import Entry, Manifest
-from djarchive_common.transfer import DEFAULT_WORKERS, Progress, hash_file, run_parallel
+from djarchive_common.transfer import DEFAULT_WORKERS, Progress, files, hash_file, run_parallel
 
 from .localcopy import LocalCopy, matches, select
 
@@ -56,11 +56,11 @@ class VerifyReport:
     def __str__(self) -> str:
         name = f"{self.dataset} {self.revision} in {self.target}"
         if self.intact:
-            text = f"{name}: intact, {self.verified} files verified"
+            text = f"{name}: intact, {files(self.verified)} verified"
         else:
             text = f"{name}: NOT intact: {len(self.missing)} missing, {len(self.modified)} modified"
         if self.extra:
-            text += f", {len(self.extra)} extra files"
+            text += f", {len(self.extra)} extra {'file' if len(self.extra) == 1 else 'files'}"
         return text
 
 

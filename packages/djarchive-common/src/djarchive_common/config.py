@@ -18,6 +18,7 @@ datajoint already imported), because importing it costs most of a second.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import sys
@@ -281,6 +282,7 @@ def _datajoint_values(role: str) -> dict[str, tuple[Any, str]]:
     if datajoint is None:
         return {}
     values: dict[str, tuple[Any, str]] = {}
+    _warn_about_unread_local_conf(datajoint)
     custom = _config_get(datajoint.config, "custom")
     stores = _config_get(datajoint.config, "stores")
     store = stores.get(f"djarchive_{role}") if isinstance(stores, Mapping) else None
@@ -299,6 +301,25 @@ def _datajoint_values(role: str) -> dict[str, tuple[Any, str]]:
                 values[name] = (value, source)
                 break
     return values
+
+
+def _warn_about_unread_local_conf(datajoint: ModuleType) -> None:
+    """datajoint 2.x ignores dj_local_conf.json: say so when it holds djarchive settings."""
+    if not str(getattr(datajoint, "__version__", "0")).split(".")[0].isdigit():
+        return
+    if int(str(datajoint.__version__).split(".")[0]) < 2 or not Path("dj_local_conf.json").is_file():
+        return
+    try:
+        custom = json.loads(Path("dj_local_conf.json").read_text(encoding="utf-8")).get("custom") or {}
+    except (OSError, ValueError, AttributeError):
+        return
+    if any(str(key).startswith("djarchive.") for key in custom):
+        log.warning(
+            "dj_local_conf.json has djarchive settings, but datajoint %s does not read that file: "
+            "put them in datajoint.json as stores.djarchive_client / stores.djarchive_admin "
+            "(see the README, 'Configuration')",
+            datajoint.__version__,
+        )
 
 
 def datajoint_setting(*keys: str, environ: Mapping[str, str] | None = None) -> Any:

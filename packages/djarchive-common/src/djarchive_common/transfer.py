@@ -22,6 +22,7 @@ __all__ = [
     "Progress",
     "RetryPolicy",
     "hash_file",
+    "files",
     "human_bytes",
     "retry_call",
     "run_parallel",
@@ -141,6 +142,11 @@ def hash_file(path: str | os.PathLike[str], buffer_size: int = BUFFER_SIZE) -> t
     return size, digest.hexdigest()
 
 
+def files(count: int) -> str:
+    """'1 file', '2 files'."""
+    return f"{count} file" if count == 1 else f"{count} files"
+
+
 def human_bytes(count: float) -> str:
     """A byte count for people: 1.5 MB, 20 GB (powers of 1000, as aws and dandi print them)."""
     for unit in ("B", "kB", "MB", "GB", "TB"):
@@ -166,7 +172,7 @@ class Progress:
                 total=total_bytes,
                 unit="B",
                 unit_scale=True,
-                unit_divisor=1024,
+                unit_divisor=1000,  # MB as in the summaries (powers of 1000, like aws and dandi)
                 desc=description,
                 file=sys.stderr,
                 dynamic_ncols=True,

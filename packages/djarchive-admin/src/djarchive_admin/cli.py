@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from djarchive_client.cli import print_revisions
+
 from .parser import PROG, build_parser
 
 __all__ = ["main"]
@@ -136,12 +138,7 @@ def _revisions(args: argparse.Namespace) -> int:
             for info in details:
                 print(f"{info.dataset},{info.revision},{info.state},{info.files},{info.bytes}")
         return 0
-    pairs = list(admin.revisions(args.dataset))
-    if args.json:
-        emit_json([{"dataset": dataset, "revision": revision} for dataset, revision in pairs])
-    else:
-        for dataset, revision in pairs:
-            print(f"{dataset},{revision}")
+    print_revisions(list(admin.revisions(args.dataset)), args.json)
     return 0
 
 

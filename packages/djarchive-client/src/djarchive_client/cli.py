@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .parser import build_parser
 
-__all__ = ["main"]
+__all__ = ["main", "print_revisions"]
 
 PROG = "djarchive"
 
@@ -31,15 +31,19 @@ def _datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _revisions(args: argparse.Namespace) -> int:
+def print_revisions(pairs: Iterable[tuple[str, str]], as_json: bool) -> None:
+    """``dataset,revision`` lines (the seed's format), or JSON."""
     from djarchive_common.console import emit_json
 
-    pairs = list(_client(args).revisions(args.dataset))
-    if args.json:
+    if as_json:
         emit_json([{"dataset": dataset, "revision": revision} for dataset, revision in pairs])
     else:
         for dataset, revision in pairs:
             print(f"{dataset},{revision}")
+
+
+def _revisions(args: argparse.Namespace) -> int:
+    print_revisions(list(_client(args).revisions(args.dataset)), args.json)
     return 0
 
 

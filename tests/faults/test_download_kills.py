@@ -132,8 +132,9 @@ def test_a_kill_between_ranges_of_a_large_file(archive, via_proxy, tmp_path):
     )
 
     def partial_part() -> bool:
-        parts = part_files(target)
-        return any(0 < _written(path) < len(files["big.bin"]) for path in parts)
+        """The large file's temporary file (preallocated to its full size), partly written."""
+        size = len(files["big.bin"])
+        return any(_size(path) == size and 0 < _written(path) < size for path in part_files(target))
 
     wait_for(partial_part)
     process.send_signal(signal.SIGKILL)
@@ -143,6 +144,13 @@ def test_a_kill_between_ranges_of_a_large_file(archive, via_proxy, tmp_path):
     assert main(["download", "ds", "1", str(target), "-q"]) == 0
     assert tree(target) == files
     assert part_files(target) == []
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _written(path: Path) -> int:

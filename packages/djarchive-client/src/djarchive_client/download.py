@@ -547,27 +547,24 @@ def download_revision(
         return summary
     local = LocalCopy(target, create=create_target)
     destinations = local.check_destinations(selected)  # refuses unsafe paths before any write
-    if dry_run:  # the same checks as a download, hashes included, but nothing is written
-        local.load_record()
+
+    def still_needed() -> list[tuple[Entry, Path]]:
+        """What is not verified by the record (or everything, with recheck) nor by hashing."""
         unverified = [
             (entry, destinations[entry.subpath])
             for entry in selected
             if options.recheck or not local.is_verified(entry, destinations[entry.subpath])
         ]
         summary.present_files = len(selected) - len(unverified)
-        summary.planned = [
-            entry for entry, _ in _check_present(local, unverified, options.jobs, summary, progress)
-        ]
+        return _check_present(local, unverified, options.jobs, summary, progress)
+
+    if dry_run:  # the same checks as a download, hashes included, but nothing is written
+        local.load_record()
+        summary.planned = [entry for entry, _ in still_needed()]
         return summary
     with local:
         local.sweep_parts(path.parent for path in destinations.values())
-        unverified = [
-            (entry, destinations[entry.subpath])
-            for entry in selected
-            if options.recheck or not local.is_verified(entry, destinations[entry.subpath])
-        ]
-        summary.present_files = len(selected) - len(unverified)
-        todo = _check_present(local, unverified, options.jobs, summary, progress)
+        todo = still_needed()
         total = sum(entry.size for entry, _ in todo)
         with Progress(
             total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"

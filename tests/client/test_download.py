@@ -81,6 +81,30 @@ def test_default_large_file_path_uses_ranges(archive, tmp_path, monkeypatch):
     ]
 
 
+def test_writes_that_take_only_part_of_the_data_lose_nothing(archive, big_files, tmp_path, monkeypatch):
+    """A write may store fewer bytes than it was given; the rest must still reach the file."""
+    archive.publish("some-set", "000", big_files)
+    real_write, real_pwrite = os.write, os.pwrite
+    calls = {"write": 0, "pwrite": 0}
+
+    def short_write(fd, data):
+        calls["write"] += 1
+        return real_write(fd, memoryview(data)[:1000])
+
+    def short_pwrite(fd, data, position):
+        calls["pwrite"] += 1
+        return real_pwrite(fd, memoryview(data)[:1000], position)
+
+    monkeypatch.setattr(os, "write", short_write)
+    monkeypatch.setattr(os, "pwrite", short_pwrite)
+    target = tmp_path / "t"
+    client().download("some-set", "000", target, create_target=True, **SMALL_PARTS)
+    monkeypatch.undo()
+    assert tree(target) == big_files
+    assert calls["write"] > len(big_files)
+    assert calls["pwrite"] > 1024
+
+
 def test_rerun_over_complete_copy_transfers_nothing(archive, big_files, tmp_path):
     archive.publish("some-set", "000", big_files)
     target = tmp_path / "copy"

@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from importlib import metadata
 from typing import Any
 
 from .errors import DJArchiveError, PartialFailureError
@@ -34,6 +33,8 @@ log = logging.getLogger("djarchive_common")
 
 def version_line(prog: str, distribution: str) -> str:
     """``prog X.Y.Z`` for --version."""
+    from importlib import metadata  # ~30 ms: only for --version
+
     try:
         version = metadata.version(distribution)
     except metadata.PackageNotFoundError:

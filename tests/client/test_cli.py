@@ -185,6 +185,20 @@ def test_help_does_not_import_heavy_modules():
     assert result.stdout.strip() == "[]"
 
 
+def test_minio_is_imported_without_its_admin_api_which_still_loads_on_demand():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from djarchive_client import client; client().store.minio; "
+        "print(sorted(m for m in ('Crypto', 'argon2', 'minio.minioadmin') if m in sys.modules)); "
+        "from minio import MinioAdmin; import minio.minioadmin as admin; "
+        "print(MinioAdmin.__module__, admin.MinioAdmin is MinioAdmin, 'Crypto' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split("\n")[:2] == ["[]", "minio.minioadmin True True"]
+
+
 def test_progress_bar_when_asked(published, capsys, tmp_path):
     from djarchive_client import client
 

@@ -442,7 +442,8 @@ class _Downloader:
                 large.append([_Range(job, index) for index in range(len(job.ranges))])
             else:
                 wholes.append(_Whole(entry, destination))
-        return wholes + _interleave(large)
+        wholes.sort(key=lambda unit: unit.entry.size, reverse=True)
+        return _interleave(large) + wholes  # the largest first: the shortest tail
 
     def _round(
         self, todo: Sequence[tuple[Entry, Path]], summary: DownloadSummary, *, final: bool, ranges: bool

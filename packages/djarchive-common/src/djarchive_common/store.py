@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from .errors import (
     PermissionDeniedError,
     TransferError,
 )
+from .lazy import lazy_exports
 from .logs import register_secrets
 from .transfer import DEFAULT_WORKERS, RetryPolicy, retry_call
 
@@ -120,8 +123,8 @@ class Store:
         """The minio client, created on first use (creating a Store never touches the network)."""
         import certifi
         import urllib3
-        from minio import Minio
 
+        Minio = _import_minio()
         pool: dict[str, Any] = {
             "num_pools": 4,
             "maxsize": self.options.pool_size,
@@ -409,6 +412,48 @@ class Store:
                     raise TransferError(f"deleting {first.name}: {first.code} {first.message}")
 
             self.call(f"deleting {len(batch)} objects", delete)
+
+
+_MINIO_IMPORT = threading.Lock()
+
+
+def _import_minio() -> type[Minio]:
+    """minio's client class; minio's admin API is loaded only if something asks for it."""
+    with _MINIO_IMPORT:
+        if "minio" not in sys.modules:
+            _import_minio_without_admin()
+        from minio import Minio
+
+    return Minio
+
+
+def _import_minio_without_admin() -> None:
+    """Import minio with ``minio.MinioAdmin`` loaded on first use instead of at import.
+
+    ``minio/__init__`` imports its admin API and with it pycryptodome and argon2: 0.1 s, a third
+    of a no-op re-run, for code djarchive never calls. A stand-in takes the admin module's place
+    during the import and is removed after it, so ``minio.MinioAdmin`` and ``import
+    minio.minioadmin`` still give the real thing. Should another minio version need more from
+    the stand-in, the partial import is undone and the caller imports minio the normal way.
+    """
+    import types
+
+    stand_in = types.ModuleType("minio.minioadmin")
+    stand_in.MinioAdmin = None  # type: ignore[attr-defined]
+    sys.modules["minio.minioadmin"] = stand_in
+    try:
+        import minio
+    except ImportError:
+        for name in [name for name in sys.modules if name == "minio" or name.startswith("minio.")]:
+            del sys.modules[name]
+        return
+    finally:
+        if sys.modules.get("minio.minioadmin") is stand_in:
+            del sys.modules["minio.minioadmin"]
+    for name in ("minioadmin", "MinioAdmin"):
+        if vars(minio).get(name, stand_in) in (stand_in, None):
+            vars(minio).pop(name, None)
+    minio.__getattr__ = lazy_exports("minio", {"MinioAdmin": ".minioadmin"})  # type: ignore[attr-defined]
 
 
 def _reason(exc: BaseException) -> str:

@@ -105,6 +105,39 @@ def test_writes_that_take_only_part_of_the_data_lose_nothing(archive, big_files,
     assert calls["pwrite"] > 1024
 
 
+def test_small_files_get_twice_the_transfers_large_ones_no_more_than_jobs(archive, tmp_path, monkeypatch):
+    """Files that fit in one read are latency-bound: up to 2 x jobs of them are fetched at once."""
+    import threading
+    import time
+
+    from djarchive_client.download import _Downloader
+
+    files = {f"small/{n:02d}.bin": os.urandom(KiB) for n in range(16)}
+    files.update({f"large/{n:02d}.bin": os.urandom(300 * KiB) for n in range(6)})
+    archive.publish("ds", "1", files)
+    lock = threading.Lock()
+    active = {"small": 0, "large": 0}
+    most = {"small": 0, "large": 0}
+    original = _Downloader.fetch_whole
+
+    def spy(self, entry, destination):
+        kind = "small" if entry.size <= 256 * KiB else "large"
+        with lock:
+            active[kind] += 1
+            most[kind] = max(most[kind], active[kind])
+        time.sleep(0.05)
+        try:
+            return original(self, entry, destination)
+        finally:
+            with lock:
+                active[kind] -= 1
+
+    monkeypatch.setattr(_Downloader, "fetch_whole", spy)
+    client().download("ds", "1", tmp_path / "t", create_target=True, jobs=2)
+    assert tree(tmp_path / "t") == files
+    assert most == {"small": 4, "large": 2}
+
+
 def test_rerun_over_complete_copy_transfers_nothing(archive, big_files, tmp_path):
     archive.publish("some-set", "000", big_files)
     target = tmp_path / "copy"

@@ -74,6 +74,39 @@ def test_large_file_goes_multipart_with_metadata(archive, admin_tool, tmp_path):
     assert archive.get(f"{DATASET}/{REVISION}/big.bin") == files["big.bin"]
 
 
+def test_small_files_get_twice_the_uploads_large_ones_no_more_than_jobs(
+    archive, admin_tool, tmp_path, monkeypatch
+):
+    """Small files are latency-bound: up to 2 x jobs of them are sent at once, larger ones up to jobs."""
+    import threading
+    import time
+
+    files = {f"small/{n:02d}.bin": os.urandom(1024) for n in range(16)}
+    files.update({f"large/{n:02d}.bin": os.urandom(300 * 1024) for n in range(6)})
+    source = write_tree(tmp_path / "mixed", files)
+    lock = threading.Lock()
+    active = {"small": 0, "large": 0}
+    most = {"small": 0, "large": 0}
+    original = Store.put_file
+
+    def spy(self, key, path, sha256, **options):
+        kind = "small" if os.path.getsize(path) <= 256 * 1024 else "large"
+        with lock:
+            active[kind] += 1
+            most[kind] = max(most[kind], active[kind])
+        time.sleep(0.05)
+        try:
+            return original(self, key, path, sha256, **options)
+        finally:
+            with lock:
+                active[kind] -= 1
+
+    monkeypatch.setattr(Store, "put_file", spy)
+    admin_tool.upload(DATASET, REVISION, source, jobs=2)
+    assert most == {"small": 4, "large": 2}
+    assert archive.get(f"{DATASET}/{REVISION}/large/05.bin") == files["large/05.bin"]
+
+
 def test_factories(archive):
     assert isinstance(admin(), DJArchiveAdmin)
     assert isinstance(client(admin=True), DJArchiveAdmin)

@@ -51,9 +51,10 @@ def _add_filter(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_jobs(parser: argparse.ArgumentParser, what: str) -> None:
+def _add_jobs(parser: argparse.ArgumentParser, what: str, note: str = "") -> None:
+    limits = f"default 32, max 64; {note}" if note else "default 32, max 64"
     parser.add_argument(
-        "-j", "--jobs", type=positive_jobs, metavar="N", default=None, help=f"{what} (default 32, max 64)"
+        "-j", "--jobs", type=positive_jobs, metavar="N", default=None, help=f"{what} ({limits})"
     )
 
 
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "objects the new manifest does not list",
     )
     _add_filter(upload)
-    _add_jobs(upload, "parallel uploads")
+    _add_jobs(upload, "parallel uploads", "small files of up to 256 KiB: twice as many")
 
     publish = command(
         "publish",

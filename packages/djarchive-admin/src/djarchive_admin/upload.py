@@ -20,7 +20,7 @@ from djarchive_common.errors import IntegrityError, PartialFailureError
 from djarchive_common.layout import manifest_key, object_key, revision_prefix, subpath_of
 from djarchive_common.manifest import Entry, Manifest
 from djarchive_common.store import Store
-from djarchive_common.transfer import DEFAULT_WORKERS, Progress, human_bytes, run_parallel
+from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, human_bytes, run_parallel
 
 from .scan import SourceFile
 
@@ -231,12 +231,17 @@ def send(
     """Upload every (entry, file) of ``todo``; raise PartialFailureError after the rest if any failed."""
     parallel_parts = max(1, min(MAX_PARALLEL_PARTS, options.jobs // max(1, len(todo))))
     total = sum(entry.size for entry, _ in todo)
+    todo = sorted(todo, key=lambda item: item[0].size, reverse=True)  # the largest first: the shortest tail
+    slots = Slots(options.jobs, store.options.pool_size)
 
     with Progress(
         total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
     ) as bar:
 
         def work(item: tuple[Entry, SourceFile]) -> Entry:
+            return slots.run(item[0].size, lambda: put(item))
+
+        def put(item: tuple[Entry, SourceFile]) -> Entry:
             entry, source = item
             key = object_key(dataset, revision, entry.subpath)
             store.put_file(
@@ -253,7 +258,7 @@ def send(
             bar.file_done()
             return entry
 
-        for (entry, _), _, error in run_parallel(work, todo, options.jobs):
+        for (entry, _), _, error in run_parallel(work, todo, slots.workers):
             if error is not None:
                 reason = str(error)
                 summary.failed[entry.subpath] = reason

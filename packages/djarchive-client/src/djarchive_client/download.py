@@ -35,6 +35,7 @@ from djarchive_common.store import Store
 from djarchive_common.transfer import (
     DEFAULT_WORKERS,
     Progress,
+    Slots,
     files,
     hash_file,
     human_bytes,
@@ -56,7 +57,7 @@ ROUNDS = 3  # each round retries a file as the retry policy allows
 class DownloadOptions:
     """Tuning for one download."""
 
-    jobs: int = DEFAULT_WORKERS  # transfers at once; files that fit in one read get up to twice as many
+    jobs: int = DEFAULT_WORKERS  # transfers at once; small files get up to twice as many (Slots)
     part_size: int = 64 * MiB  # the byte range of one request for a large file
     multipart_threshold: int = 64 * MiB  # files at least this big are fetched in ranges
     buffer_size: int = 256 * 1024  # per read; small, so that many workers stay in little memory
@@ -451,11 +452,7 @@ class _Downloader:
         """One pass over ``todo``. After a first pass, large files come as one stream, hashed as
         it arrives: a bad range cannot be told from the others, a bad stream is retried in place."""
 
-        jobs = self.options.jobs
-        # A file that fits in one read costs a round trip, not bandwidth or memory: more of them
-        # may be in flight (as many as the connection pool holds), the rest wait for a slot.
-        workers = max(jobs, min(2 * jobs, self.store.options.pool_size))
-        slots = threading.BoundedSemaphore(jobs)
+        slots = Slots(self.options.jobs, self.store.options.pool_size)
 
         def fetch(unit: _Whole | _Range) -> bool:
             if isinstance(unit, _Whole):
@@ -464,15 +461,12 @@ class _Downloader:
             return self.fetch_range(unit)
 
         def work(unit: _Whole | _Range) -> bool:
-            if isinstance(unit, _Whole) and unit.entry.size <= self.options.buffer_size:
-                return fetch(unit)
-            with slots:
-                return fetch(unit)
+            return slots.run(unit.entry.size, lambda: fetch(unit))
 
         retry_later: list[tuple[Entry, Path]] = []
         last_save = time.monotonic()
         try:
-            for unit, finished, error in run_parallel(work, self._plan(todo, summary, ranges), workers):
+            for unit, finished, error in run_parallel(work, self._plan(todo, summary, ranges), slots.workers):
                 entry = unit.entry
                 if error is not None:
                     if isinstance(error, LocalStorageError):

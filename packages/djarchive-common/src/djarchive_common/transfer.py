@@ -20,7 +20,9 @@ __all__ = [
     "BUFFER_SIZE",
     "DEFAULT_WORKERS",
     "Progress",
+    "SMALL_FILE",
     "RetryPolicy",
+    "Slots",
     "hash_file",
     "files",
     "human_bytes",
@@ -32,6 +34,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 BUFFER_SIZE = 1024 * 1024
 DEFAULT_WORKERS = 32
+SMALL_FILE = 256 * 1024  # a file this small costs a round trip more than bandwidth or memory
 log = logging.getLogger("djarchive_common")
 
 
@@ -71,6 +74,23 @@ def retry_call(func: Callable[[], T], what: str, policy: RetryPolicy | None = No
             log.info("%s failed (%s); retrying in %.1f s (attempt %d)", what, error, pause, attempt + 1)
             time.sleep(pause)
             attempt += 1
+
+
+class Slots:
+    """Concurrency by size: at most ``jobs`` transfers of large files at once, while small files,
+    bound by round trips rather than bandwidth, may keep up to twice as many workers busy
+    (no more than ``limit``, the connection pool)."""
+
+    def __init__(self, jobs: int, limit: int):
+        self.workers = max(jobs, min(2 * jobs, limit))
+        self._large = threading.BoundedSemaphore(jobs)
+
+    def run(self, size: int, func: Callable[[], R]) -> R:
+        """Run ``func``, the transfer of ``size`` bytes; a large one first waits for a slot."""
+        if size <= SMALL_FILE:
+            return func()
+        with self._large:
+            return func()
 
 
 def run_parallel(

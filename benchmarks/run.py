@@ -295,34 +295,12 @@ def build_tools(args: argparse.Namespace, notes: list[str]) -> list[Tool]:
     else:
         notes.append("rclone: not found (apt-get install rclone); skipped")
 
-    tools.append(
-        Tool(
-            NAIVE,
-            f"minio {_module_version('minio')}",
-            download=lambda t: [
-                [
-                    sys.executable,
-                    str(HERE / "naive.py"),
-                    t.endpoint,
-                    t.bucket,
-                    t.dataset,
-                    t.revision,
-                    str(t.dest),
-                ]
-            ],
-            rerun=lambda t: [
-                [
-                    sys.executable,
-                    str(HERE / "naive.py"),
-                    t.endpoint,
-                    t.bucket,
-                    t.dataset,
-                    t.revision,
-                    str(t.dest),
-                ]
-            ],
-        )
-    )
+    def naive(t: Target) -> Steps:  # its re-run downloads everything again
+        return [
+            [sys.executable, str(HERE / "naive.py"), t.endpoint, t.bucket, t.dataset, t.revision, str(t.dest)]
+        ]
+
+    tools.append(Tool(NAIVE, f"minio {_module_version('minio')}", download=naive, rerun=naive))
     sha256sum = shutil.which("sha256sum")
     tools.append(
         Tool(

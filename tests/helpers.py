@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -36,3 +37,32 @@ def run_module(
         timeout=kwargs.pop("timeout", 120),
         **kwargs,
     )
+
+
+def write_tree(root: Path, files: Mapping[str, bytes]) -> Path:
+    """Create ``root`` holding ``files`` (posix subpath -> content); return it."""
+    root.mkdir(parents=True, exist_ok=True)
+    for subpath, data in files.items():
+        path = root.joinpath(*subpath.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every regular file under ``root`` (posix subpath -> content), djarchive's own state excluded."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and ".djarchive" not in path.relative_to(root).parts
+    }
+
+
+def rendered_man_page(page: Path) -> str | None:
+    """The page as ``man`` renders it, whitespace collapsed, or None where man is missing."""
+    if not shutil.which("man"):
+        return None
+    wide = {**os.environ, "MANWIDTH": "400"}  # no line breaks inside the phrases looked for
+    result = subprocess.run(["man", "-l", str(page)], capture_output=True, text=True, check=True, env=wide)
+    assert result.stderr == ""
+    return " ".join(result.stdout.split())

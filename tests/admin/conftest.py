@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.admin.support import write_tree
+from tests.helpers import write_tree
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ pytest.importorskip("djarchive_admin")
 
 from djarchive_admin.cli import main
 from djarchive_client.cli import main as client_main
-from tests.admin.support import DATASET, REVISION, revision_keys, staged_key, write_tree
+from tests.admin.support import DATASET, REVISION, revision_keys, staged_key
 from tests.conftest import ADMIN_SECRET_KEY
-from tests.helpers import manifest_bytes
+from tests.helpers import manifest_bytes, write_tree
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

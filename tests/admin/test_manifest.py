@@ -14,8 +14,7 @@ from djarchive_admin.scan import scan_source
 from djarchive_common.errors import InvalidNameError, LocalPathError
 from djarchive_common.manifest import read_manifest
 from djarchive_common.store import Store
-from tests.admin.support import write_tree
-from tests.helpers import manifest_bytes
+from tests.helpers import manifest_bytes, write_tree
 
 needs_symlinks = pytest.mark.skipif(
     not hasattr(os, "symlink") or os.name == "nt", reason="needs posix symlinks"

@@ -15,7 +15,8 @@ pytest.importorskip("djarchive_admin")
 from djarchive_admin import admin
 from djarchive_client import client
 from djarchive_common.store import Store
-from tests.admin.support import DATASET, REVISION, read_tree, revision_keys, staged_key, write_tree
+from tests.admin.support import DATASET, REVISION, revision_keys, staged_key
+from tests.helpers import read_tree, write_tree
 
 FILES = {f"part-{index:03d}/file-{index:03d}.dat": os.urandom(1000 + index) for index in range(40)}
 STORED_BEFORE_KILL = 15

@@ -24,8 +24,8 @@ from djarchive_common.errors import (
     RevisionPublishedError,
 )
 from djarchive_common.store import Store
-from tests.admin.support import DATASET, REVISION, read_tree, revision_keys, staged_key, write_tree
-from tests.helpers import manifest_bytes, sha256
+from tests.admin.support import DATASET, REVISION, revision_keys, staged_key
+from tests.helpers import manifest_bytes, read_tree, sha256, write_tree
 
 MiB = 1024 * 1024
 

@@ -20,20 +20,11 @@ from djarchive_common.errors import (
 from djarchive_common.store import StoreOptions
 from djarchive_common.transfer import RetryPolicy
 from tests.helpers import manifest_bytes
+from tests.helpers import read_tree as tree
 
 KiB = 1024
 FAST_RETRIES = StoreOptions(retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02))
 SMALL_PARTS = {"part_size": 64 * KiB, "multipart_threshold": 128 * KiB}
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every file under root except djarchive's own folder."""
-    found = {}
-    for path in root.rglob("*"):
-        relative = path.relative_to(root).as_posix()
-        if path.is_file() and not relative.startswith(".djarchive/"):
-            found[relative] = path.read_bytes()
-    return found
 
 
 @pytest.fixture

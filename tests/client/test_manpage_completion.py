@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
@@ -10,6 +9,7 @@ import pytest
 
 from djarchive_client.cli import main
 from djarchive_client.parser import build_parser
+from tests.helpers import rendered_man_page
 
 SUBCOMMANDS = ("datasets", "revisions", "files", "download", "verify", "completion")
 
@@ -23,13 +23,8 @@ def test_man_page_renders_every_subcommand(tmp_path):
         assert f"djarchive {name}" in text
     # roff reads a line starting with ' or . as a request and drops it: no such text line
     assert not [line for line in text.splitlines() if line.startswith("'")]
-    if shutil.which("man"):
-        wide = {**os.environ, "MANWIDTH": "400"}  # no line breaks inside the phrases looked for
-        result = subprocess.run(
-            ["man", "-l", str(page)], capture_output=True, text=True, check=True, env=wide
-        )
-        rendered = " ".join(result.stdout.split())
-        assert result.stderr == ""
+    rendered = rendered_man_page(page)
+    if rendered is not None:
         assert "--include GLOB" in rendered
         assert "download a revision into a folder" in rendered
         assert "else the public archive, anonymously" in rendered

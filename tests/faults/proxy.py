@@ -39,7 +39,7 @@ import socket
 import struct
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["KINDS", "FaultProxy", "Request", "pick"]
@@ -57,6 +57,12 @@ class _Closed(Exception):
     """A peer closed its side in the middle of a message."""
 
 
+def _header(headers: Sequence[tuple[str, str]], name: str, default: str) -> str:
+    """The value of a header (case-insensitive), or ``default``."""
+    name = name.lower()
+    return next((value for key, value in headers if key.lower() == name), default)
+
+
 @dataclass(frozen=True)
 class Request:
     """The head of one request as the client sent it."""
@@ -67,11 +73,7 @@ class Request:
 
     def header(self, name: str, default: str = "") -> str:
         """The value of a header (case-insensitive), or ``default``."""
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return default
+        return _header(self.headers, name, default)
 
     @property
     def path(self) -> str:
@@ -94,11 +96,7 @@ class _Head:
     headers: list[tuple[str, str]]
 
     def header(self, name: str, default: str = "") -> str:
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return default
+        return _header(self.headers, name, default)
 
     def replace(self, changes: dict[str, str | None]) -> bytes:
         """The head with headers set (value) or removed (None); names compared case-insensitively."""

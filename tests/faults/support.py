@@ -88,16 +88,6 @@ def dataset(
     return files
 
 
-def write_tree(root: Path, files: Mapping[str, bytes]) -> Path:
-    """Create ``root`` holding ``files``; return it."""
-    root.mkdir(parents=True, exist_ok=True)
-    for subpath, data in files.items():
-        path = root.joinpath(*subpath.split("/"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
-
-
 def env_with(overrides: Mapping[str, str]) -> dict[str, str]:
     """The current environment with ``overrides``."""
     return {**os.environ, **overrides}

@@ -36,8 +36,8 @@ from tests.faults.support import (
     popen,
     python,
     tree,
-    write_tree,
 )
+from tests.helpers import write_tree
 
 STAGING = ".djarchive/staging/"
 FILES = dataset(12, 3000, big={"big/recording.bin": 5 * MiB + 11, "big/empty.bin": 0})  # two parts

@@ -26,8 +26,8 @@ from minio.error import S3Error
 from djarchive_admin.cli import main as admin_main
 from djarchive_client import DJArchiveClient
 from djarchive_client.cli import main as client_main
-from tests.faults.support import error_lines, python, tree, write_tree
-from tests.helpers import manifest_bytes, sha256
+from tests.faults.support import error_lines, python, tree
+from tests.helpers import manifest_bytes, sha256, write_tree
 
 BUCKET = "iam-archive"
 FILES = {"a.bin": b"alpha", "sub/b.bin": b"beta" * 100}

@@ -107,6 +107,52 @@ def test_small_files_get_twice_the_uploads_large_ones_no_more_than_jobs(
     assert archive.get(f"{DATASET}/{REVISION}/large/05.bin") == files["large/05.bin"]
 
 
+def test_uploads_hold_no_more_file_data_in_memory_than_the_budget(archive, admin_tool, tmp_path, monkeypatch):
+    """minio reads what it sends into memory, so large files wait for room in the memory budget;
+    one larger than the whole budget is sent alone."""
+    import functools
+    import threading
+    import time
+
+    import djarchive_admin.archive
+    from djarchive_admin.upload import UploadOptions
+
+    files = {f"large/{n:02d}.bin": os.urandom(300 * 1024) for n in range(6)}
+    files["huge.bin"] = os.urandom(1024 * 1024)
+    files.update({f"small/{n:02d}.bin": os.urandom(1024) for n in range(8)})
+    source = write_tree(tmp_path / "mixed", files)
+    lock = threading.Lock()
+    active: list[int] = []
+    seen: list[list[int]] = []
+    original = Store.put_file
+
+    def spy(self, key, path, sha256, **options):
+        size = os.path.getsize(path)
+        if size <= 256 * 1024:
+            return original(self, key, path, sha256, **options)
+        with lock:
+            active.append(size)
+            seen.append(sorted(active))
+        time.sleep(0.05)
+        try:
+            return original(self, key, path, sha256, **options)
+        finally:
+            with lock:
+                active.remove(size)
+
+    monkeypatch.setattr(Store, "put_file", spy)
+    budget = 700 * 1024  # two of the 300 KiB files fit, three do not, the 1 MiB one alone
+    monkeypatch.setattr(
+        djarchive_admin.archive, "UploadOptions", functools.partial(UploadOptions, memory=budget)
+    )
+    admin_tool.upload(DATASET, REVISION, source, jobs=4)
+    assert max((sum(sizes) for sizes in seen if 1024 * 1024 not in sizes), default=0) == 600 * 1024
+    assert [1024 * 1024] in seen
+    assert all(sizes == [1024 * 1024] for sizes in seen if 1024 * 1024 in sizes)
+    assert archive.get(f"{DATASET}/{REVISION}/huge.bin") == files["huge.bin"]
+    assert archive.get(f"{DATASET}/{REVISION}/large/05.bin") == files["large/05.bin"]
+
+
 def test_factories(archive):
     assert isinstance(admin(), DJArchiveAdmin)
     assert isinstance(client(admin=True), DJArchiveAdmin)

@@ -98,7 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         "objects the new manifest does not list",
     )
     _add_filter(upload)
-    _add_jobs(upload, "parallel uploads", "small files of up to 256 KiB: twice as many")
+    _add_jobs(
+        upload,
+        "parallel uploads",
+        "small files of up to 256 KiB: twice as many; larger ones wait while 128 MiB of data is in memory",
+    )
 
     publish = command(
         "publish",

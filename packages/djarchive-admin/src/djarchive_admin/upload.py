@@ -48,6 +48,7 @@ class UploadOptions:
 
     jobs: int = DEFAULT_WORKERS
     part_size: int = 16 * MiB  # files larger than this are sent as multipart uploads of this part size
+    memory: int = 128 * MiB  # file data held in memory by all uploads at once (minio reads parts whole)
 
     def __post_init__(self) -> None:
         if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
@@ -229,17 +230,25 @@ def send(
     progress: bool = False,
 ) -> None:
     """Upload every (entry, file) of ``todo``; raise PartialFailureError after the rest if any failed."""
-    parallel_parts = max(1, min(MAX_PARALLEL_PARTS, options.jobs // max(1, len(todo))))
+    parallel_parts = max(
+        1,
+        min(MAX_PARALLEL_PARTS, options.jobs // max(1, len(todo)), options.memory // options.part_size - 1),
+    )
     total = sum(entry.size for entry, _ in todo)
     todo = sorted(todo, key=lambda item: item[0].size, reverse=True)  # the largest first: the shortest tail
-    slots = Slots(options.jobs, store.options.pool_size)
+    slots = Slots(options.jobs, store.options.pool_size, memory=options.memory)
+
+    def in_memory(size: int) -> int:
+        """What minio holds of a file while sending it: all of it, or the parts in flight and the next."""
+        part = options.part_size_for(size)
+        return size if size <= part else (parallel_parts + 1) * part
 
     with Progress(
         total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
     ) as bar:
 
         def work(item: tuple[Entry, SourceFile]) -> Entry:
-            return slots.run(item[0].size, lambda: put(item))
+            return slots.run(item[0].size, lambda: put(item), memory=in_memory(item[0].size))
 
         def put(item: tuple[Entry, SourceFile]) -> Entry:
             entry, source = item

@@ -79,18 +79,34 @@ def retry_call(func: Callable[[], T], what: str, policy: RetryPolicy | None = No
 class Slots:
     """Concurrency by size: at most ``jobs`` transfers of large files at once, while small files,
     bound by round trips rather than bandwidth, may keep up to twice as many workers busy
-    (no more than ``limit``, the connection pool)."""
+    (no more than ``limit``, the connection pool). With a ``memory`` budget, a large transfer
+    also waits until the bytes it holds in memory fit in what the others leave (one that is
+    larger than the whole budget runs alone)."""
 
-    def __init__(self, jobs: int, limit: int):
+    def __init__(self, jobs: int, limit: int, memory: int | None = None):
         self.workers = max(jobs, min(2 * jobs, limit))
         self._large = threading.BoundedSemaphore(jobs)
+        self._memory = memory
+        self._held = 0
+        self._room = threading.Condition()
 
-    def run(self, size: int, func: Callable[[], R]) -> R:
-        """Run ``func``, the transfer of ``size`` bytes; a large one first waits for a slot."""
+    def run(self, size: int, func: Callable[[], R], memory: int = 0) -> R:
+        """Run ``func``, the transfer of ``size`` bytes holding ``memory`` bytes in memory; a
+        large one first waits for a slot, then for room in the memory budget."""
         if size <= SMALL_FILE:
             return func()
         with self._large:
-            return func()
+            if not self._memory or memory <= 0:
+                return func()
+            with self._room:
+                self._room.wait_for(lambda: self._held == 0 or self._held + memory <= self._memory)
+                self._held += memory
+            try:
+                return func()
+            finally:
+                with self._room:
+                    self._held -= memory
+                    self._room.notify_all()
 
 
 def run_parallel(

@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 
@@ -66,3 +68,33 @@ def rendered_man_page(page: Path) -> str | None:
     result = subprocess.run(["man", "-l", str(page)], capture_output=True, text=True, check=True, env=wide)
     assert result.stderr == ""
     return " ".join(result.stdout.split())
+
+
+def overlapping_calls(monkeypatch, owner: object, name: str, size_of: Callable[..., int]) -> list[list[int]]:
+    """Patch ``owner.name`` so each call lasts 50 ms longer and, as it starts, records the sizes
+    (``size_of(*args)``) of every call then running; return those snapshots."""
+    lock, active, seen = threading.Lock(), [], []
+    original = getattr(owner, name)
+
+    def spy(*args, **kwargs):
+        size = size_of(*args, **kwargs)
+        with lock:
+            active.append(size)
+            seen.append(sorted(active))
+        time.sleep(0.05)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                active.remove(size)
+
+    monkeypatch.setattr(owner, name, spy)
+    return seen
+
+
+def most_at_once(seen: list[list[int]], small: int = 256 * 1024) -> dict[str, int]:
+    """The most transfers of small (<= ``small`` bytes) and of large sizes running at once."""
+    return {
+        "small": max((sum(size <= small for size in sizes) for sizes in seen), default=0),
+        "large": max((sum(size > small for size in sizes) for sizes in seen), default=0),
+    }

@@ -25,7 +25,7 @@ from djarchive_common.errors import (
 )
 from djarchive_common.store import Store
 from tests.admin.support import DATASET, REVISION, revision_keys, staged_key
-from tests.helpers import manifest_bytes, read_tree, sha256, write_tree
+from tests.helpers import manifest_bytes, most_at_once, overlapping_calls, read_tree, sha256, write_tree
 
 MiB = 1024 * 1024
 
@@ -78,32 +78,14 @@ def test_small_files_get_twice_the_uploads_large_ones_no_more_than_jobs(
     archive, admin_tool, tmp_path, monkeypatch
 ):
     """Small files are latency-bound: up to 2 x jobs of them are sent at once, larger ones up to jobs."""
-    import threading
-    import time
-
     files = {f"small/{n:02d}.bin": os.urandom(1024) for n in range(16)}
     files.update({f"large/{n:02d}.bin": os.urandom(300 * 1024) for n in range(6)})
     source = write_tree(tmp_path / "mixed", files)
-    lock = threading.Lock()
-    active = {"small": 0, "large": 0}
-    most = {"small": 0, "large": 0}
-    original = Store.put_file
-
-    def spy(self, key, path, sha256, **options):
-        kind = "small" if os.path.getsize(path) <= 256 * 1024 else "large"
-        with lock:
-            active[kind] += 1
-            most[kind] = max(most[kind], active[kind])
-        time.sleep(0.05)
-        try:
-            return original(self, key, path, sha256, **options)
-        finally:
-            with lock:
-                active[kind] -= 1
-
-    monkeypatch.setattr(Store, "put_file", spy)
+    seen = overlapping_calls(
+        monkeypatch, Store, "put_file", lambda self, key, path, *a, **k: os.path.getsize(path)
+    )
     admin_tool.upload(DATASET, REVISION, source, jobs=2)
-    assert most == {"small": 4, "large": 2}
+    assert most_at_once(seen) == {"small": 4, "large": 2}
     assert archive.get(f"{DATASET}/{REVISION}/large/05.bin") == files["large/05.bin"]
 
 
@@ -111,8 +93,6 @@ def test_uploads_hold_no_more_file_data_in_memory_than_the_budget(archive, admin
     """minio reads what it sends into memory, so large files wait for room in the memory budget;
     one larger than the whole budget is sent alone."""
     import functools
-    import threading
-    import time
 
     import djarchive_admin.archive
     from djarchive_admin.upload import UploadOptions
@@ -121,31 +101,15 @@ def test_uploads_hold_no_more_file_data_in_memory_than_the_budget(archive, admin
     files["huge.bin"] = os.urandom(1024 * 1024)
     files.update({f"small/{n:02d}.bin": os.urandom(1024) for n in range(8)})
     source = write_tree(tmp_path / "mixed", files)
-    lock = threading.Lock()
-    active: list[int] = []
-    seen: list[list[int]] = []
-    original = Store.put_file
-
-    def spy(self, key, path, sha256, **options):
-        size = os.path.getsize(path)
-        if size <= 256 * 1024:
-            return original(self, key, path, sha256, **options)
-        with lock:
-            active.append(size)
-            seen.append(sorted(active))
-        time.sleep(0.05)
-        try:
-            return original(self, key, path, sha256, **options)
-        finally:
-            with lock:
-                active.remove(size)
-
-    monkeypatch.setattr(Store, "put_file", spy)
+    seen = overlapping_calls(
+        monkeypatch, Store, "put_file", lambda self, key, path, *a, **k: os.path.getsize(path)
+    )
     budget = 700 * 1024  # two of the 300 KiB files fit, three do not, the 1 MiB one alone
     monkeypatch.setattr(
         djarchive_admin.archive, "UploadOptions", functools.partial(UploadOptions, memory=budget)
     )
     admin_tool.upload(DATASET, REVISION, source, jobs=4)
+    seen = [[size for size in sizes if size > 256 * 1024] for sizes in seen]  # small files are not counted
     assert max((sum(sizes) for sizes in seen if 1024 * 1024 not in sizes), default=0) == 600 * 1024
     assert [1024 * 1024] in seen
     assert all(sizes == [1024 * 1024] for sizes in seen if 1024 * 1024 in sizes)

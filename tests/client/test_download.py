@@ -19,7 +19,7 @@ from djarchive_common.errors import (
 )
 from djarchive_common.store import StoreOptions
 from djarchive_common.transfer import RetryPolicy
-from tests.helpers import manifest_bytes
+from tests.helpers import manifest_bytes, most_at_once, overlapping_calls
 from tests.helpers import read_tree as tree
 
 KiB = 1024
@@ -128,35 +128,15 @@ def test_data_reaches_the_disk_in_writes_of_at_most_write_size(archive, big_file
 
 def test_small_files_get_twice_the_transfers_large_ones_no_more_than_jobs(archive, tmp_path, monkeypatch):
     """Files that fit in one read are latency-bound: up to 2 x jobs of them are fetched at once."""
-    import threading
-    import time
-
     from djarchive_client.download import _Downloader
 
     files = {f"small/{n:02d}.bin": os.urandom(KiB) for n in range(16)}
     files.update({f"large/{n:02d}.bin": os.urandom(300 * KiB) for n in range(6)})
     archive.publish("ds", "1", files)
-    lock = threading.Lock()
-    active = {"small": 0, "large": 0}
-    most = {"small": 0, "large": 0}
-    original = _Downloader.fetch_whole
-
-    def spy(self, entry, destination):
-        kind = "small" if entry.size <= 256 * KiB else "large"
-        with lock:
-            active[kind] += 1
-            most[kind] = max(most[kind], active[kind])
-        time.sleep(0.05)
-        try:
-            return original(self, entry, destination)
-        finally:
-            with lock:
-                active[kind] -= 1
-
-    monkeypatch.setattr(_Downloader, "fetch_whole", spy)
+    seen = overlapping_calls(monkeypatch, _Downloader, "fetch_whole", lambda self, entry, dest: entry.size)
     client().download("ds", "1", tmp_path / "t", create_target=True, jobs=2)
     assert tree(tmp_path / "t") == files
-    assert most == {"small": 4, "large": 2}
+    assert most_at_once(seen) == {"small": 4, "large": 2}
 
 
 def test_ranges_arriving_in_any_order_are_hashed_right(archive, tmp_path, monkeypatch):

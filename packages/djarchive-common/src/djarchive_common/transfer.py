@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -95,18 +96,24 @@ class Slots:
         large one first waits for a slot, then for room in the memory budget."""
         if size <= SMALL_FILE:
             return func()
-        with self._large:
-            if not self._memory or memory <= 0:
-                return func()
+        with self._large, self._room_for(memory):
+            return func()
+
+    @contextmanager
+    def _room_for(self, memory: int) -> Iterator[None]:
+        """Hold ``memory`` bytes of the budget (none without a budget) while the block runs."""
+        if not self._memory or memory <= 0:
+            yield
+            return
+        with self._room:
+            self._room.wait_for(lambda: self._held == 0 or self._held + memory <= self._memory)
+            self._held += memory
+        try:
+            yield
+        finally:
             with self._room:
-                self._room.wait_for(lambda: self._held == 0 or self._held + memory <= self._memory)
-                self._held += memory
-            try:
-                return func()
-            finally:
-                with self._room:
-                    self._held -= memory
-                    self._room.notify_all()
+                self._held -= memory
+                self._room.notify_all()
 
 
 def run_parallel(

@@ -9,6 +9,7 @@ pytest.importorskip("djarchive_admin")
 import djarchive_admin
 from djarchive_admin import DJArchiveAdmin
 from djarchive_client import DJArchiveClient
+from djarchive_common.catalog import Catalog
 
 
 def test_public_names():
@@ -36,8 +37,10 @@ def test_public_names():
     assert djarchive_admin.DEFAULT_FILENAME_FILTER == r"^\."
 
 
-def test_admin_extends_the_client():
-    assert issubclass(DJArchiveAdmin, DJArchiveClient)
+def test_admin_and_client_are_siblings_over_the_common_catalog():
+    assert not issubclass(DJArchiveAdmin, DJArchiveClient)
+    assert issubclass(DJArchiveAdmin, Catalog)
+    assert issubclass(DJArchiveClient, Catalog)
     assert DJArchiveAdmin.role == "admin"
     for method in (
         "write_manifest",
@@ -49,8 +52,8 @@ def test_admin_extends_the_client():
         "revision_info",
     ):
         assert callable(getattr(DJArchiveAdmin, method)), method
-    for inherited in ("datasets", "files", "download", "verify"):
-        assert getattr(DJArchiveAdmin, inherited) is getattr(DJArchiveClient, inherited)
+    for shared in ("datasets", "files", "manifest"):
+        assert getattr(DJArchiveAdmin, shared) is getattr(DJArchiveClient, shared) is getattr(Catalog, shared)
 
 
 def test_settings_resolved_for_the_admin_role(monkeypatch):

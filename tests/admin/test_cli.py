@@ -80,12 +80,14 @@ def test_publish_output(archive, capsys, source, seed_files):
     assert (code, out, err) == (0, "published my-dataset 001: 6 files (531.4 kB)\n", "")
 
     code, out, err = run(capsys, "publish", DATASET, REVISION, "--json")
-    assert (code, out) == (1, "")
     where = f"{archive.server.url}/{archive.bucket}"
-    assert err == (
-        f"djarchive-admin: error: my-dataset 001 is already published at {where}; published revisions "
-        "are immutable: use --force (force=True) to replace its manifest with the staged one\n"
+    message = (
+        f"my-dataset 001 is already published at {where}; published revisions "
+        "are immutable: use --force (force=True) to replace its manifest with the staged one"
     )
+    assert code == 1
+    assert json.loads(out) == {"error": message, "type": "RevisionPublishedError"}
+    assert err == f"djarchive-admin: error: {message}\n"
 
 
 def test_upload_refusal_is_one_line(archive, capsys, source):
@@ -223,7 +225,9 @@ def test_retract_output(archive, capsys, source, seed_files):
     assert capsys.readouterr().out == ""
 
     code, out, err = run(capsys, "retract", DATASET, REVISION, "--json")
-    assert (code, out) == (1, "")
+    assert code == 1
+    assert json.loads(out)["type"] == "RevisionNotFoundError"
+    assert "my-dataset 001 is not published (it is staged); nothing to retract" in json.loads(out)["error"]
     assert "my-dataset 001 is not published (it is staged); nothing to retract" in err
 
 

@@ -395,7 +395,7 @@ def test_publish_refuses_wrong_content_metadata_and_strays(archive, admin_tool, 
 def test_upload_refuses_strays_without_force(archive, admin_tool, source, seed_files):
     archive.put(f"{DATASET}/{REVISION}/old/stray.bin", b"from an earlier attempt")
 
-    with pytest.raises(IntegrityError, match=r"holds 1 objects that are not in the manifest: old/stray\.bin"):
+    with pytest.raises(IntegrityError, match=r"holds 1 object that is not in the manifest: old/stray\.bin"):
         admin_tool.upload(DATASET, REVISION, source)
     assert archive.keys() == [f"{DATASET}/{REVISION}/old/stray.bin"]
 

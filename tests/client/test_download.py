@@ -57,13 +57,13 @@ def test_default_large_file_path_uses_ranges(archive, tmp_path, monkeypatch):
     data = os.urandom(300 * KiB + 5)
     archive.publish("ds", "1", {"big.bin": data})
     calls = []
-    original = Store.open
+    original = Store.stream
 
     def spy(self, key, offset=0, length=0):
         calls.append((key, offset, length))
         return original(self, key, offset, length)
 
-    monkeypatch.setattr(Store, "open", spy)
+    monkeypatch.setattr(Store, "stream", spy)
     client().download("ds", "1", tmp_path / "t", create_target=True, **SMALL_PARTS)
     assert (tmp_path / "t" / "big.bin").read_bytes() == data
     assert sorted(calls) == [
@@ -99,7 +99,7 @@ def test_writes_that_take_only_part_of_the_data_lose_nothing(archive, big_files,
 def test_data_reaches_the_disk_in_writes_of_at_most_write_size(archive, big_files, tmp_path, monkeypatch):
     """Reads are 256 KiB, but each system call writes at most 64 KiB (large page-cache folios
     cost several times the kernel time on VMs), for whole files and for ranges alike."""
-    from djarchive_client import download
+    from djarchive_client import fetch
 
     files = {**big_files, "whole.bin": os.urandom(300 * KiB + 5)}
     archive.publish("some-set", "000", files)
@@ -122,18 +122,18 @@ def test_data_reaches_the_disk_in_writes_of_at_most_write_size(archive, big_file
     )
     monkeypatch.undo()
     assert tree(target) == files
-    assert max(sizes["write"]) == max(sizes["pwrite"]) == download.WRITE_SIZE == 64 * KiB
+    assert max(sizes["write"]) == max(sizes["pwrite"]) == fetch.WRITE_SIZE == 64 * KiB
     assert sum(sizes["pwrite"]) == len(files["sub/big/recording.bin"])
 
 
 def test_small_files_get_twice_the_transfers_large_ones_no_more_than_jobs(archive, tmp_path, monkeypatch):
     """Files that fit in one read are latency-bound: up to 2 x jobs of them are fetched at once."""
-    from djarchive_client.download import _Downloader
+    from djarchive_client.fetch import Fetcher
 
     files = {f"small/{n:02d}.bin": os.urandom(KiB) for n in range(16)}
     files.update({f"large/{n:02d}.bin": os.urandom(300 * KiB) for n in range(6)})
     archive.publish("ds", "1", files)
-    seen = overlapping_calls(monkeypatch, _Downloader, "fetch_whole", lambda self, entry, dest: entry.size)
+    seen = overlapping_calls(monkeypatch, Fetcher, "fetch_whole", lambda self, entry, dest: entry.size)
     client().download("ds", "1", tmp_path / "t", create_target=True, jobs=2)
     assert tree(tmp_path / "t") == files
     assert most_at_once(seen) == {"small": 4, "large": 2}
@@ -167,7 +167,7 @@ def test_ranges_arriving_in_any_order_are_hashed_right(archive, tmp_path, monkey
 
     from djarchive_common.store import Store
 
-    requests, real_open = [], Store.open
+    requests, real_open = [], Store.stream
 
     def spy(self, key, offset=0, length=0):
         requests.append(length)
@@ -175,7 +175,7 @@ def test_ranges_arriving_in_any_order_are_hashed_right(archive, tmp_path, monkey
 
     monkeypatch.setattr(os, "pwrite", slow_pwrite)
     monkeypatch.setattr(hashlib, "sha256", SlowDigest)
-    monkeypatch.setattr(Store, "open", spy)
+    monkeypatch.setattr(Store, "stream", spy)
     summary = client().download("ds", "1", tmp_path / "t", create_target=True, jobs=16, **SMALL_PARTS)
     monkeypatch.undo()
     assert tree(tmp_path / "t") == data

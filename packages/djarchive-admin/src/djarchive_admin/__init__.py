@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from djarchive_common.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from djarchive_common.catalog import RevisionInfo
     from djarchive_common.errors import (
         DJArchiveError,
         IntegrityError,
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     )
 
     from .archive import DJArchiveAdmin, admin
-    from .publish import PublishResult, RetractResult, RevisionInfo, StoreCheck
+    from .publish import PublishResult, RetractResult, StoreCheck
     from .scan import DEFAULT_FILENAME_FILTER
     from .upload import Overwrite, UploadSummary
 
@@ -40,7 +41,7 @@ _SOURCES = {
     "PartialFailureError": "djarchive_common.errors",
     "PublishResult": ".publish",
     "RetractResult": ".publish",
-    "RevisionInfo": ".publish",
+    "RevisionInfo": "djarchive_common.catalog",
     "RevisionNotFoundError": "djarchive_common.errors",
     "RevisionPublishedError": "djarchive_common.errors",
     "StoreCheck": ".publish",

@@ -1,32 +1,32 @@
-"""The ``djarchive-admin`` command line. Only this module (and the client's) prints."""
+"""The ``djarchive-admin`` command line: each subcommand calls the library and hands its result to
+the console (:mod:`djarchive_common.console`), which prints, redacts and sets the exit status."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
-
-from djarchive_client.cli import print_revisions
+from typing import TYPE_CHECKING
 
 from .parser import PROG, build_parser
+
+if TYPE_CHECKING:
+    from djarchive_common.console import Console
+
+    from .archive import DJArchiveAdmin
 
 __all__ = ["main"]
 
 
-def _admin(args: argparse.Namespace):  # -> DJArchiveAdmin, imported late to keep --help instant
-    from .archive import DJArchiveAdmin
+def _admin(args: argparse.Namespace) -> DJArchiveAdmin:
+    from .archive import DJArchiveAdmin  # imported late to keep --help instant
 
     return DJArchiveAdmin(endpoint=args.endpoint, bucket=args.bucket, secure=args.secure)
 
 
-def _warn(message: str) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr)
-
-
-def _manifest(args: argparse.Namespace) -> int:
-    from djarchive_common.console import emit_json, progress_wanted
+def _manifest(args: argparse.Namespace, console: Console) -> int:
     from djarchive_common.layout import MANIFEST_NAME
-    from djarchive_common.transfer import human_bytes
+    from djarchive_common.text import files, human_bytes
 
     from .scan import source_root
 
@@ -35,64 +35,43 @@ def _manifest(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         jobs=args.jobs,
         filename_filter=args.filename_filter,
-        display_progress=progress_wanted(args),
+        display_progress=console.progress,
     )
     path = source_root(args.source) / MANIFEST_NAME
-    if args.json:
-        emit_json({"manifest": str(path), "files": len(manifest), "bytes": manifest.total_size})
-    elif not args.quiet:
-        print(f"wrote {path}: {len(manifest)} files ({human_bytes(manifest.total_size)})")
+    if console.json:
+        console.emit({"manifest": str(path), "files": len(manifest), "bytes": manifest.total_size})
+    elif not console.quiet:
+        console.line(f"wrote {path}: {files(len(manifest))} ({human_bytes(manifest.total_size)})")
     return 0
 
 
-def _upload(args: argparse.Namespace) -> int:
-    from djarchive_common.console import emit_json, print_failures, progress_wanted
-    from djarchive_common.errors import PartialFailureError
-
-    try:
-        summary = _admin(args).upload(
-            args.dataset,
-            args.revision,
-            args.source,
-            publish=args.publish,
-            force=args.force,
-            jobs=args.jobs,
-            filename_filter=args.filename_filter,
-            display_progress=progress_wanted(args),
-        )
-    except PartialFailureError as error:
-        print_failures(PROG, error)
-        if args.json and error.summary is not None:
-            emit_json(error.summary.to_dict())  # type: ignore[attr-defined]
-        elif not args.quiet and error.summary is not None:
-            print(error.summary)
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 1
+def _upload(args: argparse.Namespace, console: Console) -> int:
+    summary = _admin(args).upload(
+        args.dataset,
+        args.revision,
+        args.source,
+        publish=args.publish,
+        force=args.force,
+        jobs=args.jobs,
+        filename_filter=args.filename_filter,
+        display_progress=console.progress,
+    )
     if summary.overwrote is not None:
-        _warn(f"overwrote {summary.dataset} {summary.revision}: {summary.overwrote}")
+        console.warn(f"overwrote {summary.dataset} {summary.revision}: {summary.overwrote}")
     if summary.removed:
         removed = ", ".join(summary.removed)
-        _warn(f"deleted {len(summary.removed)} objects the new manifest does not list: {removed}")
-    if args.json:
-        emit_json(summary.to_dict())
-    elif not args.quiet:
-        print(summary)
+        console.warn(f"deleted {len(summary.removed)} objects the new manifest does not list: {removed}")
+    console.result(summary)
     return 0
 
 
-def _publish(args: argparse.Namespace) -> int:
-    from djarchive_common.console import emit_json
-
-    result = _admin(args).publish(args.dataset, args.revision, force=args.force, jobs=args.jobs)
-    if args.json:
-        emit_json(result.to_dict())
-    elif not args.quiet:
-        print(result)
+def _publish(args: argparse.Namespace, console: Console) -> int:
+    console.result(_admin(args).publish(args.dataset, args.revision, force=args.force, jobs=args.jobs))
     return 0
 
 
-def _confirm_purge(args: argparse.Namespace, admin) -> bool:  # admin: DJArchiveAdmin
-    from djarchive_common.transfer import human_bytes
+def _confirm_purge(args: argparse.Namespace, admin: DJArchiveAdmin, console: Console) -> bool:
+    from djarchive_common.text import human_bytes
 
     info = admin.revision_info(args.dataset, args.revision)
     what = (
@@ -100,10 +79,9 @@ def _confirm_purge(args: argparse.Namespace, admin) -> bool:  # admin: DJArchive
         f"from {admin.settings.url}"
     )
     if not sys.stdin or not sys.stdin.isatty():
-        print(f"{PROG}: error: --purge would delete {what}; pass --yes to confirm", file=sys.stderr)
+        console.error(f"--purge would delete {what}; pass --yes to confirm")
         return False
-    question = f"permanently delete {what}? [y/N] "
-    sys.stderr.write(question)
+    sys.stderr.write(f"permanently delete {what}? [y/N] ")
     sys.stderr.flush()
     answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
@@ -112,33 +90,25 @@ def _confirm_purge(args: argparse.Namespace, admin) -> bool:  # admin: DJArchive
     return True
 
 
-def _retract(args: argparse.Namespace) -> int:
-    from djarchive_common.console import emit_json
-
+def _retract(args: argparse.Namespace, console: Console) -> int:
     admin = _admin(args)
-    if args.purge and not args.yes and not _confirm_purge(args, admin):
+    if args.purge and not args.yes and not _confirm_purge(args, admin, console):
         return 1
-    result = admin.retract(args.dataset, args.revision, purge=args.purge)
-    if args.json:
-        emit_json(result.to_dict())
-    elif not args.quiet:
-        print(result)
+    console.result(admin.retract(args.dataset, args.revision, purge=args.purge))
     return 0
 
 
-def _revisions(args: argparse.Namespace) -> int:
-    from djarchive_common.console import emit_json
-
+def _revisions(args: argparse.Namespace, console: Console) -> int:
     admin = _admin(args)
     if args.all:
         details = admin.revision_details(args.dataset, all=True)
-        if args.json:
-            emit_json([info.to_dict() for info in details])
+        if console.json:
+            console.emit([info.to_dict() for info in details])
         else:
             for info in details:
-                print(f"{info.dataset},{info.revision},{info.state},{info.files},{info.bytes}")
+                console.line(f"{info.dataset},{info.revision},{info.state},{info.files},{info.bytes}")
         return 0
-    print_revisions(list(admin.revisions(args.dataset)), args.json)
+    console.revisions(list(admin.revisions(args.dataset)))
     return 0
 
 

@@ -1,11 +1,11 @@
-"""The ``djarchive-admin`` command line's parser. Standard library (plus the client's parser helpers)
-only: it is loaded for ``--help`` and by argparse-manpage at build time, so it must import nothing heavy."""
+"""The ``djarchive-admin`` command line's parser. Standard library only (with the shared scaffolding
+of :mod:`djarchive_common.parser`): it is loaded for ``--help``, completion and the man page."""
 
 from __future__ import annotations
 
 import argparse
 
-from djarchive_client.parser import add_completion_command, new_parser, positive_jobs
+from djarchive_common.parser import add_completion_command, add_jobs_option, new_parser
 
 __all__ = ["build_parser"]
 
@@ -51,13 +51,6 @@ def _add_filter(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_jobs(parser: argparse.ArgumentParser, what: str, note: str = "") -> None:
-    limits = f"default 32, max 64; {note}" if note else "default 32, max 64"
-    parser.add_argument(
-        "-j", "--jobs", type=positive_jobs, metavar="N", default=None, help=f"{what} ({limits})"
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The full ``djarchive-admin`` parser."""
     parser, command, commands = new_parser(PROG, DESCRIPTION, EPILOG, "admin")
@@ -73,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("source", metavar="SOURCE", help="the folder holding the revision's files")
     manifest.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
     _add_filter(manifest)
-    _add_jobs(manifest, "parallel hashing")
+    add_jobs_option(manifest, "parallel hashing")
 
     upload = command(
         "upload",
@@ -98,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "objects the new manifest does not list",
     )
     _add_filter(upload)
-    _add_jobs(
+    add_jobs_option(
         upload,
         "parallel uploads",
         "small files of up to 256 KiB: twice as many; larger ones wait while 128 MiB of data is in memory",
@@ -114,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("dataset", metavar="NAME", help="dataset name")
     publish.add_argument("revision", metavar="REVISION", help="revision name")
     publish.add_argument("--force", action="store_true", help="replace the manifest of a published revision")
-    _add_jobs(publish, "parallel checks")
+    add_jobs_option(publish, "parallel checks")
 
     retract = command(
         "retract",

@@ -1,4 +1,4 @@
-"""Publishing: check a revision's objects against its manifest; what publish, retract and listings report.
+"""Publishing: check a revision's objects against its manifest, then publish, retract or purge it.
 
 A revision is published when its manifest exists at ``<dataset>/<revision>/djarchive-manifest.csv``.
 Before publish writes it there, :func:`check_store` confirms that every manifest entry is
@@ -10,32 +10,46 @@ on any its manifest does not list).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from djarchive_common.errors import DJArchiveError, IntegrityError, ObjectNotFoundError
-from djarchive_common.layout import manifest_key, object_key, revision_prefix, subpath_of
-from djarchive_common.manifest import Entry, Manifest
+from djarchive_common.catalog import MAX_MANIFEST_BYTES, PUBLISHED, STAGED, Catalog
+from djarchive_common.errors import (
+    DJArchiveError,
+    IntegrityError,
+    ManifestError,
+    ObjectNotFoundError,
+    RevisionNotFoundError,
+    RevisionPublishedError,
+)
+from djarchive_common.layout import manifest_key, object_key, revision_prefix, staged_manifest_key, subpath_of
+from djarchive_common.manifest import Entry, Manifest, parse_manifest
 from djarchive_common.store import Store
-from djarchive_common.transfer import DEFAULT_WORKERS, human_bytes, run_parallel
+from djarchive_common.text import human_bytes, some
+from djarchive_common.transfer import DEFAULT_WORKERS, run_parallel
 
 __all__ = [
-    "PUBLISHED",
-    "STAGED",
-    "INCOMPLETE",
     "PublishResult",
     "RetractResult",
-    "RevisionInfo",
     "StoreCheck",
     "check_store",
+    "publish_revision",
+    "purge_revision",
+    "retract_revision",
+    "strays",
 ]
 
 log = logging.getLogger("djarchive_admin")
-MAX_NAMED = 10
-PUBLISHED = "published"  # the manifest is at its published key: clients see the revision
-STAGED = "staged"  # uploaded completely; the manifest waits at the staging key for publish
-INCOMPLETE = "incomplete"  # data objects without any manifest: an upload that did not finish
+
+
+def strays(dataset: str, revision: str, manifest: Manifest, listing: Mapping[str, int]) -> list[str]:
+    """Subpaths of the objects under the revision's prefix (``listing``: key -> size) that the
+    manifest does not list, the published manifest aside."""
+    prefix = revision_prefix(dataset, revision)
+    expected = {object_key(dataset, revision, entry.subpath) for entry in manifest}
+    expected.add(manifest_key(dataset, revision))
+    return sorted(subpath_of(prefix, key) for key in listing if key not in expected)
 
 
 @dataclass
@@ -59,15 +73,15 @@ class StoreCheck:
         problems = []
         if self.missing:
             problems.append(
-                f"{len(self.missing)} of {self.files} files are not in the store: {_names(self.missing)}"
+                f"{len(self.missing)} of {self.files} files are not in the store: {some(self.missing)}"
             )
         if self.wrong:
             wrong = [f"{subpath} ({reason})" for subpath, reason in sorted(self.wrong.items())]
-            problems.append(f"{len(wrong)} stored objects do not match the manifest: {_names(wrong)}")
+            problems.append(f"{len(wrong)} stored objects do not match the manifest: {some(wrong)}")
         if self.strays:
             problems.append(
                 f"{len(self.strays)} objects under {self.dataset}/{self.revision}/ are not in the manifest: "
-                f"{_names(self.strays)} (upload again with --force to delete them)"
+                f"{some(self.strays)} (upload again with --force to delete them)"
             )
         message = f"cannot {doing} {self.dataset} {self.revision}: " + "; ".join(problems)
         if self.missing or self.wrong:
@@ -91,12 +105,9 @@ def check_store(
     """
     prefix = revision_prefix(dataset, revision)
     listing = {info.key: info.size for info in store.objects(prefix)}
-    published_key = manifest_key(dataset, revision)
     expected = {object_key(dataset, revision, entry.subpath): entry for entry in manifest}
     check = StoreCheck(dataset, revision, files=len(manifest))
-    check.strays = sorted(
-        subpath_of(prefix, key) for key in listing if key not in expected and key != published_key
-    )
+    check.strays = strays(dataset, revision, manifest, listing)
     to_stat: list[Entry] = []
     for key, entry in expected.items():
         if key not in listing:
@@ -130,30 +141,6 @@ def check_store(
         len(check.strays),
     )
     return check
-
-
-@dataclass(frozen=True)
-class RevisionInfo:
-    """One revision as an admin sees it: its state, file count and size."""
-
-    dataset: str
-    revision: str
-    state: str
-    files: int
-    bytes: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "dataset": self.dataset,
-            "revision": self.revision,
-            "state": self.state,
-            "files": self.files,
-            "bytes": self.bytes,
-        }
-
-    def __str__(self) -> str:
-        return f"{self.dataset} {self.revision}: {self.state}, {self.files} files ({human_bytes(self.bytes)})"
 
 
 @dataclass(frozen=True)
@@ -215,6 +202,94 @@ class RetractResult:
         )
 
 
-def _names(items: Sequence[str]) -> str:
-    shown = ", ".join(items[:MAX_NAMED])
-    return shown + (f" and {len(items) - MAX_NAMED} more" if len(items) > MAX_NAMED else "")
+def publish_revision(
+    catalog: Catalog,
+    name: str,
+    revision: str,
+    *,
+    force: bool = False,
+    jobs: int = DEFAULT_WORKERS,
+    trusted: Collection[str] = (),
+) -> PublishResult:
+    """Check the store against the staged manifest, then write it at its published key (the
+    last write, which makes the revision visible) and drop the staged copy. Hold the lease."""
+    store = catalog.store
+    published_key = manifest_key(name, revision)
+    staged_key = staged_manifest_key(name, revision)
+    published = store.stat(published_key) is not None
+    if published and not force:
+        raise RevisionPublishedError(
+            f"{name} {revision} is already published at {store.settings.url}; published revisions are "
+            "immutable: use --force (force=True) to replace its manifest with the staged one"
+        )
+    manifest = catalog.stored_manifest(staged_key)
+    if manifest is None:
+        if published:
+            raise RevisionNotFoundError(f"{name} {revision} is published and nothing new is staged for it")
+        if store.objects(revision_prefix(name, revision)):
+            raise RevisionNotFoundError(
+                f"{name} {revision} has no staged manifest: its upload did not finish; run the upload again"
+            )
+        raise RevisionNotFoundError(
+            f"nothing is staged for {name} {revision} in {store.settings.url}: upload it first "
+            "(djarchive-admin upload --no-publish)"
+        )
+    check = check_store(store, name, revision, manifest, jobs=jobs, trusted=trusted)
+    if not check.ok:
+        raise check.error("publish")
+    store.put_bytes(published_key, manifest.to_bytes())  # the last write: now it is visible
+    store.remove(staged_key)
+    result = PublishResult(name, revision, len(manifest), manifest.total_size, replaced=published)
+    log.info("%s", result)
+    return result
+
+
+def retract_revision(catalog: Catalog, name: str, revision: str) -> RetractResult:
+    """Hide a published revision: its manifest goes back to the staging key, its data stays."""
+    store = catalog.store
+    published_key = manifest_key(name, revision)
+    try:
+        data = store.read(published_key, MAX_MANIFEST_BYTES)
+    except ObjectNotFoundError:
+        info = catalog.revision_state(name, revision)
+        if info is None:
+            raise RevisionNotFoundError(
+                f"{name} {revision} is not published and nothing is stored for it; nothing to retract"
+            ) from None
+        raise RevisionNotFoundError(
+            f"{name} {revision} is not published (it is {info.state}); nothing to retract "
+            "(--purge, purge=True, deletes what is stored)"
+        ) from None
+    try:
+        manifest = parse_manifest(data, source=published_key)
+        files, size = len(manifest), manifest.total_size
+    except ManifestError:
+        files, size = 0, 0
+    store.put_bytes(staged_manifest_key(name, revision), data)  # keep the manifest first, then hide
+    store.remove(published_key)
+    result = RetractResult(name, revision, files, size)
+    log.info("%s", result)
+    return result
+
+
+def purge_revision(store: Store, name: str, revision: str) -> RetractResult:
+    """Delete everything stored for a revision: the manifest first, then the data, then any
+    staged manifest."""
+    published_key = manifest_key(name, revision)
+    staged_key = staged_manifest_key(name, revision)
+    objects = store.objects(revision_prefix(name, revision))
+    staged = store.stat(staged_key)
+    if not objects and staged is None:
+        raise RevisionNotFoundError(f"nothing is stored for {name} {revision} in {store.settings.url}")
+    data = [info for info in objects if info.key != published_key]
+    if any(info.key == published_key for info in objects):
+        store.remove(published_key)  # hidden first
+    store.remove_many([info.key for info in data])
+    if staged is not None:
+        store.remove(staged_key)
+    deleted = len(objects) + (staged is not None)
+    result = RetractResult(
+        name, revision, len(data), sum(info.size for info in data), purged=True, deleted_objects=deleted
+    )
+    log.info("%s", result)
+    return result

@@ -19,10 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from djarchive_common import transfer
 from djarchive_common.errors import IntegrityError, InvalidNameError, LocalPathError, ManifestError
 from djarchive_common.layout import MANIFEST_NAME, subpath_problem
 from djarchive_common.manifest import Entry, Manifest, read_manifest
-from djarchive_common.transfer import DEFAULT_WORKERS, Progress, hash_file, run_parallel
+from djarchive_common.text import some
+from djarchive_common.transfer import DEFAULT_WORKERS
 
 __all__ = [
     "DEFAULT_FILENAME_FILTER",
@@ -36,7 +38,6 @@ __all__ = [
 ]
 
 DEFAULT_FILENAME_FILTER = r"^\."
-MAX_NAMED = 10  # how many file names one error message lists
 log = logging.getLogger("djarchive_admin")
 
 
@@ -160,27 +161,19 @@ def hash_files(
     """(size, sha256) of every file, hashed in parallel; a file that cannot be read is an error."""
     results: dict[str, tuple[int, str]] = {}
     failures: list[str] = []
-    total = sum(item.size for item in files)
-    with Progress(total, len(files), enabled=progress and bool(files), description="hashing") as bar:
-
-        def work(item: SourceFile) -> tuple[int, str]:
-            result = hash_file(item.path)
-            bar.advance(result[0])
-            bar.file_done()
-            return result
-
-        for item, result, error in run_parallel(work, files, jobs):
-            if error is not None or result is None:
-                reason = getattr(error, "strerror", None) or str(error)
-                failures.append(f"{item.subpath} ({reason})")
-                continue
-            if result[0] != item.size:
-                raise IntegrityError(
-                    f"{item.path} changed while it was being read; try again when it is stable"
-                )
-            results[item.subpath] = result
+    hashed = transfer.hash_files(
+        files, lambda item: item.path, lambda item: item.size, jobs=jobs, progress=progress
+    )
+    for item, result, error in hashed:
+        if error is not None or result is None:
+            reason = getattr(error, "strerror", None) or str(error)
+            failures.append(f"{item.subpath} ({reason})")
+            continue
+        if result[0] != item.size:
+            raise IntegrityError(f"{item.path} changed while it was being read; try again when it is stable")
+        results[item.subpath] = result
     if failures:
-        raise LocalPathError(f"cannot read {len(failures)} files: {_names(failures)}")
+        raise LocalPathError(f"cannot read {len(failures)} files: {some(failures)}")
     return results
 
 
@@ -219,9 +212,9 @@ def check_source(
                 on_disk[entry.subpath] = listed
     problems = []
     if untracked:
-        problems.append(f"{len(untracked)} files not in the manifest (untracked): {_names(untracked)}")
+        problems.append(f"{len(untracked)} files not in the manifest (untracked): {some(untracked)}")
     if missing:
-        problems.append(f"{len(missing)} files in the manifest are missing: {_names(missing)}")
+        problems.append(f"{len(missing)} files in the manifest are missing: {some(missing)}")
     if problems:
         raise ManifestError(f"{path} does not match the source folder: " + "; ".join(problems))
     selected = [on_disk[entry.subpath] for entry in manifest]
@@ -231,7 +224,7 @@ def check_source(
         if item.size != manifest.get(item.subpath).size  # type: ignore[union-attr]
     ]
     if wrong_size:
-        raise ManifestError(f"{path} does not match {len(wrong_size)} files: {_names(wrong_size)}")
+        raise ManifestError(f"{path} does not match {len(wrong_size)} files: {some(wrong_size)}")
     hashes = hash_files(selected, jobs=jobs, progress=progress)
     wrong_hash = [
         f"{subpath} (sha256 {sha256}, the manifest says {manifest.get(subpath).sha256})"  # type: ignore[union-attr]
@@ -239,7 +232,7 @@ def check_source(
         if sha256 != manifest.get(subpath).sha256  # type: ignore[union-attr]
     ]
     if wrong_hash:
-        raise ManifestError(f"{path} does not match {len(wrong_hash)} files: {_names(wrong_hash)}")
+        raise ManifestError(f"{path} does not match {len(wrong_hash)} files: {some(wrong_hash)}")
     return manifest, selected
 
 
@@ -256,8 +249,3 @@ def _listed_file(root: Path, subpath: str) -> SourceFile | None:
     if not stat.S_ISREG(status.st_mode):
         return None
     return SourceFile(subpath, Path(real), status.st_size, status.st_mtime_ns)
-
-
-def _names(items: Sequence[str]) -> str:
-    shown = ", ".join(items[:MAX_NAMED])
-    return shown + (f" and {len(items) - MAX_NAMED} more" if len(items) > MAX_NAMED else "")

@@ -12,17 +12,35 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from djarchive_common.errors import IntegrityError, PartialFailureError
-from djarchive_common.layout import manifest_key, object_key, revision_prefix, subpath_of
+from djarchive_common.catalog import Catalog
+from djarchive_common.errors import (
+    IntegrityError,
+    LocalPathError,
+    ManifestError,
+    PartialFailureError,
+    RevisionPublishedError,
+)
+from djarchive_common.layout import (
+    MANIFEST_NAME,
+    manifest_key,
+    object_key,
+    revision_prefix,
+    staged_manifest_key,
+)
 from djarchive_common.manifest import Entry, Manifest
 from djarchive_common.store import Store
-from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, human_bytes, run_parallel
+from djarchive_common.text import files, human_bytes, plural, some
+from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, run_parallel
 
-from .scan import SourceFile
+from .publish import publish_revision, strays
+from .scan import SourceFile, build_manifest, check_source, scan_source
 
 __all__ = [
     "Overwrite",
@@ -32,6 +50,7 @@ __all__ = [
     "diff_manifests",
     "plan_upload",
     "send",
+    "upload_revision",
 ]
 
 log = logging.getLogger("djarchive_admin")
@@ -181,19 +200,14 @@ def plan_upload(
     dataset: str,
     revision: str,
     manifest: Manifest,
-    files: Sequence[SourceFile],
+    sources: Sequence[SourceFile],
     *,
     jobs: int = DEFAULT_WORKERS,
 ) -> UploadPlan:
     """Compare the manifest with the store: objects with the same size and sha256 need no upload."""
     prefix = revision_prefix(dataset, revision)
     listing = {info.key: info.size for info in store.objects(prefix)}
-    sources = {item.subpath: item for item in files}
-    published_key = manifest_key(dataset, revision)
-    expected = {object_key(dataset, revision, entry.subpath) for entry in manifest}
-    strays = sorted(
-        subpath_of(prefix, key) for key in listing if key not in expected and key != published_key
-    )
+    by_subpath = {item.subpath: item for item in sources}
     same_size = [
         entry for entry in manifest if listing.get(object_key(dataset, revision, entry.subpath)) == entry.size
     ]
@@ -208,15 +222,16 @@ def plan_upload(
             raise error
         if sha256 == entry.sha256:
             stored.add(entry.subpath)
-    todo = [(entry, sources[entry.subpath]) for entry in manifest if entry.subpath not in stored]
+    todo = [(entry, by_subpath[entry.subpath]) for entry in manifest if entry.subpath not in stored]
+    stray = strays(dataset, revision, manifest, listing)
     log.info(
         "%s: %d files to upload, %d already stored, %d stray objects",
         prefix,
         len(todo),
         len(stored),
-        len(strays),
+        len(stray),
     )
-    return UploadPlan(todo, [entry for entry in manifest if entry.subpath in stored], strays)
+    return UploadPlan(todo, [entry for entry in manifest if entry.subpath in stored], stray)
 
 
 def send(
@@ -283,3 +298,125 @@ def send(
             summary.failed,
             summary,
         )
+
+
+def upload_revision(
+    catalog: Catalog,
+    name: str,
+    revision: str,
+    root: Path,
+    filename_filter: str | re.Pattern[str] | None,
+    *,
+    publish: bool,
+    force: bool,
+    options: UploadOptions,
+    progress: bool = False,
+) -> UploadSummary:
+    """The whole upload of SOURCE (``root``) as ``name`` ``revision``; hold the lease.
+
+    1. refuse a published revision unless ``force``; 2. the manifest: SOURCE's own, checked
+    against every file, or one built in memory; 3. plan against the store (what is stored
+    already, stray objects); 4. hide a published revision that is being replaced; 5. send;
+    6. stage the manifest; 7. publish.
+    """
+    started = time.monotonic()
+    store = catalog.store
+    summary = UploadSummary(name, revision, str(root))
+    old, published = _published_manifest(catalog, name, revision, force)
+    manifest, sources = _source_manifest(root, filename_filter, options.jobs, progress, summary)
+    summary.files, summary.bytes = len(manifest), manifest.total_size
+
+    plan = plan_upload(store, name, revision, manifest, sources, jobs=options.jobs)
+    if plan.strays and not force:
+        raise IntegrityError(
+            f"{name}/{revision}/ in {store.settings.url} holds {plural(len(plan.strays), 'object')} that "
+            f"{'is' if len(plan.strays) == 1 else 'are'} not in the manifest: {some(plan.strays)}; "
+            "nothing was uploaded: use --force (force=True) to delete them"
+        )
+    summary.stored_files = len(plan.stored)
+    if published:
+        summary.overwrote = diff_manifests(old, manifest) if old is not None else None
+        if old == manifest and not plan.todo and not plan.strays and publish:
+            # forced over an identical, intact revision: nothing to change, and it stays visible
+            summary.published = True
+            summary.seconds = time.monotonic() - started
+            log.info("%s %s is already published with this content", name, revision)
+            return summary
+        log.info("overwriting published %s %s: %s", name, revision, summary.overwrote or "invalid manifest")
+        store.remove(manifest_key(name, revision))  # hidden from clients while it changes
+    staged_key = staged_manifest_key(name, revision)
+    _drop_stale_staged(catalog, staged_key, manifest)
+    try:
+        send(store, name, revision, plan.todo, summary, options=options, progress=progress)
+        if plan.strays:
+            store.remove_many([revision_prefix(name, revision) + subpath for subpath in plan.strays])
+            summary.removed = list(plan.strays)
+        store.put_bytes(staged_key, manifest.to_bytes())
+        summary.staged = True
+        log.info("staged %s %s at %s", name, revision, staged_key)
+        if publish:
+            # Every object was just sent with its sha256, or found stored with it: trust those
+            # checks and let publish only list the revision (sizes, missing, strays).
+            trusted = {entry.subpath for entry in manifest}
+            publish_revision(catalog, name, revision, jobs=options.jobs, trusted=trusted)
+            summary.published = True
+    finally:
+        summary.seconds = time.monotonic() - started
+    log.info("%s", summary)
+    return summary
+
+
+def _published_manifest(
+    catalog: Catalog, name: str, revision: str, force: bool
+) -> tuple[Manifest | None, bool]:
+    """(the published manifest or None when it is invalid, whether the revision is published);
+    a published revision is refused unless ``force``."""
+    key = manifest_key(name, revision)
+    if catalog.store.stat(key) is None:
+        return None, False
+    old: Manifest | None = None
+    try:
+        old = catalog.stored_manifest(key)
+    except ManifestError as error:
+        log.info("the published manifest of %s %s is invalid: %s", name, revision, error)
+    if not force:
+        what = f" ({files(len(old))}, {human_bytes(old.total_size)})" if old is not None else ""
+        raise RevisionPublishedError(
+            f"{name} {revision} is already published{what} at {catalog.settings.url}; published "
+            "revisions are immutable: choose a new revision, or use --force (force=True) "
+            "to overwrite it"
+        )
+    return old, True
+
+
+def _source_manifest(
+    root: Path,
+    filename_filter: str | re.Pattern[str] | None,
+    jobs: int,
+    progress: bool,
+    summary: UploadSummary,
+) -> tuple[Manifest, list[SourceFile]]:
+    """SOURCE's manifest and files: its own manifest, checked against every file before
+    anything is sent, or one built in memory."""
+    sources = scan_source(root, filename_filter)
+    if (root / MANIFEST_NAME).is_file():
+        manifest, sources = check_source(root, sources, jobs=jobs, progress=progress)
+        summary.manifest_source = str(root / MANIFEST_NAME)
+    else:
+        if not sources:
+            raise LocalPathError(f"source folder {root} has no files to archive")
+        manifest = build_manifest(sources, jobs=jobs, progress=progress)
+    if not manifest:
+        raise LocalPathError(f"{root / MANIFEST_NAME} lists no files: nothing to upload")
+    return manifest, sources
+
+
+def _drop_stale_staged(catalog: Catalog, key: str, manifest: Manifest) -> None:
+    """Delete a staged manifest unlike ``manifest``: a staged one always describes complete data."""
+    try:
+        staged = catalog.stored_manifest(key)
+    except ManifestError:
+        staged = None
+        catalog.store.remove(key)
+    if staged is not None and staged != manifest:
+        catalog.store.remove(key)

@@ -1,105 +1,77 @@
-"""The ``djarchive`` command line. Only this module (and the admin's) prints."""
+"""The ``djarchive`` command line: each subcommand calls the library and hands its result to the
+console (:mod:`djarchive_common.console`), which prints, redacts and sets the exit status."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .parser import build_parser
+from .parser import PROG, build_parser
 
-__all__ = ["main", "print_revisions"]
+if TYPE_CHECKING:
+    from djarchive_common.console import Console
 
-PROG = "djarchive"
-
-
-def _client(args: argparse.Namespace):  # -> DJArchiveClient, imported late to keep --help instant
     from .archive import DJArchiveClient
+
+__all__ = ["main"]
+
+
+def _client(args: argparse.Namespace) -> DJArchiveClient:
+    from .archive import DJArchiveClient  # imported late to keep --help instant
 
     return DJArchiveClient(endpoint=args.endpoint, bucket=args.bucket, secure=args.secure)
 
 
-def _datasets(args: argparse.Namespace) -> int:
-    from djarchive_common.console import emit_json
-
+def _datasets(args: argparse.Namespace, console: Console) -> int:
     names = list(_client(args).datasets())
-    if args.json:
-        emit_json(names)
+    if console.json:
+        console.emit(names)
     else:
         for name in names:
-            print(name)
+            console.line(name)
     return 0
 
 
-def print_revisions(pairs: Iterable[tuple[str, str]], as_json: bool) -> None:
-    """``dataset,revision`` lines (the seed's format), or JSON."""
-    from djarchive_common.console import emit_json
-
-    if as_json:
-        emit_json([{"dataset": dataset, "revision": revision} for dataset, revision in pairs])
-    else:
-        for dataset, revision in pairs:
-            print(f"{dataset},{revision}")
-
-
-def _revisions(args: argparse.Namespace) -> int:
-    print_revisions(list(_client(args).revisions(args.dataset)), args.json)
+def _revisions(args: argparse.Namespace, console: Console) -> int:
+    console.revisions(list(_client(args).revisions(args.dataset)))
     return 0
 
 
-def _files(args: argparse.Namespace) -> int:
-    from djarchive_common.console import emit_json
-
+def _files(args: argparse.Namespace, console: Console) -> int:
     entries = _client(args).files(args.dataset, args.revision, include=args.include, exclude=args.exclude)
-    if args.json:
-        emit_json([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])
+    if console.json:
+        console.emit([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])
     else:
         for entry in entries:
-            print(f"{entry.size}\t{entry.sha256}\t{entry.subpath}")
+            console.line(f"{entry.size}\t{entry.sha256}\t{entry.subpath}")
     return 0
 
 
-def _download(args: argparse.Namespace) -> int:
-    from djarchive_common.console import emit_json, print_failures, progress_wanted
-    from djarchive_common.errors import PartialFailureError
-
-    try:
-        summary = _client(args).download(
-            args.dataset,
-            args.revision,
-            args.target,
-            create_target=True,
-            display_progress=progress_wanted(args),
-            include=args.include,
-            exclude=args.exclude,
-            jobs=args.jobs,
-            dry_run=args.dry_run,
-            recheck=args.recheck,
-        )
-    except PartialFailureError as error:
-        print_failures(PROG, error)
-        if args.json:
-            emit_json(error.summary.to_dict())  # type: ignore[union-attr]
-        elif not args.quiet:
-            print(error.summary)
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 1
-    if args.json:
-        emit_json(summary.to_dict())
-    else:
-        if args.dry_run:
-            for entry in summary.planned:
-                print(f"{entry.size}\t{entry.subpath}")
-        if not args.quiet or args.dry_run:
-            print(summary)
-        if not summary.files and (args.include or args.exclude):
-            print(f"{PROG}: warning: no file matched the --include/--exclude patterns", file=sys.stderr)
+def _download(args: argparse.Namespace, console: Console) -> int:
+    summary = _client(args).download(
+        args.dataset,
+        args.revision,
+        args.target,
+        create_target=True,
+        display_progress=console.progress,
+        include=args.include,
+        exclude=args.exclude,
+        jobs=args.jobs,
+        dry_run=args.dry_run,
+        recheck=args.recheck,
+    )
+    if args.dry_run and not console.json:
+        for entry in summary.planned:
+            console.line(f"{entry.size}\t{entry.subpath}")
+    console.result(summary, force=args.dry_run)
+    if not summary.files and (args.include or args.exclude):
+        console.warn("no file matched the --include/--exclude patterns")
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from djarchive_common.console import emit_json, progress_wanted
-
+def _verify(args: argparse.Namespace, console: Console) -> int:
     report = _client(args).verify(
         args.dataset,
         args.revision,
@@ -108,19 +80,16 @@ def _verify(args: argparse.Namespace) -> int:
         exclude=args.exclude,
         jobs=args.jobs,
         fast=args.fast,
-        display_progress=progress_wanted(args),
+        display_progress=console.progress,
     )
-    if args.json:
-        emit_json(report.to_dict())
-    else:
+    if not console.json:
         for subpath in report.missing:
-            print(f"missing\t{subpath}")
+            console.line(f"missing\t{subpath}")
         for subpath, reason in report.modified.items():
-            print(f"modified\t{subpath}\t{reason}")
+            console.line(f"modified\t{subpath}\t{reason}")
         for subpath in report.extra:
-            print(f"extra\t{subpath}")
-        if not args.quiet:
-            print(report)
+            console.line(f"extra\t{subpath}")
+    console.result(report)
     return 0 if report.intact else 1
 
 

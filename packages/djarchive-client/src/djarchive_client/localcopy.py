@@ -10,7 +10,6 @@ next run.
 from __future__ import annotations
 
 import errno
-import fnmatch
 import itertools
 import json
 import logging
@@ -18,7 +17,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from djarchive_common.errors import LocalPathError, LocalStorageError, LockedError, NotFoundError
@@ -28,8 +27,6 @@ __all__ = [
     "STATE_DIR",
     "LocalCopy",
     "check_not_reserved",
-    "matches",
-    "select",
     "storage_error",
 ]
 
@@ -38,21 +35,6 @@ STATE_FILE = "verified.json"
 PART_PREFIX = ".djarchive-"
 PART_SUFFIX = ".part"
 log = logging.getLogger("djarchive_client")
-
-
-def matches(subpath: str, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> bool:
-    """Whether ``subpath`` matches any ``include`` glob (or there are none) and no ``exclude`` glob.
-
-    Globs match the whole posix subpath and ``*`` crosses folders, as in ``aws s3 --include``.
-    """
-    return (not include or any(fnmatch.fnmatchcase(subpath, pattern) for pattern in include)) and not any(
-        fnmatch.fnmatchcase(subpath, pattern) for pattern in exclude
-    )
-
-
-def select(entries: Iterable[Entry], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[Entry]:
-    """The entries whose subpath :func:`matches` the globs."""
-    return [entry for entry in entries if matches(entry.subpath, include, exclude)]
 
 
 def check_not_reserved(subpaths: Iterable[str]) -> None:

@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from djarchive_common.manifest import Entry, Manifest
-from djarchive_common.transfer import DEFAULT_WORKERS, Progress, files, hash_file, run_parallel
+from djarchive_common.manifest import Entry, Manifest, matches, select
+from djarchive_common.text import files
+from djarchive_common.transfer import DEFAULT_WORKERS, hash_files
 
-from .localcopy import LocalCopy, matches, select
+from .localcopy import LocalCopy
 
 __all__ = ["VerifyReport", "verify_copy"]
 
@@ -109,23 +110,21 @@ def verify_copy(
             report.verified += 1
         else:
             to_hash.append(entry)
-    with Progress(
-        sum(e.size for e in to_hash), len(to_hash), enabled=progress and bool(to_hash), description="verify"
-    ) as bar:
-
-        def check(entry: Entry) -> tuple[int, str]:
-            result = hash_file(destinations[entry.subpath])
-            bar.advance(entry.size)
-            bar.file_done()
-            return result
-
-        for entry, result, error in run_parallel(check, to_hash, jobs):
-            if error is not None:
-                report.modified[entry.subpath] = f"unreadable ({getattr(error, 'strerror', None) or error})"
-            elif result is not None and result[1] != entry.sha256:
-                report.modified[entry.subpath] = f"sha256 {result[1]}, expected {entry.sha256}"
-            else:
-                report.verified += 1
+    checked = hash_files(
+        to_hash,
+        lambda entry: destinations[entry.subpath],
+        lambda entry: entry.size,
+        jobs=jobs,
+        progress=progress,
+        description="verify",
+    )
+    for entry, result, error in checked:
+        if error is not None:
+            report.modified[entry.subpath] = f"unreadable ({getattr(error, 'strerror', None) or error})"
+        elif result is not None and result[1] != entry.sha256:
+            report.modified[entry.subpath] = f"sha256 {result[1]}, expected {entry.sha256}"
+        else:
+            report.verified += 1
     known = {entry.subpath for entry in manifest}
     report.extra = sorted(
         subpath for subpath in local.walk() if subpath not in known and matches(subpath, include, exclude)

@@ -1,6 +1,8 @@
-"""What the two command lines share: running a subcommand, one-line errors, exit codes, output.
+"""What the two command lines share at run time: dispatch, printing, one-line errors, exit codes.
 
-Exit codes: 0 success, 1 failure, 2 bad usage (argparse), 130 interrupted.
+Every byte a command prints goes through :class:`Console`, which redacts registered secrets
+from text and JSON alike. Exit codes: 0 success, 1 failure, 2 bad usage (argparse),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import DJArchiveError, PartialFailureError
 from .logs import redact, resolve_log_options, setup_logging
@@ -19,16 +21,90 @@ from .logs import redact, resolve_log_options, setup_logging
 __all__ = [
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
-    "emit_json",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Console",
+    "Handler",
     "main_of",
-    "progress_wanted",
-    "run_command",
     "version_line",
 ]
 
+EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 log = logging.getLogger("djarchive_common")
+
+
+class Result(Protocol):
+    """What commands report: text for people, a dict for --json."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class Console:
+    """The output of one command: text or --json on stdout, warnings and errors on stderr."""
+
+    def __init__(self, prog: str, args: argparse.Namespace):
+        self.prog = prog
+        self.json = bool(getattr(args, "json", False))
+        self.quiet = bool(getattr(args, "quiet", False))
+
+    @property
+    def progress(self) -> bool:
+        """Progress bars only on a terminal, and never with -q or --json."""
+        return not self.quiet and not self.json and sys.stderr.isatty()
+
+    def line(self, text: str) -> None:
+        """One line of plain output."""
+        print(redact(text))
+
+    def emit(self, data: Any) -> None:
+        """One JSON document."""
+        print(redact(json.dumps(data, indent=2, ensure_ascii=False)))
+
+    def result(self, result: Result, *, force: bool = False) -> None:
+        """A command's result: its dict with --json, else its text unless -q (or ``force``)."""
+        if self.json:
+            self.emit(result.to_dict())
+        elif force or not self.quiet:
+            self.line(str(result))
+
+    def revisions(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """(dataset, revision) pairs: ``dataset,revision`` lines (the original's format), or JSON."""
+        if self.json:
+            self.emit([{"dataset": dataset, "revision": revision} for dataset, revision in pairs])
+        else:
+            for dataset, revision in pairs:
+                self.line(f"{dataset},{revision}")
+
+    def warn(self, message: str) -> None:
+        """``prog: warning: message`` on stderr."""
+        print(redact(f"{self.prog}: warning: {message}"), file=sys.stderr)
+
+    def error(self, message: str) -> None:
+        """``prog: error: message`` on stderr."""
+        print(redact(f"{self.prog}: error: {message}"), file=sys.stderr)
+
+    def failures(self, failures: Mapping[str, str]) -> None:
+        """One stderr line per failed file."""
+        for subpath, reason in sorted(failures.items()):
+            print(redact(f"{self.prog}: failed: {subpath}: {reason}"), file=sys.stderr)
+
+    def report(self, error: DJArchiveError) -> None:
+        """A failed command: per-file failures and the summary when some files failed (the JSON
+        object a --json reader expects either way), then one error line."""
+        summary = error.summary if isinstance(error, PartialFailureError) else None
+        if isinstance(error, PartialFailureError):
+            self.failures(error.failures)
+        if summary is not None and hasattr(summary, "to_dict"):
+            self.result(summary)
+        elif self.json:
+            self.emit({"error": str(error), "type": type(error).__name__})
+        self.error(str(error))
+
+
+Handler = Callable[[argparse.Namespace, Console], int]
 
 
 def version_line(prog: str, distribution: str) -> str:
@@ -42,29 +118,14 @@ def version_line(prog: str, distribution: str) -> str:
     return f"{prog} {version}"
 
 
-def emit_json(data: Any) -> None:
-    """Print one JSON document on stdout."""
-    print(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def progress_wanted(args: argparse.Namespace) -> bool:
-    """Progress bars only on a terminal, and never with -q or --json."""
-    return not getattr(args, "quiet", False) and not getattr(args, "json", False) and sys.stderr.isatty()
-
-
-def print_failures(prog: str, error: PartialFailureError) -> None:
-    """One stderr line per failed file."""
-    for subpath, reason in sorted(error.failures.items()):
-        print(redact(f"{prog}: failed: {subpath}: {reason}"), file=sys.stderr)
-
-
-def run_command(prog: str, args: argparse.Namespace, handler: Callable[[argparse.Namespace], int]) -> int:
+def _run(prog: str, args: argparse.Namespace, handler: Handler) -> int:
     """Set up logging, run ``handler`` and turn djarchive errors into one stderr line and exit 1."""
+    console = Console(prog, args)
     debug = bool(getattr(args, "debug", False))
     try:
         level, logfile = resolve_log_options()
         setup_logging(level, logfile, debug=debug)
-        return handler(args)
+        return handler(args, console)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -72,13 +133,11 @@ def run_command(prog: str, args: argparse.Namespace, handler: Callable[[argparse
         # The reader went away (e.g. `djarchive files ... | head`); that is not an error.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        return EXIT_OK
     except DJArchiveError as error:
         if debug:
             log.debug("traceback of the error below", exc_info=True)
-        if isinstance(error, PartialFailureError):
-            print_failures(prog, error)
-        print(redact(f"{prog}: error: {error}"), file=sys.stderr)
+        console.report(error)
         return EXIT_FAILURE
 
 
@@ -86,7 +145,7 @@ def main_of(
     prog: str,
     distribution: str,
     build_parser: Callable[[], argparse.ArgumentParser],
-    commands: Mapping[str, Callable[[argparse.Namespace], int]],
+    commands: Mapping[str, Handler],
     argv: Sequence[str] | None,
 ) -> int:
     """A CLI's ``main``: parse, then --version, help without a command, ``completion``, or a command."""
@@ -94,13 +153,13 @@ def main_of(
     args = parser.parse_args(argv)
     if args.version:
         print(version_line(prog, distribution))
-        return 0
+        return EXIT_OK
     if not args.command:
         parser.print_help(sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.command == "completion":
         from .completion import completion_script
 
         print(completion_script(parser, args.shell), end="")
-        return 0
-    return run_command(prog, args, commands[args.command])
+        return EXIT_OK
+    return _run(prog, args, commands[args.command])

@@ -12,6 +12,7 @@ whole, with an error naming the line.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import os
 import re
@@ -22,7 +23,16 @@ from typing import NamedTuple, overload
 from .errors import ManifestError
 from .layout import MANIFEST_NAME, subpath_problem
 
-__all__ = ["MANIFEST_NAME", "Entry", "Manifest", "parse_manifest", "read_manifest", "write_manifest"]
+__all__ = [
+    "MANIFEST_NAME",
+    "Entry",
+    "Manifest",
+    "matches",
+    "parse_manifest",
+    "read_manifest",
+    "select",
+    "write_manifest",
+]
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _SIZE_RE = re.compile(r"[0-9]{1,20}")
@@ -89,6 +99,21 @@ class Manifest(Sequence[Entry]):
         for entry in self._entries:
             writer.writerow((str(entry.size), entry.sha256, entry.subpath))
         return buffer.getvalue().encode("utf-8")
+
+
+def matches(subpath: str, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> bool:
+    """Whether ``subpath`` matches any ``include`` glob (or there are none) and no ``exclude`` glob.
+
+    Globs match the whole posix subpath and ``*`` crosses folders, as in ``aws s3 --include``.
+    """
+    return (not include or any(fnmatch.fnmatchcase(subpath, pattern) for pattern in include)) and not any(
+        fnmatch.fnmatchcase(subpath, pattern) for pattern in exclude
+    )
+
+
+def select(entries: Iterable[Entry], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[Entry]:
+    """The entries whose subpath :func:`matches` the globs."""
+    return [entry for entry in entries if matches(entry.subpath, include, exclude)]
 
 
 def _folder_clash(subpaths: Iterable[str]) -> tuple[str, str] | None:

@@ -1,9 +1,10 @@
 """The bucket, reached through minio: the one module that calls minio and translates its errors.
 
 One :class:`Store` per client holds one minio client over one urllib3 pool sized for
-concurrent transfers, with connect/read timeouts that fail in seconds. Every call
-goes through :meth:`Store.translated`, which turns minio's and urllib3's exceptions
-into :mod:`djarchive_common.errors`, marking transient ones ``retryable``.
+concurrent transfers, with connect/read timeouts that fail in seconds. Every call, and
+every read of a body (:class:`ObjectStream`), goes through :meth:`Store.translated`,
+which turns minio's and urllib3's exceptions into :mod:`djarchive_common.errors`,
+marking transient ones ``retryable``. Retries follow :mod:`djarchive_common.transfer`.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ from .errors import (
 )
 from .lazy import lazy_exports
 from .logs import register_secrets
-from .transfer import DEFAULT_WORKERS, RetryPolicy, retry_call
+from .transfer import MAX_JOBS, RetryPolicy, retry_call
 
 if TYPE_CHECKING:
     from minio import Minio
     from urllib3 import BaseHTTPResponse
 
-__all__ = ["SHA256_METADATA", "ObjectInfo", "Store", "StoreOptions"]
+__all__ = ["SHA256_METADATA", "ObjectInfo", "ObjectStream", "Store", "StoreOptions"]
 
 T = TypeVar("T")
 SHA256_METADATA = "sha256"  # stored as the x-amz-meta-sha256 header
@@ -78,7 +79,7 @@ def _env_float(name: str, default: float) -> float:
 class StoreOptions:
     """Connection tuning: pool size, timeouts (seconds) and the retry policy."""
 
-    pool_size: int = DEFAULT_WORKERS * 2
+    pool_size: int = MAX_JOBS
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -100,6 +101,54 @@ class ObjectInfo(NamedTuple):
     key: str
     size: int
     sha256: str | None = None  # from x-amz-meta-sha256, when stat'ed
+
+
+class ObjectStream:
+    """One object (or byte range of it) being received. Reads go through the store's error
+    translation, so a reset or timeout in the middle of a body is a retryable TransferError."""
+
+    def __init__(self, store: Store, response: BaseHTTPResponse, what: str):
+        self._store, self._response, self._what = store, response, what
+
+    @property
+    def status(self) -> int:
+        """The HTTP status: 206 for a range the server honoured, 200 for the whole object."""
+        return int(self._response.status)
+
+    @property
+    def object_size(self) -> int | None:
+        """The whole object's size as the server states it (Content-Range, else Content-Length)."""
+        headers = self._response.headers
+        total = (headers.get("content-range") or "").rpartition("/")[2]
+        if total.isdigit():
+            return int(total)
+        length = headers.get("content-length") or ""
+        return int(length) if self.status == 200 and length.isdigit() else None
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; b'' at the end."""
+        with self._store.translated(self._what):
+            return self._response.read(size, decode_content=False)
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The body in chunks of at most ``size`` bytes; the connection goes back to the pool at
+        the end."""
+        while True:
+            data = self.read(size)
+            if not data:
+                break
+            yield data
+        self._response.release_conn()
+
+    def close(self) -> None:
+        """Close the response (a connection not read to the end is discarded, not pooled)."""
+        self._response.close()
+
+    def __enter__(self) -> ObjectStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class Store:
@@ -311,13 +360,15 @@ class Store:
 
         return self.call(f"reading {key}", fetch)
 
-    def open(self, key: str, offset: int = 0, length: int = 0) -> BaseHTTPResponse:
-        """A streaming response for a byte range (length 0: to the end). Close it after use.
+    def stream(self, key: str, offset: int = 0, length: int = 0) -> ObjectStream:
+        """Start receiving ``length`` bytes of ``key`` from ``offset`` (length 0: to the end).
 
-        Errors raised while reading it must be read inside :meth:`translated`.
+        Use it as a context manager; its reads raise only djarchive errors.
         """
-        with self.translated(f"downloading {key}"):
-            return self.minio.get_object(self.bucket, key, offset=offset, length=length)
+        what = f"downloading {key}"
+        with self.translated(what):
+            response = self.minio.get_object(self.bucket, key, offset=offset, length=length)
+        return ObjectStream(self, response, what)
 
     # -- writing -----------------------------------------------------------------------
 

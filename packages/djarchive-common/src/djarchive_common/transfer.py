@@ -1,4 +1,19 @@
-"""Transfer helpers shared by downloads and uploads: retries, a worker pool, hashing, progress."""
+"""Transfer helpers shared by downloads and uploads: retries, a worker pool, hashing, progress.
+
+Where retries happen, once for the whole tool:
+
+* **urllib3** reconnects once when a pooled keep-alive connection turns out to be closed
+  (``Store``'s pool, ``connect=1``); that is part of one attempt, not an attempt of its own.
+* **One operation, one budget**: every store call (a listing page, a stat, a manifest read, a
+  PUT, one GET of a file or of one byte range) runs under :func:`retry_call` with a
+  :class:`RetryPolicy`: at most ``attempts`` (5) tries for retryable errors (connection reset,
+  timeout, 5xx and SlowDown, short read, hash mismatch), ``unreachable_attempts`` (3) when no
+  connection can be made at all, with exponential backoff and jitter. Nothing retries around it.
+* **One exception, in the download**: a file fetched as parallel byte ranges whose assembled
+  sha256 is wrong cannot say which range was bad; it is fetched once more as one stream (one
+  more operation). So a small file gets at most 5 GETs, a file of ``n`` ranges at most
+  ``5 n + 5``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +25,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,13 +35,14 @@ from .errors import DJArchiveError, EndpointUnreachableError
 __all__ = [
     "BUFFER_SIZE",
     "DEFAULT_WORKERS",
-    "Progress",
+    "MAX_JOBS",
     "SMALL_FILE",
+    "Progress",
     "RetryPolicy",
     "Slots",
     "hash_file",
-    "files",
-    "human_bytes",
+    "hash_files",
+    "job_count",
     "retry_call",
     "run_parallel",
 ]
@@ -34,7 +50,8 @@ __all__ = [
 T = TypeVar("T")
 R = TypeVar("R")
 BUFFER_SIZE = 1024 * 1024
-DEFAULT_WORKERS = 32
+DEFAULT_WORKERS = 32  # parallel transfers unless --jobs says otherwise
+MAX_JOBS = 64  # the most --jobs accepts, and the connection pool's size
 SMALL_FILE = 256 * 1024  # a file this small costs a round trip more than bandwidth or memory
 log = logging.getLogger("djarchive_common")
 
@@ -59,6 +76,11 @@ class RetryPolicy:
             return False
         limit = self.unreachable_attempts if isinstance(error, EndpointUnreachableError) else self.attempts
         return attempt < limit
+
+
+def job_count(jobs: int | None) -> int:
+    """``jobs`` clamped to 1..MAX_JOBS; None means the default."""
+    return max(1, min(MAX_JOBS, jobs or DEFAULT_WORKERS))
 
 
 def retry_call(func: Callable[[], T], what: str, policy: RetryPolicy | None = None) -> T:
@@ -185,18 +207,28 @@ def hash_file(path: str | os.PathLike[str], buffer_size: int = BUFFER_SIZE) -> t
     return size, digest.hexdigest()
 
 
-def files(count: int) -> str:
-    """'1 file', '2 files'."""
-    return f"{count} file" if count == 1 else f"{count} files"
+def hash_files(
+    items: Sequence[T],
+    path: Callable[[T], str | os.PathLike[str]],
+    size: Callable[[T], int],
+    *,
+    jobs: int,
+    progress: bool = False,
+    description: str = "hashing",
+) -> Iterator[tuple[T, tuple[int, str] | None, BaseException | None]]:
+    """Hash the file of every item in parallel, with a progress bar when asked; yield
+    (item, (size, sha256), error) as each finishes. ``path`` and ``size`` say where each item's
+    file is and how big it is expected to be (for the bar)."""
+    total = sum(size(item) for item in items)
+    with Progress(total, len(items), enabled=progress and bool(items), description=description) as bar:
 
+        def work(item: T) -> tuple[int, str]:
+            result = hash_file(path(item))
+            bar.advance(result[0])
+            bar.file_done()
+            return result
 
-def human_bytes(count: float) -> str:
-    """A byte count for people: 1.5 MB, 20 GB (powers of 1000, as aws and dandi print them)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(count) < 1000 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    raise AssertionError("unreachable")
+        yield from run_parallel(work, items, jobs)
 
 
 class Progress:

@@ -1,0 +1,116 @@
+"""Parser scaffolding both command lines share: subcommands, connection and output options, the
+jobs option and its limits, the completion command.
+
+Standard library only (and :mod:`djarchive_common.transfer`, which is too): the parsers are
+loaded for ``--help``, for completion and to render the man pages, so they import nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from .transfer import DEFAULT_WORKERS, MAX_JOBS
+
+__all__ = ["add_completion_command", "add_connection_options", "add_jobs_option", "jobs_count", "new_parser"]
+
+Command = Callable[[str, str, str], argparse.ArgumentParser]
+
+
+def jobs_count(text: str) -> int:
+    """argparse type for --jobs: an integer from 1 to MAX_JOBS."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not 1 <= value <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_JOBS}")
+    return value
+
+
+def add_jobs_option(parser: argparse.ArgumentParser, what: str, note: str = "") -> None:
+    """``-j/--jobs N``: how many ``what`` run at once."""
+    limits = f"default {DEFAULT_WORKERS}, max {MAX_JOBS}" + (f"; {note}" if note else "")
+    parser.add_argument("-j", "--jobs", type=jobs_count, metavar="N", default=None, help=f"{what} ({limits})")
+
+
+def add_connection_options(parser: argparse.ArgumentParser, role: str, *, suppress: bool) -> None:
+    """Options every subcommand accepts, before or after its name."""
+    default = argparse.SUPPRESS if suppress else None
+    flag = argparse.SUPPRESS if suppress else False
+    group = parser.add_argument_group("connection and output")
+    group.add_argument(
+        "--endpoint",
+        metavar="HOST[:PORT]",
+        default=default,
+        help=f"S3 endpoint, host[:port] or http(s)://host[:port] (env DJARCHIVE_{role.upper()}_ENDPOINT)",
+    )
+    group.add_argument(
+        "--bucket",
+        metavar="NAME",
+        default=default,
+        help=f"archive bucket (env DJARCHIVE_{role.upper()}_BUCKET)",
+    )
+    security = group.add_mutually_exclusive_group()
+    security.add_argument(
+        "--secure",
+        dest="secure",
+        action="store_const",
+        const=True,
+        default=default,
+        help="use https (default)",
+    )
+    security.add_argument(
+        "--insecure", dest="secure", action="store_const", const=False, default=default, help="use plain http"
+    )
+    group.add_argument("--json", action="store_true", default=flag, help="machine-readable output")
+    group.add_argument(
+        "-q", "--quiet", action="store_true", default=flag, help="no progress bars or summaries"
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=flag,
+        help="log everything (secrets redacted) and show tracebacks",
+    )
+
+
+def new_parser(
+    prog: str, description: str, epilog: str, role: str
+) -> tuple[argparse.ArgumentParser, Command, argparse._SubParsersAction]:
+    """A top-level parser with --version and the connection options, and a factory for its
+    subcommands (each accepting the connection options too, before or after its name)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="show the version and exit")
+    add_connection_options(parser, role, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_connection_options(sub, role, suppress=True)
+        return sub
+
+    return parser, command, commands
+
+
+def add_completion_command(commands: argparse._SubParsersAction, prog: str) -> None:
+    """The ``completion`` subcommand, which prints a shell completion script."""
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description=f"Print a completion script for bash or zsh. Enable it with\n"
+        f'  eval "$({prog} completion bash)"   in ~/.bashrc, or\n'
+        f'  eval "$({prog} completion zsh)"    in ~/.zshrc.',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")

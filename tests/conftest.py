@@ -33,6 +33,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return ["versions: " + ", ".join(f"{name} {_version(name)}" for name in names)]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/faults is slow (proxies, subprocesses, kills): ``-m 'not slow'``
+    leaves them out."""
+    faults = Path(__file__).parent / "faults"
+    for item in items:
+        if faults in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Run every test in an empty working directory and home, with no DJ_*/DJARCHIVE_* variables,

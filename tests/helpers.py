@@ -8,8 +8,8 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 
@@ -52,12 +52,21 @@ def write_tree(root: Path, files: Mapping[str, bytes]) -> Path:
 
 
 def read_tree(root: Path) -> dict[str, bytes]:
-    """Every regular file under ``root`` (posix subpath -> content), djarchive's own state excluded."""
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and ".djarchive" not in path.relative_to(root).parts
-    }
+    """Every regular file under ``root`` (posix subpath -> content); djarchive's own folder,
+    its temporary files and symbolic links are left out."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if relative.parts[0] == ".djarchive" or is_part(path.name):
+            continue
+        if path.is_file() and not path.is_symlink():
+            found[relative.as_posix()] = path.read_bytes()
+    return found
+
+
+def is_part(name: str) -> bool:
+    """Whether ``name`` is one of djarchive's temporary download files."""
+    return name.startswith(".djarchive-") and name.endswith(".part")
 
 
 def rendered_man_page(page: Path) -> str | None:
@@ -70,23 +79,44 @@ def rendered_man_page(page: Path) -> str | None:
     return " ".join(result.stdout.split())
 
 
-def overlapping_calls(monkeypatch, owner: object, name: str, size_of: Callable[..., int]) -> list[list[int]]:
-    """Patch ``owner.name`` so each call lasts 50 ms longer and, as it starts, records the sizes
-    (``size_of(*args)``) of every call then running; return those snapshots."""
-    lock, active, seen = threading.Lock(), [], []
+def overlapping_calls(
+    monkeypatch,
+    owner: object,
+    name: str,
+    size_of: Callable[..., int],
+    want: Callable[[int], tuple[str, int]],
+    sizes: Iterable[int],
+) -> list[list[int]]:
+    """Patch ``owner.name`` so that each call, as it starts, records the sizes (``size_of(*args)``)
+    of every call then running, then waits (on a condition, not a clock) until the calls of its
+    group running at once reach the most the group should allow, or all that are left of it.
+
+    ``want(size)`` gives a call's group and that most; ``sizes`` are the sizes of every call to
+    come. So the most concurrent calls the code under test permits is reached every time, and
+    any more than that is seen. A code path that allows fewer makes the waits time out (10 s)
+    and the snapshots show it. Returns the snapshots."""
+    condition, active, seen = threading.Condition(), [], []
+    left = Counter(want(size)[0] for size in sizes)
     original = getattr(owner, name)
+
+    def running(group: str) -> int:
+        return sum(want(size)[0] == group for size in active)
 
     def spy(*args, **kwargs):
         size = size_of(*args, **kwargs)
-        with lock:
+        group, most = want(size)
+        with condition:
             active.append(size)
             seen.append(sorted(active))
-        time.sleep(0.05)
+            condition.notify_all()
+            condition.wait_for(lambda: running(group) >= min(most, left[group]), timeout=10)
         try:
             return original(*args, **kwargs)
         finally:
-            with lock:
+            with condition:
                 active.remove(size)
+                left[group] -= 1
+                condition.notify_all()
 
     monkeypatch.setattr(owner, name, spy)
     return seen

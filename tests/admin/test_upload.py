@@ -82,7 +82,12 @@ def test_small_files_get_twice_the_uploads_large_ones_no_more_than_jobs(
     files.update({f"large/{n:02d}.bin": os.urandom(300 * 1024) for n in range(6)})
     source = write_tree(tmp_path / "mixed", files)
     seen = overlapping_calls(
-        monkeypatch, Store, "put_file", lambda self, key, path, *a, **k: os.path.getsize(path)
+        monkeypatch,
+        Store,
+        "put_file",
+        lambda self, key, path, *a, **k: os.path.getsize(path),
+        lambda size: ("small", 4) if size <= 256 * 1024 else ("large", 2),
+        map(len, files.values()),
     )
     admin_tool.upload(DATASET, REVISION, source, jobs=2)
     assert most_at_once(seen) == {"small": 4, "large": 2}
@@ -102,7 +107,14 @@ def test_uploads_hold_no_more_file_data_in_memory_than_the_budget(archive, admin
     files.update({f"small/{n:02d}.bin": os.urandom(1024) for n in range(8)})
     source = write_tree(tmp_path / "mixed", files)
     seen = overlapping_calls(
-        monkeypatch, Store, "put_file", lambda self, key, path, *a, **k: os.path.getsize(path)
+        monkeypatch,
+        Store,
+        "put_file",
+        lambda self, key, path, *a, **k: os.path.getsize(path),
+        lambda size: (
+            ("small", 8) if size <= 256 * 1024 else ("huge", 1) if size > 512 * 1024 else ("large", 2)
+        ),
+        map(len, files.values()),
     )
     budget = 700 * 1024  # two of the 300 KiB files fit, three do not, the 1 MiB one alone
     monkeypatch.setattr(

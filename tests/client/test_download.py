@@ -19,8 +19,7 @@ from djarchive_common.errors import (
 )
 from djarchive_common.store import StoreOptions
 from djarchive_common.transfer import RetryPolicy
-from tests.helpers import manifest_bytes, most_at_once, overlapping_calls
-from tests.helpers import read_tree as tree
+from tests.helpers import manifest_bytes, most_at_once, overlapping_calls, read_tree
 
 KiB = 1024
 FAST_RETRIES = StoreOptions(retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02))
@@ -39,7 +38,7 @@ def test_download_is_byte_exact(archive, big_files, tmp_path):
     archive.publish("some-set", "000", big_files)
     target = tmp_path / "some-set-000"
     summary = client().download("some-set", "000", target, create_target=True, **SMALL_PARTS)
-    assert tree(target) == big_files
+    assert read_tree(target) == big_files
     assert summary.ok
     assert (summary.files, summary.fetched_files, summary.present_files) == (
         len(big_files),
@@ -91,7 +90,7 @@ def test_writes_that_take_only_part_of_the_data_lose_nothing(archive, big_files,
     target = tmp_path / "t"
     client().download("some-set", "000", target, create_target=True, **SMALL_PARTS)
     monkeypatch.undo()
-    assert tree(target) == big_files
+    assert read_tree(target) == big_files
     assert calls["write"] > len(big_files)
     assert calls["pwrite"] > 1024
 
@@ -121,7 +120,7 @@ def test_data_reaches_the_disk_in_writes_of_at_most_write_size(archive, big_file
         "some-set", "000", target, create_target=True, part_size=512 * KiB, multipart_threshold=1024 * KiB
     )
     monkeypatch.undo()
-    assert tree(target) == files
+    assert read_tree(target) == files
     assert max(sizes["write"]) == max(sizes["pwrite"]) == fetch.WRITE_SIZE == 64 * KiB
     assert sum(sizes["pwrite"]) == len(files["sub/big/recording.bin"])
 
@@ -133,9 +132,16 @@ def test_small_files_get_twice_the_transfers_large_ones_no_more_than_jobs(archiv
     files = {f"small/{n:02d}.bin": os.urandom(KiB) for n in range(16)}
     files.update({f"large/{n:02d}.bin": os.urandom(300 * KiB) for n in range(6)})
     archive.publish("ds", "1", files)
-    seen = overlapping_calls(monkeypatch, Fetcher, "fetch_whole", lambda self, entry, dest: entry.size)
+    seen = overlapping_calls(
+        monkeypatch,
+        Fetcher,
+        "fetch_whole",
+        lambda self, entry, dest: entry.size,
+        lambda size: ("small", 4) if size <= 256 * KiB else ("large", 2),
+        map(len, files.values()),
+    )
     client().download("ds", "1", tmp_path / "t", create_target=True, jobs=2)
-    assert tree(tmp_path / "t") == files
+    assert read_tree(tmp_path / "t") == files
     assert most_at_once(seen) == {"small": 4, "large": 2}
 
 
@@ -178,7 +184,7 @@ def test_ranges_arriving_in_any_order_are_hashed_right(archive, tmp_path, monkey
     monkeypatch.setattr(Store, "stream", spy)
     summary = client().download("ds", "1", tmp_path / "t", create_target=True, jobs=16, **SMALL_PARTS)
     monkeypatch.undo()
-    assert tree(tmp_path / "t") == data
+    assert read_tree(tmp_path / "t") == data
     assert summary.fetched_files == 5
     # Every file verified in its first pass: only range requests, none repeated as a whole.
     assert 0 not in requests
@@ -197,7 +203,7 @@ def test_rerun_over_complete_copy_transfers_nothing(archive, big_files, tmp_path
     (target / ".djarchive" / "verified.json").unlink()
     summary = client().download("some-set", "000", target)
     assert (summary.fetched_files, summary.present_files) == (0, len(big_files))
-    assert tree(target) == big_files
+    assert read_tree(target) == big_files
 
 
 def test_resume_fetches_only_missing_and_modified_files(archive, seed_files, tmp_path):
@@ -210,7 +216,7 @@ def test_resume_fetches_only_missing_and_modified_files(archive, seed_files, tmp
     same_size.write_bytes(b"\0" * len(seed_files["root2.dat"]))
     summary = client().download("some-set", "000", target)
     assert summary.fetched_files == 3
-    assert tree(target) == seed_files
+    assert read_tree(target) == seed_files
 
 
 def test_recheck_hashes_everything_again(archive, seed_files, tmp_path):
@@ -223,7 +229,7 @@ def test_recheck_hashes_everything_again(archive, seed_files, tmp_path):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert client().download("some-set", "000", target).fetched_files == 0
     assert client().download("some-set", "000", target, recheck=True).fetched_files == 1
-    assert tree(target) == seed_files
+    assert read_tree(target) == seed_files
 
 
 def test_include_exclude_and_dry_run(archive, seed_files, tmp_path):
@@ -233,7 +239,7 @@ def test_include_exclude_and_dry_run(archive, seed_files, tmp_path):
     assert [e.subpath for e in plan.planned] == ["sub/dir/dir.dat", "sub/other/other.dat", "sub/sub.dat"]
     assert not target.exists()  # a dry run writes nothing
     client().download("some-set", "000", target, create_target=True, include=["sub/*"], exclude=["*/other/*"])
-    assert sorted(tree(target)) == ["sub/dir/dir.dat", "sub/sub.dat"]
+    assert sorted(read_tree(target)) == ["sub/dir/dir.dat", "sub/sub.dat"]
     plan = client().download("some-set", "000", target, dry_run=True)
     assert plan.present_files == 2
     assert len(plan.planned) == len(seed_files) - 2
@@ -268,7 +274,7 @@ def test_corrupted_object_is_retried_reported_and_never_placed(archive, seed_fil
     assert not (target / "sub" / "dir" / "dir.dat").exists()
     assert not list(target.rglob("*.part"))
     others = {k: v for k, v in seed_files.items() if k != "sub/dir/dir.dat"}
-    assert tree(target) == others
+    assert read_tree(target) == others
     assert caught.value.summary.fetched_files == len(others)
 
 
@@ -395,7 +401,7 @@ def test_seed_python_examples(archive, seed_files, tmp_path, isolated_config):
     assert list(c.revisions()) == [("some-set", "000"), ("workflow-array-ephys-benchmark", "v1")]
     assert list(c.revisions("some-set")) == [("some-set", "000")]
     c.download("some-set", "000", "./some-set-000", create_target=True)
-    assert tree(isolated_config / "some-set-000") == seed_files
+    assert read_tree(isolated_config / "some-set-000") == seed_files
     test_data = tmp_path / "test_data"
     test_data.mkdir()
     c.download("workflow-array-ephys-benchmark", target_directory=str(test_data), revision="v1")

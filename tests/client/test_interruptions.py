@@ -15,6 +15,7 @@ import pytest
 
 from djarchive_client import client
 from djarchive_common.errors import EndpointUnreachableError
+from tests.helpers import read_tree
 
 KiB = 1024
 
@@ -31,14 +32,6 @@ def start_download(archive, target: Path, *extra: str, **popen) -> subprocess.Po
     )
 
 
-def final_files(target: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(target).as_posix(): p.read_bytes()
-        for p in target.rglob("*")
-        if p.is_file() and ".djarchive" not in p.parts and not p.name.endswith(".part")
-    }
-
-
 @pytest.mark.slow
 def test_sigkill_leaves_no_wrong_file_and_the_next_run_completes(archive, tmp_path):
     files = {f"session{i // 20}/chunk{i:03d}.bin": os.urandom(256 * KiB) for i in range(120)}
@@ -46,12 +39,12 @@ def test_sigkill_leaves_no_wrong_file_and_the_next_run_completes(archive, tmp_pa
     target = tmp_path / "t"
     process = start_download(archive, target, "--jobs", "2")
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(final_files(target) if target.exists() else {}) < 10:
+    while time.monotonic() < deadline and len(read_tree(target) if target.exists() else {}) < 10:
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.communicate()
     assert process.returncode == -signal.SIGKILL
-    placed = final_files(target)
+    placed = read_tree(target)
     assert 10 <= len(placed) < len(files), "the kill should land mid-download"
     for subpath, data in placed.items():
         assert data == files[subpath], f"{subpath} at its final name differs from the manifest"
@@ -60,7 +53,7 @@ def test_sigkill_leaves_no_wrong_file_and_the_next_run_completes(archive, tmp_pa
     assert summary.ok
     assert summary.fetched_files == len(files) - summary.present_files
     assert summary.present_files >= len(placed) - 2  # files renamed after the last record save are re-hashed
-    assert final_files(target) == files
+    assert read_tree(target) == files
     assert not list(target.rglob("*.part"))
 
 
@@ -78,7 +71,7 @@ def test_file_size_limit_is_a_clear_error_and_leaves_nothing_half_written(archiv
     assert process.returncode == 1
     assert err.strip().splitlines()[-1].startswith("djarchive: error: file size limit exceeded while writing")
     assert "Traceback" not in err
-    for subpath, data in final_files(target).items():
+    for subpath, data in read_tree(target).items():
         assert data == seed_files[subpath]
     assert not (target / "big.bin").exists()
     assert not list(target.rglob("*.part"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from djarchive_common.store import StoreOptions
 from djarchive_common.transfer import RetryPolicy
+from tests.helpers import is_part
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -51,23 +52,6 @@ def fast_options(attempts: int = 8, read_timeout: float | None = None) -> StoreO
     retry = RetryPolicy(attempts=attempts, base_delay=0.01, max_delay=0.05, unreachable_attempts=attempts)
     overrides = {"read_timeout": read_timeout} if read_timeout is not None else {}
     return StoreOptions.from_environment(retry=retry, **overrides)
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every regular file under ``root`` (posix subpath -> bytes), djarchive's own folder and
-    temporary files excluded."""
-    found = {}
-    for path in root.rglob("*"):
-        relative = path.relative_to(root)
-        if relative.parts[0] == ".djarchive" or is_part(path.name):
-            continue
-        if path.is_file() and not path.is_symlink():
-            found[relative.as_posix()] = path.read_bytes()
-    return found
-
-
-def is_part(name: str) -> bool:
-    return name.startswith(".djarchive-") and name.endswith(".part")
 
 
 def part_files(root: Path) -> list[Path]:

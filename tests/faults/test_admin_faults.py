@@ -35,9 +35,8 @@ from tests.faults.support import (
     fast_options,
     popen,
     python,
-    tree,
 )
-from tests.helpers import write_tree
+from tests.helpers import read_tree, write_tree
 
 STAGING = ".djarchive/staging/"
 FILES = dataset(12, 3000, big={"big/recording.bin": 5 * MiB + 11, "big/empty.bin": 0})  # two parts
@@ -58,7 +57,7 @@ def published(archive, revision: str = "1") -> bool:
 def downloaded(tmp_path: Path, revision: str = "1") -> dict[str, bytes]:
     target = tmp_path / f"download-{revision}"
     client().download("ds", revision, target, create_target=True)
-    return tree(target)
+    return read_tree(target)
 
 
 def admin_cli(archive, *argv: str, env: dict[str, str] | None = None):
@@ -339,7 +338,7 @@ def test_an_upload_of_other_content_cannot_overwrite_one_in_flight(archive, make
         assert re.search(r"ds 1 is being changed by another djarchive-admin \(pid \d+ on ", str(refusal))
         assert slow.returncode == 0, err
     assert ("ds", "1") in set(client().revisions())
-    assert downloaded(tmp_path) in (tree(first), tree(second))
+    assert downloaded(tmp_path) in (read_tree(first), read_tree(second))
     assert archive.keys(".djarchive/") == []
 
 

@@ -13,7 +13,8 @@ import pytest
 from djarchive_client import DJArchiveClient, client
 from djarchive_common.errors import LockedError
 from tests.faults.proxy import Request
-from tests.faults.support import MANIFEST, KiB, dataset, error_lines, part_files, popen, tree
+from tests.faults.support import MANIFEST, KiB, dataset, error_lines, part_files, popen
+from tests.helpers import read_tree
 
 FILES = dataset(60, 4 * KiB, big={"big/a.bin": 600 * KiB})
 LOCKED = re.compile(
@@ -59,7 +60,7 @@ def test_two_downloads_started_together(slowed, tmp_path):
         codes = sorted(code for code, _, _ in results)
         assert codes in ([0, 0], [0, 1]), results
         outcomes.append(codes)
-        assert tree(target) == FILES
+        assert read_tree(target) == FILES
         assert part_files(target) == []
         assert client().verify("ds", "1", target).intact
     assert [0, 1] in outcomes, f"the two downloads never overlapped: {outcomes}"
@@ -86,7 +87,7 @@ def test_a_second_download_while_the_first_writes_is_refused_and_readers_never_s
     try:
         lock = target / ".djarchive" / "lock"
         deadline = time.monotonic() + 30
-        while not (lock.exists() and lock.read_text() == str(first.pid) and len(tree(target)) >= 3):
+        while not (lock.exists() and lock.read_text() == str(first.pid) and len(read_tree(target)) >= 3):
             assert time.monotonic() < deadline, "the first download never got going"
             time.sleep(0.005)
         second = start(archive, target)
@@ -104,7 +105,7 @@ def test_a_second_download_while_the_first_writes_is_refused_and_readers_never_s
     assert finish(first)[0] == 0
     assert all(report.modified == {} for report in reports), [r.modified for r in reports if r.modified]
     assert any(report.missing for report in reports)  # the reader did look mid-download
-    assert tree(target) == FILES
+    assert read_tree(target) == FILES
     # Once the first is done, another goes through and has nothing left to fetch.
     code, out, _ = finish(start(archive, target))
     assert code == 0
@@ -131,5 +132,5 @@ def test_two_threads_of_one_process(archive, tmp_path):
         thread.join(timeout=60)
     assert len(results) == 2
     assert any(not isinstance(result, LockedError) for result in results)
-    assert tree(target) == FILES
+    assert read_tree(target) == FILES
     assert part_files(target) == []

@@ -28,9 +28,8 @@ from tests.faults.support import (
     part_files,
     popen,
     python,
-    tree,
 )
-from tests.helpers import manifest_bytes
+from tests.helpers import manifest_bytes, read_tree
 
 FILES = dataset(10, 3000, big={"big/recording.bin": 1024 * KiB + 17, "big/empty.bin": 0})
 SMALL = dataset(6, 2000)
@@ -72,7 +71,7 @@ def download(target, attempts: int = 8, **options):
 
 def assert_nothing_wrong_placed(target, files=FILES) -> None:
     """Every file at a final name is exact; no temporary file is left."""
-    for subpath, data in tree(target).items():
+    for subpath, data in read_tree(target).items():
         assert data == files[subpath], f"{subpath} at its final name differs from the manifest"
     assert part_files(target) == []
 
@@ -82,7 +81,7 @@ def test_thirty_percent_of_connections_cut(published, via_proxy, tmp_path, seed)
     proxy = via_proxy(rule=mixed({"reset": 0.2, "truncate": 0.1}, seed))
     summary = download(tmp_path / "t")
     assert summary.ok
-    assert tree(tmp_path / "t") == FILES
+    assert read_tree(tmp_path / "t") == FILES
     assert part_files(tmp_path / "t") == []
     assert proxy.counts["reset"]
     assert proxy.counts["truncate"]
@@ -98,7 +97,7 @@ def test_thirty_percent_cut_through_the_cli_with_default_retries(archive, via_pr
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert "fetched 6" in result.stdout
-    assert tree(tmp_path / "t") == SMALL
+    assert read_tree(tmp_path / "t") == SMALL
     assert proxy.counts["reset"] >= 2
 
 
@@ -114,7 +113,7 @@ def test_every_data_connection_cut_fails_cleanly(published, via_proxy, tmp_path)
     assert sorted(failures) == sorted(FILES)
     for reason in failures.values():
         assert re.match(r"downloading ds/1/\S+: connection to 127\.0\.0\.1:\d+ failed", reason), reason
-    assert tree(tmp_path / "t") == {}
+    assert read_tree(tmp_path / "t") == {}
     assert part_files(tmp_path / "t") == []
     assert proxy.counts["requests"] >= 2 * len(failures)
 
@@ -142,7 +141,7 @@ def test_every_data_connection_cut_through_the_cli(archive, via_proxy, tmp_path,
     assert lines[-1] == "djarchive: error: 6 of 6 files of ds 1 failed to download"
     assert sorted(line.split(": ")[2] for line in lines[:-1]) == sorted(SMALL)
     assert "6 FAILED" in out
-    assert tree(tmp_path / "t") == {}
+    assert read_tree(tmp_path / "t") == {}
     assert part_files(tmp_path / "t") == []
     assert proxy.counts["reset"] == 5 * len(SMALL)  # the default policy: five attempts, nothing around it
 
@@ -161,7 +160,7 @@ def test_stalled_responses_hit_the_read_timeout_and_are_retried(published, via_p
     summary = download(tmp_path / "t")
     assert time.monotonic() - started < 15  # 60 s stalls: only the read timeout can have ended them
     assert summary.ok
-    assert tree(tmp_path / "t") == FILES
+    assert read_tree(tmp_path / "t") == FILES
     assert len(proxy.struck("stall")) == 3
 
 
@@ -173,7 +172,7 @@ def test_a_stall_through_the_cli_with_default_retries(archive, via_proxy, tmp_pa
     result = python("-m", "djarchive_client.cli", "download", "ds", "1", str(tmp_path / "t"), env=env)
     assert time.monotonic() - started < 20
     assert (result.returncode, result.stderr) == (0, "")
-    assert tree(tmp_path / "t") == SMALL
+    assert read_tree(tmp_path / "t") == SMALL
     assert proxy.counts["stall"] == len(SMALL)
 
 
@@ -189,7 +188,7 @@ def test_500_and_503_answers_are_retried(published, via_proxy, tmp_path, plain):
     proxy = via_proxy(rule=rule, plain_errors=plain)
     summary = download(tmp_path / "t")
     assert summary.ok
-    assert tree(tmp_path / "t") == FILES
+    assert read_tree(tmp_path / "t") == FILES
     assert proxy.counts["error500"] > 2
     assert proxy.counts["error503"] > 2
     assert ranged(proxy.struck())
@@ -203,7 +202,7 @@ def test_persistent_503_is_reported_per_file(published, via_proxy, tmp_path):
     assert sorted(caught.value.failures) == sorted(FILES)
     for reason in caught.value.failures.values():
         assert "answered ServiceUnavailable: Please reduce your request rate." in reason
-    assert tree(tmp_path / "t") == {}
+    assert read_tree(tmp_path / "t") == {}
     assert part_files(tmp_path / "t") == []
 
 
@@ -212,7 +211,7 @@ def test_damaged_bodies_are_detected_and_retried(published, via_proxy, tmp_path,
     proxy = via_proxy(rule=lambda request, attempt: kind if attempt < 2 and is_data(request) else None)
     summary = download(tmp_path / "t")
     assert summary.ok
-    assert tree(tmp_path / "t") == FILES
+    assert read_tree(tmp_path / "t") == FILES
     # Every range of the large file in the first pass (after a bad hash it comes as one stream).
     assert len(ranged(proxy.struck(kind))) >= 17
     assert proxy.counts[kind] >= 2 * (len(FILES) - 1)
@@ -234,7 +233,7 @@ def test_damaged_bodies_are_never_placed(published, via_proxy, tmp_path, kind, r
     assert set(caught.value.failures) >= {subpath for subpath in FILES if FILES[subpath]}
     for subpath, failure in caught.value.failures.items():
         assert re.search(reason, failure), (subpath, failure)
-    assert tree(tmp_path / "t") in ({}, {"big/empty.bin": b""})
+    assert read_tree(tmp_path / "t") in ({}, {"big/empty.bin": b""})
     assert part_files(tmp_path / "t") == []
 
 
@@ -252,7 +251,7 @@ def test_every_fault_at_once(published, via_proxy, tmp_path, monkeypatch, seed):
     proxy = via_proxy(rule=mixed({**rates, "stall": 0.02}, seed), stall_seconds=60)
     summary = download(tmp_path / "t")
     assert summary.ok
-    assert tree(tmp_path / "t") == FILES
+    assert read_tree(tmp_path / "t") == FILES
     assert part_files(tmp_path / "t") == []
     assert len({kind for kind, _ in proxy.events}) >= 4
 
@@ -266,7 +265,7 @@ def test_a_resumed_download_after_failures_fetches_only_what_is_missing(publishe
     proxy.applies = lambda request: False
     summary = download(tmp_path / "t")
     assert summary.fetched_files == len(failed)
-    assert tree(tmp_path / "t") == FILES
+    assert read_tree(tmp_path / "t") == FILES
 
 
 def test_the_endpoint_going_away_mid_download(published, make_proxy, tmp_path):
@@ -286,7 +285,7 @@ def test_the_endpoint_going_away_mid_download(published, make_proxy, tmp_path):
         ["-m", "djarchive_client.cli", "download", "ds", "1", str(target), "--jobs", "16"], env=env
     )
     deadline = time.monotonic() + 30
-    while len(tree(target) if target.exists() else {}) < 3:
+    while len(read_tree(target) if target.exists() else {}) < 3:
         assert time.monotonic() < deadline, "no file got through"
         time.sleep(0.005)
     proxies[0].stop()
@@ -297,7 +296,7 @@ def test_the_endpoint_going_away_mid_download(published, make_proxy, tmp_path):
     for line in lines[:-1]:
         assert re.search(r"connection to 127\.0\.0\.1:\d+ failed|cannot reach 127\.0\.0\.1:\d+", line), line
     assert_nothing_wrong_placed(target)
-    assert len(tree(target)) == 3
+    assert len(read_tree(target)) == 3
 
 
 def test_the_manifest_read_survives_resets_and_stalls(published, via_proxy, tmp_path, monkeypatch):
@@ -309,7 +308,7 @@ def test_the_manifest_read_survives_resets_and_stalls(published, via_proxy, tmp_
         )
     )
     assert download(tmp_path / "t").ok
-    assert tree(tmp_path / "t") == FILES
+    assert read_tree(tmp_path / "t") == FILES
     assert [kind for kind, _ in proxy.events] == kinds
 
 
@@ -330,7 +329,7 @@ def test_a_manifest_cut_mid_line_is_retried(published, via_proxy, tmp_path):
     summary = download(tmp_path / "t")
     assert proxy.counts["truncate"] == 1
     assert summary.ok
-    assert tree(tmp_path / "t") == FILES
+    assert read_tree(tmp_path / "t") == FILES
 
 
 def test_a_manifest_cut_at_a_line_end_is_not_a_smaller_revision(published, via_proxy, tmp_path):
@@ -338,7 +337,7 @@ def test_a_manifest_cut_at_a_line_end_is_not_a_smaller_revision(published, via_p
     summary = download(tmp_path / "t")
     assert proxy.counts["truncate"] == 1
     assert summary.files == len(FILES), f"the download planned {summary.files} of {len(FILES)} files"
-    assert tree(tmp_path / "t") == FILES
+    assert read_tree(tmp_path / "t") == FILES
 
 
 def test_a_manifest_response_cut_in_its_head_is_not_an_empty_revision(published, via_proxy, tmp_path):
@@ -350,7 +349,7 @@ def test_a_manifest_response_cut_in_its_head_is_not_an_empty_revision(published,
     summary = download(tmp_path / "t")
     assert proxy.counts["truncate"] == 1
     assert summary.files == len(FILES), f"the download planned {summary.files} of {len(FILES)} files"
-    assert tree(tmp_path / "t") == FILES
+    assert read_tree(tmp_path / "t") == FILES
 
 
 def listing_cut(attempts: int):

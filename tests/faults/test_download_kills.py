@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from djarchive_client.cli import main
-from tests.faults.support import SMALL_PARTS, KiB, dataset, part_files, popen, tree
+from tests.faults.support import SMALL_PARTS, KiB, dataset, part_files, popen
+from tests.helpers import read_tree
 
 FILES = dataset(98, 6 * KiB, big={"big/a.bin": 1024 * KiB + 3, "big/b.bin": 700 * KiB})
 RANGED_SCRIPT = (
@@ -71,7 +72,7 @@ def calibrate(archive, target: Path, trial: int) -> tuple[float, float]:
     locked = wait_for(lambda: (target / ".djarchive" / "lock").exists()) - started
     _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
-    assert tree(target) == FILES
+    assert read_tree(target) == FILES
     return locked, time.monotonic() - started - locked
 
 
@@ -91,7 +92,7 @@ def test_five_sigkills_then_resume(slowed, tmp_path):
         wait_for(partial(due, started + moment, target))
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=30)
-        placed = tree(target) if target.exists() else {}
+        placed = read_tree(target) if target.exists() else {}
         leftovers = part_files(target)
         outcomes.append((process.returncode, len(placed), len(leftovers)))
         for subpath, data in placed.items():
@@ -107,7 +108,7 @@ def test_five_sigkills_then_resume(slowed, tmp_path):
         # The next run completes, fetching only what is missing, and the copy verifies.
         proxy.delay = 0.0
         assert main(["download", "ds", "1", str(target), "-q"]) == 0
-        assert tree(target) == FILES, f"trial {trial}"
+        assert read_tree(target) == FILES, f"trial {trial}"
         assert part_files(target) == []
         assert main(["verify", "ds", "1", str(target), "-q"]) == 0
 
@@ -142,7 +143,7 @@ def test_a_kill_between_ranges_of_a_large_file(archive, via_proxy, tmp_path):
     assert not (target / "big.bin").exists()
     assert len(part_files(target)) == 1
     assert main(["download", "ds", "1", str(target), "-q"]) == 0
-    assert tree(target) == files
+    assert read_tree(target) == files
     assert part_files(target) == []
 
 

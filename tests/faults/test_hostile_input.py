@@ -28,9 +28,8 @@ from tests.faults.support import (
     error_lines,
     fast_options,
     part_files,
-    tree,
 )
-from tests.helpers import manifest_bytes, sha256
+from tests.helpers import manifest_bytes, read_tree, sha256
 
 
 def line(size: int, digest: str, subpath: str) -> bytes:
@@ -72,7 +71,7 @@ def test_declared_size_that_does_not_match_the_object(archive, tmp_path, case):
     assert any(
         word in reason for word in ("manifest says", "short read", "InvalidRange", "does not match")
     ), reason
-    assert tree(target) == good
+    assert read_tree(target) == good
     assert part_files(target) == []
 
 
@@ -121,7 +120,7 @@ def test_an_object_far_larger_than_declared_does_not_fill_the_disk(archive, tmp_
     assert lines[0].startswith("djarchive: failed: m.bin: "), lines
     assert "size limit" not in result.stderr
     assert lines[-1] == "djarchive: error: 1 of 3 files of ds 1 failed to download"
-    assert tree(tmp_path / "t") == good
+    assert read_tree(tmp_path / "t") == good
 
 
 # -- enormous lines ------------------------------------------------------------------------------
@@ -168,7 +167,7 @@ def test_awkward_names_round_trip_and_download_exactly(archive, tmp_path, capsys
     assert sorted(item["path"] for item in json.loads(out)) == sorted(names)
     code, out, err = run_cli(capsys, "download", "ds", "1", str(tmp_path / "t"), "-q")
     assert (code, err) == (0, "")
-    assert tree(tmp_path / "t") == files
+    assert read_tree(tmp_path / "t") == files
     assert sorted(os.listdir(tmp_path)) == ["cwd", "home", "t"]
     assert run_cli(capsys, "verify", "ds", "1", str(tmp_path / "t"), "-q")[0] == 0
 
@@ -276,7 +275,7 @@ def test_a_symlink_at_a_final_name_is_replaced_not_followed(archive, tmp_path):
     assert client().download("ds", "1", target).fetched_files == 2
     assert outside.read_bytes() == b"precious"
     assert not (target / "a.bin").is_symlink()
-    assert tree(target) == files
+    assert read_tree(target) == files
 
 
 def test_a_folder_at_a_final_name_or_a_file_at_a_folder_is_reported(archive, tmp_path):

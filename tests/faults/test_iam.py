@@ -26,8 +26,8 @@ from minio.error import S3Error
 from djarchive_admin.cli import main as admin_main
 from djarchive_client import DJArchiveClient
 from djarchive_client.cli import main as client_main
-from tests.faults.support import error_lines, python, tree
-from tests.helpers import manifest_bytes, sha256, write_tree
+from tests.faults.support import error_lines, python
+from tests.helpers import manifest_bytes, read_tree, sha256, write_tree
 
 BUCKET = "iam-archive"
 FILES = {"a.bin": b"alpha", "sub/b.bin": b"beta" * 100}
@@ -163,7 +163,7 @@ def test_a_read_only_key_reads_the_archive(as_reader, tmp_path, capsys):
     client = DJArchiveClient()
     assert list(client.revisions()) == [("ds", "1")]
     client.download("ds", "1", tmp_path / "t", create_target=True)
-    assert tree(tmp_path / "t") == FILES
+    assert read_tree(tmp_path / "t") == FILES
     assert client_main(["verify", "ds", "1", str(tmp_path / "t"), "-q"]) == 0
 
 

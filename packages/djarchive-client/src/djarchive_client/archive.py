@@ -36,7 +36,7 @@ class DJArchiveClient(Catalog):
                 raise ConfigurationError(
                     "the admin tool is not installed: pip install djarchive-admin"
                 ) from None
-            return admin_module.DJArchiveAdmin(**config)  # type: ignore[no-any-return]
+            return admin_module.DJArchiveAdmin(**config)
         return cls(**config)
 
     def download(

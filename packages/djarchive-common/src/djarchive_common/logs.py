@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
+from typing import TextIO
 
 from .errors import ConfigurationError
 
@@ -79,7 +80,7 @@ def _level_number(level: str) -> int:
 
 
 def setup_logging(
-    level: str | None = None, logfile: str | None = None, *, debug: bool = False, stream: object = None
+    level: str | None = None, logfile: str | None = None, *, debug: bool = False, stream: TextIO | None = None
 ) -> int:
     """Send djarchive's loggers to stderr (and ``logfile``); return the effective level.
 
@@ -87,7 +88,7 @@ def setup_logging(
     """
     number = logging.DEBUG if debug else _level_number(level) if level else logging.WARNING
     detailed = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-    console = logging.StreamHandler(stream)  # type: ignore[arg-type]
+    console = logging.StreamHandler(stream)
     console.setFormatter(detailed if debug else RedactingFormatter("%(name)s: %(levelname)s: %(message)s"))
     handlers: list[logging.Handler] = [console]
     if logfile:

@@ -258,7 +258,7 @@ class Store:
                 f"{what}: {where} answered HTTP {status or 'error'}", retryable=not status or status >= 500
             )
         if isinstance(exc, http.MaxRetryError) and exc.reason is not None:
-            exc = exc.reason  # type: ignore[assignment]
+            exc = exc.reason
         if isinstance(exc, http.SSLError):
             return TransferError(
                 f"{what}: TLS failure talking to {self.settings.endpoint} ({_reason(exc)}); "
@@ -434,7 +434,10 @@ class Store:
         from minio.error import S3Error
 
         def put() -> bool:
-            headers = {"If-None-Match": "*", "Content-Type": "application/json"}
+            headers: dict[str, str | list[str] | tuple[str]] = {
+                "If-None-Match": "*",
+                "Content-Type": "application/json",
+            }
             try:
                 self.minio._execute("PUT", self.bucket, key, body=data, headers=headers)
             except S3Error as exc:
@@ -504,7 +507,7 @@ def _import_minio_without_admin() -> None:
     for name in ("minioadmin", "MinioAdmin"):
         if vars(minio).get(name, stand_in) in (stand_in, None):
             vars(minio).pop(name, None)
-    minio.__getattr__ = lazy_exports("minio", {"MinioAdmin": ".minioadmin"})  # type: ignore[attr-defined]
+    minio.__getattr__ = lazy_exports("minio", {"MinioAdmin": ".minioadmin"})  # type: ignore[method-assign]
 
 
 def _reason(exc: BaseException) -> str:

@@ -124,11 +124,12 @@ class Slots:
     @contextmanager
     def _room_for(self, memory: int) -> Iterator[None]:
         """Hold ``memory`` bytes of the budget (none without a budget) while the block runs."""
-        if not self._memory or memory <= 0:
+        budget = self._memory
+        if not budget or memory <= 0:
             yield
             return
         with self._room:
-            self._room.wait_for(lambda: self._held == 0 or self._held + memory <= self._memory)
+            self._room.wait_for(lambda: self._held == 0 or self._held + memory <= budget)
             self._held += memory
         try:
             yield

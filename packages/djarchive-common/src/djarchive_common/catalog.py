@@ -32,7 +32,7 @@ from .layout import (
     revision_prefix,
     staged_manifest_key,
 )
-from .manifest import Entry, Manifest, parse_manifest, select
+from .manifest import Entry, Manifest, parse_manifest, select_or_fail
 from .store import Store, StoreOptions
 from .text import human_bytes
 from .transfer import run_parallel
@@ -200,7 +200,7 @@ class Catalog:
         self, dataset: str, revision: str, *, include: Sequence[str] = (), exclude: Sequence[str] = ()
     ) -> list[Entry]:
         """The manifest entries (subpath, size, sha256) of a revision, optionally filtered by globs."""
-        return select(self.manifest(dataset, revision), include, exclude)
+        return select_or_fail(self.manifest(dataset, revision), include, exclude, f"{dataset} {revision}")
 
     # -- every revision, with its state ---------------------------------------------------
 

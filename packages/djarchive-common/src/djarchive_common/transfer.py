@@ -210,7 +210,7 @@ def hash_file(path: str | os.PathLike[str], buffer_size: int = BUFFER_SIZE) -> t
 
 def hash_files(
     items: Sequence[T],
-    path: Callable[[T], str | os.PathLike[str]],
+    hash_one: Callable[[T], tuple[int, str]],
     size: Callable[[T], int],
     *,
     jobs: int,
@@ -218,13 +218,13 @@ def hash_files(
     description: str = "hashing",
 ) -> Iterator[tuple[T, tuple[int, str] | None, BaseException | None]]:
     """Hash the file of every item in parallel, with a progress bar when asked; yield
-    (item, (size, sha256), error) as each finishes. ``path`` and ``size`` say where each item's
-    file is and how big it is expected to be (for the bar)."""
+    (item, (size, sha256), error) as each finishes. ``hash_one`` hashes one item's file (e.g.
+    :func:`hash_file` of its path); ``size`` says how big it is expected to be (for the bar)."""
     total = sum(size(item) for item in items)
     with Progress(total, len(items), enabled=progress and bool(items), description=description) as bar:
 
         def work(item: T) -> tuple[int, str]:
-            result = hash_file(path(item))
+            result = hash_one(item)
             bar.advance(result[0])
             bar.file_done()
             return result

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         RevisionNotFoundError,
         RevisionPublishedError,
+        RevisionRetractedError,
         TransferError,
     )
     from .layout import MANIFEST_NAME
@@ -57,6 +58,7 @@ _SOURCES = {
     "PermissionDeniedError": ".errors",
     "RevisionNotFoundError": ".errors",
     "RevisionPublishedError": ".errors",
+    "RevisionRetractedError": ".errors",
     "Settings": ".config",
     "TransferError": ".errors",
     "parse_manifest": ".manifest",
@@ -89,6 +91,7 @@ __all__ = [
     "PermissionDeniedError",
     "RevisionNotFoundError",
     "RevisionPublishedError",
+    "RevisionRetractedError",
     "Settings",
     "TransferError",
     "__version__",

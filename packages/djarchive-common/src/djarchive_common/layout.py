@@ -29,10 +29,12 @@ __all__ = [
     "manifest_key",
     "natural_key",
     "object_key",
+    "retracted_manifest_key",
     "revision_prefix",
     "staged_manifest_key",
     "subpath_of",
     "subpath_problem",
+    "tombstone_key",
 ]
 
 MANIFEST_NAME = "djarchive-manifest.csv"
@@ -134,6 +136,16 @@ def object_key(dataset: str, revision: str, subpath: str) -> str:
 def manifest_key(dataset: str, revision: str) -> str:
     """The key of a published revision's manifest."""
     return revision_prefix(dataset, revision) + MANIFEST_NAME
+
+
+def tombstone_key(dataset: str, revision: str) -> str:
+    """The retraction record of a revision (reason, successor, time)."""
+    return revision_prefix(dataset, revision) + TOMBSTONE_NAME
+
+
+def retracted_manifest_key(dataset: str, revision: str) -> str:
+    """Where a retracted revision's manifest is kept, so that it stays reproducible."""
+    return revision_prefix(dataset, revision) + RETRACTED_MANIFEST_NAME
 
 
 def staged_manifest_key(dataset: str, revision: str) -> str:

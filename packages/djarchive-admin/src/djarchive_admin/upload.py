@@ -394,7 +394,9 @@ def upload_revision(
             # Every object was just sent with its sha256, or found stored with it: trust those
             # checks and let publish only list the revision (sizes, missing, strays).
             trusted = {entry.subpath for entry in manifest}
-            publish_revision(catalog, name, revision, jobs=options.jobs, trusted=trusted, lease=lease)
+            publish_revision(
+                catalog, name, revision, force=force, jobs=options.jobs, trusted=trusted, lease=lease
+            )
             summary.published = True
     finally:
         summary.seconds = time.monotonic() - started

@@ -55,6 +55,7 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
         jobs=args.jobs,
         filename_filter=args.filename_filter,
         display_progress=console.progress,
+        events=console.events(),
     )
     if summary.overwrote is not None:
         console.warn(f"overwrote {summary.dataset} {summary.revision}: {summary.overwrote}")

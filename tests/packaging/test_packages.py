@@ -258,8 +258,8 @@ def upstream(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def git_url(upstream) -> str:
-    # file://localhost/..., not file:///...: pip before 23.3 rejects `name @ git+file:///...` in a
-    # requirements file (a URL with no host).
+    # file://localhost/..., not file:///...: pip 23.2 (Python 3.11's and 3.12's ensurepip) rejects
+    # `name @ git+file:///...` in a requirements file (a URL with no host); pip 24.2 accepts both.
     return "git+file://localhost" + urllib.parse.quote(upstream.as_posix())
 
 

@@ -549,7 +549,7 @@ def test_forced_upload_of_identical_content_keeps_the_revision_published(
     summary = admin_tool.upload(DATASET, REVISION, source, force=True)
 
     assert summary.published
-    assert [key for key in removed if not key.startswith(".djarchive/locks/")] == []  # never unpublished
+    assert [key for key in removed if not key.startswith(".djarchive~locks~")] == []  # never unpublished
     assert summary.overwrote is not None
     assert (summary.overwrote.changed, summary.overwrote.removed, summary.overwrote.added) == ([], [], [])
     assert summary.uploaded_files == 0

@@ -4,7 +4,7 @@ Where things live in the bucket (see :mod:`djarchive_common.layout`)::
 
     <dataset>/<revision>/<subpath>                                     data objects
     <dataset>/<revision>/djarchive-manifest.csv                        published manifest
-    .djarchive/staging/<dataset>/<revision>/djarchive-manifest.csv     staged manifest
+    .djarchive~staging~<dataset>~<revision>~djarchive-manifest.csv     staged manifest
 
 An upload sends the data, then stages the manifest; publish checks the store against
 the staged manifest, writes it at its published key (the last write, which makes the

@@ -28,7 +28,7 @@ examples:
   djarchive-admin retract my-dataset 001
 
 staging: an uploaded, unpublished revision keeps its manifest in the bucket at
-the key .djarchive/staging/DATASET/REVISION/djarchive-manifest.csv, where clients
+the key .djarchive~staging~DATASET~REVISION~djarchive-manifest.csv, where clients
 never look; its data is at DATASET/REVISION/ as for a published one.
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the

@@ -31,7 +31,7 @@ from djarchive_common.layout import (
     object_key,
     retracted_manifest_key,
     revision_prefix,
-    staged_manifest_key,
+    staged_manifest_keys,
     subpath_of,
     tombstone_key,
 )
@@ -246,14 +246,18 @@ def publish_revision(
     the staged copy and any retraction record. Hold the lease."""
     store = catalog.store
     published_key = manifest_key(name, revision)
-    staged_key = staged_manifest_key(name, revision)
+    staged_keys = staged_manifest_keys(name, revision)
     published = store.stat(published_key) is not None
     if published and not force:
         raise RevisionPublishedError(
             f"{name} {revision} is already published at {store.settings.url}; published revisions are "
             "immutable: use --force (force=True) to replace its manifest with the staged one"
         )
-    manifest = catalog.stored_manifest(staged_key)
+    manifest = None
+    for staged_key in staged_keys:  # the current key first, then the legacy one
+        manifest = catalog.stored_manifest(staged_key)
+        if manifest is not None:
+            break
     kept = catalog.stored_manifest(retracted_manifest_key(name, revision))
     if manifest is None and kept is not None:
         manifest = kept  # publishing a retracted revision again, as it was
@@ -276,7 +280,8 @@ def publish_revision(
     if lease is not None:
         lease.check()
     store.put_bytes(published_key, manifest.to_bytes())  # the last write: now it is visible
-    store.remove(staged_key)
+    for staged_key in staged_keys:
+        store.remove(staged_key)
     if kept is not None:
         store.remove(tombstone_key(name, revision))
         store.remove(retracted_manifest_key(name, revision))
@@ -325,18 +330,17 @@ def purge_revision(store: Store, name: str, revision: str) -> RetractResult:
     """Delete everything stored for a revision: the manifest first, then the data, then any
     staged manifest."""
     published_key = manifest_key(name, revision)
-    staged_key = staged_manifest_key(name, revision)
     objects = store.objects(revision_prefix(name, revision))
-    staged = store.stat(staged_key)
-    if not objects and staged is None:
+    staged = [key for key in staged_manifest_keys(name, revision) if store.stat(key) is not None]
+    if not objects and not staged:
         raise RevisionNotFoundError(f"nothing is stored for {name} {revision} in {store.settings.url}")
     data = [info for info in objects if info.key != published_key]
     if any(info.key == published_key for info in objects):
         store.remove(published_key)  # hidden first
     store.remove_many([info.key for info in data])
-    if staged is not None:
+    for staged_key in staged:
         store.remove(staged_key)
-    deleted = len(objects) + (staged is not None)
+    deleted = len(objects) + len(staged)
     result = RetractResult(
         name, revision, len(data), sum(info.size for info in data), purged=True, deleted_objects=deleted
     )

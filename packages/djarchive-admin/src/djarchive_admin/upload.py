@@ -35,6 +35,7 @@ from djarchive_common.layout import (
     object_key,
     revision_prefix,
     staged_manifest_key,
+    staged_manifest_keys,
 )
 from djarchive_common.manifest import Entry, Manifest
 from djarchive_common.store import Store
@@ -378,7 +379,8 @@ def upload_revision(
         log.info("overwriting published %s %s: %s", name, revision, summary.overwrote or "invalid manifest")
         store.remove(manifest_key(name, revision))  # hidden from clients while it changes
     staged_key = staged_manifest_key(name, revision)
-    _drop_stale_staged(catalog, staged_key, manifest)
+    for key in staged_manifest_keys(name, revision):  # the legacy key too: it is read as a fallback
+        _drop_stale_staged(catalog, key, manifest)
     _abort_open_uploads(store, name, revision)  # left by an earlier run that died
     try:
         send(store, name, revision, plan.todo, summary, options=options, progress=progress)

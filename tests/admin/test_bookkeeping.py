@@ -43,10 +43,6 @@ def test_the_original_client_lists_no_bookkeeping(archive, admin_tool, source, s
     admin_tool.upload(DATASET, "002", source)
     admin_tool.retract(DATASET, "002")  # retracted: its manifest is staged again
     with RevisionLease(admin_tool.store, DATASET, "003"):  # a lease held while we look
-        assert lock_key(DATASET, "003") in archive.keys()
-        assert staged_key(DATASET, "001") in archive.keys()
-        assert staged_key(DATASET, "002") in archive.keys()
-
         assert original_datasets(archive.minio, archive.bucket) == [DATASET]
         # The original lists revisions by prefix, not by manifest: the staged and retracted
         # revisions' data is under their prefixes, the bookkeeping is not.
@@ -57,6 +53,8 @@ def test_the_original_client_lists_no_bookkeeping(archive, admin_tool, source, s
         ]
         assert list(client().datasets()) == [DATASET]
         assert list(client().revisions()) == [(DATASET, "000")]
+        keys = archive.keys()
+        assert {lock_key(DATASET, "003"), staged_key(DATASET, "001"), staged_key(DATASET, "002")} <= set(keys)
 
 
 def test_bookkeeping_keys_are_flat_and_parse_back():

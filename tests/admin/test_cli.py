@@ -16,7 +16,7 @@ from djarchive_admin.cli import main
 from djarchive_client.cli import main as client_main
 from tests.admin.support import DATASET, REVISION, revision_keys
 from tests.conftest import ADMIN_SECRET_KEY
-from tests.helpers import manifest_bytes, write_tree
+from tests.helpers import bash_complete, manifest_bytes, write_tree
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -38,7 +38,7 @@ def test_manifest_command(capsys, source, seed_files):
     code, out, err = run(capsys, "manifest", str(source))
     assert (code, out) == (1, "")
     assert err.count("\n") == 1
-    assert "already exists; use --overwrite (overwrite=True)" in err
+    assert err.rstrip().endswith("djarchive-manifest.csv already exists; pass --overwrite to replace it")
 
     code, out, err = run(
         capsys, "manifest", str(source), "--overwrite", "--json", "--filter", "^sub$", "-j", "2"
@@ -83,7 +83,7 @@ def test_publish_output(archive, capsys, source, seed_files):
     where = f"{archive.server.url}/{archive.bucket}"
     message = (
         f"my-dataset 001 is already published at {where}; published revisions "
-        "are immutable: use --force (force=True) to replace its manifest with the staged one"
+        "are immutable: pass --force to replace its manifest with the staged one"
     )
     assert code == 1
     assert json.loads(out) == {"error": message, "type": "RevisionPublishedError"}
@@ -111,8 +111,8 @@ def test_force_upload_states_what_it_overwrites(archive, capsys, source):
     assert code == 0
     assert err.splitlines() == [
         "djarchive-admin: warning: overwrote my-dataset 001: the published revision (6 files, 531.4 kB): "
-        "1 files changed, 1 removed, 0 added",
-        "djarchive-admin: warning: deleted 1 objects the new manifest does not list: root2.dat",
+        "1 file changed, 1 removed, 0 added",
+        "djarchive-admin: warning: deleted 1 object the new manifest does not list: root2.dat",
     ]
     assert "uploaded 1 (7 B), 4 already stored" in out
 
@@ -124,7 +124,11 @@ def test_mismatch_error_names_the_file(archive, capsys, source):
     code, out, err = run(capsys, "upload", DATASET, REVISION, str(source))
 
     assert (code, out) == (1, "")
-    assert "does not match 1 files: sub/sub.dat (6 bytes, the manifest says 4096)" in err
+    assert "does not match 1 file: sub/sub.dat (6 bytes, the manifest says 4096)" in err
+    # the way out, as a command: rebuild the manifest
+    assert err.endswith(
+        f"; if the files are right, rebuild it with djarchive-admin manifest --overwrite {source.resolve()}\n"
+    )
     assert archive.keys() == []
 
 
@@ -294,17 +298,14 @@ def test_bash_completion_covers_the_admin_commands(capsys, tmp_path):
     script = tmp_path / "djarchive-admin.bash"
     script.write_text(capsys.readouterr().out)
 
-    def complete(*words: str) -> list[str]:
-        shell = (
-            f"source {script}; COMP_WORDS=(djarchive-admin {' '.join(words)}); COMP_CWORD={len(words)}; "
-            '_djarchive_admin_complete; printf "%s\\n" "${COMPREPLY[@]}"'
-        )
-        result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True)
-        return result.stdout.split()
+    def complete(line: str) -> list[str]:
+        return bash_complete(script, "_djarchive_admin_complete", line)
 
-    assert complete("re") == ["retract", "revisions"]
-    assert complete("upload", "--no") == ["--no-publish"]
-    assert "--purge" in complete("retract", "--")
+    assert complete("djarchive-admin re") == ["retract", "revisions"]
+    assert complete("djarchive-admin upload --no") == ["--no-publish"]
+    assert "--purge" in complete("djarchive-admin retract --")
+    assert complete("djarchive-admin --endpoint minio.lab:9000 --bucket b up") == ["upload"]
+    assert complete("djarchive-admin upload --filter '^x' --jobs 4 --no") == ["--no-publish"]
 
 
 def test_help_is_light():

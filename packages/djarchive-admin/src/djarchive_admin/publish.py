@@ -37,7 +37,7 @@ from djarchive_common.layout import (
 )
 from djarchive_common.manifest import Entry, Manifest, parse_manifest
 from djarchive_common.store import Store
-from djarchive_common.text import human_bytes, some
+from djarchive_common.text import files, human_bytes, plural, some
 from djarchive_common.transfer import DEFAULT_WORKERS, run_parallel
 
 from .lease import RevisionLease
@@ -55,6 +55,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("djarchive_admin")
+
+
+def _are(count: int) -> str:
+    return "is" if count == 1 else "are"
 
 
 def strays(dataset: str, revision: str, manifest: Manifest, listing: Mapping[str, int]) -> list[str]:
@@ -98,15 +102,20 @@ class StoreCheck:
         problems = []
         if self.missing:
             problems.append(
-                f"{len(self.missing)} of {self.files} files are not in the store: {some(self.missing)}"
+                f"{len(self.missing)} of {files(self.files)} {_are(len(self.missing))} not in the store: "
+                f"{some(self.missing)}"
             )
         if self.wrong:
             wrong = [f"{subpath} ({reason})" for subpath, reason in sorted(self.wrong.items())]
-            problems.append(f"{len(wrong)} stored objects do not match the manifest: {some(wrong)}")
+            problems.append(
+                f"{plural(len(wrong), 'stored object')} {'does' if len(wrong) == 1 else 'do'} not match "
+                f"the manifest: {some(wrong)}"
+            )
         if self.strays:
             problems.append(
-                f"{len(self.strays)} objects under {self.dataset}/{self.revision}/ are not in the manifest: "
-                f"{some(self.strays)} (upload again with --force to delete them)"
+                f"{plural(len(self.strays), 'object')} under {self.dataset}/{self.revision}/ "
+                f"{_are(len(self.strays))} not in the manifest: "
+                f"{some(self.strays)} (upload again with force=True to delete them)"
             )
         message = f"cannot {doing} {self.dataset} {self.revision}: " + "; ".join(problems)
         if self.missing or self.wrong:
@@ -158,9 +167,9 @@ def check_store(
             check.wrong[entry.subpath] = f"stored sha256 {sha256}, the manifest says {entry.sha256}"
     check.missing.sort()
     log.info(
-        "%s: %d files checked, %d missing, %d wrong, %d strays",
+        "%s: %s checked, %d missing, %d wrong, %d strays",
         prefix,
-        len(manifest),
+        files(len(manifest)),
         len(check.missing),
         len(check.wrong),
         len(check.strays),
@@ -191,7 +200,7 @@ class PublishResult:
 
     def __str__(self) -> str:
         verb = "republished" if self.replaced else "published"
-        return f"{verb} {self.dataset} {self.revision}: {self.files} files ({human_bytes(self.bytes)})"
+        return f"{verb} {self.dataset} {self.revision}: {files(self.files)} ({human_bytes(self.bytes)})"
 
 
 @dataclass(frozen=True)
@@ -224,10 +233,12 @@ class RetractResult:
     def __str__(self) -> str:
         name = f"{self.dataset} {self.revision}"
         if self.purged:
-            return f"purged {name}: deleted {self.deleted_objects} objects ({human_bytes(self.bytes)})"
+            deleted = plural(self.deleted_objects, "object")
+            return f"purged {name}: deleted {deleted} ({human_bytes(self.bytes)})"
         return (
-            f"retracted {name}: hidden from clients; its {self.files} files ({human_bytes(self.bytes)}) "
-            f"are kept (publish it again with: djarchive-admin publish {self.dataset} {self.revision})"
+            f"retracted {name}: hidden from clients; its {files(self.files)} ({human_bytes(self.bytes)}) "
+            f"{_are(self.files)} kept (publish it again with: djarchive-admin publish "
+            f"{self.dataset} {self.revision})"
         )
 
 
@@ -251,7 +262,7 @@ def publish_revision(
     if published and not force:
         raise RevisionPublishedError(
             f"{name} {revision} is already published at {store.settings.url}; published revisions are "
-            "immutable: use --force (force=True) to replace its manifest with the staged one"
+            "immutable: pass force=True to replace its manifest with the staged one"
         )
     manifest = None
     for staged_key in staged_keys:  # the current key first, then the legacy one
@@ -270,7 +281,7 @@ def publish_revision(
             )
         raise RevisionNotFoundError(
             f"nothing is staged for {name} {revision} in {store.settings.url}: upload it first "
-            "(djarchive-admin upload --no-publish)"
+            "(with publish=False to stage it without publishing)"
         )
     if not force:
         refuse_changed_retraction(catalog, name, revision, manifest)
@@ -309,7 +320,7 @@ def retract_revision(
             ) from None
         raise RevisionNotFoundError(
             f"{name} {revision} is not published (it is {info.state}); nothing to retract "
-            "(--purge, purge=True, deletes what is stored)"
+            "(purge=True deletes what is stored)"
         ) from None
     try:
         manifest = parse_manifest(data, source=published_key)

@@ -90,8 +90,15 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
             console.line(f"modified\t{subpath}\t{reason}")
         for subpath in report.extra:
             console.line(f"extra\t{subpath}")
-    console.result(report)
-    return 0 if report.intact else 1
+    if report.intact:
+        console.result(report)
+        return 0
+    message = (
+        f"{args.dataset} {args.revision} in {args.target} is not intact: "
+        f"{len(report.missing)} missing, {len(report.modified)} modified"
+    )
+    console.fail(message, "IntegrityError", report)
+    return 1
 
 
 COMMANDS = {

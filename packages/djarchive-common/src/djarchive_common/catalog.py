@@ -41,7 +41,7 @@ from .layout import (
 )
 from .manifest import Entry, Manifest, parse_manifest, select_or_fail
 from .store import Store, StoreOptions
-from .text import human_bytes
+from .text import files, human_bytes
 from .transfer import run_parallel
 
 __all__ = [
@@ -133,7 +133,8 @@ class RevisionInfo:
         }
 
     def __str__(self) -> str:
-        return f"{self.dataset} {self.revision}: {self.state}, {self.files} files ({human_bytes(self.bytes)})"
+        size = human_bytes(self.bytes)
+        return f"{self.dataset} {self.revision}: {self.state}, {files(self.files)} ({size})"
 
 
 class Catalog:

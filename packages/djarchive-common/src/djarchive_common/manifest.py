@@ -26,6 +26,7 @@ from typing import NamedTuple, overload
 
 from .errors import ManifestError, NotFoundError
 from .layout import MANIFEST_NAME, subpath_problem
+from .text import files
 
 __all__ = [
     "MANIFEST_NAME",
@@ -96,7 +97,7 @@ class Manifest(Sequence[Entry]):
         return NotImplemented
 
     def __repr__(self) -> str:
-        return f"<Manifest: {len(self)} files, {self.total_size} bytes>"
+        return f"<Manifest: {files(len(self))}, {self.total_size} bytes>"
 
     def get(self, subpath: str) -> Entry | None:
         """The entry for ``subpath``, or None."""

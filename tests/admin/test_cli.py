@@ -326,3 +326,58 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
+
+
+def test_every_failure_prints_a_json_object(archive, capsys, source, monkeypatch):
+    assert run(capsys, "upload", DATASET, REVISION, str(source))[0] == 0
+
+    code, out, err = run(capsys, "retract", DATASET, REVISION, "--purge", "--json")  # not a terminal
+    document = json.loads(out)
+    assert (code, document["type"]) == (1, "UsageError")
+    assert document["error"].endswith("pass --yes to confirm")
+    assert err == f"djarchive-admin: error: {document['error']}\n"
+
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, out, err = run(capsys, "retract", DATASET, REVISION, "--purge", "--json")
+    assert (code, json.loads(out)) == (1, {"error": "nothing deleted", "type": "Cancelled"})
+
+    with pytest.raises(SystemExit) as exited:
+        main(["upload", DATASET, "--json"])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2
+    assert json.loads(out) == {
+        "error": "the following arguments are required: REVISION, SOURCE",
+        "type": "UsageError",
+    }
+
+    monkeypatch.delenv("DJARCHIVE_ADMIN_SECRET_KEY")
+    code, out, err = run(capsys, "publish", DATASET, REVISION, "--json")
+    document = json.loads(out)
+    assert (code, document["type"]) == (2, "ConfigurationError")  # half of the credentials
+    assert "admin access key is configured (DJARCHIVE_ADMIN_ACCESS_KEY) but the secret" in document["error"]
+    monkeypatch.delenv("DJARCHIVE_ADMIN_ACCESS_KEY")
+    code, out, err = run(capsys, "publish", DATASET, REVISION, "--json")
+    assert (code, json.loads(out)["type"]) == (2, "MissingCredentialsError")
+
+
+def test_advice_names_the_flags(archive, capsys, source):
+    code, _, err = run(capsys, "publish", DATASET, REVISION)
+    assert code == 1
+    assert err.rstrip().endswith("upload it first (with --no-publish to stage it without publishing)")
+
+    archive.put(f"{DATASET}/{REVISION}/old/stray.bin", b"x")
+    code, _, err = run(capsys, "upload", DATASET, REVISION, str(source))
+    assert code == 1
+    assert (
+        "holds 1 object that is not in the manifest: old/stray.bin; nothing was uploaded: pass --force" in err
+    )
+
+    assert run(capsys, "upload", DATASET, REVISION, str(source), "--force", "--no-publish")[0] == 0
+    code, _, err = run(capsys, "retract", DATASET, REVISION)
+    assert code == 1
+    assert err.rstrip().endswith("nothing to retract (--purge deletes what is stored)")
+
+    archive.put(f"{DATASET}/{REVISION}/stray.bin", b"x")
+    code, _, err = run(capsys, "publish", DATASET, REVISION)
+    assert code == 1
+    assert "stray.bin (upload again with --force to delete them)" in err

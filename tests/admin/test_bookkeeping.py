@@ -41,7 +41,7 @@ def test_the_original_client_lists_no_bookkeeping(archive, admin_tool, source, s
     admin_tool.upload(DATASET, "000", source)  # published
     admin_tool.upload(DATASET, "001", source, publish=False)  # staged
     admin_tool.upload(DATASET, "002", source)
-    admin_tool.retract(DATASET, "002")  # retracted: its manifest is staged again
+    admin_tool.retract(DATASET, "002")  # retracted: a tombstone, the manifest kept aside
     with RevisionLease(admin_tool.store, DATASET, "003"):  # a lease held while we look
         assert original_datasets(archive.minio, archive.bucket) == [DATASET]
         # The original lists revisions by prefix, not by manifest: the staged and retracted
@@ -54,7 +54,8 @@ def test_the_original_client_lists_no_bookkeeping(archive, admin_tool, source, s
         assert list(client().datasets()) == [DATASET]
         assert list(client().revisions()) == [(DATASET, "000")]
         keys = archive.keys()
-        assert {lock_key(DATASET, "003"), staged_key(DATASET, "001"), staged_key(DATASET, "002")} <= set(keys)
+        assert {lock_key(DATASET, "003"), staged_key(DATASET, "001")} <= set(keys)
+        assert f"{DATASET}/002/djarchive-retraction.json" in keys  # the tombstone: under its revision
 
 
 def test_bookkeeping_keys_are_flat_and_parse_back():

@@ -339,7 +339,7 @@ def test_every_failure_prints_a_json_object(archive, capsys, source, monkeypatch
 
     monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
     code, out, err = run(capsys, "retract", DATASET, REVISION, "--purge", "--json")
-    assert (code, json.loads(out)) == (1, {"error": "nothing deleted", "type": "Cancelled"})
+    assert (code, json.loads(out)) == (1, {"error": "nothing done", "type": "Cancelled"})
 
     with pytest.raises(SystemExit) as exited:
         main(["upload", DATASET, "--json"])

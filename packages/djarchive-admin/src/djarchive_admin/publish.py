@@ -77,7 +77,7 @@ def refuse_changed_retraction(catalog: Catalog, name: str, revision: str, manife
         raise RevisionPublishedError(
             f"{name} {revision} was retracted, and a retracted revision is not published again with "
             "different content (copies of it would stop verifying): choose a new revision name, or "
-            "use --force (force=True) to replace it"
+            "pass force=True to replace it"
         )
 
 

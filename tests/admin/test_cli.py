@@ -381,3 +381,20 @@ def test_advice_names_the_flags(archive, capsys, source):
     code, _, err = run(capsys, "publish", DATASET, REVISION)
     assert code == 1
     assert "stray.bin (upload again with --force to delete them)" in err
+
+
+def test_one_file_is_one_file(archive, capsys, tmp_path):
+    source = write_tree(tmp_path / "single", {"only.dat": b"1"})
+
+    code, out, _ = run(capsys, "manifest", str(source))
+    assert (code, out) == (0, f"wrote {source.resolve() / 'djarchive-manifest.csv'}: 1 file (1 B)\n")
+    code, out, _ = run(capsys, "upload", DATASET, REVISION, str(source))
+    assert code == 0
+    assert out.startswith(f"{DATASET} {REVISION}: 1 file (1 B) from ")
+    code, out, _ = run(capsys, "retract", DATASET, REVISION)
+    assert out.startswith(f"retracted {DATASET} {REVISION}: hidden from clients; its 1 file (1 B) is kept")
+    (source / "extra.dat").write_bytes(b"2")
+    code, _, err = run(capsys, "upload", DATASET, "002", str(source))
+    assert code == 1
+    assert "does not match the source folder: 1 file not in the manifest (untracked): extra.dat" in err
+    assert "1 files" not in out + err

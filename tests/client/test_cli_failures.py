@@ -155,3 +155,19 @@ def test_tls_advice_names_the_flag_on_the_command_line_and_the_keyword_in_python
         list(client(secure=True).datasets())
     assert str(caught.value).endswith("for a plain-http endpoint pass secure=False")
     assert "--insecure" not in str(caught.value)
+
+
+def test_an_interrupted_command_says_so_in_json_too(published, capsys, monkeypatch):
+    from djarchive_client.archive import DJArchiveClient
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(DJArchiveClient, "datasets", interrupted)
+
+    code, out, err = run(capsys, "datasets", "--json")
+
+    assert code == 130
+    assert json.loads(out) == {"error": "interrupted", "type": "KeyboardInterrupt"}
+    assert err == "djarchive: interrupted\n"

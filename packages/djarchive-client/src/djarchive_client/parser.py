@@ -36,10 +36,14 @@ examples:
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the
 environment (DJARCHIVE_CLIENT_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
-DataJoint's configuration (dj.config['custom']['djarchive.client.*'] or the
-store djarchive_client in datajoint.json); else the public archive, anonymously.
+DataJoint's configuration: the store djarchive_client in datajoint.json
+(datajoint 2.x), then the custom keys djarchive.client.* and djarchive.* of
+dj_local_conf.json or ~/.datajoint_config.json (under any datajoint version);
+else the public archive, anonymously.
 
-exit status: 0 success, 1 failure (one line on stderr), 2 bad usage, 130 interrupted."""
+exit status: 0 success, 1 failure (one line on stderr), 2 bad usage or bad
+configuration, 130 interrupted. With --json a failure also prints a JSON object
+with "error" and "type" on stdout."""
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:

@@ -84,12 +84,15 @@ def _revisions(args: argparse.Namespace, console: Console) -> int:
 
 
 def _files(args: argparse.Namespace, console: Console) -> int:
-    entries = _client(args).files(args.dataset, args.revision, include=args.include, exclude=args.exclude)
+    from djarchive_common.manifest import select_or_fail
+
+    client = _client(args)
+    manifest = client.manifest(args.dataset, args.revision)
+    entries = select_or_fail(manifest, args.include, args.exclude, f"{args.dataset} {args.revision}")
     if console.json:
         console.emit([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])
-    else:
-        for entry in entries:
-            console.line(f"{entry.size}\t{entry.sha256}\t{entry.subpath}")
+    else:  # streamed: a million lines start at once and take no memory of their own
+        console.lines(f"{entry.size}\t{entry.sha256}\t{entry.subpath}" for entry in entries)
     return 0
 
 

@@ -258,7 +258,9 @@ def _interleave(groups: Sequence[Sequence[Range]]) -> list[Range]:
     return [group[index] for index in range(longest) for group in groups if index < len(group)]
 
 
-def _upgrade_from(local: LocalCopy, dataset: str, revision: str) -> tuple[str, Manifest, list[Entry]] | None:
+def _upgrade_from(
+    local: LocalCopy, dataset: str, revision: str
+) -> tuple[str, Manifest, Sequence[Entry]] | None:
     """(the revision TARGET holds, its manifest, the files of it that were downloaded) when it
     holds another revision of ``dataset`` (or an unfinished upgrade to ``revision``); refuse a
     TARGET holding another dataset."""

@@ -291,7 +291,9 @@ class Catalog:
         self, dataset: str, revision: str, *, include: Sequence[str] = (), exclude: Sequence[str] = ()
     ) -> list[Entry]:
         """The manifest entries (subpath, size, sha256) of a revision, optionally filtered by globs."""
-        return select_or_fail(self.manifest(dataset, revision), include, exclude, f"{dataset} {revision}")
+        return list(
+            select_or_fail(self.manifest(dataset, revision), include, exclude, f"{dataset} {revision}")
+        )
 
     # -- every revision, with its state ---------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import MAX_MANIFEST_BYTES, PUBLISHED, STAGED, Catalog
 from djarchive_common.errors import (
@@ -23,11 +23,23 @@ from djarchive_common.errors import (
     RevisionNotFoundError,
     RevisionPublishedError,
 )
-from djarchive_common.layout import manifest_key, object_key, revision_prefix, staged_manifest_key, subpath_of
+from djarchive_common.layout import (
+    manifest_key,
+    object_key,
+    revision_prefix,
+    signature_key,
+    staged_manifest_key,
+    subpath_of,
+)
 from djarchive_common.manifest import Entry, Manifest, parse_manifest
 from djarchive_common.store import Store
 from djarchive_common.text import human_bytes, some
 from djarchive_common.transfer import DEFAULT_WORKERS, run_parallel
+
+from .sign import write_signatures
+
+if TYPE_CHECKING:
+    from djarchive_common.signing import SigningKey
 
 __all__ = [
     "PublishResult",
@@ -45,10 +57,11 @@ log = logging.getLogger("djarchive_admin")
 
 def strays(dataset: str, revision: str, manifest: Manifest, listing: Mapping[str, int]) -> list[str]:
     """Subpaths of the objects under the revision's prefix (``listing``: key -> size) that the
-    manifest does not list, the published manifest aside."""
+    manifest does not list, the published manifest and its signatures aside."""
     prefix = revision_prefix(dataset, revision)
     expected = {object_key(dataset, revision, entry.subpath) for entry in manifest}
     expected.add(manifest_key(dataset, revision))
+    expected.add(signature_key(dataset, revision))
     return sorted(subpath_of(prefix, key) for key in listing if key not in expected)
 
 
@@ -152,6 +165,7 @@ class PublishResult:
     files: int
     bytes: int
     replaced: bool = False  # an already published manifest was replaced (forced)
+    signed_by: str | None = None  # the key id that signed it as it was published
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -162,11 +176,13 @@ class PublishResult:
             "files": self.files,
             "bytes": self.bytes,
             "replaced": self.replaced,
+            "signed_by": self.signed_by,
         }
 
     def __str__(self) -> str:
         verb = "republished" if self.replaced else "published"
-        return f"{verb} {self.dataset} {self.revision}: {self.files} files ({human_bytes(self.bytes)})"
+        text = f"{verb} {self.dataset} {self.revision}: {self.files} files ({human_bytes(self.bytes)})"
+        return text + (f", signed with key {self.signed_by}" if self.signed_by else "")
 
 
 @dataclass(frozen=True)
@@ -210,9 +226,11 @@ def publish_revision(
     force: bool = False,
     jobs: int = DEFAULT_WORKERS,
     trusted: Collection[str] = (),
+    signer: SigningKey | None = None,
 ) -> PublishResult:
-    """Check the store against the staged manifest, then write it at its published key (the
-    last write, which makes the revision visible) and drop the staged copy. Hold the lease."""
+    """Check the store against the staged manifest, write its signatures (signed by ``signer``;
+    those of other content dropped), then the manifest at its published key (the last write,
+    which makes the revision visible), and drop the staged copy. Hold the lease."""
     store = catalog.store
     published_key = manifest_key(name, revision)
     staged_key = staged_manifest_key(name, revision)
@@ -237,9 +255,18 @@ def publish_revision(
     check = check_store(store, name, revision, manifest, jobs=jobs, trusted=trusted)
     if not check.ok:
         raise check.error("publish")
-    store.put_bytes(published_key, manifest.to_bytes())  # the last write: now it is visible
+    data = manifest.to_bytes()
+    signed = write_signatures(store, name, revision, data, signer)  # before the manifest
+    store.put_bytes(published_key, data)  # the last write: now it is visible
     store.remove(staged_key)
-    result = PublishResult(name, revision, len(manifest), manifest.total_size, replaced=published)
+    result = PublishResult(
+        name,
+        revision,
+        len(manifest),
+        manifest.total_size,
+        replaced=published,
+        signed_by=signed.key_id if signed is not None else None,
+    )
     log.info("%s", result)
     return result
 

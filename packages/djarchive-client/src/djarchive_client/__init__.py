@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         IntegrityError,
         PartialFailureError,
         RevisionNotFoundError,
+        SignatureError,
     )
     from djarchive_common.manifest import Entry, Manifest
 
@@ -36,6 +37,7 @@ _SOURCES = {
     "Manifest": "djarchive_common.manifest",
     "PartialFailureError": "djarchive_common.errors",
     "RevisionNotFoundError": "djarchive_common.errors",
+    "SignatureError": "djarchive_common.errors",
     "VerifyReport": ".verify",
     "client": ".archive",
 }
@@ -51,6 +53,7 @@ __all__ = [
     "Manifest",
     "PartialFailureError",
     "RevisionNotFoundError",
+    "SignatureError",
     "VerifyReport",
     "__version__",
     "client",

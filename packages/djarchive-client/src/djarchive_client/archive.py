@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from djarchive_common.catalog import Catalog
-from djarchive_common.errors import ConfigurationError
+from djarchive_common.errors import ConfigurationError, PartialFailureError
 from djarchive_common.transfer import job_count
 
 from .download import DownloadOptions, DownloadSummary, download_revision
@@ -21,7 +21,9 @@ class DJArchiveClient(Catalog):
     """A client of one archive bucket (role ``client``). Creating one never touches the network.
 
     Listing and manifests come from :class:`djarchive_common.catalog.Catalog`; this class adds
-    downloading and verifying local copies.
+    downloading and verifying local copies. With trusted keys configured (``trusted_keys=``,
+    ``--trust``, ``DJARCHIVE_CLIENT_TRUSTED_KEYS``, DataJoint), every manifest is refused without
+    a valid signature by one of them (SignatureError) before anything is written.
     """
 
     role = "client"
@@ -59,9 +61,10 @@ class DJArchiveClient(Catalog):
 
         Files already present and verified are kept; everything fetched is checked against
         the manifest's size and sha256 before it is renamed into place. Raises
-        PartialFailureError (with the summary) when any file could not be downloaded.
+        PartialFailureError (with the summary) when any file could not be downloaded. The
+        summary's ``signature`` is the revision's signature status, checked first.
         """
-        manifest = self.manifest(dataset_name, revision)
+        manifest, signature = self.signed_manifest(dataset_name, revision)
         defaults = DownloadOptions()
         options = DownloadOptions(
             jobs=job_count(jobs),
@@ -69,19 +72,26 @@ class DJArchiveClient(Catalog):
             multipart_threshold=multipart_threshold or defaults.multipart_threshold,
             recheck=recheck,
         )
-        return download_revision(
-            self.store,
-            manifest,
-            dataset_name,
-            revision,
-            target_directory,
-            create_target=create_target,
-            include=include,
-            exclude=exclude,
-            options=options,
-            progress=display_progress,
-            dry_run=dry_run,
-        )
+        try:
+            summary = download_revision(
+                self.store,
+                manifest,
+                dataset_name,
+                revision,
+                target_directory,
+                create_target=create_target,
+                include=include,
+                exclude=exclude,
+                options=options,
+                progress=display_progress,
+                dry_run=dry_run,
+            )
+        except PartialFailureError as error:
+            if isinstance(error.summary, DownloadSummary):
+                error.summary.signature = signature
+            raise
+        summary.signature = signature
+        return summary
 
     def verify(
         self,
@@ -96,8 +106,8 @@ class DJArchiveClient(Catalog):
         display_progress: bool = False,
     ) -> VerifyReport:
         """Compare a local copy with the revision's manifest (missing, modified, extra files)."""
-        manifest = self.manifest(dataset_name, revision)
-        return verify_copy(
+        manifest, signature = self.signed_manifest(dataset_name, revision)
+        report = verify_copy(
             manifest,
             dataset_name,
             revision,
@@ -108,6 +118,8 @@ class DJArchiveClient(Catalog):
             fast=fast,
             progress=display_progress,
         )
+        report.signature = signature
+        return report
 
 
 client = DJArchiveClient.client

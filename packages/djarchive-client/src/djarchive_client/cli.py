@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING
 
 from .parser import PROG, build_parser
 
+EXIT_USAGE = 2  # djarchive_common.console.EXIT_USAGE, without importing it for --help
+
 if TYPE_CHECKING:
     from djarchive_common.console import Console
+    from djarchive_common.signing import SignatureStatus
 
     from .archive import DJArchiveClient
 
@@ -21,7 +24,36 @@ __all__ = ["main"]
 def _client(args: argparse.Namespace) -> DJArchiveClient:
     from .archive import DJArchiveClient  # imported late to keep --help instant
 
-    return DJArchiveClient(endpoint=args.endpoint, bucket=args.bucket, secure=args.secure)
+    return DJArchiveClient(
+        endpoint=args.endpoint,
+        bucket=args.bucket,
+        secure=args.secure,
+        trusted_keys=getattr(args, "trust", None),
+        revoked_keys=getattr(args, "revoke", None),
+    )
+
+
+def _trust_required(args: argparse.Namespace, console: Console, client: DJArchiveClient) -> bool:
+    """False (after one error line) when --require-signature is given and no key is trusted."""
+    if args.require_signature and not client.trust.enforced:
+        console.error(
+            "--require-signature: no trusted key is configured; give --trust KEY (a "
+            "'djarchive-ed25519 ...' line or a .pub file), or set DJARCHIVE_CLIENT_TRUSTED_KEYS, "
+            "DJARCHIVE_CLIENT_TRUSTED_KEYS_FILE or djarchive.client.trusted_keys in DataJoint's configuration"
+        )
+        return False
+    return True
+
+
+def _signed(console: Console, dataset: str, revision: str, signature: SignatureStatus | None) -> None:
+    """Say who signed the revision when a trusted key did (plain output only), and warn when its
+    signatures are invalid although no trusted key makes them matter."""
+    if signature is None:
+        return
+    if signature.valid and not console.json and not console.quiet:
+        console.line(f"{dataset} {revision}: {signature}")
+    elif signature.status == "invalid":
+        console.warn(f"{dataset} {revision}: {signature} (not enforced: no trusted keys are configured)")
 
 
 def _datasets(args: argparse.Namespace, console: Console) -> int:
@@ -40,7 +72,14 @@ def _revisions(args: argparse.Namespace, console: Console) -> int:
 
 
 def _files(args: argparse.Namespace, console: Console) -> int:
-    entries = _client(args).files(args.dataset, args.revision, include=args.include, exclude=args.exclude)
+    from djarchive_common.manifest import select
+
+    client = _client(args)
+    if not _trust_required(args, console, client):
+        return EXIT_USAGE
+    manifest, signature = client.signed_manifest(args.dataset, args.revision)
+    entries = select(manifest, args.include, args.exclude)
+    _signed(console, args.dataset, args.revision, signature if not signature.valid else None)
     if console.json:
         console.emit([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])
     else:
@@ -50,7 +89,10 @@ def _files(args: argparse.Namespace, console: Console) -> int:
 
 
 def _download(args: argparse.Namespace, console: Console) -> int:
-    summary = _client(args).download(
+    client = _client(args)
+    if not _trust_required(args, console, client):
+        return EXIT_USAGE
+    summary = client.download(
         args.dataset,
         args.revision,
         args.target,
@@ -65,6 +107,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
     if args.dry_run and not console.json:
         for entry in summary.planned:
             console.line(f"{entry.size}\t{entry.subpath}")
+    _signed(console, args.dataset, args.revision, summary.signature)
     console.result(summary, force=args.dry_run)
     if not summary.files and (args.include or args.exclude):
         console.warn("no file matched the --include/--exclude patterns")
@@ -72,7 +115,10 @@ def _download(args: argparse.Namespace, console: Console) -> int:
 
 
 def _verify(args: argparse.Namespace, console: Console) -> int:
-    report = _client(args).verify(
+    client = _client(args)
+    if not _trust_required(args, console, client):
+        return EXIT_USAGE
+    report = client.verify(
         args.dataset,
         args.revision,
         args.target,
@@ -89,8 +135,21 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
             console.line(f"modified\t{subpath}\t{reason}")
         for subpath in report.extra:
             console.line(f"extra\t{subpath}")
+    _signed(console, args.dataset, args.revision, report.signature)
     console.result(report)
     return 0 if report.intact else 1
+
+
+def _signature(args: argparse.Namespace, console: Console) -> int:
+    client = _client(args)
+    if not _trust_required(args, console, client):
+        return EXIT_USAGE
+    status = client.signature(args.dataset, args.revision)
+    if console.json:
+        console.emit({"dataset": args.dataset, "revision": args.revision, **status.to_dict()})
+    else:
+        console.line(f"{args.dataset} {args.revision}: {status}")
+    return 0
 
 
 COMMANDS = {
@@ -99,6 +158,7 @@ COMMANDS = {
     "files": _files,
     "download": _download,
     "verify": _verify,
+    "signature": _signature,
 }
 
 

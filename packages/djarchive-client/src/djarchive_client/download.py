@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common.errors import IntegrityError, LocalStorageError, PartialFailureError
 from djarchive_common.manifest import Entry, Manifest, select
@@ -26,6 +26,9 @@ from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, hash_fil
 
 from .fetch import Fetcher, LargeFile, Range, WholeFile
 from .localcopy import LocalCopy, check_not_reserved, storage_error
+
+if TYPE_CHECKING:
+    from djarchive_common.signing import SignatureStatus
 
 __all__ = ["DownloadOptions", "DownloadSummary", "download_revision"]
 
@@ -61,6 +64,7 @@ class DownloadSummary:
     seconds: float = 0.0
     dry_run: bool = False
     planned: list[Entry] = field(default_factory=list)
+    signature: SignatureStatus | None = None  # the revision's signature, as checked before the download
 
     @property
     def ok(self) -> bool:
@@ -82,6 +86,7 @@ class DownloadSummary:
             "seconds": round(self.seconds, 3),
             "dry_run": self.dry_run,
             "ok": self.ok,
+            "signature": self.signature.to_dict() if self.signature is not None else None,
         }
         if self.dry_run:
             data["planned"] = [{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in self.planned]

@@ -23,11 +23,18 @@ examples:
   djarchive files workflow-array-ephys v1 --include '*.json'
   djarchive download workflow-array-ephys v1 ./ephys-v1
   djarchive verify workflow-array-ephys v1 ./ephys-v1
+  djarchive download workflow-array-ephys v1 ./ephys-v1 --trust curator.pub
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the
 environment (DJARCHIVE_CLIENT_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
 DataJoint's configuration (dj.config['custom']['djarchive.client.*'] or the
 store djarchive_client in datajoint.json); else the public archive, anonymously.
+
+signatures: with trusted keys configured (--trust; DJARCHIVE_CLIENT_TRUSTED_KEYS,
+DJARCHIVE_CLIENT_TRUSTED_KEYS_FILE; djarchive.client.trusted_keys in DataJoint's
+configuration), files, download and verify refuse a revision without a valid
+signature by one of them, before anything is written. Keys revoked with --revoke,
+DJARCHIVE_CLIENT_REVOKED_KEYS or djarchive.client.revoked_keys are never trusted.
 
 exit status: 0 success, 1 failure (one line on stderr), 2 bad usage, 130 interrupted."""
 
@@ -42,6 +49,31 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--exclude", metavar="GLOB", action="append", default=[], help="skip paths matching GLOB (repeatable)"
+    )
+
+
+def _add_trust(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("signatures")
+    group.add_argument(
+        "--trust",
+        metavar="KEY",
+        action="append",
+        default=[],
+        help="trust revisions signed by KEY, a 'djarchive-ed25519 ...' public key line or a file of "
+        "them (repeatable; replaces DJARCHIVE_CLIENT_TRUSTED_KEYS); then a valid signature is required",
+    )
+    group.add_argument(
+        "--revoke",
+        metavar="KEY",
+        action="append",
+        default=[],
+        help="never trust KEY (a public key line, a key id or a file of them; repeatable; adds to "
+        "DJARCHIVE_CLIENT_REVOKED_KEYS)",
+    )
+    group.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="fail unless trusted keys are configured (they make a valid signature mandatory)",
     )
 
 
@@ -68,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("dataset", metavar="DATASET", help="the dataset's name")
     files.add_argument("revision", metavar="REVISION", help="the revision's name")
     _add_selection(files)
+    _add_trust(files)
     download = command(
         "download",
         "download a revision into a folder",
@@ -86,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument(
         "--recheck", action="store_true", help="hash every local file again instead of trusting the record"
     )
+    _add_trust(download)
     verify = command(
         "verify",
         "check a local copy against the manifest",
@@ -102,5 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="trust djarchive's record for files unchanged since it verified them",
     )
+    _add_trust(verify)
+    signature = command(
+        "signature",
+        "show who signed a revision",
+        "Check a revision's signatures (djarchive-manifest.sig) against its manifest and show\n"
+        "its status: signed by a trusted key, signed but not verified (no trusted keys\n"
+        "configured), not signed, or invalid. With trusted keys configured, exit status 1\n"
+        "and the reason when no trusted key validly signed it.",
+    )
+    signature.add_argument("dataset", metavar="DATASET", help="the dataset's name")
+    signature.add_argument("revision", metavar="REVISION", help="the revision's name")
+    _add_trust(signature)
     add_completion_command(commands, PROG)
     return parser

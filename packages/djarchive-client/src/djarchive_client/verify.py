@@ -7,13 +7,16 @@ import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common.manifest import Entry, Manifest, matches, select
 from djarchive_common.text import files
 from djarchive_common.transfer import DEFAULT_WORKERS, hash_files
 
 from .localcopy import LocalCopy
+
+if TYPE_CHECKING:
+    from djarchive_common.signing import SignatureStatus
 
 __all__ = ["VerifyReport", "verify_copy"]
 
@@ -32,6 +35,7 @@ class VerifyReport:
     modified: dict[str, str] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    signature: SignatureStatus | None = None  # the revision's signature, as checked before verifying
 
     @property
     def intact(self) -> bool:
@@ -52,6 +56,7 @@ class VerifyReport:
             "extra": self.extra,
             "intact": self.intact,
             "seconds": round(self.seconds, 3),
+            "signature": self.signature.to_dict() if self.signature is not None else None,
         }
 
     def __str__(self) -> str:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         RevisionNotFoundError,
         RevisionPublishedError,
+        SignatureError,
         TransferError,
     )
     from .layout import MANIFEST_NAME
@@ -58,6 +59,7 @@ _SOURCES = {
     "RevisionNotFoundError": ".errors",
     "RevisionPublishedError": ".errors",
     "Settings": ".config",
+    "SignatureError": ".errors",
     "TransferError": ".errors",
     "parse_manifest": ".manifest",
     "read_manifest": ".manifest",
@@ -90,6 +92,7 @@ __all__ = [
     "RevisionNotFoundError",
     "RevisionPublishedError",
     "Settings",
+    "SignatureError",
     "TransferError",
     "__version__",
     "parse_manifest",

@@ -1,7 +1,8 @@
 """The archive's key layout and naming rules: pure functions, no I/O.
 
 Published data lives at ``<dataset>/<revision>/<subpath>`` with the manifest,
-written last, at ``<dataset>/<revision>/djarchive-manifest.csv``. A staged
+written last, at ``<dataset>/<revision>/djarchive-manifest.csv``, and its signatures, when it
+is signed, at ``<dataset>/<revision>/djarchive-manifest.sig``. A staged
 (uploaded, not yet published) revision keeps its manifest under
 ``.djarchive/staging/<dataset>/<revision>/``: outside every revision prefix,
 under a name no dataset can have, so clients never see it.
@@ -16,6 +17,7 @@ from .errors import InvalidNameError
 
 __all__ = [
     "MANIFEST_NAME",
+    "SIGNATURE_NAME",
     "STAGING_PREFIX",
     "check_name",
     "check_subpath",
@@ -25,12 +27,14 @@ __all__ = [
     "natural_key",
     "object_key",
     "revision_prefix",
+    "signature_key",
     "staged_manifest_key",
     "subpath_of",
     "subpath_problem",
 ]
 
 MANIFEST_NAME = "djarchive-manifest.csv"
+SIGNATURE_NAME = "djarchive-manifest.sig"
 STAGING_PREFIX = ".djarchive/staging/"
 LOCKS_PREFIX = ".djarchive/locks/"
 MAX_SUBPATH_BYTES = 1024  # S3 keys are limited to 1024 bytes
@@ -77,6 +81,8 @@ def subpath_problem(subpath: object) -> str | None:
             return f"path component longer than {MAX_COMPONENT_BYTES} bytes"
     if subpath == MANIFEST_NAME:
         return f"{MANIFEST_NAME} is reserved for the manifest"
+    if subpath == SIGNATURE_NAME:
+        return f"{SIGNATURE_NAME} is reserved for the manifest's signatures"
     return None
 
 
@@ -101,6 +107,11 @@ def object_key(dataset: str, revision: str, subpath: str) -> str:
 def manifest_key(dataset: str, revision: str) -> str:
     """The key of a published revision's manifest."""
     return revision_prefix(dataset, revision) + MANIFEST_NAME
+
+
+def signature_key(dataset: str, revision: str) -> str:
+    """The key of a published revision's signatures (written before its manifest)."""
+    return revision_prefix(dataset, revision) + SIGNATURE_NAME
 
 
 def staged_manifest_key(dataset: str, revision: str) -> str:

@@ -23,15 +23,15 @@ def test_public_api_is_pinned():
             "LocalPathError", "LocalStorageError", "LockedError", "Manifest", "ManifestError",
             "MissingCredentialsError", "NotFoundError", "ObjectNotFoundError", "PartialFailureError",
             "PermissionDeniedError", "RevisionNotFoundError", "RevisionPublishedError", "Settings",
-            "TransferError", "__version__", "parse_manifest", "read_manifest", "resolve_settings",
-            "write_manifest",
+            "SignatureError", "TransferError", "__version__", "parse_manifest", "read_manifest",
+            "resolve_settings", "write_manifest",
         ]
     )  # fmt: skip
     assert sorted(djarchive_client.__all__) == sorted(
         [
             "DJArchiveClient", "DJArchiveError", "DatasetNotFoundError", "DownloadSummary", "Entry",
-            "IntegrityError", "Manifest", "PartialFailureError", "RevisionNotFoundError", "VerifyReport",
-            "__version__", "client",
+            "IntegrityError", "Manifest", "PartialFailureError", "RevisionNotFoundError", "SignatureError",
+            "VerifyReport", "__version__", "client",
         ]
     )  # fmt: skip
     for module in (djarchive_common, djarchive_client):
@@ -50,6 +50,8 @@ def test_error_tree():
     assert issubclass(errors.InvalidNameError, ValueError)
     assert issubclass(errors.EndpointUnreachableError, errors.TransferError)
     assert issubclass(errors.MissingCredentialsError, errors.ConfigurationError)
+    assert issubclass(errors.SignatureError, errors.IntegrityError)
+    assert errors.SignatureError("s", reason="missing").reason == "missing"
     assert str(errors.DatasetNotFoundError("dataset 'x' not found")) == "dataset 'x' not found"
     assert errors.TransferError("t", retryable=True).retryable
     assert not errors.TransferError("t").retryable

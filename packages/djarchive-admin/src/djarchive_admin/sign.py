@@ -10,7 +10,6 @@ already published, without touching its manifest.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from djarchive_common.catalog import MAX_MANIFEST_BYTES, MAX_SIGNATURE_READ, Cat
 from djarchive_common.errors import ObjectNotFoundError, RevisionNotFoundError
 from djarchive_common.layout import MANIFEST_NAME, manifest_key, signature_key
 from djarchive_common.manifest import parse_manifest
-from djarchive_common.signing import SigningKey, merge_signatures
+from djarchive_common.signing import SigningKey, merge_signatures, sha256_hex
 from djarchive_common.store import Store
 
 __all__ = ["SignResult", "sign_revision", "write_signatures"]
@@ -92,7 +91,7 @@ def write_signatures(
         dataset,
         revision,
         signer.key_id,
-        hashlib.sha256(manifest_data).hexdigest(),
+        sha256_hex(manifest_data),
         tuple(entry.statement.key_id for entry in entries),
         replaced=replaced,
         dropped=dropped,

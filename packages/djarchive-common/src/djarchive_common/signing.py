@@ -76,6 +76,7 @@ __all__ = [
     "parse_public_key",
     "parse_signatures",
     "read_key_file",
+    "sha256_hex",
     "signatures_bytes",
 ]
 
@@ -111,6 +112,13 @@ _SEPARATORS = re.compile(r"[,;\n]")
 _BASE64_BLOB = re.compile(r"[A-Za-z0-9+=]{24,}")  # key material; paths break at slashes
 # An Ed25519 SubjectPublicKeyInfo is this prefix and the 32 raw bytes.
 _SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+
+
+def sha256_hex(data: bytes) -> str:
+    """The sha256 of ``data`` in lowercase hex."""
+    digest = hashlib.sha256()
+    digest.update(data)
+    return digest.hexdigest()
 
 
 def _crypto() -> tuple[Any, Any]:
@@ -149,7 +157,7 @@ class PublicKey:
     @property
     def key_id(self) -> str:
         """The first 8 bytes of the sha256 of the raw key, in hex (16 digits)."""
-        return hashlib.sha256(self.raw).hexdigest()[:16]
+        return sha256_hex(self.raw)[:16]
 
     @property
     def line(self) -> str:
@@ -526,7 +534,7 @@ def check_signatures(
     Without trusted keys nothing is refused and no cryptography runs: the status says whether
     the revision is unsigned, signed for this manifest (unverified), or invalid.
     """
-    digest = hashlib.sha256(manifest_data).hexdigest()
+    digest = sha256_hex(manifest_data)
     name = f"{dataset} {revision}"
     refused = f"signature check failed for {name}"
     if data is None:
@@ -594,7 +602,7 @@ def merge_signatures(
     dropped whole. Returns (the content, None when no entry is left; the entries; how many
     were dropped; whether ``new`` replaced an entry by its key).
     """
-    digest = hashlib.sha256(manifest_data).hexdigest()
+    digest = sha256_hex(manifest_data)
     try:
         entries = parse_signatures(existing) if existing is not None else []
         dropped = 0
@@ -684,7 +692,7 @@ class SigningKey:
         statement = Statement(
             dataset=dataset,
             revision=revision,
-            manifest_sha256=hashlib.sha256(manifest_data).hexdigest(),
+            manifest_sha256=sha256_hex(manifest_data),
             key_id=self.key_id,
             signed_at=signed_at or _utc_now(),
         )

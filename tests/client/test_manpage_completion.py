@@ -11,7 +11,7 @@ from djarchive_client.cli import main
 from djarchive_client.parser import build_parser
 from tests.helpers import rendered_man_page
 
-SUBCOMMANDS = ("datasets", "revisions", "files", "download", "verify", "completion")
+SUBCOMMANDS = ("datasets", "revisions", "files", "download", "verify", "signature", "completion")
 
 
 def test_man_page_renders_every_subcommand(tmp_path):
@@ -50,6 +50,8 @@ def test_bash_completion(capsys, tmp_path):
     assert complete("--debug", "ver") == ["verify"]
     assert complete("download", "--in") == ["--include", "--insecure"]
     assert "--fast" in complete("verify", "--")
+    assert complete("download", "--tr") == ["--trust"]
+    assert sorted(complete("files", "--re")) == ["--require-signature", "--revoke"]
     assert complete("completion", "") == ["bash", "zsh"]
 
 

@@ -52,21 +52,22 @@ def write_tree(root: Path, files: Mapping[str, bytes]) -> Path:
 
 
 def read_tree(root: Path) -> dict[str, bytes]:
-    """Every regular file under ``root`` (posix subpath -> content); djarchive's own folder,
-    its temporary files and symbolic links are left out."""
+    """Every regular file under ``root`` (posix subpath -> content); djarchive's own folder
+    (temporary files included) and symbolic links are left out."""
     found = {}
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if relative.parts[0] == ".djarchive" or is_part(path.name):
+        if relative.parts[0] == ".djarchive":
             continue
         if path.is_file() and not path.is_symlink():
             found[relative.as_posix()] = path.read_bytes()
     return found
 
 
-def is_part(name: str) -> bool:
-    """Whether ``name`` is one of djarchive's temporary download files."""
-    return name.startswith(".djarchive-") and name.endswith(".part")
+def part_files(root: Path) -> list[Path]:
+    """djarchive's temporary download files under ``root`` (in TARGET/.djarchive/tmp/<run>/)."""
+    folder = root / ".djarchive" / "tmp"
+    return sorted(path for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else []
 
 
 def rendered_man_page(page: Path) -> str | None:

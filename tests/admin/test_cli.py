@@ -14,7 +14,7 @@ pytest.importorskip("djarchive_admin")
 
 from djarchive_admin.cli import main
 from djarchive_client.cli import main as client_main
-from tests.admin.support import DATASET, REVISION, revision_keys, staged_key
+from tests.admin.support import DATASET, REVISION, revision_keys
 from tests.conftest import ADMIN_SECRET_KEY
 from tests.helpers import manifest_bytes, write_tree
 
@@ -220,15 +220,15 @@ def test_retract_output(archive, capsys, source, seed_files):
         "retracted my-dataset 001: hidden from clients; its 6 files (531.4 kB) are kept "
         "(publish it again with: djarchive-admin publish my-dataset 001)\n"
     )
-    assert archive.get(staged_key(DATASET, REVISION)) == manifest_bytes(seed_files)
+    assert archive.get(f"{DATASET}/{REVISION}/djarchive-manifest.retracted.csv") == manifest_bytes(seed_files)
     assert client_main(["revisions"]) == 0
     assert capsys.readouterr().out == ""
 
     code, out, err = run(capsys, "retract", DATASET, REVISION, "--json")
     assert code == 1
     assert json.loads(out)["type"] == "RevisionNotFoundError"
-    assert "my-dataset 001 is not published (it is staged); nothing to retract" in json.loads(out)["error"]
-    assert "my-dataset 001 is not published (it is staged); nothing to retract" in err
+    assert "my-dataset 001 is not published (it is retracted); nothing to retract" in json.loads(out)["error"]
+    assert "my-dataset 001 is not published (it is retracted); nothing to retract" in err
 
 
 def test_purge_asks_first(archive, capsys, source, seed_files, monkeypatch):
@@ -246,7 +246,7 @@ def test_purge_asks_first(archive, capsys, source, seed_files, monkeypatch):
     monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
     code, out, err = run(capsys, "retract", DATASET, REVISION, "--purge")
     assert (code, out) == (1, "")
-    assert err.endswith("? [y/N] djarchive-admin: nothing deleted\n")
+    assert err.endswith("? [y/N] djarchive-admin: nothing done\n")
     assert archive.keys() == keys
 
     monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
@@ -270,6 +270,8 @@ def test_purge_with_yes_and_json(archive, capsys, source, seed_files):
         "bytes": total(seed_files),
         "purged": True,
         "deleted_objects": 7,
+        "reason": "",
+        "superseded_by": None,
     }
     assert archive.keys() == []
 

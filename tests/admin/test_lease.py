@@ -22,9 +22,17 @@ def store(archive):
     return admin().store
 
 
-def test_create_is_conditional(store):
-    assert store.create("x/once", b"{}") is True
-    assert store.create("x/once", b"{}") is False
+def test_writes_are_conditional(store):
+    first = store.write_if("x/once", b"{}")
+    assert first
+    assert store.write_if("x/once", b"{}") is None  # If-None-Match: *
+    second = store.write_if("x/once", b'{"a": 1}', etag=first)  # If-Match: what we read
+    assert second
+    assert second != first
+    assert store.write_if("x/once", b"{}", etag=first) is None
+    assert store.remove_if("x/once", first) is False
+    assert store.remove_if("x/once", second) is True
+    assert store.stat("x/once") is None
 
 
 def test_one_holder_at_a_time(archive, store):

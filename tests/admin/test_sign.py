@@ -236,6 +236,6 @@ def test_a_manifest_may_not_list_the_signatures_file(admin_tool, tmp_path):
 
     source = write_tree(tmp_path / "s", {"djarchive-manifest.sig": b"x", "a.dat": b"a"})
     with pytest.raises(
-        InvalidNameError, match=r"djarchive-manifest\.sig is reserved for the manifest's signatures"
+        InvalidNameError, match=r"djarchive-manifest\.sig is reserved for djarchive's own use"
     ):
         admin_tool.upload(DATASET, REVISION, source)

@@ -482,9 +482,9 @@ def test_retract_hides_the_revision_and_keeps_the_data(archive, admin_tool, sour
     assert list(client().revisions()) == [(DATASET, "002")]
     for subpath, data in seed_files.items():
         assert archive.get(f"{DATASET}/{REVISION}/{subpath}") == data
-    assert archive.get(staged_key(DATASET, REVISION)) == manifest_bytes(seed_files)
+    assert archive.get(f"{DATASET}/{REVISION}/djarchive-manifest.retracted.csv") == manifest_bytes(seed_files)
     assert f"{DATASET}/{REVISION}/djarchive-manifest.csv" not in list(archive.keys())
-    with pytest.raises(RevisionNotFoundError, match=r"my-dataset 001 is not published \(it is staged\)"):
+    with pytest.raises(RevisionNotFoundError, match=r"my-dataset 001 is not published \(it is retracted\)"):
         admin_tool.retract(DATASET, REVISION)
 
     admin_tool.publish(DATASET, REVISION)  # and it can come back

@@ -22,8 +22,8 @@ def test_public_api_is_pinned():
             "DatasetNotFoundError", "EndpointUnreachableError", "Entry", "IntegrityError", "InvalidNameError",
             "LocalPathError", "LocalStorageError", "LockedError", "Manifest", "ManifestError",
             "MissingCredentialsError", "NotFoundError", "ObjectNotFoundError", "PartialFailureError",
-            "PermissionDeniedError", "RevisionNotFoundError", "RevisionPublishedError", "Settings",
-            "SignatureError", "TransferError", "__version__", "parse_manifest", "read_manifest",
+            "PermissionDeniedError", "RevisionNotFoundError", "RevisionPublishedError",
+            "RevisionRetractedError", "Settings", "SignatureError", "TransferError", "__version__", "parse_manifest", "read_manifest",
             "resolve_settings", "write_manifest",
         ]
     )  # fmt: skip

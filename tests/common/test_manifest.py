@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from djarchive_common.errors import ManifestError
 from djarchive_common.layout import subpath_problem
-from djarchive_common.manifest import Entry, Manifest, parse_manifest, read_manifest, write_manifest
+from djarchive_common.manifest import (
+    Entry,
+    Manifest,
+    parse_manifest,
+    path_identity,
+    read_manifest,
+    write_manifest,
+)
 from tests.helpers import manifest_bytes, sha256
 
 HASH = "0123456789abcdef" * 4
@@ -96,7 +103,21 @@ def test_matches_independent_writer():
         (b'"1","' + HASH.encode() + b'","unterminated\n', "not valid CSV"),
         (b'"1","' + HASH.encode() + b'","a"b"\n', "not valid CSV"),
         (line("1", HASH, "ok") + b'"1","' + HASH.encode() + b'","\xff\xfe"\n', "line 2: not valid UTF-8"),
-        (line("1", HASH, "djarchive-manifest.csv"), "reserved for the manifest"),
+        (
+            line("1", HASH, "djarchive-manifest.csv"),
+            "djarchive-manifest.csv is reserved for djarchive's own use",
+        ),
+        (line("1", HASH, "djarchive-manifest.sig"), "reserved for djarchive's own use"),
+        (line("1", HASH, ".djarchive/lock"), ".djarchive is reserved"),
+        (line("1", HASH, ".DJArchive"), ".djarchive is reserved"),
+        (line(str(5 * 1024**4 + 1), HASH, "huge"), "larger than the largest object S3 can hold (5 TiB)"),
+        (line("1", HASH, "a") + line("1", HASH, "A"), "line 2: 'A' and 'a' (line 1) name the same file"),
+        (line("1", HASH, "caf\u00e9") + line("1", HASH, "cafe\u0301"), "name the same file"),
+        (line("1", HASH, "Dir/x") + line("1", HASH, "dir"), "'dir' (line 2) is both a file and a folder"),
+        (line("1", HASH, "a\u200bb"), "invisible or direction-changing character U+200B"),
+        (line("1", HASH, "evil\u202egpj.exe"), "U+202E"),
+        (line("1", HASH, "a\u2029b"), "U+2029"),
+        (line("1", HASH, "\ufeffa"), "U+FEFF"),
         (line("1", HASH, "a") + line("1", HASH, "a/b"), "line 2: 'a' (line 1) is both a file and a folder"),
         (line("1", HASH, "x" * 300), "longer than 255 bytes"),
         (line("1", HASH, "/".join(["d" * 200] * 6)), "longer than 1024 bytes"),
@@ -147,17 +168,19 @@ subpaths = (
 )
 entries = st.lists(
     st.tuples(
-        subpaths, st.integers(min_value=0, max_value=2**63), st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
+        subpaths,
+        st.integers(min_value=0, max_value=5 * 1024**4),
+        st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
     ),
     max_size=20,
-    unique_by=lambda item: item[0],
+    unique_by=lambda item: path_identity(item[0]),  # one file on case-insensitive systems: refused
 )
 
 
 def _no_file_folder_clash(items):
-    names = {item[0] for item in items}
+    names = {path_identity(item[0]) for item in items}
     return not any(
-        "/".join(item[0].split("/")[:depth]) in names
+        "/".join(path_identity(item[0]).split("/")[:depth]) in names
         for item in items
         for depth in range(1, item[0].count("/") + 1)
     )

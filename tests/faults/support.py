@@ -6,11 +6,9 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from djarchive_common.store import StoreOptions
 from djarchive_common.transfer import RetryPolicy
-from tests.helpers import is_part
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -52,11 +50,6 @@ def fast_options(attempts: int = 8, read_timeout: float | None = None) -> StoreO
     retry = RetryPolicy(attempts=attempts, base_delay=0.01, max_delay=0.05, unreachable_attempts=attempts)
     overrides = {"read_timeout": read_timeout} if read_timeout is not None else {}
     return StoreOptions.from_environment(retry=retry, **overrides)
-
-
-def part_files(root: Path) -> list[Path]:
-    """Temporary download files left under ``root``."""
-    return [path for path in root.rglob("*") if is_part(path.name)] if root.exists() else []
 
 
 def dataset(

@@ -13,8 +13,8 @@ import pytest
 from djarchive_client import DJArchiveClient, client
 from djarchive_common.errors import LockedError
 from tests.faults.proxy import Request
-from tests.faults.support import MANIFEST, KiB, dataset, error_lines, part_files, popen
-from tests.helpers import read_tree
+from tests.faults.support import MANIFEST, KiB, dataset, error_lines, popen
+from tests.helpers import part_files, read_tree
 
 FILES = dataset(60, 4 * KiB, big={"big/a.bin": 600 * KiB})
 LOCKED = re.compile(

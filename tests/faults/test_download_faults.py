@@ -25,11 +25,10 @@ from tests.faults.support import (
     dataset,
     error_lines,
     fast_options,
-    part_files,
     popen,
     python,
 )
-from tests.helpers import manifest_bytes, read_tree
+from tests.helpers import manifest_bytes, part_files, read_tree
 
 METADATA = (MANIFEST, "djarchive-manifest.sig")  # read with the manifest, before any data
 FILES = dataset(10, 3000, big={"big/recording.bin": 1024 * KiB + 17, "big/empty.bin": 0})
@@ -222,7 +221,7 @@ def test_damaged_bodies_are_detected_and_retried(published, via_proxy, tmp_path,
     ("kind", "reason"),
     [
         ("truncate", "connection to 127.0.0.1|received 0 bytes"),
-        ("short", "received|short read"),
+        ("short", "received|short read|the object is \\d+ bytes, the manifest says"),
         ("corrupt", "does not match the manifest"),
     ],
 )

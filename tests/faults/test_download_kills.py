@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from djarchive_client.cli import main
-from tests.faults.support import SMALL_PARTS, KiB, dataset, part_files, popen
-from tests.helpers import read_tree
+from tests.faults.support import SMALL_PARTS, KiB, dataset, popen
+from tests.helpers import part_files, read_tree
 
 FILES = dataset(98, 6 * KiB, big={"big/a.bin": 1024 * KiB + 3, "big/b.bin": 700 * KiB})
 RANGED_SCRIPT = (

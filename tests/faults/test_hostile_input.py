@@ -27,9 +27,8 @@ from tests.faults.support import (
     env_with,
     error_lines,
     fast_options,
-    part_files,
 )
-from tests.helpers import manifest_bytes, read_tree, sha256
+from tests.helpers import manifest_bytes, part_files, read_tree, sha256
 
 
 def line(size: int, digest: str, subpath: str) -> bytes:
@@ -75,13 +74,15 @@ def test_declared_size_that_does_not_match_the_object(archive, tmp_path, case):
     assert part_files(target) == []
 
 
-def test_a_ranged_file_is_read_only_as_far_as_declared(archive, tmp_path):
-    """The manifest is the truth: an object longer than declared whose declared prefix matches
-    is fetched in ranges up to the declared size, and that is what lands on disk."""
+def test_an_object_longer_than_declared_fails_by_its_real_size(archive, tmp_path):
+    """The object's real size is seen before anything is planned or allocated on its claim: an
+    object longer than declared, even one whose declared prefix matches, fails saying so."""
     data = os.urandom(400 * KiB)
     archive.publish("ds", "1", {"x.bin": data}, manifest=line(300 * KiB, sha256(data[: 300 * KiB]), "x.bin"))
-    client().download("ds", "1", tmp_path / "t", create_target=True, **SMALL_PARTS)
-    assert (tmp_path / "t" / "x.bin").read_bytes() == data[: 300 * KiB]
+    with pytest.raises(PartialFailureError) as caught:
+        quick().download("ds", "1", tmp_path / "t", create_target=True, **SMALL_PARTS)
+    assert caught.value.failures["x.bin"].endswith("the object is 409600 bytes, the manifest says 307200")
+    assert read_tree(tmp_path / "t") == {}
 
 
 @pytest.mark.slow

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 from djarchive_common.catalog import Catalog, RevisionInfo
 from djarchive_common.config import Settings, datajoint_setting, resolve_sign_key
 from djarchive_common.errors import ConfigurationError, LocalPathError, RevisionNotFoundError
-from djarchive_common.layout import MANIFEST_NAME, check_name
+from djarchive_common.layout import MANIFEST_NAME, check_name, lock_key
 from djarchive_common.manifest import Manifest, write_manifest
 from djarchive_common.store import StoreOptions
 from djarchive_common.transfer import job_count
 
-from .lease import RevisionLease
+from .lease import RevisionLease, read_lease
 from .publish import PublishResult, RetractResult, publish_revision, purge_revision, retract_revision
 from .scan import DEFAULT_FILENAME_FILTER, build_manifest, scan_source, source_root
 from .sign import SignResult, sign_revision
@@ -188,6 +188,7 @@ class DJArchiveAdmin(Catalog):
                 force=force,
                 options=options,
                 progress=display_progress,
+                lease=lease,
                 signer=signer,
             )
 
@@ -208,22 +209,32 @@ class DJArchiveAdmin(Catalog):
         its signature is written just before the manifest; signatures of other content are
         dropped either way.
         """
-        lease = self._lease(name, revision)
-        signer = self.signer(sign_key)
-        with lease:
-            return publish_revision(self, name, revision, force=force, jobs=job_count(jobs), signer=signer)
+        signer = self.signer(sign_key)  # checked before the lease is taken
+        with self._lease(name, revision) as lease:
+            return publish_revision(
+                self, name, revision, force=force, jobs=job_count(jobs), lease=lease, signer=signer
+            )
 
     def sign(self, name: str, revision: str, *, sign_key: SignKey | None = None) -> SignResult:
         """Sign a published revision as it is stored, without changing it. A signature by the same
         key replaces the earlier one; other keys' signatures of this manifest are kept."""
-        lease = self._lease(name, revision)
         signer = self.signer(sign_key, required=True)
         assert signer is not None
-        with lease:
-            return sign_revision(self, name, revision, signer)
+        with self._lease(name, revision) as lease:
+            return sign_revision(self, name, revision, signer, lease=lease)
 
-    def retract(self, name: str, revision: str, *, purge: bool = False) -> RetractResult:
-        """Hide a published revision from clients; its data and manifest are kept (staged again).
+    def retract(
+        self,
+        name: str,
+        revision: str,
+        *,
+        purge: bool = False,
+        reason: str = "",
+        superseded_by: str | None = None,
+    ) -> RetractResult:
+        """Hide a published revision from clients. A tombstone records ``reason`` and
+        ``superseded_by`` (a revision to use instead); the manifest and the data are kept, so the
+        revision stays reproducible and ``publish`` can bring it back unchanged.
 
         ``purge=True`` instead deletes everything stored for the revision, published or
         not: the manifest first, then the data, then any staged manifest.
@@ -231,7 +242,29 @@ class DJArchiveAdmin(Catalog):
         with self._lease(name, revision):
             if purge:
                 return purge_revision(self.store, name, revision)
-            return retract_revision(self, name, revision)
+            return retract_revision(self, name, revision, reason=reason, superseded_by=superseded_by)
+
+    def lease_holder(self, name: str, revision: str) -> dict[str, Any] | None:
+        """What the lease on a revision says (holder, host, pid, since), or None without one."""
+        check_name(name)
+        check_name(revision, "revision")
+        self.settings.require_credentials()
+        found = read_lease(self.store, lock_key(name, revision))
+        return None if found is None else found[0]
+
+    def break_lease(self, name: str, revision: str) -> dict[str, Any] | None:
+        """Remove the lease on a revision, whoever holds it (for a writer that is gone for sure);
+        return what the lease said, or None when there was none."""
+        check_name(name)
+        check_name(revision, "revision")
+        self.settings.require_credentials()
+        key = lock_key(name, revision)
+        found = read_lease(self.store, key)
+        if found is None:
+            return None
+        self.store.remove(key)
+        log.warning("broke the lease on %s %s (%s)", name, revision, found[0])
+        return found[0]
 
     # -- listing -----------------------------------------------------------------------
 

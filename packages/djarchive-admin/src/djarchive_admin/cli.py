@@ -104,30 +104,59 @@ def _keygen(args: argparse.Namespace, console: Console) -> int:
 
 
 def _confirm_purge(args: argparse.Namespace, admin: DJArchiveAdmin, console: Console) -> bool:
-    from djarchive_common.text import human_bytes
+    from djarchive_common.text import files, human_bytes
 
     info = admin.revision_info(args.dataset, args.revision)
     what = (
-        f"{args.dataset} {args.revision} ({info.state}, {info.files} files, {human_bytes(info.bytes)}) "
+        f"{args.dataset} {args.revision} ({info.state}, {files(info.files)}, {human_bytes(info.bytes)}) "
         f"from {admin.settings.url}"
     )
-    if not sys.stdin or not sys.stdin.isatty():
-        console.error(f"--purge would delete {what}; pass --yes to confirm")
-        return False
-    sys.stderr.write(f"permanently delete {what}? [y/N] ")
-    sys.stderr.flush()
-    answer = sys.stdin.readline().strip().lower()
-    if answer not in ("y", "yes"):
-        print(f"{PROG}: nothing deleted", file=sys.stderr)
-        return False
-    return True
+    return _confirmed(
+        f"permanently delete {what}?", console, f"--purge would delete {what}; pass --yes to confirm"
+    )
 
 
 def _retract(args: argparse.Namespace, console: Console) -> int:
     admin = _admin(args)
     if args.purge and not args.yes and not _confirm_purge(args, admin, console):
         return 1
-    console.result(admin.retract(args.dataset, args.revision, purge=args.purge))
+    result = admin.retract(
+        args.dataset, args.revision, purge=args.purge, reason=args.reason, superseded_by=args.superseded_by
+    )
+    console.result(result)
+    return 0
+
+
+def _confirmed(question: str, console: Console, refusal: str) -> bool:
+    """Ask ``question`` on a terminal; without one, print ``refusal`` and say no."""
+    if not sys.stdin or not sys.stdin.isatty():
+        console.error(refusal)
+        return False
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        print(f"{PROG}: nothing done", file=sys.stderr)
+        return False
+    return True
+
+
+def _break_lease(args: argparse.Namespace, console: Console) -> int:
+    admin = _admin(args)
+    holder = admin.lease_holder(args.dataset, args.revision)
+    if holder is None:
+        console.line(f"{args.dataset} {args.revision} has no lease: nothing to break")
+        return 0
+    who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('since', '?')}"
+    question = f"break the lease on {args.dataset} {args.revision} held by {who}?"
+    if not args.yes and not _confirmed(
+        question, console, f"the lease is held by {who}; pass --yes to break it"
+    ):
+        return 1
+    admin.break_lease(args.dataset, args.revision)
+    if console.json:
+        console.emit({"dataset": args.dataset, "revision": args.revision, "broken": True, "holder": holder})
+    elif not console.quiet:
+        console.line(f"broke the lease on {args.dataset} {args.revision} ({who})")
     return 0
 
 
@@ -153,6 +182,7 @@ COMMANDS = {
     "keygen": _keygen,
     "retract": _retract,
     "revisions": _revisions,
+    "break-lease": _break_lease,
 }
 
 

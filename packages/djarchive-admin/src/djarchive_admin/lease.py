@@ -1,32 +1,39 @@
 """An exclusive lease on one revision in the store, held while it is uploaded, published or retracted.
 
-The lease is the object ``.djarchive/locks/<dataset>/<revision>.lock``, created with
-``If-None-Match: *`` so that only one writer gets it, and refreshed by a heartbeat while
-held. A lease whose holder is gone (a dead process on this host, or no heartbeat for
-``stale_after`` seconds) is taken over, so an interrupted upload can always be resumed.
+The lease is a small JSON object at :func:`djarchive_common.layout.lock_key`, created with
+``If-None-Match: *`` so that only one writer gets it, and refreshed by a heartbeat while held.
+Every later write is conditional on the ETag the holder last wrote (``If-Match``): a takeover of
+a stale lease succeeds for exactly one of several writers racing for it, a holder whose lease
+was taken over learns it at its next heartbeat (:attr:`RevisionLease.lost`), and a release
+never deletes somebody else's lease. A lease is stale when its holder is a dead process on this
+host, its heartbeat is older than ``stale_after`` seconds, or it is unreadable, oversized, or
+claims a heartbeat from the future; ``djarchive-admin break-lease`` removes one by hand.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeGuard
 
-from djarchive_common.errors import LockedError, ObjectNotFoundError
+from djarchive_common.errors import LockedError, ObjectNotFoundError, TransferError
 from djarchive_common.layout import lock_key
 from djarchive_common.store import Store
 
-__all__ = ["RevisionLease"]
+__all__ = ["HEARTBEAT", "STALE_AFTER", "RevisionLease", "read_lease"]
 
 log = logging.getLogger("djarchive_admin")
 STALE_AFTER = 600.0
 HEARTBEAT = 60.0
+MAX_CLOCK_SKEW = 300.0  # a heartbeat further in the future than this is a lie
+MAX_LEASE_BYTES = 4096
 
 
 def _process_alive(pid: int) -> bool:
@@ -34,9 +41,32 @@ def _process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OSError, OverflowError):
         return True
     return True
+
+
+def _number(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_lease(store: Store, key: str) -> tuple[dict[str, Any], str] | None:
+    """The lease at ``key`` and its ETag; None when there is none. An unreadable, oversized or
+    malformed lease reads as ``{}`` (stale)."""
+    try:
+        data, etag = store.read_tagged(key, MAX_LEASE_BYTES)
+    except ObjectNotFoundError:
+        return None
+    except TransferError as error:
+        if "more than the" not in str(error):
+            raise
+        log.warning("the lease %s is larger than %d bytes: treating it as stale", key, MAX_LEASE_BYTES)
+        return {}, ""
+    try:
+        holder = json.loads(data)
+    except (ValueError, RecursionError):
+        return {}, etag
+    return (holder if isinstance(holder, dict) else {}), etag
 
 
 class RevisionLease:
@@ -57,6 +87,8 @@ class RevisionLease:
         self.stale_after, self.heartbeat = stale_after, heartbeat
         self.token = uuid.uuid4().hex
         self.since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.lost = False
+        self._etag: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -71,53 +103,80 @@ class RevisionLease:
             }
         ).encode()
 
-    def _holder(self) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self.store.read(self.key, 64 * 1024))
-        except ObjectNotFoundError:
-            return None
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) else {}
-
     def _is_stale(self, holder: dict[str, Any]) -> bool:
         heartbeat = holder.get("heartbeat")
-        if not isinstance(heartbeat, (int, float)) or time.time() - heartbeat > self.stale_after:
+        if not _number(heartbeat):
+            return True
+        now = time.time()
+        if heartbeat > now + MAX_CLOCK_SKEW or now - heartbeat > self.stale_after:
             return True
         pid = holder.get("pid")
         return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _process_alive(pid)
 
+    def _won(self, etag: str | None) -> bool:
+        """Whether the write that returned ``etag`` made us the holder (read back, for stores
+        that ignore conditions)."""
+        if etag is None:
+            return False
+        found = read_lease(self.store, self.key)
+        if found is None or found[0].get("token") != self.token:
+            return False
+        self._etag = found[1] or etag
+        return True
+
     def acquire(self) -> None:
         """Take the lease, taking over a stale one; raise LockedError while another writer holds it."""
-        for _ in range(3):
-            if self.store.create(self.key, self._body()):
-                holder = self._holder()
-                if holder is not None and holder.get("token") == self.token:
-                    self._start_heartbeat()
-                    return
-            holder = self._holder()
-            if holder is None:
+        for _ in range(5):
+            if self._won(self.store.write_if(self.key, self._body())):
+                break
+            found = read_lease(self.store, self.key)
+            if found is None:
                 continue  # released meanwhile
-            if holder.get("token") == self.token:
-                self._start_heartbeat()
-                return
+            holder, etag = found
+            if holder.get("token") == self.token:  # our write went through; its answer was lost
+                self._etag = etag
+                break
             if not self._is_stale(holder):
                 who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
                 raise LockedError(
                     f"{self.dataset} {self.revision} is being changed by another djarchive-admin ({who}, "
-                    f"since {holder.get('since', '?')}); try again when it has finished"
+                    f"since {holder.get('since', '?')}); try again when it has finished, or, if it is gone, "
+                    f"djarchive-admin break-lease {self.dataset} {self.revision}"
                 )
-            log.warning("taking over the stale lock on %s %s held by %s", self.dataset, self.revision, holder)
-            self.store.remove(self.key)
-        raise LockedError(f"could not lock {self.dataset} {self.revision}: another writer keeps taking it")
+            log.warning(
+                "taking over the stale lease on %s %s held by %s", self.dataset, self.revision, holder
+            )
+            if etag and self._won(self.store.write_if(self.key, self._body(), etag=etag)):
+                break
+            if not etag:  # oversized or unreadable: only a delete can clear it
+                self.store.remove(self.key)
+        else:
+            raise LockedError(f"could not lock {self.dataset} {self.revision}: other writers keep taking it")
+        self._start_heartbeat()
+
+    def check(self) -> None:
+        """Raise LockedError if another writer took the lease over while we held it."""
+        if self.lost:
+            raise LockedError(
+                f"the lease on {self.dataset} {self.revision} was taken over by another djarchive-admin "
+                "while this one worked: stopping before its final write"
+            )
 
     def _start_heartbeat(self) -> None:
         def beat() -> None:
             while not self._stop.wait(self.heartbeat):
                 try:
-                    self.store.put_bytes(self.key, self._body())
+                    etag = self.store.write_if(self.key, self._body(), etag=self._etag)
                 except Exception as exc:  # a missed heartbeat only shortens the lease
-                    log.info("could not refresh the lock on %s %s: %s", self.dataset, self.revision, exc)
+                    log.info("could not refresh the lease on %s %s: %s", self.dataset, self.revision, exc)
+                    continue
+                if etag is None:
+                    log.warning(
+                        "the lease on %s %s was taken over by another writer", self.dataset, self.revision
+                    )
+                    self.lost = True
+                    return
+                self._etag = etag
 
         self._thread = threading.Thread(target=beat, name="djarchive-lease", daemon=True)
         self._thread.start()
@@ -128,9 +187,8 @@ class RevisionLease:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        holder = self._holder()
-        if holder is not None and holder.get("token") == self.token:
-            self.store.remove(self.key)
+        if self._etag and not self.lost and not self.store.remove_if(self.key, self._etag):
+            log.info("the lease on %s %s was no longer ours to release", self.dataset, self.revision)
 
     def __enter__(self) -> RevisionLease:
         self.acquire()

@@ -154,12 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     retract = command(
         "retract",
         "hide a published revision from clients",
-        "Hide a published revision from clients: its manifest goes back to the staging area and\n"
-        "its data is kept, so 'publish' can make it visible again. With --purge, delete\n"
-        "everything stored for the revision instead (asks first unless --yes).",
+        "Hide a published revision from clients. A tombstone beside it records --reason and\n"
+        "--superseded-by, which clients show; its manifest and data are kept, so copies stay\n"
+        "reproducible and 'publish' can make it visible again unchanged (different content\n"
+        "needs a new revision name, or --force). With --purge, delete everything stored for\n"
+        "the revision instead (asks first unless --yes).",
     )
     retract.add_argument("dataset", metavar="NAME", help="dataset name")
     retract.add_argument("revision", metavar="REVISION", help="revision name")
+    retract.add_argument(
+        "--reason", metavar="TEXT", default="", help="why it is retracted (shown to researchers who have it)"
+    )
+    retract.add_argument(
+        "--superseded-by", metavar="REVISION", default=None, help="the revision to use instead"
+    )
     retract.add_argument("--purge", action="store_true", help="delete the revision's data too")
     retract.add_argument("-y", "--yes", action="store_true", help="do not ask before --purge deletes")
 
@@ -176,5 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="include staged and incomplete revisions, with state and size",
     )
+    lease = command(
+        "break-lease",
+        "remove a revision's lease left by a writer that is gone",
+        "Remove the lease (the lock object in the bucket) on a revision, whoever holds it. Use it\n"
+        "only when the writer named in the 'being changed by' message is gone for sure: a lease\n"
+        "whose heartbeat is over 10 minutes old is taken over without this. Asks first unless --yes.",
+    )
+    lease.add_argument("dataset", metavar="NAME", help="dataset name")
+    lease.add_argument("revision", metavar="REVISION", help="revision name")
+    lease.add_argument("-y", "--yes", action="store_true", help="do not ask first")
     add_completion_command(commands, PROG)
     return parser

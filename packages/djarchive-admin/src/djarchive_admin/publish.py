@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from djarchive_common.catalog import MAX_MANIFEST_BYTES, PUBLISHED, STAGED, Catalog
+from djarchive_common.catalog import MAX_MANIFEST_BYTES, PUBLISHED, RETRACTED, Catalog, Tombstone
 from djarchive_common.errors import (
     DJArchiveError,
     IntegrityError,
@@ -24,18 +25,22 @@ from djarchive_common.errors import (
     RevisionPublishedError,
 )
 from djarchive_common.layout import (
+    RESERVED_NAMES,
+    check_name,
     manifest_key,
     object_key,
+    retracted_manifest_key,
     revision_prefix,
-    signature_key,
     staged_manifest_key,
     subpath_of,
+    tombstone_key,
 )
 from djarchive_common.manifest import Entry, Manifest, parse_manifest
 from djarchive_common.store import Store
 from djarchive_common.text import human_bytes, some
 from djarchive_common.transfer import DEFAULT_WORKERS, run_parallel
 
+from .lease import RevisionLease
 from .sign import write_signatures
 
 if TYPE_CHECKING:
@@ -48,6 +53,7 @@ __all__ = [
     "check_store",
     "publish_revision",
     "purge_revision",
+    "refuse_changed_retraction",
     "retract_revision",
     "strays",
 ]
@@ -57,12 +63,22 @@ log = logging.getLogger("djarchive_admin")
 
 def strays(dataset: str, revision: str, manifest: Manifest, listing: Mapping[str, int]) -> list[str]:
     """Subpaths of the objects under the revision's prefix (``listing``: key -> size) that the
-    manifest does not list, the published manifest and its signatures aside."""
+    manifest does not list, djarchive's own objects (manifest, signature, tombstone) aside."""
     prefix = revision_prefix(dataset, revision)
     expected = {object_key(dataset, revision, entry.subpath) for entry in manifest}
-    expected.add(manifest_key(dataset, revision))
-    expected.add(signature_key(dataset, revision))
+    expected.update(prefix + name for name in RESERVED_NAMES)
     return sorted(subpath_of(prefix, key) for key in listing if key not in expected)
+
+
+def refuse_changed_retraction(catalog: Catalog, name: str, revision: str, manifest: Manifest) -> None:
+    """A retracted revision keeps its content: a different manifest needs ``force``."""
+    kept = catalog.stored_manifest(retracted_manifest_key(name, revision))
+    if kept is not None and kept != manifest:
+        raise RevisionPublishedError(
+            f"{name} {revision} was retracted, and a retracted revision is not published again with "
+            "different content (copies of it would stop verifying): choose a new revision name, or "
+            "use --force (force=True) to replace it"
+        )
 
 
 @dataclass
@@ -195,17 +211,21 @@ class RetractResult:
     bytes: int
     purged: bool = False
     deleted_objects: int = 0
+    reason: str = ""
+    superseded_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
         return {
             "dataset": self.dataset,
             "revision": self.revision,
-            "state": "purged" if self.purged else STAGED,
+            "state": "purged" if self.purged else RETRACTED,
             "files": self.files,
             "bytes": self.bytes,
             "purged": self.purged,
             "deleted_objects": self.deleted_objects,
+            "reason": self.reason,
+            "superseded_by": self.superseded_by,
         }
 
     def __str__(self) -> str:
@@ -226,11 +246,13 @@ def publish_revision(
     force: bool = False,
     jobs: int = DEFAULT_WORKERS,
     trusted: Collection[str] = (),
+    lease: RevisionLease | None = None,
     signer: SigningKey | None = None,
 ) -> PublishResult:
-    """Check the store against the staged manifest, write its signatures (signed by ``signer``;
-    those of other content dropped), then the manifest at its published key (the last write,
-    which makes the revision visible), and drop the staged copy. Hold the lease."""
+    """Check the store against the staged manifest (or a retracted revision's kept one), write
+    its signatures (signed by ``signer``; those of other content dropped), then the manifest at
+    its published key (the last write, which makes the revision visible), and drop the staged
+    copy and any retraction record. Hold the lease."""
     store = catalog.store
     published_key = manifest_key(name, revision)
     staged_key = staged_manifest_key(name, revision)
@@ -241,6 +263,9 @@ def publish_revision(
             "immutable: use --force (force=True) to replace its manifest with the staged one"
         )
     manifest = catalog.stored_manifest(staged_key)
+    kept = catalog.stored_manifest(retracted_manifest_key(name, revision))
+    if manifest is None and kept is not None:
+        manifest = kept  # publishing a retracted revision again, as it was
     if manifest is None:
         if published:
             raise RevisionNotFoundError(f"{name} {revision} is published and nothing new is staged for it")
@@ -252,13 +277,20 @@ def publish_revision(
             f"nothing is staged for {name} {revision} in {store.settings.url}: upload it first "
             "(djarchive-admin upload --no-publish)"
         )
+    if not force:
+        refuse_changed_retraction(catalog, name, revision, manifest)
     check = check_store(store, name, revision, manifest, jobs=jobs, trusted=trusted)
     if not check.ok:
         raise check.error("publish")
+    if lease is not None:
+        lease.check()
     data = manifest.to_bytes()
     signed = write_signatures(store, name, revision, data, signer)  # before the manifest
     store.put_bytes(published_key, data)  # the last write: now it is visible
     store.remove(staged_key)
+    if kept is not None:
+        store.remove(tombstone_key(name, revision))
+        store.remove(retracted_manifest_key(name, revision))
     result = PublishResult(
         name,
         revision,
@@ -271,9 +303,14 @@ def publish_revision(
     return result
 
 
-def retract_revision(catalog: Catalog, name: str, revision: str) -> RetractResult:
-    """Hide a published revision: its manifest goes back to the staging key, its data stays."""
+def retract_revision(
+    catalog: Catalog, name: str, revision: str, *, reason: str = "", superseded_by: str | None = None
+) -> RetractResult:
+    """Hide a published revision: its manifest is kept aside and a tombstone says why and what
+    supersedes it; the data stays, so the revision remains reproducible."""
     store = catalog.store
+    if superseded_by is not None:
+        check_name(superseded_by, "revision")
     published_key = manifest_key(name, revision)
     try:
         data = store.read(published_key, MAX_MANIFEST_BYTES)
@@ -292,9 +329,12 @@ def retract_revision(catalog: Catalog, name: str, revision: str) -> RetractResul
         files, size = len(manifest), manifest.total_size
     except ManifestError:
         files, size = 0, 0
-    store.put_bytes(staged_manifest_key(name, revision), data)  # keep the manifest first, then hide
-    store.remove(published_key)
-    result = RetractResult(name, revision, files, size)
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tombstone = Tombstone(reason, superseded_by, when)
+    store.put_bytes(retracted_manifest_key(name, revision), data)  # kept first, then the tombstone,
+    store.put_bytes(tombstone_key(name, revision), tombstone.to_bytes())
+    store.remove(published_key)  # then hidden
+    result = RetractResult(name, revision, files, size, reason=reason, superseded_by=superseded_by)
     log.info("%s", result)
     return result
 

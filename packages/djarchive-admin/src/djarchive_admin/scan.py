@@ -24,7 +24,7 @@ from djarchive_common.errors import IntegrityError, InvalidNameError, LocalPathE
 from djarchive_common.layout import MANIFEST_NAME, subpath_problem
 from djarchive_common.manifest import Entry, Manifest, read_manifest
 from djarchive_common.text import some
-from djarchive_common.transfer import DEFAULT_WORKERS
+from djarchive_common.transfer import DEFAULT_WORKERS, hash_file
 
 __all__ = [
     "DEFAULT_FILENAME_FILTER",
@@ -162,7 +162,7 @@ def hash_files(
     results: dict[str, tuple[int, str]] = {}
     failures: list[str] = []
     hashed = transfer.hash_files(
-        files, lambda item: item.path, lambda item: item.size, jobs=jobs, progress=progress
+        files, lambda item: hash_file(item.path), lambda item: item.size, jobs=jobs, progress=progress
     )
     for item, result, error in hashed:
         if error is not None or result is None:

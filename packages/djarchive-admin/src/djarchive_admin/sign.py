@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import MAX_MANIFEST_BYTES, MAX_SIGNATURE_READ, Catalog
 from djarchive_common.errors import ObjectNotFoundError, RevisionNotFoundError
@@ -22,6 +22,9 @@ from djarchive_common.signing import SigningKey, merge_signatures, sha256_hex
 from djarchive_common.store import Store
 
 __all__ = ["SignResult", "sign_revision", "write_signatures"]
+
+if TYPE_CHECKING:
+    from .lease import RevisionLease
 
 log = logging.getLogger("djarchive_admin")
 
@@ -98,9 +101,11 @@ def write_signatures(
     )
 
 
-def sign_revision(catalog: Catalog, name: str, revision: str, signer: SigningKey) -> SignResult:
-    """Sign a published revision as its manifest is stored; the manifest is not changed. Hold the
-    lease."""
+def sign_revision(
+    catalog: Catalog, name: str, revision: str, signer: SigningKey, *, lease: RevisionLease | None = None
+) -> SignResult:
+    """Sign a published revision as its manifest is stored; the manifest is not changed. Hold
+    ``lease`` (checked before the write)."""
     key = manifest_key(name, revision)
     try:
         data = catalog.store.read(key, MAX_MANIFEST_BYTES)
@@ -110,6 +115,8 @@ def sign_revision(catalog: Catalog, name: str, revision: str, signer: SigningKey
             "(publish it with --sign-key to sign it as it is published)"
         ) from None
     parse_manifest(data, source=f"{name}/{revision}/{MANIFEST_NAME}")  # never sign an invalid manifest
+    if lease is not None:
+        lease.check()
     result = write_signatures(catalog.store, name, revision, data, signer)
     assert result is not None
     log.info("%s", result)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import Catalog
 from djarchive_common.errors import (
+    DJArchiveError,
     IntegrityError,
     LocalPathError,
     ManifestError,
@@ -39,7 +41,8 @@ from djarchive_common.store import Store
 from djarchive_common.text import files, human_bytes, plural, some
 from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, run_parallel
 
-from .publish import publish_revision, strays
+from .lease import RevisionLease
+from .publish import publish_revision, refuse_changed_retraction, strays
 from .scan import SourceFile, build_manifest, check_source, scan_source
 from .sign import sign_revision
 
@@ -250,7 +253,11 @@ def send(
     options: UploadOptions,
     progress: bool = False,
 ) -> None:
-    """Upload every (entry, file) of ``todo``; raise PartialFailureError after the rest if any failed."""
+    """Upload every (entry, file) of ``todo``; raise PartialFailureError after the rest if any failed.
+
+    Interrupted (Ctrl-C) or failed, it stops starting uploads at once and aborts the multipart
+    uploads left open under the revision (the lease makes them all this writer's)."""
+    stopping = threading.Event()
     parallel_parts = max(
         1,
         min(MAX_PARALLEL_PARTS, options.jobs // max(1, len(todo)), options.memory // options.part_size - 1),
@@ -273,6 +280,8 @@ def send(
 
         def put(item: tuple[Entry, SourceFile]) -> Entry:
             entry, source = item
+            if stopping.is_set():
+                raise Cancelled("upload stopped")
             key = object_key(dataset, revision, entry.subpath)
             store.put_file(
                 key,
@@ -288,22 +297,43 @@ def send(
             bar.file_done()
             return entry
 
-        for (entry, _), _, error in run_parallel(work, todo, slots.workers):
-            if error is not None:
-                reason = str(error)
-                summary.failed[entry.subpath] = reason
-                log.debug("failed: %s: %s", entry.subpath, reason)
-                continue
-            summary.uploaded_files += 1
-            summary.uploaded_bytes += entry.size
-            log.debug("uploaded %s (%d bytes)", entry.subpath, entry.size)
+        try:
+            for (entry, _), _, error in run_parallel(work, todo, slots.workers):
+                if error is not None:
+                    reason = str(error)
+                    summary.failed[entry.subpath] = reason
+                    log.debug("failed: %s: %s", entry.subpath, reason)
+                    continue
+                summary.uploaded_files += 1
+                summary.uploaded_bytes += entry.size
+                log.debug("uploaded %s (%d bytes)", entry.subpath, entry.size)
+        except BaseException:
+            stopping.set()
+            _abort_open_uploads(store, dataset, revision)
+            raise
     if summary.failed:
+        _abort_open_uploads(store, dataset, revision)
         raise PartialFailureError(
             f"{len(summary.failed)} of {len(todo)} files of {dataset} {revision} failed to upload; "
             "nothing was published: run the upload again to send the rest",
             summary.failed,
             summary,
         )
+
+
+def _abort_open_uploads(store: Store, dataset: str, revision: str) -> None:
+    """Abort the multipart uploads left open under the revision (billed until aborted)."""
+    try:
+        count = store.abort_uploads(revision_prefix(dataset, revision))
+    except DJArchiveError as error:
+        log.warning("could not abort the unfinished uploads under %s/%s/: %s", dataset, revision, error)
+        return
+    if count:
+        log.info("aborted %d unfinished multipart uploads under %s/%s/", count, dataset, revision)
+
+
+class Cancelled(DJArchiveError):
+    """The upload is being stopped."""
 
 
 def upload_revision(
@@ -317,9 +347,10 @@ def upload_revision(
     force: bool,
     options: UploadOptions,
     progress: bool = False,
+    lease: RevisionLease | None = None,
     signer: SigningKey | None = None,
 ) -> UploadSummary:
-    """The whole upload of SOURCE (``root``) as ``name`` ``revision``; hold the lease.
+    """The whole upload of SOURCE (``root``) as ``name`` ``revision``; hold ``lease``.
 
     1. refuse a published revision unless ``force``; 2. the manifest: SOURCE's own, checked
     against every file, or one built in memory; 3. plan against the store (what is stored
@@ -332,6 +363,8 @@ def upload_revision(
     old, published = _published_manifest(catalog, name, revision, force)
     manifest, sources = _source_manifest(root, filename_filter, options.jobs, progress, summary)
     summary.files, summary.bytes = len(manifest), manifest.total_size
+    if not force:
+        refuse_changed_retraction(catalog, name, revision, manifest)
 
     plan = plan_upload(store, name, revision, manifest, sources, jobs=options.jobs)
     if plan.strays and not force:
@@ -347,7 +380,7 @@ def upload_revision(
             # forced over an identical, intact revision: nothing to change, and it stays visible
             summary.published = True
             if signer is not None:
-                summary.signed_by = sign_revision(catalog, name, revision, signer).key_id
+                summary.signed_by = sign_revision(catalog, name, revision, signer, lease=lease).key_id
             summary.seconds = time.monotonic() - started
             log.info("%s %s is already published with this content", name, revision)
             return summary
@@ -355,11 +388,14 @@ def upload_revision(
         store.remove(manifest_key(name, revision))  # hidden from clients while it changes
     staged_key = staged_manifest_key(name, revision)
     _drop_stale_staged(catalog, staged_key, manifest)
+    _abort_open_uploads(store, name, revision)  # left by an earlier run that died
     try:
         send(store, name, revision, plan.todo, summary, options=options, progress=progress)
         if plan.strays:
             store.remove_many([revision_prefix(name, revision) + subpath for subpath in plan.strays])
             summary.removed = list(plan.strays)
+        if lease is not None:
+            lease.check()
         store.put_bytes(staged_key, manifest.to_bytes())
         summary.staged = True
         log.info("staged %s %s at %s", name, revision, staged_key)
@@ -368,7 +404,7 @@ def upload_revision(
             # checks and let publish only list the revision (sizes, missing, strays).
             trusted = {entry.subpath for entry in manifest}
             result = publish_revision(
-                catalog, name, revision, jobs=options.jobs, trusted=trusted, signer=signer
+                catalog, name, revision, jobs=options.jobs, trusted=trusted, lease=lease, signer=signer
             )
             summary.published = True
             summary.signed_by = result.signed_by

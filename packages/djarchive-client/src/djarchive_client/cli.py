@@ -72,13 +72,13 @@ def _revisions(args: argparse.Namespace, console: Console) -> int:
 
 
 def _files(args: argparse.Namespace, console: Console) -> int:
-    from djarchive_common.manifest import select
+    from djarchive_common.manifest import select_or_fail
 
     client = _client(args)
     if not _trust_required(args, console, client):
         return EXIT_USAGE
     manifest, signature = client.signed_manifest(args.dataset, args.revision)
-    entries = select(manifest, args.include, args.exclude)
+    entries = select_or_fail(manifest, args.include, args.exclude, f"{args.dataset} {args.revision}")
     _signed(console, args.dataset, args.revision, signature if not signature.valid else None)
     if console.json:
         console.emit([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])

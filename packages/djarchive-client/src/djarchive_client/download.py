@@ -15,17 +15,16 @@ import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from djarchive_common.errors import IntegrityError, LocalStorageError, PartialFailureError
-from djarchive_common.manifest import Entry, Manifest, select
+from djarchive_common.manifest import Entry, Manifest, select_or_fail
 from djarchive_common.store import Store
 from djarchive_common.text import files, human_bytes
 from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, hash_files, run_parallel
 
-from .fetch import Fetcher, LargeFile, Range, WholeFile
-from .localcopy import LocalCopy, check_not_reserved, storage_error
+from .fetch import Fetcher, LargeFile, Range, RangesIgnored, WholeFile
+from .localcopy import LocalCopy, target_path
 
 if TYPE_CHECKING:
     from djarchive_common.signing import SignatureStatus
@@ -120,69 +119,62 @@ class _Scheduler:
         self.options = options
         self.summary = summary
 
-    def run(self, todo: Sequence[tuple[Entry, Path]]) -> None:
-        """Fetch every (entry, destination). A large file whose assembled sha256 is wrong cannot
-        say which range was bad: it is fetched once more, as one stream (see the retry story in
-        :mod:`djarchive_common.transfer`)."""
+    def run(self, todo: Sequence[Entry]) -> None:
+        """Fetch every entry. A large file whose assembled sha256 is wrong cannot say which range
+        was bad, and a server may ignore byte ranges: such files are fetched once more, as one
+        stream each (see the retry story in :mod:`djarchive_common.transfer`)."""
         again = self._pass(todo, ranges=True)
         if again:
             log.info("fetching %s again as one stream each", files(len(again)))
             self._pass(again, ranges=False)
 
-    def _plan(self, todo: Sequence[tuple[Entry, Path]], ranges: bool) -> list[WholeFile | Range]:
-        """Create the folders (each once) and cut the work into units: whole files, then ranges."""
-        failed_folders: dict[Path, str] = {}
-        for folder in sorted({destination.parent for _, destination in todo}):
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                failed_folders[folder] = str(storage_error(exc, folder))
+    def _plan(self, todo: Sequence[Entry], ranges: bool) -> list[WholeFile | Range]:
+        """Cut the work into units: whole files, and byte ranges of large ones, the largest first."""
         wholes: list[WholeFile | Range] = []
         large: list[list[Range]] = []
-        for entry, destination in todo:
-            if destination.parent in failed_folders:
-                self.summary.failed[entry.subpath] = failed_folders[destination.parent]
-                continue
+        for entry in todo:
             self.local.forget(entry.subpath)
             if ranges and entry.size >= self.options.multipart_threshold:
-                large.append(LargeFile(entry, destination, self.options.part_size).units())
+                large.append(LargeFile(entry, self.options.part_size).units())
             else:
-                wholes.append(WholeFile(entry, destination))
+                wholes.append(WholeFile(entry))
         wholes.sort(key=lambda unit: unit.entry.size, reverse=True)
         return _interleave(large) + wholes  # the largest first: the shortest tail
 
-    def _pass(self, todo: Sequence[tuple[Entry, Path]], *, ranges: bool) -> list[tuple[Entry, Path]]:
+    def _pass(self, todo: Sequence[Entry], *, ranges: bool) -> list[Entry]:
         """One pass over ``todo``; return the large files to fetch again as one stream."""
         slots = Slots(self.options.jobs, self.fetcher.store.options.pool_size)
         fetcher, summary = self.fetcher, self.summary
 
-        def fetch(unit: WholeFile | Range) -> bool:
+        def fetch(unit: WholeFile | Range) -> os.stat_result | None:
             if isinstance(unit, WholeFile):
-                fetcher.fetch_whole(unit.entry, unit.destination)
-                return True
+                return fetcher.fetch_whole(unit.entry)
             return fetcher.fetch_range(unit)
 
-        def work(unit: WholeFile | Range) -> bool:
+        def work(unit: WholeFile | Range) -> os.stat_result | None:
             return slots.run(unit.entry.size, lambda: fetch(unit))
 
-        again: list[tuple[Entry, Path]] = []
+        again: list[Entry] = []
         last_save = time.monotonic()
         try:
-            for unit, finished, error in run_parallel(work, self._plan(todo, ranges), slots.workers):
+            for unit, placed, error in run_parallel(work, self._plan(todo, ranges), slots.workers):
                 entry = unit.entry
                 if error is not None:
                     if isinstance(error, LocalStorageError):
                         raise error
-                    if isinstance(unit, Range) and isinstance(error, IntegrityError):
-                        again.append((entry, unit.destination))
+                    if isinstance(unit, Range) and (
+                        isinstance(error, RangesIgnored)
+                        or (isinstance(error, IntegrityError) and error.retryable)
+                    ):
+                        again.append(entry)
                         continue
                     summary.failed[entry.subpath] = str(error)
                     log.debug("failed: %s: %s", entry.subpath, error)
                     fetcher.progress.file_done()
                     continue
-                if not finished:
+                if placed is None:  # a range of a file that is not complete yet
                     continue
-                self.local.remember(entry, unit.destination)
+                self.local.remember(entry, placed)
                 summary.fetched_files += 1
                 summary.fetched_bytes += entry.size
                 fetcher.progress.file_done()
@@ -191,7 +183,7 @@ class _Scheduler:
                     self.local.save_record()
                     last_save = time.monotonic()
         except BaseException:
-            fetcher.abort.set()
+            fetcher.stop()
             raise
         return again
 
@@ -202,40 +194,49 @@ def _interleave(groups: Sequence[Sequence[Range]]) -> list[Range]:
     return [group[index] for index in range(longest) for group in groups if index < len(group)]
 
 
-def _check_present(
+def _regular(status: os.stat_result | str | None) -> bool:
+    return isinstance(status, os.stat_result) and stat.S_ISREG(status.st_mode)
+
+
+def _still_needed(
     local: LocalCopy,
-    candidates: Sequence[tuple[Entry, Path]],
-    jobs: int,
+    selected: Sequence[Entry],
+    options: DownloadOptions,
     summary: DownloadSummary,
     progress: bool = False,
-) -> list[tuple[Entry, Path]]:
-    """Hash local files that have the right size; return those that still need fetching."""
-    need: list[tuple[Entry, Path]] = []
-    to_hash: list[tuple[Entry, Path]] = []
-    for entry, destination in candidates:
-        try:
-            status = destination.lstat()
-        except OSError:
-            need.append((entry, destination))
-            continue
-        if stat.S_ISREG(status.st_mode) and status.st_size == entry.size:
-            to_hash.append((entry, destination))
+) -> list[Entry]:
+    """The selected entries not in place: not vouched for by the record (unless ``recheck``),
+    and, among files of the right size, not matching when hashed."""
+    statuses = local.stats(entry.subpath for entry in selected)
+    need: list[Entry] = []
+    to_hash: list[Entry] = []
+    for entry in selected:
+        status = statuses[entry.subpath]
+        if not options.recheck and local.is_verified(entry, status):
+            summary.present_files += 1
+        elif (
+            isinstance(status, os.stat_result)
+            and stat.S_ISREG(status.st_mode)
+            and status.st_size == entry.size
+        ):
+            to_hash.append(entry)
         else:
-            need.append((entry, destination))
+            need.append(entry)
     checked = hash_files(
         to_hash,
-        lambda item: item[1],
-        lambda item: item[0].size,
-        jobs=jobs,
+        lambda entry: local.hash(entry.subpath),
+        lambda entry: entry.size,
+        jobs=options.jobs,
         progress=progress,
         description="checking",
     )
-    for (entry, destination), result, error in checked:
+    for entry, result, error in checked:
         if error is None and result is not None and result[1] == entry.sha256:
-            local.remember(entry, destination)
+            status = statuses[entry.subpath]
+            local.remember(entry, status)  # type: ignore[arg-type]
             summary.present_files += 1
         else:
-            need.append((entry, destination))
+            need.append(entry)
     return need
 
 
@@ -256,7 +257,7 @@ def download_revision(
     """Download the selected files of a revision into ``target``; raise if any file failed."""
     options = options or DownloadOptions()
     started = time.monotonic()
-    selected = select(manifest, include, exclude)
+    selected = select_or_fail(manifest, include, exclude, f"{dataset} {revision}")
     summary = DownloadSummary(
         dataset,
         revision,
@@ -265,36 +266,26 @@ def download_revision(
         bytes=sum(e.size for e in selected),
         dry_run=dry_run,
     )
-    check_not_reserved(entry.subpath for entry in selected)
-    if dry_run and not Path(target).exists():
+    if dry_run and not target_path(target).exists():
         summary.planned = list(selected)
         return summary
-    local = LocalCopy(target, create=create_target)
-    destinations = local.check_destinations(selected)  # refuses unsafe paths before any write
-
-    def still_needed() -> list[tuple[Entry, Path]]:
-        """What is not verified by the record (or everything, with recheck) nor by hashing."""
-        unverified = [
-            (entry, destinations[entry.subpath])
-            for entry in selected
-            if options.recheck or not local.is_verified(entry, destinations[entry.subpath])
-        ]
-        summary.present_files = len(selected) - len(unverified)
-        return _check_present(local, unverified, options.jobs, summary, progress)
-
-    if dry_run:  # the same checks as a download, hashes included, but nothing is written
-        local.load_record()
-        summary.planned = [entry for entry, _ in still_needed()]
-        return summary
-    with local:
-        local.sweep_parts(path.parent for path in destinations.values())
-        todo = still_needed()
-        total = sum(entry.size for entry, _ in todo)
-        with Progress(
-            total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
-        ) as bar:
-            fetcher = Fetcher(store, dataset, revision, local, bar, buffer_size=options.buffer_size)
-            _Scheduler(fetcher, options, summary).run(todo)
+    local = LocalCopy(target, create=create_target and not dry_run)
+    try:
+        local.check_destinations(selected)  # refuses links and aliased folders before any write
+        if dry_run:  # the same checks as a download, hashes included, but nothing is written
+            local.load_record()
+            summary.planned = _still_needed(local, selected, options, summary, progress)
+            return summary
+        with local:
+            todo = _still_needed(local, selected, options, summary, progress)
+            total = sum(entry.size for entry in todo)
+            with Progress(
+                total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
+            ) as bar:
+                fetcher = Fetcher(store, dataset, revision, local, bar, buffer_size=options.buffer_size)
+                _Scheduler(fetcher, options, summary).run(todo)
+    finally:
+        local.close()
     summary.seconds = time.monotonic() - started
     log.debug("%s", summary)
     if summary.failed:

@@ -1,11 +1,14 @@
 """Fetch one file of a revision and put it in place: whole or as byte ranges, verified.
 
-A file streams into a temporary file beside its destination while its sha256 is
-computed; only a file whose size and hash match the manifest is renamed into place.
-Small files are one GET each; a large one is cut into byte ranges, fetched by several
-workers, written at their offsets, and hashed in order as the ranges complete (a cursor
-follows the file: bytes arriving at the cursor are hashed from memory, bytes written ahead
-of it are read back when it gets there). Scheduling is :mod:`djarchive_client.download`'s.
+A file streams into a temporary file in this run's folder under ``TARGET/.djarchive/tmp/``
+while its sha256 is computed; only a file whose size and hash match the manifest is renamed
+into place (:meth:`LocalCopy.place`, which opens every folder on the way at that moment and
+refuses links). Small files are one GET each. A large one is cut into byte ranges fetched by
+several workers and written at their offsets; the first answer states the object's real size,
+and only when it matches the manifest is the file pre-allocated. The hash follows a cursor
+through the file: bytes arriving at the cursor are hashed from memory, bytes written ahead of
+it are read back when it gets there. A server that ignores ``Range`` gets the file as one
+stream. Scheduling is :mod:`djarchive_client.download`'s.
 """
 
 from __future__ import annotations
@@ -16,31 +19,18 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from djarchive_common.errors import DJArchiveError, IntegrityError, LocalStorageError, TransferError
 from djarchive_common.layout import object_key
 from djarchive_common.manifest import Entry
-from djarchive_common.store import Store
+from djarchive_common.store import ObjectStream, Store
 from djarchive_common.transfer import Progress, retry_call
 
 from .localcopy import LocalCopy, storage_error
 
-__all__ = ["WRITE_SIZE", "Cancelled", "Fetcher", "LargeFile", "Range", "WholeFile"]
+__all__ = ["WRITE_SIZE", "Cancelled", "Fetcher", "LargeFile", "Range", "RangesIgnored", "WholeFile"]
 
 WRITE_SIZE = 64 * 1024  # bytes per write system call (see _write_all)
-
-
-def _create_part(path: Path) -> int:
-    """Create a temporary download file and return its descriptor, explaining failures.
-
-    A bare descriptor, not a Python file object: one system call per write and none to set
-    up buffering, which counts when thousands of small files are fetched by many threads.
-    """
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    except OSError as exc:
-        raise storage_error(exc, path) from None
 
 
 def _write_all(fd: int, data: bytes, position: int | None = None) -> None:
@@ -61,33 +51,28 @@ def _write_all(fd: int, data: bytes, position: int | None = None) -> None:
             position += written
 
 
-@contextmanager
-def _local_writes(destination: Path) -> Iterator[None]:
-    """Turn a local write failure (full disk, size limit) into a clear project error."""
-    try:
-        yield
-    except OSError as exc:
-        raise storage_error(exc, destination) from None
-
-
 class Cancelled(DJArchiveError):
     """The download is being stopped; workers leave quickly and clean up."""
+
+
+class RangesIgnored(DJArchiveError):
+    """The server answered a ranged GET with the whole object: fetch the file as one stream."""
 
 
 class WholeFile:
     """A file fetched with one GET and hashed as it streams."""
 
-    __slots__ = ("destination", "entry")
+    __slots__ = ("entry",)
 
-    def __init__(self, entry: Entry, destination: Path):
-        self.entry, self.destination = entry, destination
+    def __init__(self, entry: Entry):
+        self.entry = entry
 
 
 class LargeFile:
-    """A large file fetched as byte ranges into a preallocated temporary file."""
+    """A large file fetched as byte ranges into one temporary file."""
 
-    def __init__(self, entry: Entry, destination: Path, part_size: int):
-        self.entry, self.destination, self.part_size = entry, destination, part_size
+    def __init__(self, entry: Entry, part_size: int):
+        self.entry, self.part_size = entry, part_size
         self.ranges = [
             (offset, min(part_size, entry.size - offset)) for offset in range(0, entry.size, part_size)
         ]
@@ -97,7 +82,7 @@ class LargeFile:
         self.digest = hashlib.sha256()
         self.lock = threading.Lock()
         self.fd: int | None = None
-        self.part: Path | None = None
+        self.part: str | None = None
         self.error: BaseException | None = None
 
     def units(self) -> list[Range]:
@@ -116,10 +101,6 @@ class Range:
     @property
     def entry(self) -> Entry:
         return self.job.entry
-
-    @property
-    def destination(self) -> Path:
-        return self.job.destination
 
 
 class Fetcher:
@@ -141,23 +122,58 @@ class Fetcher:
         self.local = local
         self.progress = progress
         self.buffer_size = buffer_size
-        self.abort = threading.Event()
+        self._stop = threading.Event()
+        self._streams: set[ObjectStream] = set()
+        self._streams_lock = threading.Lock()
 
     def key(self, entry: Entry) -> str:
         return object_key(self.dataset, self.revision, entry.subpath)
 
-    def _stream(self, key: str, offset: int, length: int, write: Callable[[bytes, int], None]) -> int:
-        """GET ``length`` bytes of ``key`` from ``offset`` (0: all), passing each chunk and its
-        position to ``write``; return the number of bytes received."""
+    def stop(self) -> None:
+        """Stop every transfer now: open connections are shut down, workers leave."""
+        self._stop.set()
+        with self._streams_lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.abort()
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise Cancelled("download stopped")
+
+    @contextmanager
+    def _stream(self, entry: Entry, offset: int = 0, length: int = 0) -> Iterator[ObjectStream]:
+        """A GET of ``entry``'s object (a byte range when ``length``), known to :meth:`stop`; the
+        object's real size is checked against the manifest before any byte is used."""
+        self._check_stop()
+        with self.store.stream(self.key(entry), offset=offset, length=length) as stream:
+            with self._streams_lock:
+                self._streams.add(stream)
+            try:
+                self._check_stop()
+                if length and stream.status != 206:
+                    raise RangesIgnored(f"{self.store.settings.endpoint} ignores byte ranges")
+                real = stream.object_size
+                if (
+                    real is not None and real != entry.size
+                ):  # retried: it may be a proxy's cut, not the object
+                    raise TransferError(
+                        f"the object is {real} bytes, the manifest says {entry.size}", retryable=True
+                    )
+                yield stream
+            finally:
+                with self._streams_lock:
+                    self._streams.discard(stream)
+
+    def _receive(self, stream: ObjectStream, offset: int, write: Callable[[bytes, int], None]) -> int:
+        """Pass each chunk of ``stream`` and its position to ``write``; return the bytes received."""
         position = offset
         try:
-            with self.store.stream(key, offset=offset, length=length) as stream:
-                for data in stream.chunks(self.buffer_size):
-                    if self.abort.is_set():
-                        raise Cancelled("download stopped")
-                    write(data, position)
-                    position += len(data)
-                    self.progress.advance(len(data))
+            for data in stream.chunks(self.buffer_size):
+                self._check_stop()
+                write(data, position)
+                position += len(data)
+                self.progress.advance(len(data))
         except BaseException:
             self.progress.advance(offset - position)
             raise
@@ -172,54 +188,61 @@ class Fetcher:
                 f"sha256 {sha256} does not match the manifest's {entry.sha256}", retryable=True
             )
 
+    def _write(self, fd: int, data: bytes, position: int | None = None) -> None:
+        try:
+            _write_all(fd, data, position)
+        except OSError as exc:
+            raise storage_error(exc, self.local.root / ".djarchive" / "tmp") from None
+
     # -- one file in one stream --------------------------------------------------------
 
-    def fetch_whole(self, entry: Entry, destination: Path) -> None:
-        """Fetch ``entry`` in one GET (retried as the policy allows) and place it."""
-        key = self.key(entry)
+    def fetch_whole(self, entry: Entry) -> os.stat_result:
+        """Fetch ``entry`` in one GET (retried as the policy allows), verify it and place it;
+        return the placed file's status."""
 
-        def attempt() -> None:
-            part = self.local.part_path(destination)
-            digest = hashlib.sha256()
+        def attempt() -> os.stat_result:
+            part, fd = self.local.new_part()
+            placed = False
             try:
-                fd = _create_part(part)
+                digest = hashlib.sha256()
 
                 def write(data: bytes, position: int) -> None:
                     if position + len(data) > entry.size:  # stop before a huge object fills the disk
                         raise IntegrityError(
-                            f"the object is larger than the {entry.size} bytes the manifest says",
-                            retryable=True,
+                            f"the object is larger than the {entry.size} bytes the manifest says"
                         )
                     digest.update(data)
-                    with _local_writes(destination):
-                        _write_all(fd, data)
+                    self._write(fd, data)
 
-                try:
-                    received = self._stream(key, 0, 0, write)
-                finally:
-                    with _local_writes(destination):
-                        os.close(fd)
+                with self._stream(entry) as stream:
+                    received = self._receive(stream, 0, write)
                 try:
                     self._check_content(entry, received, digest.hexdigest())
                 except DJArchiveError:
                     self.progress.advance(-received)
                     raise
-                os.replace(part, destination)
-            except BaseException:
-                part.unlink(missing_ok=True)
-                raise
+                status = os.fstat(fd)
+                os.close(fd)
+                fd = -1
+                self.local.place(part, entry.subpath)
+                placed = True
+                return status
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+                if not placed:
+                    self.local.discard(part)
 
-        retry_call(attempt, f"downloading {entry.subpath}", self.store.options.retry)
+        return retry_call(attempt, f"downloading {entry.subpath}", self.store.options.retry)
 
     # -- one range of a large file -----------------------------------------------------
 
-    def fetch_range(self, unit: Range) -> bool:
-        """Fetch one range; return True when this call finished the whole file (and placed it,
-        or raised its error)."""
+    def fetch_range(self, unit: Range) -> os.stat_result | None:
+        """Fetch one range; when this call finished the whole file, place it and return its
+        status (or raise its error); None otherwise."""
         job = unit.job
         try:
             if job.error is None:
-                self._open_large(job)
                 offset, length = job.ranges[unit.index]
                 retry_call(
                     lambda: self._fetch_range_once(job, unit.index),
@@ -232,40 +255,41 @@ class Fetcher:
         with job.lock:
             job.remaining -= 1
             last = job.remaining == 0
-        if last:
-            self._finish_large(job)
-        return last
+        return self._finish_large(job) if last else None
 
-    def _open_large(self, job: LargeFile) -> None:
+    def _open_large(self, job: LargeFile) -> int:
+        """The job's temporary file, created and pre-allocated by the first range to arrive (the
+        object's size is known to match the manifest by then)."""
         with job.lock:
-            if job.fd is not None:
-                return
-            part = self.local.part_path(job.destination)
-            fd = _create_part(part)
-            job.fd, job.part = fd, part
-            try:
-                os.posix_fallocate(fd, 0, job.entry.size)  # a full disk fails now, not halfway
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # the file system cannot preallocate
-                    raise storage_error(exc, job.destination) from None
+            if job.fd is None:
+                job.part, job.fd = self.local.new_part()
+                if hasattr(os, "posix_fallocate"):
+                    try:
+                        os.posix_fallocate(job.fd, 0, job.entry.size)  # a full disk fails now, not halfway
+                    except OSError as exc:
+                        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # the file system cannot
+                            raise storage_error(exc, self.local.destination(job.entry.subpath)) from None
+            return job.fd
 
     def _fetch_range_once(self, job: LargeFile, index: int) -> None:
         offset, length = job.ranges[index]
         end = offset + length
 
-        def write(data: bytes, position: int) -> None:
-            if position + len(data) > end:
-                raise TransferError(f"{job.entry.subpath}: the server sent more than the range asked for")
-            with _local_writes(job.destination):
-                _write_all(job.fd, data, position)  # type: ignore[arg-type]
-            with job.lock:
-                job.written[index] = position + len(data) - offset
-                if position <= job.cursor < position + len(data):
-                    job.digest.update(memoryview(data)[job.cursor - position :])
-                    job.cursor = position + len(data)
-                self._catch_up(job, limit=self.buffer_size * 4)
+        with self._stream(job.entry, offset, length) as stream:
+            fd = self._open_large(job)
 
-        received = self._stream(self.key(job.entry), offset, length, write)
+            def write(data: bytes, position: int) -> None:
+                if position + len(data) > end:
+                    raise TransferError(f"{job.entry.subpath}: the server sent more than the range asked for")
+                self._write(fd, data, position)
+                with job.lock:
+                    job.written[index] = position + len(data) - offset
+                    if position <= job.cursor < position + len(data):
+                        job.digest.update(memoryview(data)[job.cursor - position :])
+                        job.cursor = position + len(data)
+                    self._catch_up(job, limit=self.buffer_size * 4)
+
+            received = self._receive(stream, offset, write)
         if received != length:
             self.progress.advance(-received)
             raise TransferError(
@@ -283,20 +307,22 @@ class Fetcher:
             size = min(self.buffer_size, available - job.cursor, budget)
             data = os.pread(job.fd, size, job.cursor)  # type: ignore[arg-type]
             if not data:
-                raise LocalStorageError(f"{job.destination}: temporary file shrank while hashing")
+                raise LocalStorageError(f"{job.entry.subpath}: temporary file shrank while hashing")
             job.digest.update(data)
             job.cursor += len(data)
             budget -= len(data)
 
-    def _finish_large(self, job: LargeFile) -> None:
+    def _finish_large(self, job: LargeFile) -> os.stat_result:
+        status = None
         try:
             if job.error is None:
                 with job.lock:
                     self._catch_up(job)
                 self._check_content(job.entry, job.cursor, job.digest.hexdigest())
+                status = os.fstat(job.fd)  # type: ignore[arg-type]
                 os.close(job.fd)  # type: ignore[arg-type]
                 job.fd = None
-                os.replace(job.part, job.destination)  # type: ignore[arg-type]
+                self.local.place(job.part, job.entry.subpath)  # type: ignore[arg-type]
         except BaseException as exc:
             job.error = exc
         finally:
@@ -304,6 +330,7 @@ class Fetcher:
                 os.close(job.fd)
                 job.fd = None
             if job.error is not None and job.part is not None:
-                job.part.unlink(missing_ok=True)
+                self.local.discard(job.part)
         if job.error is not None:
             raise job.error
+        return status  # type: ignore[return-value]

@@ -1,178 +1,302 @@
-"""A local copy of a revision (TARGET): safe paths, the lock, the record of verified files.
+"""A local copy of a revision (TARGET): where each file goes, the lock, temporary files, and the
+record of verified files.
 
-djarchive keeps its own files under ``TARGET/.djarchive/``: ``lock`` (held while a
-download writes) and ``verified.json`` (size, mtime and sha256 of every file it has
-verified, so a re-run does not hash the whole dataset again). Temporary downloads
-live beside their destination as ``.djarchive-<random>.part`` and are swept by the
-next run.
+Every read and write inside TARGET goes through :mod:`djarchive_common.localfs`: relative to an
+open folder, checked at the moment of use, never through a symbolic link. djarchive keeps its
+own files under ``TARGET/.djarchive/`` (a name no manifest may use): ``lock`` (held while a
+download writes), ``verified.json`` (size, mtime and sha256 of every file it has verified, so a
+re-run does not hash the dataset again) and ``tmp/<run>/`` (temporary downloads, renamed into
+place once verified; a later run deletes what a killed one left).
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import json
 import logging
 import os
 import secrets
 import stat
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from djarchive_common.errors import LocalPathError, LocalStorageError, LockedError, NotFoundError
+from djarchive_common.errors import LocalPathError, LockedError, NotFoundError
+from djarchive_common.layout import STATE_FOLDER
+from djarchive_common.localfs import Folder, open_root, storage_error
 from djarchive_common.manifest import Entry
+from djarchive_common.transfer import BUFFER_SIZE
 
-__all__ = [
-    "STATE_DIR",
-    "LocalCopy",
-    "check_not_reserved",
-    "storage_error",
-]
+__all__ = ["STATE_DIR", "LocalCopy", "storage_error"]
 
-STATE_DIR = ".djarchive"
-STATE_FILE = "verified.json"
-PART_PREFIX = ".djarchive-"
-PART_SUFFIX = ".part"
+STATE_DIR = STATE_FOLDER
+RECORD = "verified.json"
+LOCK = "lock"
+TEMPORARY = "tmp"
+MAX_RECORD_BYTES = 512 * 1024 * 1024
 log = logging.getLogger("djarchive_client")
 
 
-def check_not_reserved(subpaths: Iterable[str]) -> None:
-    """Refuse manifest paths inside djarchive's own folder of TARGET (checked before TARGET exists)."""
-    for subpath in subpaths:
-        if subpath.split("/", 1)[0] == STATE_DIR:
-            raise LocalPathError(
-                f"manifest path {subpath!r} collides with djarchive's own {STATE_DIR} folder"
-            )
-
-
-def storage_error(exc: OSError, path: Path | str) -> LocalStorageError | LocalPathError:
-    """A clear project error for a failed local write."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return LocalStorageError(f"no space left on the device while writing {path}")
-    if exc.errno == errno.EFBIG:
-        return LocalStorageError(f"file size limit exceeded while writing {path}")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return LocalPathError(f"cannot write {path}: {exc.strerror}")
-    return LocalStorageError(f"cannot write {path}: {exc.strerror or exc}")
+def target_path(target: str | os.PathLike[str]) -> Path:
+    """TARGET as a path, with ``~`` expanded; an empty name is refused (an unset shell variable)."""
+    text = os.fspath(target)
+    if not str(text).strip():
+        raise LocalPathError("the target folder is empty: name the folder to download into")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:  # ~user of a user that does not exist
+        raise LocalPathError(f"cannot use the target {str(text)!r}: {exc}") from None
 
 
 class LocalCopy:
     """TARGET on disk: where each manifest path goes, and what is already verified there."""
 
     def __init__(self, target: str | os.PathLike[str], *, create: bool = False):
-        path = Path(target).expanduser()
-        if not path.exists():
-            if not create:
-                raise NotFoundError(f"target directory {str(path)!r} does not exist")
-            try:
-                path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise storage_error(exc, path) from None
-        if not path.is_dir():
-            raise LocalPathError(f"target {str(path)!r} is not a directory")
+        path = target_path(target)
+        try:
+            exists = path.is_dir() or path.exists()
+        except OSError as exc:
+            raise storage_error(exc, path) from None
+        if not exists and not create:
+            raise NotFoundError(f"target directory {str(path)!r} does not exist")
+        try:
+            self.folder = open_root(path, create=create)
+        except FileNotFoundError:
+            raise NotFoundError(f"target directory {str(path)!r} does not exist") from None
         self.path = path
-        self.root = path.resolve()
-        self.state_dir = self.root / STATE_DIR
+        self.root = self.folder.path
         self._record: dict[str, list] = {}
         self._record_lock = threading.Lock()
-        self._lock_fd: int | None = None
         self._dirty = False
-        self._run = secrets.token_hex(4)  # temporary names: this run's prefix and a counter
+        self._lock_fd: int | None = None
+        self._state: Folder | None = None
+        self._temporary: Folder | None = None
+        self._run = secrets.token_hex(6)
         self._numbers = itertools.count()
-        self._safe_folders: set[Path] = set()
 
     def __repr__(self) -> str:
         return f"<LocalCopy {self.path}>"
 
+    def close(self) -> None:
+        """Release the lock and every open folder."""
+        self.unlock()
+        for folder in (self._temporary, self._state, self.folder):
+            if folder is not None:
+                folder.close()
+        self._temporary = self._state = None
+
     # -- paths -------------------------------------------------------------------------
 
     def destination(self, subpath: str) -> Path:
-        """Where ``subpath`` goes, refusing any path that would land outside TARGET."""
-        check_not_reserved([subpath])
-        path = self.root.joinpath(*subpath.split("/"))
-        parent = path.parent
-        if parent in self._safe_folders:
-            return path
-        # Walk up to the deepest existing ancestor; resolving it follows any symlink on the way.
-        existing = parent
-        while not existing.exists() and existing != self.root:
-            if existing.is_symlink():  # a dangling link could be made to point anywhere
-                raise LocalPathError(f"{existing} is a dangling symlink; refusing to write through it")
-            existing = existing.parent
-        resolved = existing.resolve()
-        if resolved != self.root and self.root not in resolved.parents:
-            raise LocalPathError(
-                f"{existing} leads outside the target ({resolved}); refusing to write {subpath!r} there"
-            )
-        self._safe_folders.add(parent)
-        return path
+        """Where ``subpath`` goes (for messages: every operation goes through folders)."""
+        return self.root.joinpath(*subpath.split("/"))
 
-    def check_destinations(self, entries: Iterable[Entry]) -> dict[str, Path]:
-        """Every entry's destination, checked before anything is written."""
-        return {entry.subpath: self.destination(entry.subpath) for entry in entries}
+    def _parent(self, subpath: str, *, create: bool) -> tuple[Folder, str]:
+        """The open folder that holds ``subpath`` (created when ``create``), and its file name."""
+        *folders, name = subpath.split("/")
+        return self.folder.descend(folders, create=create), name
 
-    def part_path(self, destination: Path) -> Path:
-        """A fresh temporary name beside ``destination`` (same folder, so rename is atomic)."""
-        return destination.with_name(f"{PART_PREFIX}{self._run}-{next(self._numbers)}{PART_SUFFIX}")
-
-    @staticmethod
-    def is_own_file(name: str) -> bool:
-        """Whether a file name is one of djarchive's temporary files."""
-        return name.startswith(PART_PREFIX) and name.endswith(PART_SUFFIX)
-
-    def sweep_parts(self, folders: Iterable[Path]) -> int:
-        """Delete temporary files a killed run left in ``folders``; return how many."""
-        removed = 0
-        for folder in set(folders):
+    def check_destinations(self, entries: Iterable[Entry]) -> None:
+        """Refuse, before anything is written, a link on the way to any entry and two folders that
+        are one (a bind mount): what exists of each folder is opened, never followed. A file where
+        a folder should be fails only the files below it, later."""
+        seen: dict[tuple[int, int], str] = {}
+        for parent in sorted({entry.subpath.rpartition("/")[0] for entry in entries}):
+            parts = parent.split("/") if parent else []
+            current = self.folder
             try:
-                with os.scandir(folder) as listing:
-                    for item in listing:
-                        if self.is_own_file(item.name) and item.is_file(follow_symlinks=False):
-                            os.unlink(item.path)
-                            removed += 1
+                for depth, part in enumerate(parts):
+                    status = current.lstat(part)
+                    if status is None or not (stat.S_ISDIR(status.st_mode) or stat.S_ISLNK(status.st_mode)):
+                        break
+                    following = current.child(part)  # refuses a link
+                    if current is not self.folder:
+                        current.close()
+                    current = following
+                    folder = "/".join(parts[: depth + 1])
+                    first = seen.setdefault((status.st_dev, status.st_ino), folder)
+                    if first != folder:
+                        raise LocalPathError(
+                            f"{self.destination(first)} and {self.destination(folder)} are the same folder "
+                            "(a bind mount or similar); refusing to write through either"
+                        )
+            finally:
+                if current is not self.folder:
+                    current.close()
+
+    # -- reading what is there ---------------------------------------------------------
+
+    def stats(self, subpaths: Iterable[str]) -> dict[str, os.stat_result | str | None]:
+        """The status of each path itself (not followed), one folder opened once for all its
+        files: None for a missing path, a reason (text) for one that cannot be used: behind a
+        link or a file where a folder should be, or one file reached by two paths (a mount)."""
+        by_folder: dict[str, list[str]] = {}
+        for subpath in subpaths:
+            by_folder.setdefault(subpath.rpartition("/")[0], []).append(subpath)
+        found: dict[str, os.stat_result | str | None] = {}
+        identities: dict[tuple[int, int], str] = {}
+        for parent, members in by_folder.items():
+            try:
+                folder = self.folder.descend(parent.split("/") if parent else [])
             except FileNotFoundError:
+                found.update(dict.fromkeys(members))
                 continue
-            except NotADirectoryError:
+            except LocalPathError as error:
+                found.update(dict.fromkeys(members, str(error)))
                 continue
-        if removed:
-            log.info("removed %d temporary files left by an interrupted download", removed)
-        return removed
+            with folder:
+                for subpath in members:
+                    status = folder.lstat(subpath.rpartition("/")[2])
+                    found[subpath] = status
+                    if status is None or not stat.S_ISREG(status.st_mode) or status.st_nlink > 1:
+                        continue  # hard links are separate names: placing a file replaces only its own
+                    twin = identities.setdefault((status.st_dev, status.st_ino), subpath)
+                    if twin != subpath:
+                        found[subpath] = found[twin] = (
+                            f"{twin} and {subpath} are one file on this file system"
+                        )
+        return found
+
+    def open_file(self, subpath: str) -> int:
+        """A descriptor to read the file ``subpath``, reached without following any link."""
+        folder, name = self._parent(subpath, create=False)
+        with folder:
+            return folder.open(name, os.O_RDONLY)
+
+    def hash(self, subpath: str) -> tuple[int, str]:
+        """Size and sha256 of the file ``subpath`` (reached without following any link)."""
+        fd = self.open_file(subpath)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EISDIR, "not a regular file", str(self.destination(subpath)))
+            digest, size = hashlib.sha256(), 0
+            while chunk := os.read(fd, BUFFER_SIZE):
+                digest.update(chunk)
+                size += len(chunk)
+            return size, digest.hexdigest()
+        finally:
+            os.close(fd)
 
     def walk(self) -> Iterator[str]:
-        """Every regular file or symlink under TARGET as a posix subpath, without djarchive's own."""
-        for folder, dirs, files in os.walk(self.root):
-            relative = Path(folder).relative_to(self.root)
-            if relative == Path("."):
-                dirs[:] = [name for name in dirs if name != STATE_DIR]
-            for name in files:
-                if not self.is_own_file(name):
-                    yield (relative / name).as_posix() if relative != Path(".") else name
+        """Every file or link under TARGET as a posix subpath, djarchive's own folder left out;
+        linked folders are listed, never entered."""
+
+        def below(folder: Folder, prefix: str) -> Iterator[str]:
+            for item in sorted(folder.entries(), key=lambda item: item.name):
+                if prefix == "" and item.name == STATE_DIR:
+                    continue
+                if item.is_dir(follow_symlinks=False):
+                    try:
+                        child = folder.child(item.name)
+                    except (FileNotFoundError, LocalPathError):
+                        continue
+                    with child:
+                        yield from below(child, f"{prefix}{item.name}/")
+                else:
+                    yield prefix + item.name
+
+        yield from below(self.folder, "")
+
+    # -- writing: temporary files, then into place -------------------------------------
+
+    def new_part(self) -> tuple[str, int]:
+        """A new temporary file in this run's folder: its name and a read-write descriptor."""
+        if self._temporary is None:
+            raise RuntimeError("the local copy is not locked")
+        name = f"{next(self._numbers)}.part"
+        try:
+            return name, self._temporary.create(name)
+        except OSError as exc:
+            raise storage_error(exc, self._temporary.path / name) from None
+
+    def place(self, part: str, subpath: str) -> None:
+        """Rename the temporary file ``part`` to ``subpath``, its folders created as needed; every
+        folder on the way is opened now, and a link anywhere refuses the move."""
+        try:
+            folder, name = self._parent(subpath, create=True)
+            with folder:
+                self._temporary.rename(part, folder, name)  # type: ignore[union-attr]
+        except OSError as exc:
+            raise storage_error(exc, self.destination(subpath)) from None
+
+    def discard(self, part: str) -> None:
+        """Delete a temporary file."""
+        if self._temporary is not None:
+            try:
+                self._temporary.unlink(part, missing_ok=True)
+            except OSError as exc:
+                log.info("could not delete the temporary file %s: %s", part, exc)
 
     # -- the lock ----------------------------------------------------------------------
 
-    def lock(self) -> None:
-        """Take the target's lock, or raise LockedError when another process holds it."""
-        import fcntl
+    def _state_folder(self) -> Folder:
+        if self._state is None:
+            try:
+                self._state = self.folder.child(STATE_DIR, create=True)
+            except OSError as exc:
+                raise storage_error(exc, self.root / STATE_DIR) from None
+        return self._state
 
-        self._ensure_state_dir()
-        path = self.state_dir / "lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    def lock(self) -> None:
+        """Take the target's lock (and this run's temporary folder), or raise LockedError when
+        another process holds it. Temporary files of runs that are gone are deleted."""
+        state = self._state_folder()
+        path = state.path / LOCK
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            fd = state.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise storage_error(exc, path) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LocalPathError(f"{path} is not a regular file")
+            if not _try_lock(fd):
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                raise LockedError(
+                    f"another djarchive process (pid {holder}) is downloading into {self.path}; "
+                    "wait for it to finish"
+                )
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, str(os.getpid()).encode())
+        except BaseException:
             os.close(fd)
-            raise LockedError(
-                f"another djarchive process (pid {holder}) is downloading into {self.path}; "
-                "wait for it to finish"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+            raise
         self._lock_fd = fd
+        try:
+            self._open_temporary(state)
+        except BaseException:
+            self.unlock()
+            raise
+
+    def _open_temporary(self, state: Folder) -> None:
+        """This run's temporary folder; what earlier (dead) runs left is deleted first."""
+        try:
+            with state.child(TEMPORARY, create=True) as temporary:
+                stale = list(temporary.entries())
+                for item in stale:
+                    if item.is_dir(follow_symlinks=False):
+                        temporary.remove_tree(item.name)
+                    else:
+                        temporary.unlink(item.name, missing_ok=True)
+                if stale:
+                    log.info("removed temporary files left by %d interrupted downloads", len(stale))
+                self._temporary = temporary.child(self._run, create=True)
+        except OSError as exc:
+            raise storage_error(exc, state.path / TEMPORARY) from None
 
     def unlock(self) -> None:
-        """Release the lock."""
+        """Delete this run's temporary folder and release the lock."""
+        if self._temporary is not None and self._state is not None:
+            try:
+                with self._state.child(TEMPORARY) as temporary:
+                    self._temporary.close()
+                    self._temporary = None
+                    temporary.remove_tree(self._run)
+            except OSError as exc:
+                log.info("could not delete this run's temporary folder: %s", exc)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -188,20 +312,14 @@ class LocalCopy:
         finally:
             self.unlock()
 
-    def _ensure_state_dir(self) -> None:
-        if self.state_dir.is_symlink() or (self.state_dir.exists() and not self.state_dir.is_dir()):
-            raise LocalPathError(f"{self.state_dir} is not a directory")
-        try:
-            self.state_dir.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise storage_error(exc, self.state_dir) from None
-
     # -- the record of verified files --------------------------------------------------
 
     def load_record(self) -> None:
         """Read what earlier runs verified; a damaged record is ignored (files get re-hashed)."""
+        self._record = {}
         try:
-            data = json.loads((self.state_dir / STATE_FILE).read_text(encoding="utf-8"))
+            with self.folder.child(STATE_DIR) as state:
+                data = json.loads(state.read_bytes(RECORD, MAX_RECORD_BYTES))
             files = data["files"]
             if data.get("version") != 1 or not isinstance(files, dict):
                 raise ValueError("unknown record version")
@@ -209,10 +327,11 @@ class LocalCopy:
                 key: value for key, value in files.items() if isinstance(value, list) and len(value) == 3
             }
         except FileNotFoundError:
-            self._record = {}
-        except (ValueError, KeyError, TypeError, OSError) as exc:
-            log.warning("ignoring the damaged record of verified files in %s (%s)", self.state_dir, exc)
-            self._record = {}
+            pass
+        except (ValueError, KeyError, TypeError, OSError, RecursionError, LocalPathError) as exc:
+            log.warning(
+                "ignoring the damaged record of verified files in %s (%s)", self.root / STATE_DIR, exc
+            )
 
     def save_record(self) -> None:
         """Write the record atomically, if it changed."""
@@ -221,35 +340,28 @@ class LocalCopy:
                 return
             text = json.dumps({"version": 1, "files": self._record})
             self._dirty = False
-        path = self.state_dir / STATE_FILE
-        temporary = path.with_name(f"{STATE_FILE}.{os.getpid()}.tmp")
         try:
-            self._ensure_state_dir()
-            temporary.write_text(text, encoding="utf-8")
-            os.replace(temporary, path)
-        except (OSError, LocalPathError, LocalStorageError) as exc:
-            temporary.unlink(missing_ok=True)
+            state = self._state_folder()
+            state.write_atomically(RECORD, text.encode("utf-8"), f"{RECORD}.{self._run}.tmp")
+        except (OSError, LocalPathError) as exc:
             log.warning("could not save the record of verified files: %s", exc)
 
-    def is_verified(self, entry: Entry, path: Path) -> bool:
-        """Whether ``path`` is a regular file the record says matches ``entry`` (no hashing)."""
+    def is_verified(self, entry: Entry, status: os.stat_result | str | None) -> bool:
+        """Whether ``status`` is of a regular file the record says matches ``entry`` (no hashing)."""
+        if not isinstance(status, os.stat_result):
+            return False
         with self._record_lock:
             recorded = self._record.get(entry.subpath)
-        if not recorded or recorded[2] != entry.sha256:
-            return False
-        try:
-            status = path.lstat()
-        except OSError:
-            return False
         return (
-            stat.S_ISREG(status.st_mode)
-            and recorded[0] == status.st_size == entry.size
-            and recorded[1] == status.st_mtime_ns
+            bool(recorded)
+            and recorded[2] == entry.sha256  # type: ignore[index]
+            and stat.S_ISREG(status.st_mode)
+            and recorded[0] == status.st_size == entry.size  # type: ignore[index]
+            and recorded[1] == status.st_mtime_ns  # type: ignore[index]
         )
 
-    def remember(self, entry: Entry, path: Path) -> None:
-        """Record that ``path`` was just verified to match ``entry``."""
-        status = path.lstat()
+    def remember(self, entry: Entry, status: os.stat_result) -> None:
+        """Record that the file with ``status`` was just verified to match ``entry``."""
         with self._record_lock:
             self._record[entry.subpath] = [status.st_size, status.st_mtime_ns, entry.sha256]
             self._dirty = True
@@ -259,3 +371,25 @@ class LocalCopy:
         with self._record_lock:
             if self._record.pop(subpath, None) is not None:
                 self._dirty = True
+
+
+def _try_lock(fd: int) -> bool:
+    """An exclusive lock on the open file ``fd`` without waiting: flock where it exists (POSIX),
+    msvcrt's byte-range lock on Windows. False when another process holds it."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True

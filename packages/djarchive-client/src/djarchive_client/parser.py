@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from djarchive_common.parser import add_completion_command, add_jobs_option, new_parser
+from djarchive_common.parser import add_completion_command, add_jobs_option, folder, new_parser
 
 __all__ = ["build_parser"]
 
@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     download.add_argument("dataset", metavar="DATASET", help="the dataset's name")
     download.add_argument("revision", metavar="REVISION", help="the revision's name")
-    download.add_argument("target", metavar="TARGET", help="local folder for the revision's files")
+    download.add_argument(
+        "target", metavar="TARGET", type=folder, help="local folder for the revision's files"
+    )
     _add_selection(download)
     add_jobs_option(download, "parallel transfers", "small files of up to 256 KiB: twice as many")
     download.add_argument("--dry-run", action="store_true", help="show what would be fetched, fetch nothing")
@@ -128,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("dataset", metavar="DATASET", help="the dataset's name")
     verify.add_argument("revision", metavar="REVISION", help="the revision's name")
-    verify.add_argument("target", metavar="TARGET", help="the local copy to check")
+    verify.add_argument("target", metavar="TARGET", type=folder, help="the local copy to check")
     _add_selection(verify)
     add_jobs_option(verify, "parallel hashing")
     verify.add_argument(

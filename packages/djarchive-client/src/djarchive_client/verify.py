@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from djarchive_common.manifest import Entry, Manifest, matches, select
+from djarchive_common.manifest import Entry, Manifest, matches, select_or_fail
 from djarchive_common.text import files
 from djarchive_common.transfer import DEFAULT_WORKERS, hash_files
 
@@ -88,51 +88,53 @@ def verify_copy(
     are unchanged, instead of hashing them again. Nothing is written.
     """
     started = time.monotonic()
-    local = LocalCopy(target)
-    selected = select(manifest, include, exclude)
+    selected = select_or_fail(manifest, include, exclude, f"{dataset} {revision}")
     report = VerifyReport(
         dataset, revision, str(target), files=len(selected), bytes=sum(e.size for e in selected)
     )
-    destinations = {entry.subpath: local.root.joinpath(*entry.subpath.split("/")) for entry in selected}
-    if fast:
-        local.load_record()
-    to_hash: list[Entry] = []
-    for entry in selected:
-        path = destinations[entry.subpath]
-        try:
-            status = path.lstat()
-        except FileNotFoundError:
-            report.missing.append(entry.subpath)
-            continue
-        except OSError as exc:
-            report.modified[entry.subpath] = f"unreadable ({exc.strerror})"
-            continue
-        if not stat.S_ISREG(status.st_mode):
-            report.modified[entry.subpath] = "not a regular file"
-        elif status.st_size != entry.size:
-            report.modified[entry.subpath] = f"size {status.st_size}, expected {entry.size}"
-        elif fast and local.is_verified(entry, path):
-            report.verified += 1
-        else:
-            to_hash.append(entry)
-    checked = hash_files(
-        to_hash,
-        lambda entry: destinations[entry.subpath],
-        lambda entry: entry.size,
-        jobs=jobs,
-        progress=progress,
-        description="verify",
-    )
-    for entry, result, error in checked:
-        if error is not None:
-            report.modified[entry.subpath] = f"unreadable ({getattr(error, 'strerror', None) or error})"
-        elif result is not None and result[1] != entry.sha256:
-            report.modified[entry.subpath] = f"sha256 {result[1]}, expected {entry.sha256}"
-        else:
-            report.verified += 1
+    local = LocalCopy(target)
+    try:
+        if fast:
+            local.load_record()
+        statuses = local.stats(entry.subpath for entry in selected)
+        to_hash: list[Entry] = []
+        for entry in selected:
+            status = statuses[entry.subpath]
+            if status is None:
+                report.missing.append(entry.subpath)
+            elif isinstance(status, str):
+                report.modified[entry.subpath] = status
+            elif not stat.S_ISREG(status.st_mode):
+                report.modified[entry.subpath] = "not a regular file"
+            elif status.st_size != entry.size:
+                report.modified[entry.subpath] = f"size {status.st_size}, expected {entry.size}"
+            elif fast and local.is_verified(entry, status):
+                report.verified += 1
+            else:
+                to_hash.append(entry)
+        checked = hash_files(
+            to_hash,
+            lambda entry: local.hash(entry.subpath),
+            lambda entry: entry.size,
+            jobs=jobs,
+            progress=progress,
+            description="verify",
+        )
+        for entry, result, error in checked:
+            if error is not None:
+                reason = getattr(error, "strerror", None) or error
+                report.modified[entry.subpath] = f"unreadable ({reason})"
+            elif result is not None and result[1] != entry.sha256:
+                report.modified[entry.subpath] = f"sha256 {result[1]}, expected {entry.sha256}"
+            else:
+                report.verified += 1
+        known = {entry.subpath for entry in manifest}
+        walked = list(local.walk())
+    finally:
+        local.close()
     known = {entry.subpath for entry in manifest}
     report.extra = sorted(
-        subpath for subpath in local.walk() if subpath not in known and matches(subpath, include, exclude)
+        subpath for subpath in walked if subpath not in known and matches(subpath, include, exclude)
     )
     report.missing.sort()
     report.modified = dict(sorted(report.modified.items()))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         RevisionNotFoundError,
         RevisionPublishedError,
+        RevisionRetractedError,
         SignatureError,
         TransferError,
     )
@@ -58,6 +59,7 @@ _SOURCES = {
     "PermissionDeniedError": ".errors",
     "RevisionNotFoundError": ".errors",
     "RevisionPublishedError": ".errors",
+    "RevisionRetractedError": ".errors",
     "Settings": ".config",
     "SignatureError": ".errors",
     "TransferError": ".errors",
@@ -91,6 +93,7 @@ __all__ = [
     "PermissionDeniedError",
     "RevisionNotFoundError",
     "RevisionPublishedError",
+    "RevisionRetractedError",
     "Settings",
     "SignatureError",
     "TransferError",

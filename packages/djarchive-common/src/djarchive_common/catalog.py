@@ -14,6 +14,7 @@ before any caller can act on its manifest.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,6 +29,7 @@ from .errors import (
     ObjectNotFoundError,
     PermissionDeniedError,
     RevisionNotFoundError,
+    RevisionRetractedError,
 )
 from .layout import (
     MANIFEST_NAME,
@@ -36,11 +38,13 @@ from .layout import (
     is_valid_name,
     manifest_key,
     natural_key,
+    retracted_manifest_key,
     revision_prefix,
     signature_key,
     staged_manifest_key,
+    tombstone_key,
 )
-from .manifest import Entry, Manifest, parse_manifest, select
+from .manifest import Entry, Manifest, parse_manifest, select_or_fail
 from .store import Store, StoreOptions
 from .text import human_bytes
 from .transfer import run_parallel
@@ -53,7 +57,9 @@ __all__ = [
     "LISTING_WORKERS",
     "MAX_MANIFEST_BYTES",
     "PUBLISHED",
+    "RETRACTED",
     "STAGED",
+    "Tombstone",
     "Catalog",
     "RevisionInfo",
 ]
@@ -68,7 +74,53 @@ MAX_SIGNATURE_READ = 16 * 1024 * 1024
 LISTING_WORKERS = 16  # listing requests at once
 PUBLISHED = "published"  # the manifest is at its published key: clients see the revision
 STAGED = "staged"  # uploaded completely; the manifest waits at the staging key for publish
+RETRACTED = "retracted"  # hidden by its curators; a tombstone says why, the manifest is kept aside
 INCOMPLETE = "incomplete"  # data objects without any manifest: an upload that did not finish
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """Why and when a revision was retracted, and what supersedes it."""
+
+    reason: str
+    superseded_by: str | None
+    retracted_at: str
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Tombstone:
+        """Read a tombstone; anything unreadable becomes a tombstone without details."""
+        try:
+            fields = json.loads(data)
+        except (ValueError, RecursionError):
+            fields = {}
+        if not isinstance(fields, dict):
+            fields = {}
+        successor = fields.get("superseded_by")
+
+        def text(value: object) -> str:
+            return value[:500] if isinstance(value, str) else ""
+
+        return cls(
+            text(fields.get("reason")),
+            successor if is_valid_name(successor) else None,
+            text(fields.get("retracted_at")),
+        )
+
+    def to_bytes(self) -> bytes:
+        """The tombstone object's content."""
+        return json.dumps(
+            {"reason": self.reason, "superseded_by": self.superseded_by, "retracted_at": self.retracted_at}
+        ).encode()
+
+    def describe(self, dataset: str, revision: str) -> str:
+        """One sentence for people."""
+        text = f"{dataset} {revision} was retracted"
+        if self.retracted_at:
+            text += f" on {self.retracted_at[:10]}"
+        text += f": {self.reason}" if self.reason else " (no reason given)"
+        if self.superseded_by:
+            text += f"; use {self.superseded_by} instead"
+        return text
 
 
 @dataclass(frozen=True)
@@ -216,6 +268,13 @@ class Catalog:
             f"dataset {dataset!r} has no revision {revision!r}; published revisions: {listing}"
         )
 
+    def tombstone(self, dataset: str, revision: str) -> Tombstone | None:
+        """The retraction record of a revision, or None when it was not retracted."""
+        try:
+            return Tombstone.from_bytes(self.store.read(tombstone_key(dataset, revision), 64 * 1024))
+        except ObjectNotFoundError:
+            return None
+
     def manifest(self, dataset: str, revision: str) -> Manifest:
         """The validated manifest of a published revision, its signature checked (see
         :meth:`signed_manifest`)."""
@@ -241,6 +300,13 @@ class Catalog:
         try:
             data = self.store.read(key, MAX_MANIFEST_BYTES)
         except ObjectNotFoundError:
+            tombstone = self.tombstone(dataset, revision)
+            if tombstone is not None:
+                raise RevisionRetractedError(
+                    tombstone.describe(dataset, revision),
+                    reason=tombstone.reason,
+                    superseded_by=tombstone.superseded_by,
+                ) from None
             raise self._revision_not_found(dataset, revision) from None
         except PermissionDeniedError:
             # Without list permission S3 answers 403 for missing keys; tell the two apart.
@@ -291,7 +357,7 @@ class Catalog:
         self, dataset: str, revision: str, *, include: Sequence[str] = (), exclude: Sequence[str] = ()
     ) -> list[Entry]:
         """The manifest entries (subpath, size, sha256) of a revision, optionally filtered by globs."""
-        return select(self.manifest(dataset, revision), include, exclude)
+        return select_or_fail(self.manifest(dataset, revision), include, exclude, f"{dataset} {revision}")
 
     # -- every revision, with its state ---------------------------------------------------
 
@@ -325,6 +391,8 @@ class Catalog:
         candidates = [(PUBLISHED, manifest_key(dataset, revision))]
         if staged is not False and not published_only:
             candidates.append((STAGED, staged_manifest_key(dataset, revision)))
+        if not published_only:
+            candidates.append((RETRACTED, retracted_manifest_key(dataset, revision)))
         for state, key in candidates:
             try:
                 manifest = self.stored_manifest(key)

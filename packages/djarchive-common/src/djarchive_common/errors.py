@@ -10,6 +10,7 @@ Library code raises these; only the command lines print them. The tree::
     ├── NotFoundError               (also FileNotFoundError)
     │   ├── DatasetNotFoundError
     │   ├── RevisionNotFoundError
+    │   │   └── RevisionRetractedError
     │   └── ObjectNotFoundError
     ├── PermissionDeniedError       (also PermissionError)
     ├── RevisionPublishedError
@@ -48,6 +49,7 @@ __all__ = [
     "PermissionDeniedError",
     "RevisionNotFoundError",
     "RevisionPublishedError",
+    "RevisionRetractedError",
     "SignatureError",
     "TransferError",
 ]
@@ -90,6 +92,15 @@ class DatasetNotFoundError(NotFoundError):
 
 class RevisionNotFoundError(NotFoundError):
     """The revision does not exist or is not published."""
+
+
+class RevisionRetractedError(RevisionNotFoundError):
+    """The revision was retracted by its curators; ``reason`` and ``superseded_by`` say why and
+    what to use instead."""
+
+    def __init__(self, message: str, *, reason: str = "", superseded_by: str | None = None):
+        super().__init__(message)
+        self.reason, self.superseded_by = reason, superseded_by
 
 
 class ObjectNotFoundError(NotFoundError):

@@ -17,7 +17,11 @@ from .errors import InvalidNameError
 
 __all__ = [
     "MANIFEST_NAME",
+    "RESERVED_NAMES",
+    "RETRACTED_MANIFEST_NAME",
     "SIGNATURE_NAME",
+    "STATE_FOLDER",
+    "TOMBSTONE_NAME",
     "STAGING_PREFIX",
     "check_name",
     "check_subpath",
@@ -26,21 +30,29 @@ __all__ = [
     "manifest_key",
     "natural_key",
     "object_key",
+    "retracted_manifest_key",
     "revision_prefix",
     "signature_key",
     "staged_manifest_key",
     "subpath_of",
     "subpath_problem",
+    "tombstone_key",
 ]
 
 MANIFEST_NAME = "djarchive-manifest.csv"
-SIGNATURE_NAME = "djarchive-manifest.sig"
+SIGNATURE_NAME = "djarchive-manifest.sig"  # signed statements about the manifest (DESIGN §10)
+TOMBSTONE_NAME = "djarchive-retraction.json"  # why and when a revision was retracted (DESIGN §9)
+RETRACTED_MANIFEST_NAME = "djarchive-manifest.retracted.csv"  # a retracted revision's manifest, kept
+RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME, TOMBSTONE_NAME, RETRACTED_MANIFEST_NAME})
+STATE_FOLDER = ".djarchive"  # djarchive's own folder in a local copy; no manifest path may enter it
 STAGING_PREFIX = ".djarchive/staging/"
 LOCKS_PREFIX = ".djarchive/locks/"
 MAX_SUBPATH_BYTES = 1024  # S3 keys are limited to 1024 bytes
 MAX_COMPONENT_BYTES = 255  # the common file-system limit on one name
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_INVISIBLE = frozenset({"Cf", "Zl", "Zp"})  # formats (zero-width, bidi, BOM), line/paragraph separators
 _NATURAL_RE = re.compile(r"([0-9]+)")
 
 
@@ -60,29 +72,48 @@ def check_name(value: object, kind: str = "dataset") -> str:
 
 
 def subpath_problem(subpath: object) -> str | None:
-    """Say what is wrong with a manifest subpath, or None when it is valid."""
+    """Say what is wrong with a manifest subpath, or None when it is valid.
+
+    Linear in the path's length, with a fast path for ASCII. Refused: empty, absolute, backslash,
+    control characters, invisible or direction-changing characters (Unicode formats such as
+    zero-width and bidi controls, line and paragraph separators, a BOM), lone surrogates, ``.``,
+    ``..`` or empty components, more than 1024 bytes or a component over 255, and the names
+    djarchive keeps for itself (:data:`RESERVED_NAMES` at the top, ``.djarchive/`` anywhere
+    case-insensitively at the top).
+    """
     if not isinstance(subpath, str) or not subpath:
         return "empty path"
-    if subpath.startswith("/"):
+    if subpath[0] == "/":
         return "absolute path"
     if "\\" in subpath:
         return "backslash in path"
-    for char in subpath:
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            return f"control character {char!r} in path"
-    if len(subpath.encode("utf-8")) > MAX_SUBPATH_BYTES:
+    control = _ASCII_CONTROL.search(subpath)
+    if control:
+        return f"control character {control.group()!r} in path"
+    if subpath.isascii():
+        size = len(subpath)
+    else:
+        for char in subpath:
+            if char > "\x7e":
+                category = unicodedata.category(char)
+                if category in ("Cc", "Cs"):
+                    return f"control character {char!r} in path"
+                if category in _INVISIBLE:
+                    return f"invisible or direction-changing character U+{ord(char):04X} in path"
+        size = len(subpath.encode("utf-8"))
+    if size > MAX_SUBPATH_BYTES:
         return f"path longer than {MAX_SUBPATH_BYTES} bytes"
     for part in subpath.split("/"):
         if part == "":
             return "empty path component"
         if part in (".", ".."):
             return f"{part!r} path component"
-        if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
+        if len(part) > MAX_COMPONENT_BYTES // 4 and len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
             return f"path component longer than {MAX_COMPONENT_BYTES} bytes"
-    if subpath == MANIFEST_NAME:
-        return f"{MANIFEST_NAME} is reserved for the manifest"
-    if subpath == SIGNATURE_NAME:
-        return f"{SIGNATURE_NAME} is reserved for the manifest's signatures"
+    if subpath in RESERVED_NAMES:
+        return f"{subpath} is reserved for djarchive's own use"
+    if subpath.partition("/")[0].casefold() == STATE_FOLDER:
+        return f"{STATE_FOLDER} is reserved for djarchive's own use"
     return None
 
 
@@ -112,6 +143,16 @@ def manifest_key(dataset: str, revision: str) -> str:
 def signature_key(dataset: str, revision: str) -> str:
     """The key of a published revision's signatures (written before its manifest)."""
     return revision_prefix(dataset, revision) + SIGNATURE_NAME
+
+
+def tombstone_key(dataset: str, revision: str) -> str:
+    """The retraction record of a revision (reason, successor, time)."""
+    return revision_prefix(dataset, revision) + TOMBSTONE_NAME
+
+
+def retracted_manifest_key(dataset: str, revision: str) -> str:
+    """Where a retracted revision's manifest is kept, so that it stays reproducible."""
+    return revision_prefix(dataset, revision) + RETRACTED_MANIFEST_NAME
 
 
 def staged_manifest_key(dataset: str, revision: str) -> str:

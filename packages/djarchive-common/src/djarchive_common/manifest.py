@@ -14,13 +14,15 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
+import itertools
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, overload
 
-from .errors import ManifestError
+from .errors import ManifestError, NotFoundError
 from .layout import MANIFEST_NAME, subpath_problem
 
 __all__ = [
@@ -31,12 +33,14 @@ __all__ = [
     "parse_manifest",
     "read_manifest",
     "select",
+    "select_or_fail",
     "write_manifest",
 ]
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _SIZE_RE = re.compile(r"[0-9]{1,20}")
 MAX_LINE_CHARS = 8192  # a valid line is at most ~1.1 KB; longer ones are hostile
+MAX_OBJECT_SIZE = 5 * 1024**4  # S3's largest object: any larger size is a lie
 
 
 class Entry(NamedTuple):
@@ -54,8 +58,16 @@ class Manifest(Sequence[Entry]):
 
     def __init__(self, entries: Iterable[Entry], source: str = "manifest"):
         self._entries = sorted(entries, key=lambda entry: entry.subpath)
-        self._by_subpath = {entry.subpath: entry for entry in self._entries}
         _check_entries(self._entries, source)
+        self._by_subpath = {entry.subpath: entry for entry in self._entries}
+
+    @classmethod
+    def _validated(cls, entries: list[Entry]) -> Manifest:
+        """A manifest of entries :func:`parse_manifest` has just checked (no second pass)."""
+        manifest = cls.__new__(cls)
+        manifest._entries = sorted(entries, key=lambda entry: entry.subpath)
+        manifest._by_subpath = {entry.subpath: entry for entry in manifest._entries}
+        return manifest
 
     @overload
     def __getitem__(self, index: int) -> Entry: ...
@@ -116,38 +128,79 @@ def select(entries: Iterable[Entry], include: Sequence[str] = (), exclude: Seque
     return [entry for entry in entries if matches(entry.subpath, include, exclude)]
 
 
-def _folder_clash(subpaths: Iterable[str]) -> tuple[str, str] | None:
-    """A (folder, path below it) pair where a listed file is also a folder of another, or None."""
-    files = set(subpaths)
-    for subpath in files:
-        parts = subpath.split("/")
-        for depth in range(1, len(parts)):
-            folder = "/".join(parts[:depth])
-            if folder in files:
-                return folder, subpath
+def select_or_fail(
+    entries: Iterable[Entry], include: Sequence[str], exclude: Sequence[str], what: str
+) -> list[Entry]:
+    """:func:`select`, refusing patterns that leave nothing: a typo must not pass as 'done'."""
+    selected = select(entries, include, exclude)
+    if not selected and (include or exclude):
+        patterns = ", ".join([*(f"include {p!r}" for p in include), *(f"exclude {p!r}" for p in exclude)])
+        raise NotFoundError(f"no file of {what} matches the patterns ({patterns}); nothing was done")
+    return selected
+
+
+def path_identity(subpath: str) -> str:
+    """The name a case-insensitive, normalizing file system (macOS, Windows, many network shares)
+    sees for ``subpath``: NFC-normalized and case-folded."""
+    if subpath.isascii():
+        return subpath.lower()
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", subpath).casefold())
+
+
+def _path_clash(subpaths: Sequence[str]) -> tuple[int, int, str] | None:
+    """The first two paths (their indexes, and why) that cannot both be files on every file
+    system: equal, equal once normalized and case-folded, or a file that is also a folder of
+    the other. Sorting with '/' below every character puts a folder's contents right after it,
+    so one pass over neighbours finds every folder clash: O(n log n), not O(n * depth)."""
+    first: dict[str, int] = {}
+    keys = []
+    for index, subpath in enumerate(subpaths):
+        key = path_identity(subpath)
+        seen = first.setdefault(key, index)
+        if seen != index:
+            return seen, index, "duplicate" if subpaths[seen] == subpath else "identity"
+        keys.append(key)
+    order = sorted(range(len(keys)), key=lambda index: keys[index].replace("/", "\0"))
+    for folder, below in itertools.pairwise(order):
+        if keys[below].startswith(keys[folder] + "/"):
+            return folder, below, "folder"
     return None
 
 
+def _clash_message(subpaths: Sequence[str], clash: tuple[int, int, str], where: Callable[[int], str]) -> str:
+    """``<where>: <what>`` for a clash found by :func:`_path_clash`."""
+    one, other, kind = clash
+    if kind == "duplicate":
+        return f"{where(other)}: duplicate path {subpaths[other]!r} (first on {where(one)})"
+    if kind == "identity":
+        return (
+            f"{where(other)}: {subpaths[other]!r} and {subpaths[one]!r} ({where(one)}) name the same file "
+            "on case-insensitive or normalizing file systems"
+        )
+    return (
+        f"{where(other)}: {subpaths[one]!r} ({where(one)}) is both a file and a folder of {subpaths[other]!r}"
+    )
+
+
 def _check_entries(entries: Sequence[Entry], source: str) -> None:
-    """Reject invalid fields, repeats, and paths that are both a file and a folder."""
-    files = set()
+    """Reject invalid fields, repeats, and paths that name one file or are a file and a folder."""
     for entry in entries:
         problem = _entry_problem(entry)
         if problem:
             raise ManifestError(f"invalid entry in {source} ({entry.subpath!r}): {problem}")
-        if entry.subpath in files:
-            raise ManifestError(f"invalid entry in {source}: duplicate path {entry.subpath!r}")
-        files.add(entry.subpath)
-    clash = _folder_clash(files)
+    subpaths = [entry.subpath for entry in entries]
+    clash = _path_clash(subpaths)
     if clash:
         raise ManifestError(
-            f"invalid entry in {source}: {clash[0]!r} is both a file and a folder (of {clash[1]!r})"
+            f"invalid entry in {source}, " + _clash_message(subpaths, clash, lambda i: f"entry {i + 1}")
         )
 
 
 def _entry_problem(entry: Entry) -> str | None:
     if not isinstance(entry.size, int) or isinstance(entry.size, bool) or entry.size < 0:
         return f"size {entry.size!r} is not a non-negative integer"
+    if entry.size > MAX_OBJECT_SIZE:
+        return f"size {entry.size} is larger than the largest object S3 can hold (5 TiB)"
     if not isinstance(entry.sha256, str) or not _SHA256_RE.fullmatch(entry.sha256):
         return f"sha256 {entry.sha256!r} is not 64 lowercase hex digits"
     return subpath_problem(entry.subpath)
@@ -166,40 +219,49 @@ def parse_manifest(data: bytes, source: str = "manifest") -> Manifest:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise ManifestError(f"invalid manifest {source}, line {line}: control character '\\x00' (NUL)")
     entries: list[Entry] = []
-    seen: dict[str, int] = {}
+    lines: list[int] = []
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     line = 0
     try:
         for row in reader:
             line = reader.line_num
-            where = f"invalid manifest {source}, line {line}"
             if len(row) != 3:
-                raise ManifestError(f"{where}: expected 3 fields (size, sha256, path), got {len(row)}")
+                raise ManifestError(
+                    f"{_where(source, line)}: expected 3 fields (size, sha256, path), got {len(row)}"
+                )
             size_text, sha256, subpath = row
             if len(size_text) + len(sha256) + len(subpath) > MAX_LINE_CHARS:
-                raise ManifestError(f"{where}: line longer than {MAX_LINE_CHARS} characters")
+                raise ManifestError(f"{_where(source, line)}: line longer than {MAX_LINE_CHARS} characters")
             if not _SIZE_RE.fullmatch(size_text):
-                raise ManifestError(f"{where}: size {size_text!r} is not a non-negative integer")
+                raise ManifestError(
+                    f"{_where(source, line)}: size {size_text!r} is not a non-negative integer"
+                )
+            size = int(size_text)
+            if size > MAX_OBJECT_SIZE:
+                largest = "is larger than the largest object S3 can hold (5 TiB)"
+                raise ManifestError(f"{_where(source, line)}: size {size} {largest}")
             if not _SHA256_RE.fullmatch(sha256):
-                raise ManifestError(f"{where}: sha256 {sha256!r} is not 64 lowercase hex digits")
+                raise ManifestError(
+                    f"{_where(source, line)}: sha256 {sha256!r} is not 64 lowercase hex digits"
+                )
             problem = subpath_problem(subpath)
             if problem:
-                raise ManifestError(f"{where}: {problem}: {subpath!r}")
-            if subpath in seen:
-                raise ManifestError(f"{where}: duplicate path {subpath!r} (first on line {seen[subpath]})")
-            seen[subpath] = line
-            entries.append(Entry(subpath, int(size_text), sha256))
+                raise ManifestError(f"{_where(source, line)}: {problem}: {subpath!r}")
+            entries.append(Entry(subpath, size, sha256))
+            lines.append(line)
     except csv.Error as exc:
         line = reader.line_num or line + 1
-        raise ManifestError(f"invalid manifest {source}, line {line}: not valid CSV ({exc})") from None
-    clash = _folder_clash(seen)
+        raise ManifestError(f"{_where(source, line)}: not valid CSV ({exc})") from None
+    subpaths = [entry.subpath for entry in entries]
+    clash = _path_clash(subpaths)
     if clash:
-        folder, below = clash
-        raise ManifestError(
-            f"invalid manifest {source}, line {seen[below]}: {folder!r} (line {seen[folder]}) "
-            f"is both a file and a folder of {below!r}"
-        )
-    return Manifest(entries, source)
+        message = _clash_message(subpaths, clash, lambda index: f"line {lines[index]}")
+        raise ManifestError(f"invalid manifest {source}, {message}")
+    return Manifest._validated(entries)
+
+
+def _where(source: str, line: int) -> str:
+    return f"invalid manifest {source}, line {line}"
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:

@@ -12,7 +12,14 @@ from collections.abc import Callable
 
 from .transfer import DEFAULT_WORKERS, MAX_JOBS
 
-__all__ = ["add_completion_command", "add_connection_options", "add_jobs_option", "jobs_count", "new_parser"]
+__all__ = [
+    "add_completion_command",
+    "add_connection_options",
+    "add_jobs_option",
+    "folder",
+    "jobs_count",
+    "new_parser",
+]
 
 Command = Callable[[str, str, str], argparse.ArgumentParser]
 
@@ -26,6 +33,14 @@ def jobs_count(text: str) -> int:
     if not 1 <= value <= MAX_JOBS:
         raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_JOBS}")
     return value
+
+
+def folder(text: str) -> str:
+    """argparse type for a local folder argument: an empty one (an unset shell variable) is bad
+    usage, not the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty folder name (is a shell variable unset?)")
+    return text
 
 
 def add_jobs_option(parser: argparse.ArgumentParser, what: str, note: str = "") -> None:

@@ -10,9 +10,11 @@ marking transient ones ``retryable``. Retries follow :mod:`djarchive_common.tran
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from xml.etree.ElementTree import ParseError
 
 from .config import Settings
 from .errors import (
+    ConfigurationError,
     DJArchiveError,
     EndpointUnreachableError,
     NotFoundError,
@@ -42,6 +45,7 @@ __all__ = ["SHA256_METADATA", "ObjectInfo", "ObjectStream", "Store", "StoreOptio
 
 T = TypeVar("T")
 SHA256_METADATA = "sha256"  # stored as the x-amz-meta-sha256 header
+MAX_LISTING_PAGES = 100_000  # 100 million keys: more is a server that lies
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchVersion", "ResourceNotFound"}
 _DENIED = {
     "AccessDenied",
@@ -52,6 +56,7 @@ _DENIED = {
     "InvalidToken",
     "ExpiredToken",
 }
+_PRECONDITION = {"PreconditionFailed", "ConditionalRequestConflict"}
 _TRANSIENT = {
     "SlowDown",
     "SlowDownRead",
@@ -68,11 +73,19 @@ _TRANSIENT = {
 log = logging.getLogger("djarchive_common")
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
+def _env_seconds(name: str, default: float, *, zero: bool = False) -> float:
+    """A positive, finite number of seconds (or bytes per second) from ``name``; ``zero`` allows 0."""
+    text = os.environ.get(name, "").strip()
+    if not text:
         return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero) or value > 86400 * 365:
+        allowed = "0 (off) or a positive number" if zero else "a positive number"
+        raise ConfigurationError(f"invalid {name}={text!r}: use {allowed}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -81,15 +94,18 @@ class StoreOptions:
 
     pool_size: int = MAX_JOBS
     connect_timeout: float = 5.0
-    read_timeout: float = 30.0
+    read_timeout: float = 30.0  # the longest wait for one read; also the grace before min_rate applies
+    min_rate: float = 1024.0  # bytes/s: a body arriving slower than this on average is cut (0: never)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> StoreOptions:
-        """Defaults, with ``DJARCHIVE_CONNECT_TIMEOUT`` / ``DJARCHIVE_READ_TIMEOUT`` applied."""
+        """Defaults, with ``DJARCHIVE_CONNECT_TIMEOUT``, ``DJARCHIVE_READ_TIMEOUT`` (seconds) and
+        ``DJARCHIVE_MIN_RATE`` (bytes per second, 0 to turn the check off) applied."""
         values: dict[str, Any] = {
-            "connect_timeout": _env_float("DJARCHIVE_CONNECT_TIMEOUT", cls.connect_timeout),
-            "read_timeout": _env_float("DJARCHIVE_READ_TIMEOUT", cls.read_timeout),
+            "connect_timeout": _env_seconds("DJARCHIVE_CONNECT_TIMEOUT", cls.connect_timeout),
+            "read_timeout": _env_seconds("DJARCHIVE_READ_TIMEOUT", cls.read_timeout),
+            "min_rate": _env_seconds("DJARCHIVE_MIN_RATE", cls.min_rate, zero=True),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
@@ -105,10 +121,16 @@ class ObjectInfo(NamedTuple):
 
 class ObjectStream:
     """One object (or byte range of it) being received. Reads go through the store's error
-    translation, so a reset or timeout in the middle of a body is a retryable TransferError."""
+    translation, so a reset or timeout in the middle of a body is a retryable TransferError; a
+    body that arrives slower than the minimum rate is cut; :meth:`abort` (from any thread) ends
+    a read that is waiting."""
 
     def __init__(self, store: Store, response: BaseHTTPResponse, what: str):
         self._store, self._response, self._what = store, response, what
+        self._started = time.monotonic()
+        self._received = 0
+        self._aborted = False
+        self._read = getattr(response, "read1", None) or response.read  # read1: one recv, no waiting for more
 
     @property
     def status(self) -> int:
@@ -126,9 +148,25 @@ class ObjectStream:
         return int(length) if self.status == 200 and length.isdigit() else None
 
     def read(self, size: int) -> bytes:
-        """Up to ``size`` bytes; b'' at the end."""
-        with self._store.translated(self._what):
-            return self._response.read(size, decode_content=False)
+        """Up to ``size`` bytes, as soon as some arrive; b'' at the end."""
+        try:
+            with self._store.translated(self._what):
+                data = self._read(size, decode_content=False)
+        except TransferError:
+            if self._aborted:
+                raise TransferError(f"{self._what}: stopped") from None
+            raise
+        self._received += len(data)
+        options = self._store.options
+        elapsed = time.monotonic() - self._started
+        too_slow = data and options.min_rate and elapsed > options.read_timeout
+        if too_slow and self._received < options.min_rate * elapsed:
+            raise TransferError(
+                f"{self._what}: {self._received} bytes in {elapsed:.0f} s is slower than "
+                f"{options.min_rate:.0f} bytes/s (DJARCHIVE_MIN_RATE)",
+                retryable=True,
+            )
+        return data
 
     def chunks(self, size: int) -> Iterator[bytes]:
         """The body in chunks of at most ``size`` bytes; the connection goes back to the pool at
@@ -139,6 +177,23 @@ class ObjectStream:
                 break
             yield data
         self._response.release_conn()
+
+    def abort(self) -> None:
+        """End the transfer now, from any thread: a read waiting on the network returns an error."""
+        self._aborted = True
+        shutdown = getattr(self._response, "shutdown", None)  # urllib3 >= 2.3
+        try:
+            if shutdown is not None:
+                shutdown()
+            else:
+                self._response.close()
+        except Exception as exc:  # already closed: nothing left to stop
+            log.debug("stopping %s: %s", self._what, exc)
+
+    @property
+    def etag(self) -> str:
+        """The object's ETag, quotes included, as a conditional request wants it."""
+        return str(self._response.headers.get("etag") or "")
 
     def close(self) -> None:
         """Close the response (a connection not read to the end is discarded, not pooled)."""
@@ -293,15 +348,41 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------
 
+    def _list(self, prefix: str, delimiter: str) -> Iterator[Any]:
+        """ListObjectsV2, page after page, with guards against a server whose listing never
+        ends: a continuation token seen before, a truncated page without one, or more than
+        MAX_LISTING_PAGES pages stop it with an error."""
+        from minio.datatypes import parse_list_objects
+
+        if not hasattr(self.minio, "_execute"):  # a stand-in client (pytest-minio-mock): its own loop
+            yield from self.minio.list_objects(self.bucket, prefix=prefix, recursive=not delimiter)
+            return
+        token, tokens = None, set()
+        for _ in range(MAX_LISTING_PAGES):
+            query = {"list-type": "2", "delimiter": delimiter, "encoding-type": "url", "max-keys": "1000"}
+            query["prefix"] = prefix
+            if token:
+                query["continuation-token"] = token
+            response = self.minio._execute("GET", self.bucket, query_params=query)  # type: ignore[arg-type]
+            objects, truncated, token, _ = parse_list_objects(response)
+            yield from objects
+            if not truncated:
+                return
+            if not token or token in tokens:
+                raise TransferError(
+                    f"listing {prefix or 'the bucket'}: {self.settings.endpoint} answers 'truncated' "
+                    "without a new continuation token; its listing would never end"
+                )
+            tokens.add(token)
+        raise TransferError(
+            f"listing {prefix or 'the bucket'}: more than {MAX_LISTING_PAGES} pages; giving up"
+        )
+
     def prefixes(self, prefix: str = "") -> list[str]:
         """The immediate sub-prefixes of ``prefix`` (each ending in '/'), as S3 lists them."""
         return self.call(
             f"listing {prefix or 'the bucket'}",
-            lambda: [
-                obj.object_name
-                for obj in self.minio.list_objects(self.bucket, prefix=prefix or None, recursive=False)
-                if obj.is_dir and obj.object_name
-            ],
+            lambda: [obj.object_name for obj in self._list(prefix, "/") if obj.is_dir and obj.object_name],
         )
 
     def objects(self, prefix: str) -> list[ObjectInfo]:
@@ -310,7 +391,7 @@ class Store:
             f"listing {prefix}",
             lambda: [
                 ObjectInfo(obj.object_name, int(obj.size or 0))
-                for obj in self.minio.list_objects(self.bucket, prefix=prefix, recursive=True)
+                for obj in self._list(prefix, "")
                 if not obj.is_dir and obj.object_name
             ],
         )
@@ -330,42 +411,41 @@ class Store:
 
     def read(self, key: str, limit: int) -> bytes:
         """The whole content of a small object; refuse objects larger than ``limit`` bytes."""
+        return self.read_tagged(key, limit)[0]
 
-        def fetch() -> bytes:
-            response = self.minio.get_object(self.bucket, key)
-            try:
-                length = response.headers.get("content-length")
-                if length is None or not length.isdigit():
+    def read_tagged(self, key: str, limit: int) -> tuple[bytes, str]:
+        """The whole content of a small object and its ETag (for a conditional write after)."""
+
+        def fetch() -> tuple[bytes, str]:
+            with self.stream(key, what=f"reading {key}") as stream:
+                declared = stream.object_size
+                if declared is None:
                     raise TransferError(
                         f"reading {key}: the answer has no valid Content-Length", retryable=True
                     )
-                declared = int(length)
                 if declared > limit:
                     raise TransferError(f"reading {key}: {declared} bytes is more than the {limit} allowed")
                 chunks, received = [], 0
-                while received <= declared:  # one read may return less than asked: read to the end
-                    chunk = response.read(declared + 1 - received, decode_content=False)
-                    if not chunk:
-                        break
+                for chunk in stream.chunks(max(1, min(declared + 1, 1024 * 1024))):
                     chunks.append(chunk)
                     received += len(chunk)
+                    if received > declared:
+                        break
                 if received != declared:
                     raise TransferError(
                         f"reading {key}: received {received} of {declared} bytes", retryable=True
                     )
-                return b"".join(chunks)
-            finally:
-                response.close()
-                response.release_conn()
+                return b"".join(chunks), stream.etag
 
         return self.call(f"reading {key}", fetch)
 
-    def stream(self, key: str, offset: int = 0, length: int = 0) -> ObjectStream:
+    def stream(self, key: str, offset: int = 0, length: int = 0, *, what: str = "") -> ObjectStream:
         """Start receiving ``length`` bytes of ``key`` from ``offset`` (length 0: to the end).
 
-        Use it as a context manager; its reads raise only djarchive errors.
+        Use it as a context manager; its reads raise only djarchive errors (``what`` names the
+        operation in them).
         """
-        what = f"downloading {key}"
+        what = what or f"downloading {key}"
         with self.translated(what):
             response = self.minio.get_object(self.bucket, key, offset=offset, length=length)
         return ObjectStream(self, response, what)
@@ -425,28 +505,54 @@ class Store:
             ),
         )
 
-    def create(self, key: str, data: bytes) -> bool:
-        """Write a small object only if ``key`` does not exist (``If-None-Match: *``); False if it does.
-
-        minio-py's public API cannot send this header, hence the call one level down. Stores
-        that ignore conditional writes accept every create: callers read the object back.
-        """
+    def write_if(self, key: str, data: bytes, etag: str | None = None) -> str | None:
+        """Write a small object only if ``key`` does not exist (``etag`` None: ``If-None-Match: *``)
+        or still has ``etag`` (``If-Match``); return the new ETag, or None when the condition
+        failed. minio-py's public API cannot send these headers, hence the call one level down.
+        Stores that ignore conditions accept every write: callers read the object back."""
         from minio.error import S3Error
 
-        def put() -> bool:
-            headers: dict[str, str | list[str] | tuple[str]] = {
-                "If-None-Match": "*",
-                "Content-Type": "application/json",
-            }
+        def put() -> str | None:
+            headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": "application/json"}
+            headers.update({"If-Match": etag} if etag else {"If-None-Match": "*"})
             try:
-                self.minio._execute("PUT", self.bucket, key, body=data, headers=headers)
+                response = self.minio._execute("PUT", self.bucket, key, body=data, headers=headers)
             except S3Error as exc:
-                if exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                if exc.code in _PRECONDITION:
+                    return None
+                raise
+            return str(response.headers.get("etag") or "")
+
+        return self.call(f"writing {key}", put)
+
+    def remove_if(self, key: str, etag: str) -> bool:
+        """Delete ``key`` only if it still has ``etag``; False when it changed (or is gone)."""
+        from minio.error import S3Error
+
+        def delete() -> bool:
+            try:
+                self.minio._execute("DELETE", self.bucket, key, headers={"If-Match": etag})
+            except S3Error as exc:
+                if exc.code in _PRECONDITION or exc.code in _NOT_FOUND:
                     return False
                 raise
             return True
 
-        return self.call(f"creating {key}", put)
+        return self.call(f"deleting {key}", delete)
+
+    def abort_uploads(self, prefix: str) -> int:
+        """Abort every unfinished multipart upload under ``prefix`` (they are billed until then);
+        return how many."""
+
+        def abort() -> int:
+            result = self.minio._list_multipart_uploads(self.bucket, prefix=prefix)
+            uploads = [(upload.object_name, upload.upload_id) for upload in result.uploads]
+            for name, upload_id in uploads:
+                if name and upload_id:
+                    self.minio._abort_multipart_upload(self.bucket, name, upload_id)
+            return len(uploads)
+
+        return self.call(f"aborting unfinished uploads under {prefix}", abort)
 
     def remove(self, key: str) -> None:
         """Delete one object (deleting a missing object is not an error)."""

@@ -53,6 +53,7 @@ BUFFER_SIZE = 1024 * 1024
 DEFAULT_WORKERS = 32  # parallel transfers unless --jobs says otherwise
 MAX_JOBS = 64  # the most --jobs accepts, and the connection pool's size
 SMALL_FILE = 256 * 1024  # a file this small costs a round trip more than bandwidth or memory
+STOP_WAIT = 1.0  # seconds an interrupted pool waits for its workers to leave
 log = logging.getLogger("djarchive_common")
 
 
@@ -176,9 +177,13 @@ def run_parallel(
     for thread in threads:
         thread.start()
     running = len(threads)
+    finished_normally = False
     try:
         while running:
-            report = reports.get()
+            try:  # a timeout, so that Ctrl-C reaches this thread while the workers are busy
+                report = reports.get(timeout=0.2)
+            except queue.Empty:
+                continue
             if report is finished:
                 running -= 1
                 continue
@@ -186,10 +191,14 @@ def run_parallel(
             if error is not None and not isinstance(error, (DJArchiveError, OSError)):
                 raise error
             yield item, result, error
+        finished_normally = True
     finally:
         stop.set()
+        # Interrupted or stopped early: the (daemon) workers leave after their current item;
+        # wait a moment for them, not for a large transfer to finish.
+        deadline = None if finished_normally else time.monotonic() + STOP_WAIT
         for thread in threads:
-            thread.join()
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
 def hash_file(path: str | os.PathLike[str], buffer_size: int = BUFFER_SIZE) -> tuple[int, str]:
@@ -210,7 +219,7 @@ def hash_file(path: str | os.PathLike[str], buffer_size: int = BUFFER_SIZE) -> t
 
 def hash_files(
     items: Sequence[T],
-    path: Callable[[T], str | os.PathLike[str]],
+    hash_one: Callable[[T], tuple[int, str]],
     size: Callable[[T], int],
     *,
     jobs: int,
@@ -218,13 +227,13 @@ def hash_files(
     description: str = "hashing",
 ) -> Iterator[tuple[T, tuple[int, str] | None, BaseException | None]]:
     """Hash the file of every item in parallel, with a progress bar when asked; yield
-    (item, (size, sha256), error) as each finishes. ``path`` and ``size`` say where each item's
-    file is and how big it is expected to be (for the bar)."""
+    (item, (size, sha256), error) as each finishes. ``hash_one`` hashes one item's file (e.g.
+    :func:`hash_file` of its path); ``size`` says how big it is expected to be (for the bar)."""
     total = sum(size(item) for item in items)
     with Progress(total, len(items), enabled=progress and bool(items), description=description) as bar:
 
         def work(item: T) -> tuple[int, str]:
-            result = hash_file(path(item))
+            result = hash_one(item)
             bar.advance(result[0])
             bar.file_done()
             return result

@@ -139,7 +139,7 @@ def test_missing_credentials_one_clear_line(archive, capsys, source, monkeypatch
         ["revisions", "--all"],
     ):
         code, out, err = run(capsys, *argv)
-        assert (code, out) == (1, ""), argv
+        assert (code, out) == (2, ""), argv  # a configuration problem: exit 2, like bad usage
         assert err == (
             "djarchive-admin: error: admin credentials are not configured: set "
             "DJARCHIVE_ADMIN_ACCESS_KEY and DJARCHIVE_ADMIN_SECRET_KEY, or "

@@ -83,7 +83,7 @@ def test_keygen_command(capsys, tmp_path, archive):
 def test_a_readable_key_is_refused_before_anything_is_uploaded(archive, keys, source, capsys):
     os.chmod(keys["alice"][0], 0o644)
     code, out, err = run(capsys, "upload", DATASET, REVISION, str(source), "--sign-key", keys["alice"][0])
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")  # invalid configuration
     assert err.count("\n") == 1
     assert "are too open: others may read it; restrict it with: chmod 600" in err
     assert archive.keys() == []
@@ -174,7 +174,7 @@ def test_sign_needs_a_key_and_a_published_revision(archive, admin_tool, keys, so
     with pytest.raises(ConfigurationError, match="no signing key: give --sign-key KEYFILE"):
         admin_tool.sign(DATASET, REVISION)
     code, _, err = run(capsys, "sign", DATASET, REVISION)
-    assert code == 1
+    assert code == 2
     assert err.startswith("djarchive-admin: error: no signing key")
     with pytest.raises(RevisionNotFoundError, match="is not published"):
         admin_tool.sign(DATASET, REVISION, sign_key=keys["alice"][0])

@@ -323,7 +323,7 @@ def test_without_keys_a_tampered_revision_is_downloaded_with_a_warning(signed, k
     assert (status.status, status.reason) == ("invalid", "digest-mismatch")
 
 
-def test_require_signature_without_trusted_keys_is_a_usage_error(signed, capsys, tmp_path):
+def test_require_signature_without_trusted_keys_is_a_configuration_error(signed, capsys, tmp_path):
     for argv in (
         ["download", "some-set", "000", str(tmp_path / "t"), "--require-signature"],
         ["files", "some-set", "000", "--require-signature"],
@@ -333,7 +333,8 @@ def test_require_signature_without_trusted_keys_is_a_usage_error(signed, capsys,
         assert (code, out) == (2, "")
         assert err.count("\n") == 1
         assert err.startswith(
-            "djarchive: error: --require-signature: no trusted key is configured; give --trust KEY"
+            "djarchive: error: a signature is required (--require-signature) but no trusted key is "
+            "configured: give --trust KEY"
         )
         assert "DJARCHIVE_CLIENT_TRUSTED_KEYS" in err
     assert not (tmp_path / "t").exists()
@@ -341,7 +342,7 @@ def test_require_signature_without_trusted_keys_is_a_usage_error(signed, capsys,
 
 def test_bad_trust_configuration_is_one_line(signed, capsys, tmp_path):
     code, out, err = run(capsys, "files", "some-set", "000", "--trust", "djarchive-ed25519 nonsense")
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")  # invalid configuration
     assert err == "djarchive: error: invalid public key in --trust: not the base64 of 32 bytes\n"
 
 

@@ -23,8 +23,9 @@ def test_public_api_is_pinned():
             "LocalPathError", "LocalStorageError", "LockedError", "Manifest", "ManifestError",
             "MissingCredentialsError", "NotFoundError", "ObjectNotFoundError", "PartialFailureError",
             "PermissionDeniedError", "RevisionNotFoundError", "RevisionPublishedError",
-            "RevisionRetractedError", "Settings", "SignatureError", "TransferError", "__version__", "parse_manifest", "read_manifest",
-            "resolve_settings", "write_manifest",
+            "RevisionRetractedError", "Settings", "SignatureError",
+            "TransferError", "__version__", "parse_manifest", "read_manifest", "resolve_settings",
+            "write_manifest",
         ]
     )  # fmt: skip
     assert sorted(djarchive_client.__all__) == sorted(
@@ -86,7 +87,7 @@ def test_log_level_and_file_from_environment(monkeypatch, tmp_path):
 
 def test_bad_log_level_is_one_clear_line(monkeypatch, capsys):
     monkeypatch.setenv("DJARCHIVE_LOGLEVEL", "LOUD")
-    assert main(["datasets", "--endpoint", "http://127.0.0.1:9"]) == 1
+    assert main(["datasets", "--endpoint", "http://127.0.0.1:9"]) == 2  # configuration: bad usage
     assert (
         capsys.readouterr().err
         == "djarchive: error: invalid log level 'LOUD': use DEBUG, INFO, WARNING, ERROR or CRITICAL\n"

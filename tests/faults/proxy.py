@@ -249,7 +249,10 @@ class FaultProxy:
     int a number of bytes into the body. ``applies``
     limits faults to some requests; ``limit`` stops injecting after that many faults.
     ``delay`` holds every request that long (or ``delay(request)`` seconds) before it is
-    relayed: a slow network, or one client slower than another.
+    relayed: a slow network, or one client slower than another. ``ignore_range`` drops the
+    Range header, as a server or cache that does not do ranges would. ``answer(request)``, when
+    it returns chunks, answers that request itself, chunk by chunk (a generator may sleep in
+    between: a trickle), without asking the server: a hostile server.
     """
 
     upstream: tuple[str, int]
@@ -261,6 +264,8 @@ class FaultProxy:
     plain_errors: bool = False
     stall_seconds: float = 30.0
     delay: float | Callable[[Request], float] = 0.0
+    ignore_range: bool = False
+    answer: Callable[[Request], Iterable[bytes] | None] | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.rates) - set(KINDS)
@@ -401,6 +406,17 @@ class FaultProxy:
                 delay = self.delay(request) if callable(self.delay) else self.delay
                 if (delay and self._stop.wait(delay)) or self._stop.is_set():
                     return
+                own = self.answer(request) if self.answer is not None else None
+                if own is not None:
+                    for _ in body:
+                        pass
+                    for chunk in own:
+                        if self._stop.is_set():
+                            return
+                        client.sendall(chunk)
+                    return
+                if self.ignore_range and request.header("range"):
+                    raw = _without_header(raw, "range")
                 if fate is not None and fate.kind.startswith("error"):
                     for _ in body:  # read the whole request before answering
                         pass
@@ -527,6 +543,13 @@ class FaultProxy:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         )
         return head.encode() + body
+
+
+def _without_header(raw: bytes, name: str) -> bytes:
+    """A request head without the header ``name``."""
+    lines = raw.split(b"\r\n")
+    kept = [line for line in lines if not line.lower().startswith(name.encode() + b":")]
+    return b"\r\n".join(kept)
 
 
 def pick(rates: dict[str, float], draw: float) -> str | None:

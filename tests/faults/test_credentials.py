@@ -102,7 +102,7 @@ def test_the_alias_variables_are_redacted_too(archive, seed_files, tmp_path, cap
     ],
 )
 def test_credentials_pasted_into_an_endpoint_url_are_not_echoed(capsys, endpoint):
-    assert main(["--debug", "datasets", "--endpoint", endpoint]) == 1
+    assert main(["--debug", "datasets", "--endpoint", endpoint]) == 2  # configuration: bad usage
     out, err = capsys.readouterr()
     assert err.rstrip().splitlines()[-1].startswith("djarchive: error: invalid endpoint")
     assert_no_secret(out + err, "the output", (ACCESS_KEY, URL_SECRET))
@@ -110,7 +110,7 @@ def test_credentials_pasted_into_an_endpoint_url_are_not_echoed(capsys, endpoint
 
 def test_credentials_in_a_plain_endpoint_url_are_refused_without_echo(capsys):
     endpoint = f"https://{ACCESS_KEY}:{URL_SECRET}@s3.example.org"
-    assert main(["datasets", "--endpoint", endpoint]) == 1
+    assert main(["datasets", "--endpoint", endpoint]) == 2
     out, err = capsys.readouterr()
     [line] = error_lines(err, "djarchive")
     assert "credentials do not belong in the URL" in line
@@ -119,6 +119,6 @@ def test_credentials_in_a_plain_endpoint_url_are_refused_without_echo(capsys):
 
 @pytest.mark.parametrize("endpoint", ["http://[oops", "http://[not-an-address]:9000"])
 def test_a_malformed_endpoint_url_is_one_clear_line(capsys, endpoint):
-    assert main(["datasets", "--endpoint", endpoint]) == 1
+    assert main(["datasets", "--endpoint", endpoint]) == 2
     [line] = error_lines(capsys.readouterr().err, "djarchive")
     assert line.startswith("djarchive: error: invalid endpoint")

@@ -404,7 +404,14 @@ def upload_revision(
             # checks and let publish only list the revision (sizes, missing, strays).
             trusted = {entry.subpath for entry in manifest}
             result = publish_revision(
-                catalog, name, revision, jobs=options.jobs, trusted=trusted, lease=lease, signer=signer
+                catalog,
+                name,
+                revision,
+                force=force,
+                jobs=options.jobs,
+                trusted=trusted,
+                lease=lease,
+                signer=signer,
             )
             summary.published = True
             summary.signed_by = result.signed_by

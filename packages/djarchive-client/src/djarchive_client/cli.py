@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING
 
 from .parser import PROG, build_parser
 
-EXIT_USAGE = 2  # djarchive_common.console.EXIT_USAGE, without importing it for --help
-
 if TYPE_CHECKING:
     from djarchive_common.console import Console
     from djarchive_common.signing import SignatureStatus
@@ -30,19 +28,16 @@ def _client(args: argparse.Namespace) -> DJArchiveClient:
         secure=args.secure,
         trusted_keys=getattr(args, "trust", None),
         revoked_keys=getattr(args, "revoke", None),
+        require_signature=getattr(args, "require_signature", False),
     )
 
 
-def _trust_required(args: argparse.Namespace, console: Console, client: DJArchiveClient) -> bool:
-    """False (after one error line) when --require-signature is given and no key is trusted."""
-    if args.require_signature and not client.trust.enforced:
-        console.error(
-            "--require-signature: no trusted key is configured; give --trust KEY (a "
-            "'djarchive-ed25519 ...' line or a .pub file), or set DJARCHIVE_CLIENT_TRUSTED_KEYS, "
-            "DJARCHIVE_CLIENT_TRUSTED_KEYS_FILE or djarchive.client.trusted_keys in DataJoint's configuration"
-        )
-        return False
-    return True
+def _trusting_client(args: argparse.Namespace) -> DJArchiveClient:
+    """The client, its trusted keys resolved first: a bad key or --require-signature without any
+    is a configuration error (exit 2) before anything else happens."""
+    client = _client(args)
+    client.trust  # noqa: B018 - resolves and checks the configured keys
+    return client
 
 
 def _signed(console: Console, dataset: str, revision: str, signature: SignatureStatus | None) -> None:
@@ -74,9 +69,7 @@ def _revisions(args: argparse.Namespace, console: Console) -> int:
 def _files(args: argparse.Namespace, console: Console) -> int:
     from djarchive_common.manifest import select_or_fail
 
-    client = _client(args)
-    if not _trust_required(args, console, client):
-        return EXIT_USAGE
+    client = _trusting_client(args)
     manifest, signature = client.signed_manifest(args.dataset, args.revision)
     entries = select_or_fail(manifest, args.include, args.exclude, f"{args.dataset} {args.revision}")
     _signed(console, args.dataset, args.revision, signature if not signature.valid else None)
@@ -89,9 +82,7 @@ def _files(args: argparse.Namespace, console: Console) -> int:
 
 
 def _download(args: argparse.Namespace, console: Console) -> int:
-    client = _client(args)
-    if not _trust_required(args, console, client):
-        return EXIT_USAGE
+    client = _trusting_client(args)
     summary = client.download(
         args.dataset,
         args.revision,
@@ -115,9 +106,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
 
 
 def _verify(args: argparse.Namespace, console: Console) -> int:
-    client = _client(args)
-    if not _trust_required(args, console, client):
-        return EXIT_USAGE
+    client = _trusting_client(args)
     report = client.verify(
         args.dataset,
         args.revision,
@@ -141,9 +130,7 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
 
 
 def _signature(args: argparse.Namespace, console: Console) -> int:
-    client = _client(args)
-    if not _trust_required(args, console, client):
-        return EXIT_USAGE
+    client = _trusting_client(args)
     status = client.signature(args.dataset, args.revision)
     if console.json:
         console.emit({"dataset": args.dataset, "revision": args.revision, **status.to_dict()})

@@ -454,8 +454,8 @@ def resolve_trust(
     trust = Trust(tuple(dict.fromkeys(keys)), frozenset(revoked), tuple(sources))
     if require_signature and not trust.enforced:
         raise ConfigurationError(
-            "a signature is required but no trusted key is configured: give --trust KEY (a "
-            f"'djarchive-ed25519 ...' line or a .pub file), or set {prefix}TRUSTED_KEYS, "
+            "a signature is required (--require-signature) but no trusted key is configured: give "
+            f"--trust KEY (a 'djarchive-ed25519 ...' line or a .pub file), or set {prefix}TRUSTED_KEYS, "
             f"{prefix}TRUSTED_KEYS_FILE or djarchive.{role}.trusted_keys in DataJoint's configuration"
         )
     log.debug("trusted keys: %s; revoked: %s", [key.key_id for key in trust.keys], sorted(revoked))

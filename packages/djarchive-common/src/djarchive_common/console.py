@@ -1,8 +1,8 @@
 """What the two command lines share at run time: dispatch, printing, one-line errors, exit codes.
 
 Every byte a command prints goes through :class:`Console`, which redacts registered secrets
-from text and JSON alike. Exit codes: 0 success, 1 failure, 2 bad usage (argparse),
-130 interrupted.
+from text and JSON alike. Exit codes: 0 success, 1 failure, 2 bad usage (argparse) or invalid
+configuration, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from .errors import DJArchiveError, PartialFailureError
+from .errors import ConfigurationError, DJArchiveError, LocalStorageError, PartialFailureError
 from .logs import redact, resolve_log_options, setup_logging
 
 __all__ = [
@@ -138,6 +138,12 @@ def _run(prog: str, args: argparse.Namespace, handler: Handler) -> int:
         if debug:
             log.debug("traceback of the error below", exc_info=True)
         console.report(error)
+        return EXIT_USAGE if isinstance(error, ConfigurationError) else EXIT_FAILURE
+    except OSError as error:  # a local fault the library did not name: still one line, no traceback
+        if debug:
+            log.debug("traceback of the error below", exc_info=True)
+        where = f": {error.filename}" if error.filename else ""
+        console.report(LocalStorageError(f"{error.strerror or error}{where}"))
         return EXIT_FAILURE
 
 

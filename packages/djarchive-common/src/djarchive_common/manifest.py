@@ -17,6 +17,7 @@ import io
 import itertools
 import os
 import re
+import secrets
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -271,17 +272,14 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
 
 
 def write_manifest(path: str | os.PathLike[str], manifest: Manifest | Iterable[Entry]) -> Path:
-    """Write a manifest file atomically (temporary file, then rename); return its path."""
+    """Write a manifest file atomically (a new temporary file beside it, then a rename); neither
+    name is followed if it is a link. Return its path."""
+    from .localfs import open_root
+
     if not isinstance(manifest, Manifest):
         manifest = Manifest(manifest)
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(manifest.to_bytes())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with open_root(path.parent) as folder:
+        temporary = f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        folder.write_atomically(path.name, manifest.to_bytes(), temporary)
     return path

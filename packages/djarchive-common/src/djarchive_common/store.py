@@ -301,6 +301,8 @@ class Store:
                     f"{what}: access denied by {where} ({exc.code}); "
                     "check the credentials and their permissions"
                 )
+            if exc.code == "InvalidRange":
+                return TransferError(f"{what}: the object is shorter than the byte range asked for")
             transient = exc.code in _TRANSIENT
             return TransferError(f"{what}: {where} answered {exc.code}: {exc.message}", retryable=transient)
         if isinstance(exc, (ServerError, InvalidResponseError)):

@@ -19,8 +19,9 @@ KiB = 1024
 @pytest.fixture(autouse=True)
 def without_descriptors(monkeypatch):
     monkeypatch.setattr(localfs, "USE_DESCRIPTORS", False)
-    if hasattr(os, "posix_fallocate"):
-        monkeypatch.delattr(os, "posix_fallocate")
+    for name in ("posix_fallocate", "pread", "pwrite"):  # missing on Windows
+        if hasattr(os, name):
+            monkeypatch.delattr(os, name)
 
 
 def test_folders_are_paths_here():

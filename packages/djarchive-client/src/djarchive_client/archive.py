@@ -56,13 +56,16 @@ class DJArchiveClient(Catalog):
         recheck: bool = False,
         part_size: int | None = None,
         multipart_threshold: int | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> DownloadSummary:
         """Download a published revision into ``target_directory`` and return a summary.
 
         Files already present and verified are kept; everything fetched is checked against
         the manifest's size and sha256 before it is renamed into place. Raises
-        PartialFailureError (with the summary) when any file could not be downloaded. The
-        summary's ``signature`` is the revision's signature status, checked first.
+        PartialFailureError (with the summary) when any file could not be downloaded.
+        ``shard=(K, N)`` downloads only the K-th of N byte-balanced parts, so that N runs (on
+        one machine or on many sharing the folder) share the work. The summary's ``signature``
+        is the revision's signature status, checked first.
         """
         manifest, signature = self.signed_manifest(dataset_name, revision)
         defaults = DownloadOptions()
@@ -85,6 +88,7 @@ class DJArchiveClient(Catalog):
                 options=options,
                 progress=display_progress,
                 dry_run=dry_run,
+                shard=shard,
             )
         except PartialFailureError as error:
             if isinstance(error.summary, DownloadSummary):

@@ -94,6 +94,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
         jobs=args.jobs,
         dry_run=args.dry_run,
         recheck=args.recheck,
+        shard=args.shard,
     )
     if args.dry_run and not console.json:
         for entry in summary.planned:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from djarchive_common.errors import IntegrityError, LocalStorageError, PartialFailureError
 from djarchive_common.manifest import Entry, Manifest, select_or_fail
+from djarchive_common.manifest import shard as split
 from djarchive_common.store import Store
 from djarchive_common.text import files, human_bytes
 from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, hash_files, run_parallel
@@ -63,6 +64,7 @@ class DownloadSummary:
     seconds: float = 0.0
     dry_run: bool = False
     planned: list[Entry] = field(default_factory=list)
+    shard: tuple[int, int] | None = None  # (K, N) when only the K-th of N parts was asked for
     signature: SignatureStatus | None = None  # the revision's signature, as checked before the download
 
     @property
@@ -84,6 +86,7 @@ class DownloadSummary:
             "failed": self.failed,
             "seconds": round(self.seconds, 3),
             "dry_run": self.dry_run,
+            "shard": list(self.shard) if self.shard else None,
             "ok": self.ok,
             "signature": self.signature.to_dict() if self.signature is not None else None,
         }
@@ -92,7 +95,9 @@ class DownloadSummary:
         return data
 
     def __str__(self) -> str:
-        name = f"{self.dataset} {self.revision}"
+        name = f"{self.dataset} {self.revision}" + (
+            f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
+        )
         if self.dry_run:
             return (
                 f"would download {len(self.planned)} of {files(self.files)} of {name} "
@@ -253,11 +258,18 @@ def download_revision(
     options: DownloadOptions | None = None,
     progress: bool = False,
     dry_run: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> DownloadSummary:
-    """Download the selected files of a revision into ``target``; raise if any file failed."""
+    """Download the selected files of a revision into ``target``; raise if any file failed.
+
+    ``shard`` (K, N) takes only the K-th of N byte-balanced parts of the selection: N runs, on
+    one machine or many sharing TARGET, together download it all (see :func:`manifest.shard`).
+    """
     options = options or DownloadOptions()
     started = time.monotonic()
     selected = select_or_fail(manifest, include, exclude, f"{dataset} {revision}")
+    if shard is not None:
+        selected = split(selected, *shard)
     summary = DownloadSummary(
         dataset,
         revision,
@@ -265,11 +277,12 @@ def download_revision(
         files=len(selected),
         bytes=sum(e.size for e in selected),
         dry_run=dry_run,
+        shard=shard,
     )
     if dry_run and not target_path(target).exists():
         summary.planned = list(selected)
         return summary
-    local = LocalCopy(target, create=create_target and not dry_run)
+    local = LocalCopy(target, create=create_target and not dry_run, shard=shard)
     try:
         local.check_destinations(selected)  # refuses links and aliased folders before any write
         if dry_run:  # the same checks as a download, hashes included, but nothing is written

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 
 from djarchive_common.errors import DJArchiveError, IntegrityError, LocalStorageError, TransferError
 from djarchive_common.layout import object_key
+from djarchive_common.localfs import pread, pwrite
 from djarchive_common.manifest import Entry
 from djarchive_common.store import ObjectStream, Store
 from djarchive_common.transfer import Progress, retry_call
@@ -43,7 +44,7 @@ def _write_all(fd: int, data: bytes, position: int | None = None) -> None:
     view = memoryview(data)
     while view:
         chunk = view[:WRITE_SIZE]
-        written = os.write(fd, chunk) if position is None else os.pwrite(fd, chunk, position)
+        written = os.write(fd, chunk) if position is None else pwrite(fd, chunk, position)
         if written <= 0:
             raise OSError(errno.ENOSPC, "no byte written")
         view = view[written:]
@@ -305,7 +306,7 @@ class Fetcher:
             if available <= job.cursor:
                 return
             size = min(self.buffer_size, available - job.cursor, budget)
-            data = os.pread(job.fd, size, job.cursor)  # type: ignore[arg-type]
+            data = pread(job.fd, size, job.cursor)  # type: ignore[arg-type]
             if not data:
                 raise LocalStorageError(f"{job.entry.subpath}: temporary file shrank while hashing")
             job.digest.update(data)

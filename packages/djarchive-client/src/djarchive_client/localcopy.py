@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import secrets
 import stat
 import sys
@@ -37,6 +38,7 @@ RECORD = "verified.json"
 LOCK = "lock"
 TEMPORARY = "tmp"
 MAX_RECORD_BYTES = 512 * 1024 * 1024
+_SHARD_RECORD = re.compile(r"verified\.[0-9]+-of-[0-9]+\.json")
 log = logging.getLogger("djarchive_client")
 
 
@@ -54,7 +56,9 @@ def target_path(target: str | os.PathLike[str]) -> Path:
 class LocalCopy:
     """TARGET on disk: where each manifest path goes, and what is already verified there."""
 
-    def __init__(self, target: str | os.PathLike[str], *, create: bool = False):
+    def __init__(
+        self, target: str | os.PathLike[str], *, create: bool = False, shard: tuple[int, int] | None = None
+    ):
         path = target_path(target)
         try:
             exists = path.is_dir() or path.exists()
@@ -71,7 +75,9 @@ class LocalCopy:
         self._record: dict[str, list] = {}
         self._record_lock = threading.Lock()
         self._dirty = False
-        self._lock_fd: int | None = None
+        self.shard = shard
+        self._lock_fds: list[int] = []
+        self._merged: list[str] = []
         self._state: Folder | None = None
         self._temporary: Folder | None = None
         self._run = secrets.token_hex(6)
@@ -240,42 +246,57 @@ class LocalCopy:
                 raise storage_error(exc, self.root / STATE_DIR) from None
         return self._state
 
-    def lock(self) -> None:
-        """Take the target's lock (and this run's temporary folder), or raise LockedError when
-        another process holds it. Temporary files of runs that are gone are deleted."""
+    def _lock_file(self, name: str, *, shared: bool) -> int:
+        """An open, locked lock file in ``.djarchive`` (its holder's pid in it unless shared)."""
         state = self._state_folder()
-        path = state.path / LOCK
+        path = state.path / name
         try:
-            fd = state.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = state.open(name, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise storage_error(exc, path) from None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise LocalPathError(f"{path} is not a regular file")
-            if not _try_lock(fd):
-                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-                raise LockedError(
-                    f"another djarchive process (pid {holder}) is downloading into {self.path}; "
-                    "wait for it to finish"
-                )
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, str(os.getpid()).encode())
+            if not _try_lock(fd, shared=shared):
+                pid = os.read(fd, 32).decode(errors="replace").strip()
+                who = f"another djarchive process (pid {pid})" if pid else "a shard download"
+                what = f"downloading shard {self._shard_text} of" if name != LOCK else "downloading into"
+                raise LockedError(f"{who} is {what} {self.path}; wait for it to finish")
+            os.ftruncate(fd, 0)  # shared holders leave it empty: no single pid holds the target
+            if not shared:
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.write(fd, str(os.getpid()).encode())
         except BaseException:
             os.close(fd)
             raise
-        self._lock_fd = fd
+        return fd
+
+    @property
+    def _shard_text(self) -> str:
+        return f"{self.shard[0]}/{self.shard[1]}" if self.shard else ""
+
+    def lock(self) -> None:
+        """Take the target's lock (and this run's temporary folder), or raise LockedError when
+        another process holds it. A plain run holds the target alone and deletes what dead runs
+        left in the temporary folder; a shard run shares the target with the other shards (a
+        shared lock, where the platform has one) and holds its own shard alone."""
+        shared = self.shard is not None
+        self._lock_fds.append(self._lock_file(LOCK, shared=shared))
         try:
-            self._open_temporary(state)
+            if self.shard is not None:
+                self._lock_fds.append(
+                    self._lock_file(f"shard-{self.shard[0]}-of-{self.shard[1]}.lock", shared=False)
+                )
+            self._open_temporary(self._state_folder(), sweep=not shared)
         except BaseException:
             self.unlock()
             raise
 
-    def _open_temporary(self, state: Folder) -> None:
-        """This run's temporary folder; what earlier (dead) runs left is deleted first."""
+    def _open_temporary(self, state: Folder, *, sweep: bool) -> None:
+        """This run's temporary folder; with ``sweep``, what earlier (dead) runs left is deleted first."""
         try:
             with state.child(TEMPORARY, create=True) as temporary:
-                stale = list(temporary.entries())
+                stale = list(temporary.entries()) if sweep else []
                 for item in stale:
                     if item.is_dir(follow_symlinks=False):
                         temporary.remove_tree(item.name)
@@ -297,9 +318,8 @@ class LocalCopy:
                     temporary.remove_tree(self._run)
             except OSError as exc:
                 log.info("could not delete this run's temporary folder: %s", exc)
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        while self._lock_fds:
+            os.close(self._lock_fds.pop())
 
     def __enter__(self) -> LocalCopy:
         self.lock()
@@ -314,35 +334,60 @@ class LocalCopy:
 
     # -- the record of verified files --------------------------------------------------
 
+    @property
+    def _record_name(self) -> str:
+        """Where this run saves the record: shards each their own file, merged by a plain run."""
+        return f"verified.{self.shard[0]}-of-{self.shard[1]}.json" if self.shard else RECORD
+
     def load_record(self) -> None:
-        """Read what earlier runs verified; a damaged record is ignored (files get re-hashed)."""
+        """Read what earlier runs verified (shards' records too); a damaged record is ignored
+        (its files get hashed again)."""
         self._record = {}
         try:
             with self.folder.child(STATE_DIR) as state:
-                data = json.loads(state.read_bytes(RECORD, MAX_RECORD_BYTES))
+                names = sorted(
+                    item.name
+                    for item in state.entries()
+                    if item.name == RECORD or _SHARD_RECORD.fullmatch(item.name)
+                )
+                for name in names:
+                    self._record.update(self._read_record(state, name))
+                self._merged = [name for name in names if name != RECORD]
+        except FileNotFoundError:
+            pass
+        except (OSError, LocalPathError) as exc:
+            log.warning("ignoring the record of verified files in %s (%s)", self.root / STATE_DIR, exc)
+        if self.shard is None and self._merged:
+            self._dirty = True  # a plain run folds the shards' records into one
+
+    def _read_record(self, state: Folder, name: str) -> dict[str, list]:
+        try:
+            data = json.loads(state.read_bytes(name, MAX_RECORD_BYTES))
             files = data["files"]
             if data.get("version") != 1 or not isinstance(files, dict):
                 raise ValueError("unknown record version")
-            self._record = {
-                key: value for key, value in files.items() if isinstance(value, list) and len(value) == 3
-            }
-        except FileNotFoundError:
-            pass
+            return {key: value for key, value in files.items() if isinstance(value, list) and len(value) == 3}
         except (ValueError, KeyError, TypeError, OSError, RecursionError, LocalPathError) as exc:
             log.warning(
-                "ignoring the damaged record of verified files in %s (%s)", self.root / STATE_DIR, exc
+                "ignoring the damaged record of verified files %s (%s)", self.root / STATE_DIR / name, exc
             )
+            return {}
 
     def save_record(self) -> None:
-        """Write the record atomically, if it changed."""
+        """Write the record atomically, if it changed (a plain run then drops the shards' records)."""
         with self._record_lock:
             if not self._dirty:
                 return
             text = json.dumps({"version": 1, "files": self._record})
             self._dirty = False
+        name = self._record_name
         try:
             state = self._state_folder()
-            state.write_atomically(RECORD, text.encode("utf-8"), f"{RECORD}.{self._run}.tmp")
+            state.write_atomically(name, text.encode("utf-8"), f"{name}.{self._run}.tmp")
+            if self.shard is None and self._lock_fds:  # only while holding the target alone
+                for merged in self._merged:
+                    state.unlink(merged, missing_ok=True)
+                self._merged = []
         except (OSError, LocalPathError) as exc:
             log.warning("could not save the record of verified files: %s", exc)
 
@@ -373,10 +418,13 @@ class LocalCopy:
                 self._dirty = True
 
 
-def _try_lock(fd: int) -> bool:
-    """An exclusive lock on the open file ``fd`` without waiting: flock where it exists (POSIX),
-    msvcrt's byte-range lock on Windows. False when another process holds it."""
+def _try_lock(fd: int, *, shared: bool = False) -> bool:
+    """A lock on the open file ``fd`` without waiting: flock where it exists (POSIX, shared or
+    exclusive), msvcrt's byte-range lock on Windows (exclusive only: a shared lock there is
+    no lock, and shards rely on their own shard lock). False when another process holds it."""
     if sys.platform == "win32":
+        if shared:
+            return True
         import msvcrt
 
         try:
@@ -387,7 +435,7 @@ def _try_lock(fd: int) -> bool:
     import fcntl
 
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except OSError as exc:
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from djarchive_common.parser import add_completion_command, add_jobs_option, folder, new_parser
+from djarchive_common.parser import add_completion_command, add_jobs_option, folder, new_parser, shard_spec
 
 __all__ = ["build_parser"]
 
@@ -118,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(download)
     add_jobs_option(download, "parallel transfers", "small files of up to 256 KiB: twice as many")
     download.add_argument("--dry-run", action="store_true", help="show what would be fetched, fetch nothing")
+    download.add_argument(
+        "--shard",
+        metavar="K/N",
+        type=shard_spec,
+        default=None,
+        help="only the K-th of N byte-balanced parts; N runs at once (one machine or many sharing "
+        "TARGET, e.g. a Slurm job array) download it all",
+    )
     download.add_argument(
         "--recheck", action="store_true", help="hash every local file again instead of trusting the record"
     )

@@ -17,12 +17,13 @@ import contextlib
 import errno
 import os
 import stat
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import LocalPathError, LocalStorageError
 
-__all__ = ["USE_DESCRIPTORS", "Folder", "open_root", "storage_error"]
+__all__ = ["USE_DESCRIPTORS", "Folder", "open_root", "pread", "pwrite", "storage_error"]
 
 USE_DESCRIPTORS = (
     hasattr(os, "O_NOFOLLOW")
@@ -54,6 +55,27 @@ def storage_error(exc: OSError, path: Path | str) -> LocalStorageError | LocalPa
     if exc.errno == errno.ENAMETOOLONG:
         return LocalPathError(f"{path}: name too long for this file system")
     return LocalStorageError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+_POSITIONED = threading.Lock()  # serializes seek-then-write where there is no pwrite (Windows)
+
+
+def pwrite(fd: int, data: memoryview | bytes, position: int) -> int:
+    """``os.pwrite`` where the platform has it; a seek and a write under one lock elsewhere."""
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, position)
+    with _POSITIONED:
+        os.lseek(fd, position, os.SEEK_SET)
+        return os.write(fd, data)
+
+
+def pread(fd: int, size: int, position: int) -> bytes:
+    """``os.pread`` where the platform has it; a seek and a read under one lock elsewhere."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, position)
+    with _POSITIONED:
+        os.lseek(fd, position, os.SEEK_SET)
+        return os.read(fd, size)
 
 
 def _is_link(status: os.stat_result) -> bool:

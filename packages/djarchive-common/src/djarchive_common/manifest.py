@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import heapq
 import io
 import itertools
 import os
@@ -35,6 +36,7 @@ __all__ = [
     "read_manifest",
     "select",
     "select_or_fail",
+    "shard",
     "write_manifest",
 ]
 
@@ -138,6 +140,22 @@ def select_or_fail(
         patterns = ", ".join([*(f"include {p!r}" for p in include), *(f"exclude {p!r}" for p in exclude)])
         raise NotFoundError(f"no file of {what} matches the patterns ({patterns}); nothing was done")
     return selected
+
+
+def shard(entries: Iterable[Entry], index: int, count: int) -> list[Entry]:
+    """Shard ``index`` (1-based) of ``count``: a split of ``entries`` balanced by bytes and fixed
+    by the entries alone (largest first, each to the lightest shard so far, ties to the lowest),
+    so every machine computes the same split and the shards together are every entry once."""
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count}: use K/N with 1 <= K <= N")
+    loads = [(0, number) for number in range(count)]  # a heap of (bytes so far, shard)
+    mine = []
+    for entry in sorted(entries, key=lambda entry: (-entry.size, entry.subpath)):
+        load, lightest = heapq.heappop(loads)
+        heapq.heappush(loads, (load + max(entry.size, 1), lightest))
+        if lightest == index - 1:
+            mine.append(entry)
+    return sorted(mine, key=lambda entry: entry.subpath)
 
 
 def path_identity(subpath: str) -> str:

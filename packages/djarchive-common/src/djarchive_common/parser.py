@@ -19,6 +19,7 @@ __all__ = [
     "folder",
     "jobs_count",
     "new_parser",
+    "shard_spec",
 ]
 
 Command = Callable[[str, str, str], argparse.ArgumentParser]
@@ -41,6 +42,14 @@ def folder(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty folder name (is a shell variable unset?)")
     return text
+
+
+def shard_spec(text: str) -> tuple[int, int]:
+    """argparse type for --shard K/N (1 <= K <= N)."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count) <= 100_000):
+        raise argparse.ArgumentTypeError(f"invalid shard {text!r}: use K/N with 1 <= K <= N, e.g. 2/8")
+    return int(index), int(count)
 
 
 def add_jobs_option(parser: argparse.ArgumentParser, what: str, note: str = "") -> None:

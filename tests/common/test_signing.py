@@ -429,6 +429,17 @@ def test_sign_key_precedence(monkeypatch):
     assert resolve_sign_key("admin", "/a", environ={"DJARCHIVE_ADMIN_SIGN_KEY": "/e"}) == ("/a", "--sign-key")
 
 
+def test_values_are_immutable_and_compare_by_their_fields(keys):
+    status = signing.SignatureStatus("valid", "ab" * 8, key_ids=["ab" * 8])
+    assert status == signing.SignatureStatus("valid", "ab" * 8, key_ids=("ab" * 8,))
+    assert len({status, signing.SignatureStatus("valid", "ab" * 8, key_ids=("ab" * 8,))}) == 1
+    assert repr(status).startswith("SignatureStatus(detail=None, key_ids=('abababababababab',), ")
+    with pytest.raises(AttributeError, match="SignatureStatus is immutable"):
+        status.status = "unsigned"
+    with pytest.raises(AttributeError, match="Trust is immutable"):
+        Trust().keys = (keys[0][1],)
+
+
 def test_public_key_repr_and_size():
     with pytest.raises(ValueError, match="32 bytes"):
         PublicKey(b"short")

@@ -343,7 +343,9 @@ def test_require_signature_without_trusted_keys_is_a_configuration_error(signed,
 def test_bad_trust_configuration_is_one_line(signed, capsys, tmp_path):
     code, out, err = run(capsys, "files", "some-set", "000", "--trust", "djarchive-ed25519 nonsense")
     assert (code, out) == (2, "")  # invalid configuration
-    assert err == "djarchive: error: invalid public key in --trust: not the base64 of 32 bytes\n"
+    assert (
+        err == "djarchive: error: invalid public key in --trust (trusted_keys=): not the base64 of 32 bytes\n"
+    )
 
 
 def test_signatures_are_fetched_with_the_manifest_not_after_it(signed, keys, monkeypatch):

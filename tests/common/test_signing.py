@@ -426,7 +426,10 @@ def test_trust_from_datajoint_json(keys, isolated_config):
 def test_sign_key_precedence(monkeypatch):
     assert resolve_sign_key(environ={}) is None
     assert resolve_sign_key(environ={"DJARCHIVE_ADMIN_SIGN_KEY": "/e"}) == ("/e", "DJARCHIVE_ADMIN_SIGN_KEY")
-    assert resolve_sign_key("admin", "/a", environ={"DJARCHIVE_ADMIN_SIGN_KEY": "/e"}) == ("/a", "--sign-key")
+    assert resolve_sign_key("admin", "/a", environ={"DJARCHIVE_ADMIN_SIGN_KEY": "/e"}) == (
+        "/a",
+        "--sign-key (sign_key=)",
+    )
 
 
 def test_values_are_immutable_and_compare_by_their_fields(keys):

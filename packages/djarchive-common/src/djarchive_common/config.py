@@ -416,7 +416,7 @@ def resolve_trust(
     prefix = f"DJARCHIVE_{role.upper()}_"
     # Each level: (value, source, whether the value is one file's path).
     levels: list[list[tuple[Any, str, bool]]] = [
-        [(trusted_keys, "--trust", False)],
+        [(trusted_keys, "--trust (trusted_keys=)", False)],
         [
             (env.get(f"{prefix}TRUSTED_KEYS"), f"{prefix}TRUSTED_KEYS", False),
             (env.get(f"{prefix}TRUSTED_KEYS_FILE"), f"{prefix}TRUSTED_KEYS_FILE", True),
@@ -442,7 +442,7 @@ def resolve_trust(
     if keys:  # revocations matter only where keys are trusted
         revocations: list[tuple[Any, str]] = []
         if revoked_keys:
-            revocations.append((revoked_keys, "--revoke"))
+            revocations.append((revoked_keys, "--revoke (revoked_keys=)"))
         if env.get(f"{prefix}REVOKED_KEYS"):
             revocations.append((env[f"{prefix}REVOKED_KEYS"], f"{prefix}REVOKED_KEYS"))
         found = _datajoint_role_value(role, "revoked_keys", env)
@@ -472,7 +472,7 @@ def resolve_sign_key(
     (``--sign-key``), ``DJARCHIVE_<ROLE>_SIGN_KEY``, DataJoint's ``djarchive.<role>.sign_key`` (or
     ``sign_key`` of the store ``djarchive_<role>``); None when none is configured."""
     if sign_key not in (None, ""):
-        return os.fspath(sign_key), "--sign-key"
+        return os.fspath(sign_key), "--sign-key (sign_key=)"
     env = os.environ if environ is None else environ
     variable = f"DJARCHIVE_{role.upper()}_SIGN_KEY"
     if env.get(variable):

@@ -380,3 +380,63 @@ def test_no_cryptography_without_trusted_keys(signed, tmp_path):
 def test_manifest_bytes_helper_matches_publish(archive, seed_files):
     archive.publish("x", "1", seed_files)
     assert archive.get("x/1/djarchive-manifest.csv") == manifest_bytes(seed_files)
+
+
+# -- every reader of manifests ---------------------------------------------------------------
+
+
+def test_a_retracted_revision_downloaded_anyway_is_checked_like_a_published_one(
+    signed, keys, capsys, tmp_path
+):
+    pytest.importorskip("djarchive_admin")
+    from djarchive_admin import admin
+
+    admin().retract("some-set", "000", reason="wrong calibration", superseded_by="001")
+    trust = ["--trust", line(keys["alice"])]
+    code, out, err = run(
+        capsys, "download", "some-set", "000", str(tmp_path / "a"), "--allow-retracted", *trust
+    )
+    assert code == 0
+    assert out.startswith(f"some-set 000: signed by trusted key {keys['alice'].key_id}")  # the kept manifest
+    kept = "some-set/000/djarchive-manifest.retracted.csv"
+    signed.put(kept, signed.get(kept) + manifest_bytes({"extra.dat": b"x"}))  # tampered while retracted
+    signed.put("some-set/000/extra.dat", b"x")
+    code, out, err = run(
+        capsys, "download", "some-set", "000", str(tmp_path / "b"), "--allow-retracted", *trust
+    )
+    assert (code, out) == (1, "")
+    assert err.splitlines()[-1].startswith(
+        "djarchive: error: signature check failed for some-set 000: the manifest"
+    )
+    assert not (tmp_path / "b").exists()
+    with pytest.raises(SignatureError):
+        client(trusted_keys=line(keys["alice"])).retracted_manifest("some-set", "000")
+
+
+def test_diff_reads_manifests_through_the_same_check(signed, keys, capsys):
+    code, out, _ = run(capsys, "diff", "some-set", "001", "000", "--trust", line(keys["alice"]))
+    assert code == 0
+    assert "root2.dat" in out
+    copied_from_another_revision(signed, keys)
+    code, out, err = run(capsys, "diff", "some-set", "001", "000", "--trust", line(keys["alice"]))
+    assert (code, out) == (1, "")
+    assert "is for some-set 001, not some-set 000" in err
+
+
+def test_the_signature_is_on_the_summary_from_the_start(signed, keys, tmp_path):
+    """Set before anything is written (a receipt can record it), and on a partial failure too."""
+    from djarchive_common.errors import PartialFailureError
+
+    signed.put("some-set/000/root.dat", b"damaged in the store")
+    with pytest.raises(PartialFailureError) as caught:
+        client(trusted_keys=line(keys["alice"])).download(
+            "some-set", "000", tmp_path / "t", create_target=True
+        )
+    assert caught.value.summary.signature.signer == keys["alice"].key_id
+
+
+def test_offline_verify_takes_no_trust_options(signed, keys, capsys, tmp_path):
+    client().download("some-set", "000", tmp_path / "t", create_target=True)
+    code, out, err = run(capsys, "verify", str(tmp_path / "t"), "--trust", line(keys["alice"]))
+    assert (code, out) == (2, "")
+    assert "signatures are checked in the archive: give DATASET REVISION TARGET" in err

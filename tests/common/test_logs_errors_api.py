@@ -30,9 +30,10 @@ def test_public_api_is_pinned():
     )  # fmt: skip
     assert sorted(djarchive_client.__all__) == sorted(
         [
-            "DJArchiveClient", "DJArchiveError", "DatasetNotFoundError", "DownloadSummary", "Entry",
-            "IntegrityError", "Manifest", "PartialFailureError", "RevisionNotFoundError", "SignatureError",
-            "VerifyReport", "__version__", "client",
+            "CopyStatus", "DJArchiveClient", "DJArchiveError", "DatasetNotFoundError", "DownloadSummary",
+            "Entry", "IntegrityError", "Manifest", "ManifestDiff", "PartialFailureError",
+            "RevisionNotFoundError", "SignatureError", "VerifyReport",
+            "__version__", "client",
         ]
     )  # fmt: skip
     for module in (djarchive_common, djarchive_client):

@@ -22,12 +22,15 @@ if TYPE_CHECKING:
     from djarchive_common.manifest import Entry, Manifest
 
     from .archive import DJArchiveClient, client
+    from .diff import ManifestDiff
     from .download import DownloadSummary
+    from .status import CopyStatus
     from .verify import VerifyReport
 
 __version__ = "0.1.0"
 
 _SOURCES = {
+    "CopyStatus": ".status",
     "DJArchiveClient": ".archive",
     "DJArchiveError": "djarchive_common.errors",
     "DatasetNotFoundError": "djarchive_common.errors",
@@ -35,6 +38,7 @@ _SOURCES = {
     "Entry": "djarchive_common.manifest",
     "IntegrityError": "djarchive_common.errors",
     "Manifest": "djarchive_common.manifest",
+    "ManifestDiff": ".diff",
     "PartialFailureError": "djarchive_common.errors",
     "RevisionNotFoundError": "djarchive_common.errors",
     "SignatureError": "djarchive_common.errors",
@@ -44,6 +48,7 @@ _SOURCES = {
 __getattr__ = lazy_exports(__name__, _SOURCES)
 
 __all__ = [
+    "CopyStatus",
     "DJArchiveClient",
     "DJArchiveError",
     "DatasetNotFoundError",
@@ -51,6 +56,7 @@ __all__ = [
     "Entry",
     "IntegrityError",
     "Manifest",
+    "ManifestDiff",
     "PartialFailureError",
     "RevisionNotFoundError",
     "SignatureError",

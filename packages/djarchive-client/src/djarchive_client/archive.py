@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import Catalog
-from djarchive_common.errors import ConfigurationError, PartialFailureError
+from djarchive_common.errors import ConfigurationError, RevisionRetractedError
+from djarchive_common.manifest import Manifest
 from djarchive_common.transfer import job_count
 
+from .diff import ManifestDiff, diff_manifests
 from .download import DownloadOptions, DownloadSummary, download_revision
-from .verify import VerifyReport, verify_copy
+from .status import CopyStatus, copy_status
+from .verify import VerifyReport, verify_copy, verify_offline
+
+if TYPE_CHECKING:
+    from djarchive_common.signing import SignatureStatus
 
 __all__ = ["DJArchiveClient", "client"]
+
+log = logging.getLogger("djarchive_client")
 
 
 class DJArchiveClient(Catalog):
@@ -57,6 +66,9 @@ class DJArchiveClient(Catalog):
         part_size: int | None = None,
         multipart_threshold: int | None = None,
         shard: tuple[int, int] | None = None,
+        reuse: Sequence[str | os.PathLike[str]] = (),
+        link: bool = False,
+        allow_retracted: bool = False,
     ) -> DownloadSummary:
         """Download a published revision into ``target_directory`` and return a summary.
 
@@ -64,10 +76,16 @@ class DJArchiveClient(Catalog):
         the manifest's size and sha256 before it is renamed into place. Raises
         PartialFailureError (with the summary) when any file could not be downloaded.
         ``shard=(K, N)`` downloads only the K-th of N byte-balanced parts, so that N runs (on
-        one machine or on many sharing the folder) share the work. The summary's ``signature``
-        is the revision's signature status, checked first.
+        one machine or on many sharing the folder) share the work.
+
+        When the folder holds another revision of the dataset, it is upgraded in place (files
+        kept, moved, fetched, removed; files you changed are left alone and reported). Content
+        already in the local copies named by ``reuse`` is copied (and checked) instead of
+        fetched; ``link=True`` hard-links it instead. A retracted revision is refused unless
+        ``allow_retracted``. The summary's ``signature`` is the revision's signature status,
+        checked before anything else.
         """
-        manifest, signature = self.signed_manifest(dataset_name, revision)
+        manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
         defaults = DownloadOptions()
         options = DownloadOptions(
             jobs=job_count(jobs),
@@ -75,27 +93,40 @@ class DJArchiveClient(Catalog):
             multipart_threshold=multipart_threshold or defaults.multipart_threshold,
             recheck=recheck,
         )
+        return download_revision(
+            self.store,
+            manifest,
+            dataset_name,
+            revision,
+            target_directory,
+            create_target=create_target,
+            include=include,
+            exclude=exclude,
+            options=options,
+            progress=display_progress,
+            dry_run=dry_run,
+            shard=shard,
+            reuse=reuse,
+            link=link,
+            retracted=retraction,
+            signature=signature,
+        )
+
+    def _manifest_or_retracted(
+        self, dataset: str, revision: str, allowed: bool
+    ) -> tuple[Manifest, str | None, SignatureStatus]:
+        """The revision's manifest, or, for a retracted revision when ``allowed``, the manifest it
+        kept and why it was retracted; with the signature status of either (the kept manifest
+        is the one that was signed)."""
         try:
-            summary = download_revision(
-                self.store,
-                manifest,
-                dataset_name,
-                revision,
-                target_directory,
-                create_target=create_target,
-                include=include,
-                exclude=exclude,
-                options=options,
-                progress=display_progress,
-                dry_run=dry_run,
-                shard=shard,
-            )
-        except PartialFailureError as error:
-            if isinstance(error.summary, DownloadSummary):
-                error.summary.signature = signature
-            raise
-        summary.signature = signature
-        return summary
+            manifest, signature = self.signed_manifest(dataset, revision)
+            return manifest, None, signature
+        except RevisionRetractedError as error:
+            if not allowed:
+                raise
+            log.warning("%s", error)
+            manifest, signature = self.signed_manifest(dataset, revision, retracted=True)
+            return manifest, str(error).split(" (allow_retracted")[0], signature
 
     def verify(
         self,
@@ -109,8 +140,11 @@ class DJArchiveClient(Catalog):
         fast: bool = False,
         display_progress: bool = False,
     ) -> VerifyReport:
-        """Compare a local copy with the revision's manifest (missing, modified, extra files)."""
-        manifest, signature = self.signed_manifest(dataset_name, revision)
+        """Compare a local copy with the revision's manifest (missing, modified, extra files).
+
+        An intact copy gets a receipt (or its time of verification updated). A retracted revision
+        is checked against the manifest it kept, and the report says it was retracted."""
+        manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, True)
         report = verify_copy(
             manifest,
             dataset_name,
@@ -121,9 +155,43 @@ class DJArchiveClient(Catalog):
             jobs=job_count(jobs),
             fast=fast,
             progress=display_progress,
+            origin=self.settings,
+            signature=signature,
         )
-        report.signature = signature
+        report.note = retraction or report.note
         return report
+
+    def verify_local(
+        self,
+        target_directory: str | os.PathLike[str],
+        *,
+        jobs: int | None = None,
+        fast: bool = False,
+        display_progress: bool = False,
+    ) -> VerifyReport:
+        """Check a local copy offline against the manifest its receipt stored (no network)."""
+        return verify_offline(target_directory, jobs=job_count(jobs), fast=fast, progress=display_progress)
+
+    def status(self, target_directory: str | os.PathLike[str] = ".", *, offline: bool = False) -> CopyStatus:
+        """What a local copy holds (its receipt) and, unless ``offline``, where its revision
+        stands in the archive it came from: still published, retracted, superseded."""
+        local = copy_status(target_directory, None)
+        if offline or local.receipt is None:
+            return local
+        receipt = local.receipt
+        same = (receipt.endpoint, receipt.bucket) == (self.endpoint, self.bucket)
+        origin = (
+            self
+            if same
+            else type(self)(endpoint=receipt.endpoint, bucket=receipt.bucket, secure=receipt.secure)
+        )
+        return copy_status(target_directory, origin)
+
+    def diff(self, dataset: str, old: str, new: str) -> ManifestDiff:
+        """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests."""
+        old_manifest, _, _ = self._manifest_or_retracted(dataset, old, True)
+        new_manifest, _, _ = self._manifest_or_retracted(dataset, new, True)
+        return diff_manifests(dataset, old, old_manifest, new, new_manifest)
 
 
 client = DJArchiveClient.client

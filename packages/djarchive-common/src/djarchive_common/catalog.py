@@ -243,6 +243,18 @@ class Catalog:
             for revision in revisions:
                 yield name, revision
 
+    def retracted(self, dataset: str | None = None) -> list[tuple[str, str, Tombstone]]:
+        """(dataset, revision, tombstone) of every retracted revision (of ``dataset``), in natural
+        order: the revisions clients no longer list, and why."""
+        datasets = [check_name(dataset)] if dataset is not None else self._names_under("")
+        revisions = _each(lambda name: self._names_under(f"{name}/"), datasets)
+        pairs = [(name, revision) for name in datasets for revision in revisions[name]]
+        tombstones = _each(lambda pair: self.tombstone(*pair), pairs)
+        return sorted(
+            ((name, revision, tombstone) for (name, revision), tombstone in tombstones.items() if tombstone),
+            key=lambda item: (natural_key(item[0]), natural_key(item[1])),
+        )
+
     def _dataset_not_found(self, dataset: str) -> DatasetNotFoundError:
         available = [name for name, _ in self._catalog()]
         listing = (
@@ -275,6 +287,11 @@ class Catalog:
         except ObjectNotFoundError:
             return None
 
+    def retracted_manifest(self, dataset: str, revision: str) -> Manifest:
+        """The manifest a retracted revision keeps, so that it stays reproducible (its signature
+        checked: see :meth:`signed_manifest`)."""
+        return self.signed_manifest(dataset, revision, retracted=True)[0]
+
     def manifest(self, dataset: str, revision: str) -> Manifest:
         """The validated manifest of a published revision, its signature checked (see
         :meth:`signed_manifest`)."""
@@ -284,8 +301,12 @@ class Catalog:
         """The signature status of a published revision (refused as :meth:`signed_manifest` does)."""
         return self.signed_manifest(dataset, revision)[1]
 
-    def signed_manifest(self, dataset: str, revision: str) -> tuple[Manifest, SignatureStatus]:
-        """The validated manifest of a published revision and its signature status.
+    def signed_manifest(
+        self, dataset: str, revision: str, *, retracted: bool = False
+    ) -> tuple[Manifest, SignatureStatus]:
+        """The validated manifest of a published revision and its signature status; with
+        ``retracted=True``, the manifest a retracted revision keeps (the same bytes as when it
+        was published, so its signatures still apply).
 
         The one place manifests are fetched for reading. With trusted keys configured
         (:attr:`trust`), a revision without a valid signature by one of them raises
@@ -295,15 +316,32 @@ class Catalog:
         check_name(dataset)
         check_name(revision, "revision")
         trust = self.trust
-        key = manifest_key(dataset, revision)
         signatures = _in_background(lambda: self._stored_signatures(dataset, revision))
+        if retracted:
+            key = retracted_manifest_key(dataset, revision)
+            try:
+                data = self.store.read(key, MAX_MANIFEST_BYTES)
+            except ObjectNotFoundError:
+                raise RevisionNotFoundError(f"{dataset} {revision} is not a retracted revision") from None
+        else:
+            key = manifest_key(dataset, revision)
+            data = self._published_manifest(dataset, revision)
+        status = self._check_signatures(signatures, data, dataset, revision, trust)
+        manifest = parse_manifest(data, source=key)
+        if not manifest:  # publish never writes one; an empty answer is a fault, not a revision
+            raise ManifestError(f"the manifest of {dataset} {revision} is empty")
+        return manifest, status
+
+    def _published_manifest(self, dataset: str, revision: str) -> bytes:
+        """The bytes of a published revision's manifest; the errors say why there are none."""
+        key = manifest_key(dataset, revision)
         try:
-            data = self.store.read(key, MAX_MANIFEST_BYTES)
+            return self.store.read(key, MAX_MANIFEST_BYTES)
         except ObjectNotFoundError:
             tombstone = self.tombstone(dataset, revision)
             if tombstone is not None:
                 raise RevisionRetractedError(
-                    tombstone.describe(dataset, revision),
+                    tombstone.describe(dataset, revision) + " (allow_retracted=True downloads it anyway)",
                     reason=tombstone.reason,
                     superseded_by=tombstone.superseded_by,
                 ) from None
@@ -313,11 +351,6 @@ class Catalog:
             if self.store.exists(key):
                 raise
             raise self._revision_not_found(dataset, revision) from None
-        status = self._check_signatures(signatures, data, dataset, revision, trust)
-        manifest = parse_manifest(data, source=f"{dataset}/{revision}/{MANIFEST_NAME}")
-        if not manifest:  # publish never writes one; an empty answer is a fault, not a revision
-            raise ManifestError(f"the manifest of {dataset} {revision} is empty")
-        return manifest, status
 
     def _stored_signatures(self, dataset: str, revision: str) -> bytes | None:
         """The revision's signatures file, or None when it has none."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from djarchive_common.catalog import Catalog, RevisionInfo
 from djarchive_common.config import Settings, datajoint_setting, resolve_sign_key
 from djarchive_common.errors import ConfigurationError, LocalPathError, RevisionNotFoundError
+from djarchive_common.events import Events
 from djarchive_common.layout import MANIFEST_NAME, check_name, lock_key
 from djarchive_common.manifest import Manifest, write_manifest
 from djarchive_common.store import StoreOptions
@@ -156,6 +157,7 @@ class DJArchiveAdmin(Catalog):
         filename_filter: str | re.Pattern[str] | None = None,
         part_size: int | None = None,
         display_progress: bool = False,
+        events: Events | None = None,
         sign_key: SignKey | None = None,
     ) -> UploadSummary:
         """Upload ``source_directory`` as revision ``revision`` of dataset ``name``, then publish it.
@@ -189,6 +191,7 @@ class DJArchiveAdmin(Catalog):
                 options=options,
                 progress=display_progress,
                 lease=lease,
+                events=events,
                 signer=signer,
             )
 

@@ -55,6 +55,7 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
         jobs=args.jobs,
         filename_filter=args.filename_filter,
         display_progress=console.progress,
+        events=console.events(),
         sign_key=args.sign_key,
     )
     if summary.overwrote is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from djarchive_common.parser import add_completion_command, add_jobs_option, new_parser
+from djarchive_common.parser import add_completion_command, add_jobs_option, add_progress_options, new_parser
 
 __all__ = ["build_parser"]
 
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "parallel uploads",
         "small files of up to 256 KiB: twice as many; larger ones wait while 128 MiB of data is in memory",
     )
+    add_progress_options(upload)
 
     publish = command(
         "publish",

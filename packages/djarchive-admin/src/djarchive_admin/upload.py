@@ -29,6 +29,7 @@ from djarchive_common.errors import (
     PartialFailureError,
     RevisionPublishedError,
 )
+from djarchive_common.events import Events
 from djarchive_common.layout import (
     MANIFEST_NAME,
     manifest_key,
@@ -252,6 +253,7 @@ def send(
     *,
     options: UploadOptions,
     progress: bool = False,
+    events: Events | None = None,
 ) -> None:
     """Upload every (entry, file) of ``todo``; raise PartialFailureError after the rest if any failed.
 
@@ -272,7 +274,7 @@ def send(
         return size if size <= part else (parallel_parts + 1) * part
 
     with Progress(
-        total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
+        total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}", events=events
     ) as bar:
 
         def work(item: tuple[Entry, SourceFile]) -> Entry:
@@ -303,9 +305,13 @@ def send(
                     reason = str(error)
                     summary.failed[entry.subpath] = reason
                     log.debug("failed: %s: %s", entry.subpath, reason)
+                    if events is not None:
+                        events.file(entry.subpath, entry.size, "failed", reason)
                     continue
                 summary.uploaded_files += 1
                 summary.uploaded_bytes += entry.size
+                if events is not None:
+                    events.file(entry.subpath, entry.size, "uploaded")
                 log.debug("uploaded %s (%d bytes)", entry.subpath, entry.size)
         except BaseException:
             stopping.set()
@@ -348,6 +354,7 @@ def upload_revision(
     options: UploadOptions,
     progress: bool = False,
     lease: RevisionLease | None = None,
+    events: Events | None = None,
     signer: SigningKey | None = None,
 ) -> UploadSummary:
     """The whole upload of SOURCE (``root``) as ``name`` ``revision``; hold ``lease``.
@@ -374,6 +381,10 @@ def upload_revision(
             "nothing was uploaded: use --force (force=True) to delete them"
         )
     summary.stored_files = len(plan.stored)
+    if events is not None:
+        events.start(summary.files, summary.bytes, dataset=name, revision=revision, source=str(root))
+        for entry in plan.stored:
+            events.file(entry.subpath, entry.size, "present")
     if published:
         summary.overwrote = diff_manifests(old, manifest) if old is not None else None
         if old == manifest and not plan.todo and not plan.strays and publish:
@@ -390,7 +401,7 @@ def upload_revision(
     _drop_stale_staged(catalog, staged_key, manifest)
     _abort_open_uploads(store, name, revision)  # left by an earlier run that died
     try:
-        send(store, name, revision, plan.todo, summary, options=options, progress=progress)
+        send(store, name, revision, plan.todo, summary, options=options, progress=progress, events=events)
         if plan.strays:
             store.remove_many([revision_prefix(name, revision) + subpath for subpath in plan.strays])
             summary.removed = list(plan.strays)
@@ -415,8 +426,14 @@ def upload_revision(
             )
             summary.published = True
             summary.signed_by = result.signed_by
+    except DJArchiveError as error:
+        if events is not None:
+            events.end({**summary.to_dict(), "error": str(error)})
+        raise
     finally:
         summary.seconds = time.monotonic() - started
+    if events is not None:
+        events.end(summary.to_dict())
     log.info("%s", summary)
     return summary
 

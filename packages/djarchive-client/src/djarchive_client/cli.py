@@ -142,6 +142,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
         reuse=args.reuse,
         link=args.link,
         allow_retracted=args.allow_retracted,
+        events=console.events(),
     )
     if summary.retracted:
         console.warn(f"{summary.retracted}; downloaded anyway (--allow-retracted)")
@@ -186,6 +187,7 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
             jobs=args.jobs,
             fast=args.fast,
             display_progress=console.progress,
+            events=console.events(),
         )
     if not console.json:
         for subpath in report.missing:

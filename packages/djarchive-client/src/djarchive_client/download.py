@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from djarchive_common import __version__
-from djarchive_common.errors import IntegrityError, LocalPathError, LocalStorageError, PartialFailureError
+from djarchive_common.errors import (
+    DJArchiveError,
+    IntegrityError,
+    LocalPathError,
+    LocalStorageError,
+    PartialFailureError,
+)
+from djarchive_common.events import Events
 from djarchive_common.manifest import Entry, Manifest, select, select_or_fail
 from djarchive_common.manifest import shard as split
 from djarchive_common.store import Store
@@ -151,6 +158,7 @@ class _Scheduler:
         self.local = fetcher.local
         self.options = options
         self.summary = summary
+        self.events = fetcher.progress.events
 
     def run(self, todo: Sequence[Entry]) -> None:
         """Fetch every entry. A large file whose assembled sha256 is wrong cannot say which range
@@ -204,6 +212,8 @@ class _Scheduler:
                     summary.failed[entry.subpath] = str(error)
                     log.debug("failed: %s: %s", entry.subpath, error)
                     fetcher.progress.file_done()
+                    if self.events is not None:
+                        self.events.file(entry.subpath, entry.size, "failed", str(error))
                     continue
                 if placed is None:  # a range of a file that is not complete yet
                     continue
@@ -211,6 +221,8 @@ class _Scheduler:
                 summary.fetched_files += 1
                 summary.fetched_bytes += entry.size
                 fetcher.progress.file_done()
+                if self.events is not None:
+                    self.events.file(entry.subpath, entry.size, "fetched")
                 log.debug("fetched %s (%d bytes)", entry.subpath, entry.size)
                 if time.monotonic() - last_save > RECORD_SAVE_SECONDS:
                     self.local.save_record()
@@ -262,7 +274,9 @@ def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[Loca
     return sources
 
 
-def _use_local_content(local: LocalCopy, plan: Plan, summary: DownloadSummary, link: bool) -> list[Entry]:
+def _use_local_content(
+    local: LocalCopy, plan: Plan, summary: DownloadSummary, link: bool, events: Events | None
+) -> list[Entry]:
     """Stage the copies (every source read before anything is replaced), move what moved, then
     place the copies; return the entries whose local content turned out unusable (to fetch)."""
     staged: list[tuple[Entry, str, os.stat_result]] = []
@@ -282,12 +296,16 @@ def _use_local_content(local: LocalCopy, plan: Plan, summary: DownloadSummary, l
         local.remember(entry, local.move(old, entry.subpath))
         summary.reused_files += 1
         summary.reused_bytes += entry.size
+        if events is not None:
+            events.file(entry.subpath, entry.size, "reused")
     for entry, part, status in staged:
         local.forget(entry.subpath)
         local.place(part, entry.subpath)
         local.remember(entry, status)
         summary.reused_files += 1
         summary.reused_bytes += entry.size
+        if events is not None:
+            events.file(entry.subpath, entry.size, "reused")
     return unusable
 
 
@@ -308,6 +326,7 @@ def download_revision(
     reuse: Sequence[str | os.PathLike[str]] = (),
     link: bool = False,
     retracted: str | None = None,
+    events: Events | None = None,
     signature: SignatureStatus | None = None,
 ) -> DownloadSummary:
     """Download the selected files of a revision into ``target``; raise if any file failed.
@@ -317,10 +336,47 @@ def download_revision(
     copied instead of fetched, and when TARGET holds another revision of the dataset it is
     upgraded in place. A successful download leaves a receipt (:mod:`receipt`). ``shard`` (K, N)
     takes only the K-th of N byte-balanced parts of the selection: N runs, on one machine or many
-    sharing TARGET, together download it all (see :func:`manifest.shard`). ``signature``, the
-    manifest's signature status, is carried by the summary.
+    sharing TARGET, together download it all (see :func:`manifest.shard`). ``events`` receives
+    machine-readable progress (:mod:`djarchive_common.events`). ``signature``, the manifest's
+    signature status, is carried by the summary.
     """
-    options = options or DownloadOptions()
+    try:
+        summary = _download(
+            store, manifest, dataset, revision, target, create_target, include, exclude,
+            options or DownloadOptions(), progress, dry_run, shard, reuse, link, retracted, events,
+            signature,
+        )  # fmt: skip
+    except DJArchiveError as error:
+        if events is not None:
+            result = error.summary if isinstance(error, PartialFailureError) else None
+            data = result.to_dict() if isinstance(result, DownloadSummary) else {"ok": False}
+            events.end({**data, "error": str(error)})
+        raise
+    if events is not None:
+        events.end(summary.to_dict())
+    return summary
+
+
+def _download(
+    store: Store,
+    manifest: Manifest,
+    dataset: str,
+    revision: str,
+    target: str | os.PathLike[str],
+    create_target: bool,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    options: DownloadOptions,
+    progress: bool,
+    dry_run: bool,
+    shard: tuple[int, int] | None,
+    reuse: Sequence[str | os.PathLike[str]],
+    link: bool,
+    retracted: str | None,
+    events: Events | None,
+    signature: SignatureStatus | None,
+) -> DownloadSummary:
+    """:func:`download_revision`, without the last event."""
     started = time.monotonic()
     selected = select_or_fail(manifest, include, exclude, f"{dataset} {revision}")
     if shard is not None:
@@ -336,6 +392,8 @@ def download_revision(
         retracted=retracted,
         signature=signature,
     )
+    if events is not None and not dry_run:
+        events.start(len(selected), summary.bytes, dataset=dataset, revision=revision, target=str(target))
     if dry_run and not target_path(target).exists():
         summary.planned = list(selected)
         summary.plan = Plan(fetch=list(selected))
@@ -373,10 +431,17 @@ def download_revision(
             if upgrade is not None:  # from here on TARGET is neither revision until this run ends
                 receipt = _receipt(store, manifest, summary, include, exclude, UPGRADING, previous=upgrade[0])
                 local.write_receipt(receipt, manifest, upgrade[1])
-            todo = actions.fetch + _use_local_content(local, actions, summary, link)
+            if events is not None:
+                for entry in actions.keep:
+                    events.file(entry.subpath, entry.size, "present")
+            todo = actions.fetch + _use_local_content(local, actions, summary, link, events)
             total = sum(entry.size for entry in todo)
             with Progress(
-                total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
+                total,
+                len(todo),
+                enabled=progress and bool(todo),
+                description=f"{dataset} {revision}",
+                events=events,
             ) as bar:
                 fetcher = Fetcher(store, dataset, revision, local, bar, buffer_size=options.buffer_size)
                 _Scheduler(fetcher, options, summary).run(todo)
@@ -386,6 +451,8 @@ def download_revision(
                 summary.removed.append(entry.subpath)
             for subpath, why in actions.conflicts.items():
                 summary.failed[subpath] = f"{why}; move it away (or delete it) and download again"
+                if events is not None:
+                    events.file(subpath, 0, "failed", summary.failed[subpath])
             if not summary.failed and shard is None:
                 local.write_receipt(_receipt(store, manifest, summary, include, exclude, COMPLETE), manifest)
     finally:

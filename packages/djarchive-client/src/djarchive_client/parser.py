@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from djarchive_common.parser import add_completion_command, add_jobs_option, folder, new_parser, shard_spec
+from djarchive_common.parser import (
+    add_completion_command,
+    add_jobs_option,
+    add_progress_options,
+    folder,
+    new_parser,
+    shard_spec,
+)
 
 __all__ = ["build_parser"]
 
@@ -132,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_selection(download)
     add_jobs_option(download, "parallel transfers", "small files of up to 256 KiB: twice as many")
+    add_progress_options(download)
     download.add_argument("--dry-run", action="store_true", help="show what would be fetched, fetch nothing")
     download.add_argument(
         "--shard",
@@ -179,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_selection(verify)
     add_jobs_option(verify, "parallel hashing")
+    add_progress_options(verify)
     verify.add_argument(
         "--fast",
         action="store_true",

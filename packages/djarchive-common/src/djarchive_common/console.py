@@ -13,10 +13,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from .errors import ConfigurationError, DJArchiveError, LocalStorageError, PartialFailureError
 from .logs import redact, resolve_log_options, setup_logging
+
+if TYPE_CHECKING:
+    from .events import Events
 
 __all__ = [
     "EXIT_FAILURE",
@@ -49,11 +52,41 @@ class Console:
         self.prog = prog
         self.json = bool(getattr(args, "json", False))
         self.quiet = bool(getattr(args, "quiet", False))
+        self._events_file: str | None = getattr(args, "events", None)
+        self._progress: str | None = getattr(args, "progress", None) or (
+            "jsonl" if self._events_file else None
+        )
+        self._opened: TextIO | None = None
 
     @property
     def progress(self) -> bool:
-        """Progress bars only on a terminal, and never with -q or --json."""
+        """Progress bars only on a terminal, and never with -q, --json or another --progress."""
+        if self._progress is not None:
+            return self._progress == "bar"
         return not self.quiet and not self.json and sys.stderr.isatty()
+
+    def events(self) -> Events | None:
+        """The jsonl event stream asked for with --progress jsonl / --events FILE, or None."""
+        if self._progress != "jsonl":
+            return None
+        from .events import Events
+
+        if self._events_file is None:
+            return Events(sys.stderr)
+        if self._opened is None:
+            try:
+                self._opened = open(self._events_file, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+            except OSError as exc:
+                raise LocalStorageError(
+                    f"cannot write the events to {self._events_file}: {exc.strerror}"
+                ) from None
+        return Events(self._opened)
+
+    def close(self) -> None:
+        """Close what the command opened (the events file)."""
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
 
     def line(self, text: str) -> None:
         """One line of plain output."""
@@ -125,7 +158,10 @@ def _run(prog: str, args: argparse.Namespace, handler: Handler) -> int:
     try:
         level, logfile = resolve_log_options()
         setup_logging(level, logfile, debug=debug)
-        return handler(args, console)
+        try:
+            return handler(args, console)
+        finally:
+            console.close()
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -16,6 +16,7 @@ __all__ = [
     "add_completion_command",
     "add_connection_options",
     "add_jobs_option",
+    "add_progress_options",
     "folder",
     "jobs_count",
     "new_parser",
@@ -50,6 +51,23 @@ def shard_spec(text: str) -> tuple[int, int]:
     if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count) <= 100_000):
         raise argparse.ArgumentTypeError(f"invalid shard {text!r}: use K/N with 1 <= K <= N, e.g. 2/8")
     return int(index), int(count)
+
+
+def add_progress_options(parser: argparse.ArgumentParser) -> None:
+    """``--progress bar|jsonl|none`` and ``--events FILE``: progress for people or for machines."""
+    parser.add_argument(
+        "--progress",
+        choices=("bar", "jsonl", "none"),
+        default=None,
+        help="bar (default on a terminal), jsonl: one JSON event per line (start, file, progress, end) "
+        "on stderr or in --events FILE, for workflow engines; none",
+    )
+    parser.add_argument(
+        "--events",
+        metavar="FILE",
+        default=None,
+        help="write the jsonl events to FILE (implies --progress jsonl)",
+    )
 
 
 def add_jobs_option(parser: argparse.ArgumentParser, what: str, note: str = "") -> None:

@@ -5,7 +5,7 @@ Where things live in the bucket (see :mod:`djarchive_common.layout`)::
     <dataset>/<revision>/<subpath>                                     data objects
     <dataset>/<revision>/djarchive-manifest.csv                        published manifest
     <dataset>/<revision>/djarchive-manifest.sig                        its signatures, if signed
-    .djarchive/staging/<dataset>/<revision>/djarchive-manifest.csv     staged manifest
+    .djarchive~staging~<dataset>~<revision>~djarchive-manifest.csv     staged manifest
 
 An upload sends the data, then stages the manifest; publish checks the store against
 the staged manifest, writes the revision's signatures when a signing key is configured, then
@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from djarchive_common import text
 from djarchive_common.catalog import Catalog, RevisionInfo
 from djarchive_common.config import Settings, datajoint_setting, resolve_sign_key
 from djarchive_common.errors import ConfigurationError, LocalPathError, RevisionNotFoundError
@@ -134,13 +135,13 @@ class DJArchiveAdmin(Catalog):
         root = source_root(source_directory)
         path = root / MANIFEST_NAME
         if path.exists() and not overwrite:
-            raise LocalPathError(f"{path} already exists; use --overwrite (overwrite=True) to replace it")
+            raise LocalPathError(f"{path} already exists; pass overwrite=True to replace it")
         files = scan_source(root, self.filename_filter if filename_filter is None else filename_filter)
         if not files:
             raise LocalPathError(f"source folder {root} has no files to archive")
         manifest = build_manifest(files, jobs=job_count(jobs), progress=display_progress)
         write_manifest(path, manifest)
-        log.info("wrote %s: %d files, %d bytes", path, len(manifest), manifest.total_size)
+        log.info("wrote %s: %s, %d bytes", path, text.files(len(manifest)), manifest.total_size)
         return manifest
 
     # -- the write side ------------------------------------------------------------------

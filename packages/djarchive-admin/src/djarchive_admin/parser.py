@@ -31,15 +31,17 @@ examples:
   djarchive-admin sign my-dataset 001 --sign-key ~/.djarchive/curator.key
 
 staging: an uploaded, unpublished revision keeps its manifest in the bucket at
-the key .djarchive/staging/DATASET/REVISION/djarchive-manifest.csv, where clients
+the key .djarchive~staging~DATASET~REVISION~djarchive-manifest.csv, where clients
 never look; its data is at DATASET/REVISION/ as for a published one.
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the
 environment (DJARCHIVE_ADMIN_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
-DataJoint's configuration (dj.config['custom']['djarchive.admin.*'] or the store
-djarchive_admin in datajoint.json). Credentials are required: there are no
-default ones. The filename filter: --filter, else DJARCHIVE_ADMIN_FILENAME_FILTER,
-else djarchive.admin.filename_filter in DataJoint's configuration, else '^\\.'.
+DataJoint's configuration: the store djarchive_admin in datajoint.json
+(datajoint 2.x), then the custom keys djarchive.admin.* and djarchive.* of
+dj_local_conf.json or ~/.datajoint_config.json (under any datajoint version).
+Credentials are required: there are no default ones. The filename filter:
+--filter, else DJARCHIVE_ADMIN_FILENAME_FILTER, else djarchive.admin.filename_filter
+in DataJoint's configuration, else '^\\.'.
 The signing key: --sign-key, else DJARCHIVE_ADMIN_SIGN_KEY, else
 djarchive.admin.sign_key in DataJoint's configuration, else none (unsigned).
 
@@ -48,7 +50,9 @@ signatures: publishing with a signing key writes DATASET/REVISION/djarchive-mani
 sha256) just before the manifest. Clients that trust the key's public line
 (KEYFILE.pub) refuse revisions it did not sign.
 
-exit status: 0 success, 1 failure (one line on stderr), 2 bad usage, 130 interrupted."""
+exit status: 0 success, 1 failure (one line on stderr), 2 bad usage or bad
+configuration, 130 interrupted. With --json a failure also prints a JSON object
+with "error" and "type" on stdout."""
 
 
 def _add_filter(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,17 @@ class DownloadOptions:
 
 @dataclass
 class DownloadSummary:
-    """What a download did. ``failed`` maps subpaths to the reason they failed."""
+    """What a download did. ``failed`` maps subpaths to the reason they failed.
+
+    It also unpacks as the original tool's pair, ``found, errors = c.download(...)``:
+
+    * ``found``: the selected files that are in place and verified after the call,
+      fetched now or already present (``fetched_files + present_files``); in a dry run,
+      those already present;
+    * ``errors``: the selected files that failed (``len(failed)``). A download with
+      failures raises :class:`~djarchive_common.errors.PartialFailureError`, whose
+      ``.summary`` is this object, so a returned summary always has ``errors == 0``.
+    """
 
     dataset: str
     revision: str
@@ -87,6 +97,20 @@ class DownloadSummary:
     def ok(self) -> bool:
         """True when every selected file is in place and verified."""
         return not self.failed
+
+    @property
+    def found(self) -> int:
+        """Selected files in place and verified after the call (fetched now or already present)."""
+        return self.fetched_files + self.present_files
+
+    @property
+    def errors(self) -> int:
+        """Selected files that failed."""
+        return len(self.failed)
+
+    def __iter__(self) -> Iterator[int]:
+        """``found, errors = summary``: the original tool's return value."""
+        return iter((self.found, self.errors))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""

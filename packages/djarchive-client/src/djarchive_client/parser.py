@@ -37,16 +37,20 @@ examples:
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the
 environment (DJARCHIVE_CLIENT_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
-DataJoint's configuration (dj.config['custom']['djarchive.client.*'] or the
-store djarchive_client in datajoint.json); else the public archive, anonymously.
+DataJoint's configuration: the store djarchive_client in datajoint.json
+(datajoint 2.x), then the custom keys djarchive.client.* and djarchive.* of
+dj_local_conf.json or ~/.datajoint_config.json (under any datajoint version);
+else the public archive, anonymously.
 
 signatures: with trusted keys configured (--trust; DJARCHIVE_CLIENT_TRUSTED_KEYS,
 DJARCHIVE_CLIENT_TRUSTED_KEYS_FILE; djarchive.client.trusted_keys in DataJoint's
-configuration), files, download and verify refuse a revision without a valid
+configuration), files, download, verify and diff refuse a revision without a valid
 signature by one of them, before anything is written. Keys revoked with --revoke,
 DJARCHIVE_CLIENT_REVOKED_KEYS or djarchive.client.revoked_keys are never trusted.
 
-exit status: 0 success, 1 failure (one line on stderr), 2 bad usage, 130 interrupted."""
+exit status: 0 success, 1 failure (one line on stderr), 2 bad usage or bad
+configuration, 130 interrupted. With --json a failure also prints a JSON object
+with "error" and "type" on stdout."""
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:

@@ -1,16 +1,26 @@
 """What the two command lines share at run time: dispatch, printing, one-line errors, exit codes.
 
 Every byte a command prints goes through :class:`Console`, which redacts registered secrets
-from text and JSON alike. Exit codes: 0 success, 1 failure, 2 bad usage (argparse) or invalid
-configuration, 130 interrupted.
+from text and JSON alike. Exit codes: 0 success, 1 failure, 2 bad usage (argparse) or bad
+configuration (:class:`~djarchive_common.errors.ConfigurationError`), 130 interrupted.
+
+With ``--json`` every failure also prints one JSON object on stdout with at least ``error``
+(the message) and ``type`` (the error's class, ``UsageError`` for bad usage); a failure that
+has a result (some files failed, a copy that is not intact) prints that result's fields too.
+
+The library's messages give advice in Python's terms (``force=True``, ``write_manifest(...,
+overwrite=True)``); :meth:`Console.advice` says the same with the command line's flags.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import logging
 import os
+import re
+import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -26,8 +36,10 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "FLAGS",
     "Console",
     "Handler",
+    "exit_status",
     "main_of",
     "version_line",
 ]
@@ -37,6 +49,18 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 log = logging.getLogger("djarchive_common")
+
+#: The library's keyword arguments, as its messages name them, and the flags that do the same.
+FLAGS = {
+    "force=True": "--force",
+    "overwrite=True": "--overwrite",
+    "publish=False": "--no-publish",
+    "purge=True": "--purge",
+    "secure=False": "--insecure",
+}
+_KEYWORD_RE = re.compile(r"(?<![\w.=-])(" + "|".join(map(re.escape, FLAGS)) + r")(?!\w)")
+_PY_STRING = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
+_REBUILD_RE = re.compile(rf"write_manifest\((?P<source>{_PY_STRING}), overwrite=True\)")
 
 
 class Result(Protocol):
@@ -111,30 +135,51 @@ class Console:
             for dataset, revision in pairs:
                 self.line(f"{dataset},{revision}")
 
+    def advice(self, message: str) -> str:
+        """``message`` with the library's Python advice said in this command line's terms:
+        ``force=True`` becomes ``--force``, ``write_manifest('SRC', overwrite=True)`` becomes
+        ``PROG manifest --overwrite SRC``."""
+
+        def rebuild(match: re.Match[str]) -> str:
+            source = ast.literal_eval(match["source"])
+            return f"{self.prog} manifest --overwrite {shlex.quote(source)}"
+
+        message = _REBUILD_RE.sub(rebuild, message)
+        return _KEYWORD_RE.sub(lambda match: FLAGS[match[1]], message)
+
     def warn(self, message: str) -> None:
         """``prog: warning: message`` on stderr."""
-        print(redact(f"{self.prog}: warning: {message}"), file=sys.stderr)
+        print(redact(f"{self.prog}: warning: {self.advice(message)}"), file=sys.stderr)
 
     def error(self, message: str) -> None:
         """``prog: error: message`` on stderr."""
-        print(redact(f"{self.prog}: error: {message}"), file=sys.stderr)
+        print(redact(f"{self.prog}: error: {self.advice(message)}"), file=sys.stderr)
 
     def failures(self, failures: Mapping[str, str]) -> None:
         """One stderr line per failed file."""
         for subpath, reason in sorted(failures.items()):
-            print(redact(f"{self.prog}: failed: {subpath}: {reason}"), file=sys.stderr)
+            print(redact(f"{self.prog}: failed: {subpath}: {self.advice(reason)}"), file=sys.stderr)
+
+    def fail(self, message: str, kind: str, result: Result | None = None) -> None:
+        """A failed command: one error line on stderr and, with --json, the JSON object that says
+        so on stdout (``result``'s fields, if any, then ``error`` and ``type``). Without --json,
+        ``result`` is printed as text unless -q."""
+        message = self.advice(message)
+        if self.json:
+            data = result.to_dict() if result is not None else {}
+            self.emit({**data, "error": message, "type": kind})
+        elif result is not None and not self.quiet:
+            self.line(str(result))
+        print(redact(f"{self.prog}: error: {message}"), file=sys.stderr)
 
     def report(self, error: DJArchiveError) -> None:
-        """A failed command: per-file failures and the summary when some files failed (the JSON
-        object a --json reader expects either way), then one error line."""
+        """A failed command: per-file failures and the summary when some files failed, then one
+        error line; with --json, one object with the summary's fields, ``error`` and ``type``."""
         summary = error.summary if isinstance(error, PartialFailureError) else None
         if isinstance(error, PartialFailureError):
             self.failures(error.failures)
-        if summary is not None and hasattr(summary, "to_dict"):
-            self.result(summary)
-        elif self.json:
-            self.emit({"error": str(error), "type": type(error).__name__})
-        self.error(str(error))
+        result = summary if summary is not None and hasattr(summary, "to_dict") else None
+        self.fail(str(error), type(error).__name__, result)
 
 
 Handler = Callable[[argparse.Namespace, Console], int]
@@ -151,8 +196,15 @@ def version_line(prog: str, distribution: str) -> str:
     return f"{prog} {version}"
 
 
+def exit_status(error: DJArchiveError) -> int:
+    """The exit status of a command that failed with ``error``: 2 for a configuration problem
+    (like bad usage: nothing was tried), else 1."""
+    return EXIT_USAGE if isinstance(error, ConfigurationError) else EXIT_FAILURE
+
+
 def _run(prog: str, args: argparse.Namespace, handler: Handler) -> int:
-    """Set up logging, run ``handler`` and turn djarchive errors into one stderr line and exit 1."""
+    """Set up logging, run ``handler`` and turn djarchive errors into one stderr line and an exit
+    status (:func:`exit_status`)."""
     console = Console(prog, args)
     debug = bool(getattr(args, "debug", False))
     try:
@@ -163,6 +215,8 @@ def _run(prog: str, args: argparse.Namespace, handler: Handler) -> int:
         finally:
             console.close()
     except KeyboardInterrupt:
+        if console.json:
+            console.emit({"error": "interrupted", "type": "KeyboardInterrupt"})
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -174,7 +228,7 @@ def _run(prog: str, args: argparse.Namespace, handler: Handler) -> int:
         if debug:
             log.debug("traceback of the error below", exc_info=True)
         console.report(error)
-        return EXIT_USAGE if isinstance(error, ConfigurationError) else EXIT_FAILURE
+        return exit_status(error)
     except OSError as error:  # a local fault the library did not name: still one line, no traceback
         if debug:
             log.debug("traceback of the error below", exc_info=True)
@@ -191,13 +245,24 @@ def main_of(
     argv: Sequence[str] | None,
 ) -> int:
     """A CLI's ``main``: parse, then --version, help without a command, ``completion``, or a command."""
+    from .parser import UsageError
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    wants_json = "--json" in (words[: words.index("--")] if "--" in words else words)
+    try:
+        args = parser.parse_args(words)
+    except UsageError as error:
+        if wants_json:
+            print(json.dumps({"error": error.message, "type": "UsageError"}, indent=2, ensure_ascii=False))
+        raise
     if args.version:
         print(version_line(prog, distribution))
         return EXIT_OK
     if not args.command:
         parser.print_help(sys.stderr)
+        if wants_json:
+            print(json.dumps({"error": "no command given", "type": "UsageError"}, indent=2))
         return EXIT_USAGE
     if args.command == "completion":
         from .completion import completion_script

@@ -8,11 +8,15 @@ loaded for ``--help``, for completion and to render the man pages, so they impor
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from .transfer import DEFAULT_WORKERS, MAX_JOBS
 
 __all__ = [
+    "ArgumentParser",
+    "UsageError",
     "add_completion_command",
     "add_connection_options",
     "add_jobs_option",
@@ -22,6 +26,28 @@ __all__ = [
     "new_parser",
     "shard_spec",
 ]
+
+
+class UsageError(SystemExit):
+    """Bad usage: argparse has printed the usage and ``prog: error: message`` and exits with 2;
+    ``message`` is kept so that a --json caller can be told too."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(2)
+        self.prog = prog
+        self.message = message
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors raise :class:`UsageError` (a ``SystemExit(2)``, as
+    argparse's own) after printing exactly what argparse prints. Its subcommands' parsers are
+    of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise UsageError(self.prog, message)
+
 
 Command = Callable[[str, str, str], argparse.ArgumentParser]
 
@@ -122,7 +148,7 @@ def new_parser(
 ) -> tuple[argparse.ArgumentParser, Command, argparse._SubParsersAction]:
     """A top-level parser with --version and the connection options, and a factory for its
     subcommands (each accepting the connection options too, before or after its name)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=prog,
         description=description,
         epilog=epilog,

@@ -449,3 +449,19 @@ def test_public_key_repr_and_size():
     key = PublicKey(bytes(32))
     assert repr(key) == f"PublicKey(key_id={key.key_id!r})"
     assert str(key) == key.line
+
+
+@pytest.mark.skipif(DJ_MAJOR < 2, reason="datajoint 2.x configuration (tox factor dj2)")
+def test_trust_from_the_seeds_custom_keys_under_datajoint_2(keys, isolated_config):
+    """dj_local_conf.json's custom section, which datajoint 2.x no longer reads, is read as for the
+    other settings."""
+    alice, bob = keys[0][1], keys[1][1]
+    custom = {
+        "djarchive.client.trusted_keys": f"{alice.line},{bob.line}",
+        "djarchive.client.revoked_keys": bob.key_id,
+    }
+    (isolated_config / "dj_local_conf.json").write_text(json.dumps({"custom": custom}))
+    trust = resolve_trust()
+    assert trust.keys == (alice, bob)
+    assert trust.revoked == {bob.key_id}
+    assert trust.sources == ("dj_local_conf.json custom['djarchive.client.trusted_keys']",)

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common import __version__
 from djarchive_common.errors import (
@@ -35,6 +35,9 @@ from .fetch import Fetcher, LargeFile, Range, RangesIgnored, WholeFile
 from .localcopy import LocalCopy, target_path
 from .plan import Plan, plan_download
 from .receipt import COMPLETE, UPGRADING, Receipt, now
+
+if TYPE_CHECKING:
+    from djarchive_common.signing import SignatureStatus
 
 __all__ = ["DownloadOptions", "DownloadSummary", "download_revision"]
 
@@ -87,6 +90,7 @@ class DownloadSummary:
     conflicts: dict[str, str] = field(default_factory=dict)  # files of yours left alone, and why
     upgraded_from: str | None = None  # the revision TARGET held before this download
     retracted: str | None = None  # why the revision was retracted, when downloaded anyway
+    signature: SignatureStatus | None = None  # the revision's signature, as checked before the download
     plan: Plan | None = field(default=None, repr=False)
 
     @property
@@ -130,6 +134,7 @@ class DownloadSummary:
             "upgraded_from": self.upgraded_from,
             "retracted": self.retracted,
             "ok": self.ok,
+            "signature": self.signature.to_dict() if self.signature is not None else None,
         }
         if self.dry_run:
             data["planned"] = [{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in self.planned]
@@ -348,6 +353,7 @@ def download_revision(
     link: bool = False,
     retracted: str | None = None,
     events: Events | None = None,
+    signature: SignatureStatus | None = None,
 ) -> DownloadSummary:
     """Download the selected files of a revision into ``target``; raise if any file failed.
 
@@ -357,12 +363,14 @@ def download_revision(
     upgraded in place. A successful download leaves a receipt (:mod:`receipt`). ``shard`` (K, N)
     takes only the K-th of N byte-balanced parts of the selection: N runs, on one machine or many
     sharing TARGET, together download it all (see :func:`manifest.shard`). ``events`` receives
-    machine-readable progress (:mod:`djarchive_common.events`).
+    machine-readable progress (:mod:`djarchive_common.events`). ``signature``, the manifest's
+    signature status, is carried by the summary.
     """
     try:
         summary = _download(
             store, manifest, dataset, revision, target, create_target, include, exclude,
             options or DownloadOptions(), progress, dry_run, shard, reuse, link, retracted, events,
+            signature,
         )  # fmt: skip
     except DJArchiveError as error:
         if events is not None:
@@ -392,6 +400,7 @@ def _download(
     link: bool,
     retracted: str | None,
     events: Events | None,
+    signature: SignatureStatus | None,
 ) -> DownloadSummary:
     """:func:`download_revision`, without the last event."""
     started = time.monotonic()
@@ -407,6 +416,7 @@ def _download(
         dry_run=dry_run,
         shard=shard,
         retracted=retracted,
+        signature=signature,
     )
     if events is not None and not dry_run:
         events.start(len(selected), summary.bytes, dataset=dataset, revision=revision, target=str(target))
@@ -509,6 +519,7 @@ def _receipt(
         include=list(include),
         exclude=list(exclude),
         previous=previous,
+        signature=summary.signature.to_dict() if summary.signature is not None else None,
         tool=f"djarchive-client {__version__}",
         downloaded_at=stamp,
         verified_at=stamp,

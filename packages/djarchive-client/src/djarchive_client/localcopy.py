@@ -38,6 +38,7 @@ __all__ = ["STATE_DIR", "LocalCopy", "storage_error"]
 STATE_DIR = STATE_FOLDER
 RECORD = "verified.json"
 LOCK = "lock"
+SHARED = "shards"  # what the target's lock file says while shard downloads share it
 TEMPORARY = "tmp"
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 _SHARD_RECORD = re.compile(r"verified\.[0-9]+-of-[0-9]+\.json")
@@ -333,14 +334,22 @@ class LocalCopy:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise LocalPathError(f"{path} is not a regular file")
             if not _try_lock(fd, shared=shared):
-                pid = os.read(fd, 32).decode(errors="replace").strip()
-                who = f"another djarchive process (pid {pid})" if pid else "a shard download"
+                held = os.read(fd, 32).decode(errors="replace").strip()
+                who = (
+                    f"another djarchive process (pid {held})"
+                    if held.isdigit()
+                    else "a shard download"
+                    if held == SHARED
+                    else "another djarchive process"
+                )
                 what = f"downloading shard {self._shard_text} of" if name != LOCK else "downloading into"
                 raise LockedError(f"{who} is {what} {self.path}; wait for it to finish")
-            os.ftruncate(fd, 0)  # shared holders leave it empty: no single pid holds the target
-            if not shared:
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.write(fd, str(os.getpid()).encode())
+            # What the holder writes replaces what was there without a moment of emptiness: a
+            # process that fails to get the lock reads a pid (or "shards"), never half of one.
+            mark = SHARED.encode() if shared else str(os.getpid()).encode()
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, mark)
+            os.ftruncate(fd, len(mark))
         except BaseException:
             os.close(fd)
             raise

@@ -91,6 +91,9 @@ class Receipt:
         text = f"{what}: {files(self.files)} ({human_bytes(self.bytes)}) from {self.endpoint}/{self.bucket}"
         if self.selection:
             text += f" ({self.selection})"
+        signer = (self.signature or {}).get("signer")
+        if signer:
+            text += f", signed by key {signer}"
         return text + f", verified {self.verified_at or self.downloaded_at}"
 
 

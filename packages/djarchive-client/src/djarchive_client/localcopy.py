@@ -31,7 +31,7 @@ from djarchive_common.localfs import Folder, open_root, pread, pwrite, storage_e
 from djarchive_common.manifest import Entry, Manifest
 from djarchive_common.transfer import BUFFER_SIZE
 
-from .receipt import Receipt, read_receipt, write_receipt
+from .receipt import Receipt, read_receipt, stored_manifests, write_receipt
 
 __all__ = ["STATE_DIR", "LocalCopy", "storage_error"]
 
@@ -418,13 +418,18 @@ class LocalCopy:
 
     # -- the receipt ------------------------------------------------------------------
 
-    def receipt(self) -> tuple[Receipt, Manifest, Manifest | None] | None:
+    def receipt(self) -> Receipt | None:
         """What TARGET's receipt says it holds (see :mod:`djarchive_client.receipt`), or None."""
         try:
             with self.folder.child(STATE_DIR) as state:
                 return read_receipt(state)
         except FileNotFoundError:
             return None
+
+    def stored_manifests(self, receipt: Receipt) -> tuple[Manifest, Manifest | None]:
+        """The manifest TARGET's receipt stored, and the previous one during an upgrade."""
+        with self.folder.child(STATE_DIR) as state:
+            return stored_manifests(state, receipt)
 
     def write_receipt(self, receipt: Receipt, manifest: Manifest, previous: Manifest | None = None) -> None:
         """Record what TARGET now holds (the lock must be held)."""

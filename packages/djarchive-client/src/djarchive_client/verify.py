@@ -182,7 +182,7 @@ def _note_verified(
     one of this very revision and selection, and no download holds it now."""
     held = local.receipt()
     if held is not None:
-        receipt = held[0]
+        receipt = held
         if (receipt.dataset, receipt.revision, receipt.include, receipt.exclude, receipt.state) != (
             report.dataset,
             report.revision,
@@ -235,14 +235,15 @@ def verify_offline(
     local = LocalCopy(target)
     try:
         held = local.receipt()
+        stored = local.stored_manifests(held) if held is not None else None
     finally:
         local.close()
-    if held is None:
+    if held is None or stored is None:
         raise NotFoundError(
             f"{target} has no djarchive receipt: name the dataset and revision to check it "
             "against the archive"
         )
-    receipt, manifest, _ = held
+    receipt, manifest = held, stored[0]
     report = verify_copy(
         manifest,
         receipt.dataset,

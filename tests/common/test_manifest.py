@@ -242,7 +242,7 @@ def test_parser_never_crashes_on_garbage(data):
         (line("1", HASH, "a") + line("2", HASH, "b")).replace(b"\n", b"\r\n"),
         b"\xef\xbb\xbf" + line("1", HASH, "a"),
         line("01", HASH, "a"),  # a leading zero: written back without it
-        b'1,' + HASH.encode() + b',a\n',  # unquoted
+        b"1," + HASH.encode() + b",a\n",  # unquoted
     ],
 )
 def test_the_sha256_of_a_manifest_is_that_of_the_bytes_it_writes(data):

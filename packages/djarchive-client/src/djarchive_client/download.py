@@ -146,7 +146,7 @@ class DownloadSummary:
             f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
         )
         if self.upgraded_from:
-            name += f" (upgraded from {self.upgraded_from})"
+            name += f" ({'upgrading' if self.dry_run else 'upgraded'} from {self.upgraded_from})"
         if self.dry_run:
             text = (
                 f"would download {len(self.planned)} of {files(self.files)} of {name} "
@@ -269,15 +269,17 @@ def _upgrade_from(
     """(the revision TARGET holds, its manifest, the files of it that were downloaded) when it
     holds another revision of ``dataset`` (or an unfinished upgrade to ``revision``); refuse a
     TARGET holding another dataset."""
-    held = local.receipt()
-    if held is None:
+    receipt = local.receipt()
+    if receipt is None:
         return None
-    receipt, manifest, previous = held
     if receipt.dataset != dataset:
         raise LocalPathError(
             f"{local.path} holds {receipt.dataset} {receipt.revision}, not {dataset}: download {dataset} "
             "into another folder"
         )
+    if receipt.revision == revision and receipt.state != UPGRADING:
+        return None
+    manifest, previous = local.stored_manifests(receipt)
     if receipt.state == UPGRADING and previous is not None and receipt.previous:
         return receipt.previous, previous, select(previous, receipt.include, receipt.exclude)
     if receipt.revision == revision:
@@ -296,7 +298,7 @@ def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[Loca
             raise LocalPathError(
                 f"--reuse {folder}: not a djarchive copy (it has no receipt to say what it holds)"
             )
-        sources.append((copy, held[1]))
+        sources.append((copy, copy.stored_manifests(held)[0]))
     return sources
 
 

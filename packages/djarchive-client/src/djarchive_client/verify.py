@@ -15,7 +15,7 @@ from djarchive_common.errors import LockedError, NotFoundError
 from djarchive_common.events import Events
 from djarchive_common.manifest import Entry, Manifest, matches, select_or_fail
 from djarchive_common.text import files
-from djarchive_common.transfer import DEFAULT_WORKERS, hash_files
+from djarchive_common.transfer import DEFAULT_WORKERS
 
 from .localcopy import LocalCopy
 from .receipt import COMPLETE, UPGRADING, Receipt, now
@@ -132,15 +132,15 @@ def verify_copy(
                 report.verified += 1
             else:
                 to_hash.append(entry)
-        checked = hash_files(
-            to_hash,
-            lambda entry: local.hash(entry.subpath),
-            lambda entry: entry.size,
+        wanted = {entry.subpath: entry for entry in to_hash}
+        checked = local.hash_many(
+            {entry.subpath: entry.size for entry in to_hash},
             jobs=jobs,
             progress=progress,
             description="verify",
         )
-        for entry, result, error in checked:
+        for subpath, result, error in checked:
+            entry = wanted[subpath]
             if error is not None:
                 reason = getattr(error, "strerror", None) or error
                 report.modified[entry.subpath] = f"unreadable ({reason})"
@@ -182,7 +182,7 @@ def _note_verified(
     one of this very revision and selection, and no download holds it now."""
     held = local.receipt()
     if held is not None:
-        receipt = held[0]
+        receipt = held
         if (receipt.dataset, receipt.revision, receipt.include, receipt.exclude, receipt.state) != (
             report.dataset,
             report.revision,
@@ -235,14 +235,15 @@ def verify_offline(
     local = LocalCopy(target)
     try:
         held = local.receipt()
+        stored = local.stored_manifests(held) if held is not None else None
     finally:
         local.close()
-    if held is None:
+    if held is None or stored is None:
         raise NotFoundError(
             f"{target} has no djarchive receipt: name the dataset and revision to check it "
             "against the archive"
         )
-    receipt, manifest, _ = held
+    receipt, manifest = held, stored[0]
     report = verify_copy(
         manifest,
         receipt.dataset,

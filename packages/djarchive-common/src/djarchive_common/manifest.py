@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import csv
 import fnmatch
+import hashlib
 import heapq
 import io
 import os
@@ -70,6 +71,7 @@ _SAFE_ASCII_PATH = re.compile(
     r"(?:(?!\.\.?/)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}/)*(?!\.\.?\Z)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}"
 )
 _ASCII_UPPER = re.compile(r"[A-Z]")
+_LEADING_ZERO = re.compile(rb'(?:^|\n)"0[0-9]')  # a size that would be written differently
 _SIZE_RE = re.compile(r"[0-9]{1,20}")
 MAX_LINE_CHARS = 8192  # a valid line is at most ~1.1 KB; longer ones are hostile
 MAX_OBJECT_SIZE = 5 * 1024**4  # S3's largest object: any larger size is a lie
@@ -91,7 +93,7 @@ class Manifest(Sequence[Entry]):
     are binary searches: a million entries fit in a few hundred megabytes.
     """
 
-    __slots__ = ("_digests", "_paths", "_sizes")
+    __slots__ = ("_digests", "_paths", "_sha256", "_sizes")
 
     def __init__(self, entries: Iterable[Entry], source: str = "manifest"):
         ordered = sorted(entries, key=lambda entry: entry.subpath)
@@ -99,13 +101,25 @@ class Manifest(Sequence[Entry]):
         self._paths = [entry.subpath for entry in ordered]
         self._sizes = array("Q", (entry.size for entry in ordered))
         self._digests = b"".join(bytes.fromhex(entry.sha256) for entry in ordered)
+        self._sha256: str | None = None
 
     @classmethod
-    def _compact(cls, paths: list[str], sizes: array[int], digests: bytes) -> Manifest:
-        """A manifest of fields :func:`parse_manifest` has checked and sorted (no second pass)."""
+    def _compact(
+        cls, paths: list[str], sizes: array[int], digests: bytes, sha256: str | None = None
+    ) -> Manifest:
+        """A manifest of fields :func:`parse_manifest` has checked and sorted (no second pass);
+        ``sha256`` of its exact bytes, when the parser saw them."""
         manifest = cls.__new__(cls)
         manifest._paths, manifest._sizes, manifest._digests = paths, sizes, digests
+        manifest._sha256 = sha256
         return manifest
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 of :meth:`to_bytes` (known without writing them when parsed from them)."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.to_bytes()).hexdigest()
+        return self._sha256
 
     def _entry(self, index: int) -> Entry:
         return Entry(
@@ -329,10 +343,12 @@ def parse_manifest(data: bytes, source: str = "manifest") -> Manifest:
         line = data.count(b"\n", 0, data.index(b"\x00")) + 1
         raise ManifestError(f"{_where(source, line)}: control character '\\x00' (NUL)")
     fields = _parse_canonical(data, start, source)
+    canonical = fields is not None and start == 0 and b"\r" not in data and not _LEADING_ZERO.search(data)
     if fields is None:
         fields = _parse_csv(data, start, source)
     paths, sizes, digests, lines = fields
     if any(paths[index] < paths[index - 1] for index in range(1, len(paths))):
+        canonical = False
         order = sorted(range(len(paths)), key=paths.__getitem__)
         paths = [paths[index] for index in order]
         sizes = array("Q", (sizes[index] for index in order))
@@ -342,7 +358,8 @@ def parse_manifest(data: bytes, source: str = "manifest") -> Manifest:
     if clash:
         message = _clash_message(paths, clash, lambda index: f"line {lines[index]}")
         raise ManifestError(f"invalid manifest {source}, {message}")
-    return Manifest._compact(paths, sizes, bytes(digests))
+    sha256 = hashlib.sha256(data).hexdigest() if canonical and data.endswith(b"\n") else None
+    return Manifest._compact(paths, sizes, bytes(digests), sha256)
 
 
 Fields = tuple[list[str], "array[int]", bytearray, "array[int]"]

@@ -787,6 +787,14 @@ def _sha256_speed() -> float:
 # -- main --------------------------------------------------------------------------------------
 
 
+def write_bytecode() -> None:
+    """Bytecode for everything the timed Python tools import, as pip writes it at install time:
+    tox-uv's installs leave none, and with PYTHONDONTWRITEBYTECODE (see tool_env) every run
+    would compile minio, urllib3 and the editable packages from source (~0.13 s each time)."""
+    for folder in [Path(sysconfig.get_paths()["purelib"]), *(HERE.parent / "packages").glob("*/src")]:
+        compileall.compile_dir(folder, quiet=2, workers=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -854,11 +862,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = Bench(args)
     WORK.mkdir(parents=True, exist_ok=True)
-    # Bytecode for everything the timed Python tools import, as pip writes it at install time:
-    # tox-uv's installs leave none, and with PYTHONDONTWRITEBYTECODE (see tool_env) every run
-    # would compile minio, urllib3 and the editable packages from source (~0.13 s each time).
-    for folder in [Path(sysconfig.get_paths()["purelib"]), *(HERE.parent / "packages").glob("*/src")]:
-        compileall.compile_dir(folder, quiet=2, workers=0)
+    write_bytecode()
     shutil.rmtree(bench.logs, ignore_errors=True)
     info = machine()
     print(f"machine: {info}", flush=True)

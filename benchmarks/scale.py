@@ -594,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     args.xs = sorted(int(x) for x in args.xs.split(",") if x.strip())
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     WORK.mkdir(parents=True, exist_ok=True)
+    run.write_bytecode()
     info = run.machine()
     print(f"machine: {info}", flush=True)
     datasets = {s: generate.generate(s) for s in ("S", "L") if s in parts or "manifest" in parts}

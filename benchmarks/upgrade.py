@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     a = generate.generate(f"UA{args.files}x{args.mib}")
     b = generate.generate(f"UB{args.files}x{args.mib}")
     delta = sizes_of(args)
+    run.write_bytecode()
     info = run.machine()
     print(f"machine: {info}", flush=True)
     logs = WORK / "logs" / "upgrade"

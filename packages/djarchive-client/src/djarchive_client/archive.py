@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from djarchive_common.catalog import Catalog
@@ -55,6 +55,7 @@ class DJArchiveClient(Catalog):
         part_size: int | None = None,
         multipart_threshold: int | None = None,
         shard: tuple[int, int] | None = None,
+        paths: Iterable[str] | Mapping[str, str] | None = None,
     ) -> DownloadSummary:
         """Download a published revision into ``target_directory`` and return a summary.
 
@@ -62,7 +63,9 @@ class DJArchiveClient(Catalog):
         the manifest's size and sha256 before it is renamed into place. Raises
         PartialFailureError (with the summary) when any file could not be downloaded.
         ``shard=(K, N)`` downloads only the K-th of N byte-balanced parts, so that N runs (on
-        one machine or on many sharing the folder) share the work.
+        one machine or on many sharing the folder) share the work. ``paths`` names files exactly
+        (no globs): subpaths, or a mapping of subpaths to paths relative to the target, to place
+        files under other names (what fsspec's ``get`` needs).
         """
         manifest = self.manifest(dataset_name, revision)
         defaults = DownloadOptions()
@@ -85,6 +88,7 @@ class DJArchiveClient(Catalog):
             progress=display_progress,
             dry_run=dry_run,
             shard=shard,
+            paths=paths,
         )
 
     def verify(

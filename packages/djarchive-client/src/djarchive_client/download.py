@@ -13,11 +13,11 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from djarchive_common.errors import IntegrityError, LocalStorageError, PartialFailureError
+from djarchive_common.errors import IntegrityError, LocalStorageError, NotFoundError, PartialFailureError
 from djarchive_common.manifest import Entry, Manifest, select_or_fail
 from djarchive_common.manifest import shard as split
 from djarchive_common.store import Store
@@ -240,6 +240,29 @@ def _still_needed(
     return need
 
 
+def _named(
+    entries: Sequence[Entry], paths: Iterable[str] | Mapping[str, str], what: str
+) -> tuple[list[Entry], dict[str, str]]:
+    """The entries ``paths`` names, each under its own subpath, or under the local path (relative
+    to TARGET) that ``paths`` maps it to; and ``{local path: subpath}`` of those placed under
+    another name. Local paths obey the manifest's rules (relative, unique, none of djarchive's
+    names): they are checked as one, before anything is written."""
+    by_subpath = {entry.subpath: entry for entry in entries}
+    places = dict(paths) if isinstance(paths, Mapping) else {subpath: subpath for subpath in paths}
+    missing = [subpath for subpath in places if subpath not in by_subpath]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise NotFoundError(f"{what} has no file {missing[0]!r}{more}; nothing was done")
+    named = Manifest(
+        (
+            Entry(local, by_subpath[subpath].size, by_subpath[subpath].sha256)
+            for subpath, local in places.items()
+        ),
+        source="the local paths asked for",
+    )
+    return list(named), {local: subpath for subpath, local in places.items() if local != subpath}
+
+
 def download_revision(
     store: Store,
     manifest: Manifest,
@@ -254,15 +277,20 @@ def download_revision(
     progress: bool = False,
     dry_run: bool = False,
     shard: tuple[int, int] | None = None,
+    paths: Iterable[str] | Mapping[str, str] | None = None,
 ) -> DownloadSummary:
     """Download the selected files of a revision into ``target``; raise if any file failed.
 
     ``shard`` (K, N) takes only the K-th of N byte-balanced parts of the selection: N runs, on
     one machine or many sharing TARGET, together download it all (see :func:`manifest.shard`).
+    ``paths`` names the files exactly (no globs; see :func:`_named`).
     """
     options = options or DownloadOptions()
     started = time.monotonic()
     selected = select_or_fail(manifest, include, exclude, f"{dataset} {revision}")
+    keys: dict[str, str] = {}
+    if paths is not None:
+        selected, keys = _named(selected, paths, f"{dataset} {revision}")
     if shard is not None:
         selected = split(selected, *shard)
     summary = DownloadSummary(
@@ -290,7 +318,9 @@ def download_revision(
             with Progress(
                 total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
             ) as bar:
-                fetcher = Fetcher(store, dataset, revision, local, bar, buffer_size=options.buffer_size)
+                fetcher = Fetcher(
+                    store, dataset, revision, local, bar, buffer_size=options.buffer_size, keys=keys
+                )
                 _Scheduler(fetcher, options, summary).run(todo)
     finally:
         local.close()

@@ -248,7 +248,10 @@ def test_h5py_reads_a_slice_by_ranges_without_the_whole_file(archive, tmp_path, 
 
 @pytest.mark.slow
 def test_dask_dataframe_over_a_glob_on_worker_processes(archive, tree):
+    """The workers (separate processes) get the configuration from the environment they inherit;
+    each file is one partition read whole, so a tampered one fails the computation."""
     dd = pytest.importorskip("dask.dataframe")
+    bag = pytest.importorskip("dask.bag")
     distributed = pytest.importorskip("distributed")
     pd = pytest.importorskip("pandas")
     with (
@@ -260,9 +263,11 @@ def test_dask_dataframe_over_a_glob_on_worker_processes(archive, tree):
         frame = dd.read_csv("djarchive://ds/1/sessions/*.csv")
         assert frame.npartitions == 2
         total = frame.compute()
-        texts = __import__("dask.bag", fromlist=["read_text"]).read_text("djarchive://ds/*/table.csv")
-        assert texts.count().compute() == 2 * CSV.count(b"\n")
-        workers = client.run(lambda: os.getpid())
+        assert bag.read_text("djarchive://ds/*/table.csv").count().compute() == 2 * CSV.count(b"\n")
+        workers = client.run(os.getpid)
+        archive.put("ds/1/sessions/b.csv", b"x,y\n3,4\n5,7\n")  # same size, other bytes
+        with pytest.raises(IntegrityError, match=r"sessions/b\.csv: sha256"):
+            dd.read_csv("djarchive://ds/1/sessions/*.csv").compute()
     assert os.getpid() not in workers.values()
     pd.testing.assert_frame_equal(
         total.reset_index(drop=True), pd.DataFrame({"x": [1, 3, 5], "y": [2, 4, 6]})

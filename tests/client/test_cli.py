@@ -35,7 +35,9 @@ def test_revisions_plain_and_json(published, capsys):
     assert run(capsys, "revisions") == (0, "other-set,001\nother-set,9\nother-set,10\nsome-set,000\n", "")
     assert run(capsys, "revisions", "some-set") == (0, "some-set,000\n", "")
     _, out, _ = run(capsys, "revisions", "other-set", "--json")
-    assert json.loads(out) == [{"dataset": "other-set", "revision": r} for r in ("001", "9", "10")]
+    assert json.loads(out) == [
+        {"dataset": "other-set", "revision": r, "state": "published"} for r in ("001", "9", "10")
+    ]
 
 
 def test_files_plain_and_json(published, seed_files, capsys):
@@ -92,7 +94,9 @@ def test_download_dry_run(published, seed_files, capsys, tmp_path):
     )
     assert code == 0
     lines = out.splitlines()
-    assert lines[:-1] == [f"{len(seed_files[p])}\t{p}" for p in sorted(seed_files) if p.startswith("sub/")]
+    assert lines[:-1] == [
+        f"fetch\t{len(seed_files[p])}\t{p}" for p in sorted(seed_files) if p.startswith("sub/")
+    ]
     assert lines[-1].startswith("would download 3 of 3 files of some-set 000")
     assert not (tmp_path / "t").exists()
 

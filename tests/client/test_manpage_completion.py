@@ -46,7 +46,7 @@ def test_bash_completion(capsys, tmp_path):
             ["bash", "-c", shell], capture_output=True, text=True, check=True
         ).stdout.split()
 
-    assert complete("d") == ["datasets", "download"]
+    assert complete("d") == ["datasets", "diff", "download"]
     assert complete("--debug", "ver") == ["verify"]
     assert complete("download", "--in") == ["--include", "--insecure"]
     assert "--fast" in complete("verify", "--")

@@ -30,8 +30,9 @@ def test_public_api_is_pinned():
     )  # fmt: skip
     assert sorted(djarchive_client.__all__) == sorted(
         [
-            "DJArchiveClient", "DJArchiveError", "DatasetNotFoundError", "DownloadSummary", "Entry",
-            "IntegrityError", "Manifest", "PartialFailureError", "RevisionNotFoundError", "VerifyReport",
+            "CopyStatus", "DJArchiveClient", "DJArchiveError", "DatasetNotFoundError", "DownloadSummary",
+            "Entry", "IntegrityError", "Manifest", "ManifestDiff", "PartialFailureError",
+            "RevisionNotFoundError", "VerifyReport",
             "__version__", "client",
         ]
     )  # fmt: skip

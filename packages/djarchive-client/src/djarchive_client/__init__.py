@@ -21,12 +21,15 @@ if TYPE_CHECKING:
     from djarchive_common.manifest import Entry, Manifest
 
     from .archive import DJArchiveClient, client
+    from .diff import ManifestDiff
     from .download import DownloadSummary
+    from .status import CopyStatus
     from .verify import VerifyReport
 
 __version__ = "0.1.0"
 
 _SOURCES = {
+    "CopyStatus": ".status",
     "DJArchiveClient": ".archive",
     "DJArchiveError": "djarchive_common.errors",
     "DatasetNotFoundError": "djarchive_common.errors",
@@ -34,6 +37,7 @@ _SOURCES = {
     "Entry": "djarchive_common.manifest",
     "IntegrityError": "djarchive_common.errors",
     "Manifest": "djarchive_common.manifest",
+    "ManifestDiff": ".diff",
     "PartialFailureError": "djarchive_common.errors",
     "RevisionNotFoundError": "djarchive_common.errors",
     "VerifyReport": ".verify",
@@ -42,6 +46,7 @@ _SOURCES = {
 __getattr__ = lazy_exports(__name__, _SOURCES)
 
 __all__ = [
+    "CopyStatus",
     "DJArchiveClient",
     "DJArchiveError",
     "DatasetNotFoundError",
@@ -49,6 +54,7 @@ __all__ = [
     "Entry",
     "IntegrityError",
     "Manifest",
+    "ManifestDiff",
     "PartialFailureError",
     "RevisionNotFoundError",
     "VerifyReport",

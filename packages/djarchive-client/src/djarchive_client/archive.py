@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from djarchive_common.catalog import Catalog
-from djarchive_common.errors import ConfigurationError
+from djarchive_common.errors import ConfigurationError, RevisionRetractedError
+from djarchive_common.manifest import Manifest
 from djarchive_common.transfer import job_count
 
+from .diff import ManifestDiff, diff_manifests
 from .download import DownloadOptions, DownloadSummary, download_revision
-from .verify import VerifyReport, verify_copy
+from .status import CopyStatus, copy_status
+from .verify import VerifyReport, verify_copy, verify_offline
 
 __all__ = ["DJArchiveClient", "client"]
+
+log = logging.getLogger("djarchive_client")
 
 
 class DJArchiveClient(Catalog):
@@ -55,6 +61,9 @@ class DJArchiveClient(Catalog):
         part_size: int | None = None,
         multipart_threshold: int | None = None,
         shard: tuple[int, int] | None = None,
+        reuse: Sequence[str | os.PathLike[str]] = (),
+        link: bool = False,
+        allow_retracted: bool = False,
         paths: Iterable[str] | Mapping[str, str] | None = None,
     ) -> DownloadSummary:
         """Download a published revision into ``target_directory`` and return a summary.
@@ -66,8 +75,14 @@ class DJArchiveClient(Catalog):
         one machine or on many sharing the folder) share the work. ``paths`` names files exactly
         (no globs): subpaths, or a mapping of subpaths to paths relative to the target, to place
         files under other names (what fsspec's ``get`` needs).
+
+        When the folder holds another revision of the dataset, it is upgraded in place (files
+        kept, moved, fetched, removed; files you changed are left alone and reported). Content
+        already in the local copies named by ``reuse`` is copied (and checked) instead of
+        fetched; ``link=True`` hard-links it instead. A retracted revision is refused unless
+        ``allow_retracted``.
         """
-        manifest = self.manifest(dataset_name, revision)
+        manifest, retraction = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
         defaults = DownloadOptions()
         options = DownloadOptions(
             jobs=job_count(jobs),
@@ -88,8 +103,24 @@ class DJArchiveClient(Catalog):
             progress=display_progress,
             dry_run=dry_run,
             shard=shard,
+            reuse=reuse,
+            link=link,
+            retracted=retraction,
             paths=paths,
         )
+
+    def _manifest_or_retracted(
+        self, dataset: str, revision: str, allowed: bool
+    ) -> tuple[Manifest, str | None]:
+        """The revision's manifest, or, for a retracted revision when ``allowed``, the manifest it
+        kept and why it was retracted."""
+        try:
+            return self.manifest(dataset, revision), None
+        except RevisionRetractedError as error:
+            if not allowed:
+                raise
+            log.warning("%s", error)
+            return self.retracted_manifest(dataset, revision), str(error).split(" (allow_retracted")[0]
 
     def verify(
         self,
@@ -103,9 +134,12 @@ class DJArchiveClient(Catalog):
         fast: bool = False,
         display_progress: bool = False,
     ) -> VerifyReport:
-        """Compare a local copy with the revision's manifest (missing, modified, extra files)."""
-        manifest = self.manifest(dataset_name, revision)
-        return verify_copy(
+        """Compare a local copy with the revision's manifest (missing, modified, extra files).
+
+        An intact copy gets a receipt (or its time of verification updated). A retracted revision
+        is checked against the manifest it kept, and the report says it was retracted."""
+        manifest, retraction = self._manifest_or_retracted(dataset_name, revision, True)
+        report = verify_copy(
             manifest,
             dataset_name,
             revision,
@@ -115,7 +149,42 @@ class DJArchiveClient(Catalog):
             jobs=job_count(jobs),
             fast=fast,
             progress=display_progress,
+            origin=self.settings,
         )
+        report.note = retraction or report.note
+        return report
+
+    def verify_local(
+        self,
+        target_directory: str | os.PathLike[str],
+        *,
+        jobs: int | None = None,
+        fast: bool = False,
+        display_progress: bool = False,
+    ) -> VerifyReport:
+        """Check a local copy offline against the manifest its receipt stored (no network)."""
+        return verify_offline(target_directory, jobs=job_count(jobs), fast=fast, progress=display_progress)
+
+    def status(self, target_directory: str | os.PathLike[str] = ".", *, offline: bool = False) -> CopyStatus:
+        """What a local copy holds (its receipt) and, unless ``offline``, where its revision
+        stands in the archive it came from: still published, retracted, superseded."""
+        local = copy_status(target_directory, None)
+        if offline or local.receipt is None:
+            return local
+        receipt = local.receipt
+        same = (receipt.endpoint, receipt.bucket) == (self.endpoint, self.bucket)
+        origin = (
+            self
+            if same
+            else type(self)(endpoint=receipt.endpoint, bucket=receipt.bucket, secure=receipt.secure)
+        )
+        return copy_status(target_directory, origin)
+
+    def diff(self, dataset: str, old: str, new: str) -> ManifestDiff:
+        """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests."""
+        old_manifest, _ = self._manifest_or_retracted(dataset, old, True)
+        new_manifest, _ = self._manifest_or_retracted(dataset, new, True)
+        return diff_manifests(dataset, old, old_manifest, new, new_manifest)
 
 
 client = DJArchiveClient.client

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from .parser import PROG, build_parser
 
 if TYPE_CHECKING:
+    from djarchive_common.catalog import Tombstone
     from djarchive_common.console import Console
 
     from .archive import DJArchiveClient
@@ -34,8 +35,51 @@ def _datasets(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _revision_row(dataset: str, revision: str, tombstone: Tombstone | None) -> dict[str, str | None]:
+    """One revision for --json: published, or retracted with why and what supersedes it."""
+    if tombstone is None:
+        return {"dataset": dataset, "revision": revision, "state": "published"}
+    return {
+        "dataset": dataset,
+        "revision": revision,
+        "state": "retracted",
+        "reason": tombstone.reason,
+        "superseded_by": tombstone.superseded_by,
+        "retracted_at": tombstone.retracted_at,
+    }
+
+
 def _revisions(args: argparse.Namespace, console: Console) -> int:
-    console.revisions(list(_client(args).revisions(args.dataset)))
+    from djarchive_common.errors import DatasetNotFoundError
+    from djarchive_common.layout import natural_key
+
+    client = _client(args)
+    if not (args.all or console.json):
+        console.revisions(list(client.revisions(args.dataset)))
+        return 0
+    retracted = client.retracted(args.dataset)
+    try:
+        published = list(client.revisions(args.dataset))
+    except DatasetNotFoundError:
+        if not retracted:
+            raise
+        published = []
+    if console.json:
+        rows = [(dataset, revision, None) for dataset, revision in published] + retracted
+        rows.sort(key=lambda row: (natural_key(row[0]), natural_key(row[1])))
+        console.emit([_revision_row(*row) for row in rows])
+        return 0
+    lines = [(dataset, revision, f"{dataset},{revision}") for dataset, revision in published]
+    lines += [
+        (
+            dataset,
+            revision,
+            f"{dataset},{revision},retracted,{tombstone.reason},{tombstone.superseded_by or ''}",
+        )
+        for dataset, revision, tombstone in retracted
+    ]
+    for _, _, line in sorted(lines, key=lambda item: (natural_key(item[0]), natural_key(item[1]))):
+        console.line(line)
     return 0
 
 
@@ -62,10 +106,17 @@ def _download(args: argparse.Namespace, console: Console) -> int:
         dry_run=args.dry_run,
         recheck=args.recheck,
         shard=args.shard,
+        reuse=args.reuse,
+        link=args.link,
+        allow_retracted=args.allow_retracted,
     )
-    if args.dry_run and not console.json:
-        for entry in summary.planned:
-            console.line(f"{entry.size}\t{entry.subpath}")
+    if summary.retracted:
+        console.warn(f"{summary.retracted}; downloaded anyway (--allow-retracted)")
+    for subpath, why in summary.conflicts.items():
+        console.warn(f"{subpath}: {why}")
+    if args.dry_run and not console.json and summary.plan is not None:
+        for line in summary.plan.lines():
+            console.line(line)
     console.result(summary, force=args.dry_run)
     if not summary.files and (args.include or args.exclude):
         console.warn("no file matched the --include/--exclude patterns")
@@ -73,16 +124,31 @@ def _download(args: argparse.Namespace, console: Console) -> int:
 
 
 def _verify(args: argparse.Namespace, console: Console) -> int:
-    report = _client(args).verify(
-        args.dataset,
-        args.revision,
-        args.target,
-        include=args.include,
-        exclude=args.exclude,
-        jobs=args.jobs,
-        fast=args.fast,
-        display_progress=console.progress,
-    )
+    from djarchive_common.parser import folder
+
+    if len(args.where) not in (1, 3):
+        return _usage_error("verify", "give DATASET REVISION TARGET, or TARGET alone")
+    try:
+        target = folder(args.where[-1])
+    except argparse.ArgumentTypeError as error:
+        return _usage_error("verify", f"argument TARGET: {error}")
+    if len(args.where) == 1:
+        if args.include or args.exclude:
+            return _usage_error("verify", "--include/--exclude need DATASET REVISION")
+        report = _client(args).verify_local(
+            target, jobs=args.jobs, fast=args.fast, display_progress=console.progress
+        )
+    else:
+        report = _client(args).verify(
+            args.where[0],
+            args.where[1],
+            target,
+            include=args.include,
+            exclude=args.exclude,
+            jobs=args.jobs,
+            fast=args.fast,
+            display_progress=console.progress,
+        )
     if not console.json:
         for subpath in report.missing:
             console.line(f"missing\t{subpath}")
@@ -94,12 +160,35 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
     return 0 if report.intact else 1
 
 
+def _usage_error(command: str, message: str) -> int:
+    """Print a usage error as argparse would and return its exit status."""
+    print(f"usage: {PROG} {command} ...\n{PROG} {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _status(args: argparse.Namespace, console: Console) -> int:
+    status = _client(args).status(args.target, offline=args.offline)
+    console.result(status, force=True)
+    return 0 if status.receipt is not None else 1
+
+
+def _diff(args: argparse.Namespace, console: Console) -> int:
+    difference = _client(args).diff(args.dataset, args.old, args.new)
+    if not console.json:
+        for line in difference.lines():
+            console.line(line)
+    console.result(difference, force=True)
+    return 0
+
+
 COMMANDS = {
     "datasets": _datasets,
     "revisions": _revisions,
     "files": _files,
     "download": _download,
     "verify": _verify,
+    "status": _status,
+    "diff": _diff,
 }
 
 

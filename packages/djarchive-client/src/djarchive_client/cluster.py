@@ -92,7 +92,8 @@ def download_on_cluster(
 
 
 def combine(summaries: list[DownloadSummary], dataset: str, revision: str, target: str) -> DownloadSummary:
-    """One summary of the shards' summaries (their counts added up, their failures together)."""
+    """One summary of the shards' summaries (their counts added up, their lists and failures
+    together)."""
     total = DownloadSummary(dataset, revision, target)
     for part in summaries:
         total.files += part.files
@@ -100,9 +101,14 @@ def combine(summaries: list[DownloadSummary], dataset: str, revision: str, targe
         total.fetched_files += part.fetched_files
         total.fetched_bytes += part.fetched_bytes
         total.present_files += part.present_files
+        total.reused_files += part.reused_files
+        total.reused_bytes += part.reused_bytes
         total.failed.update(part.failed)
+        total.conflicts.update(part.conflicts)
+        total.removed.extend(part.removed)
         total.planned.extend(part.planned)
         total.dry_run = total.dry_run or part.dry_run
+        total.retracted = total.retracted or part.retracted
         total.seconds = max(total.seconds, part.seconds)
     return total
 
@@ -115,12 +121,15 @@ def _download_shard(
     shard: tuple[int, int],
     options: dict[str, Any],
 ) -> DownloadSummary:
-    """One shard, on a worker; files that failed are in the summary it returns."""
+    """One shard, on a worker; files that failed are in the summary it returns (without its
+    plan, which holds open folders and goes nowhere)."""
     try:
-        return DJArchiveClient(**archive).download(
+        summary = DJArchiveClient(**archive).download(
             dataset, revision, target, create_target=True, shard=shard, **options
         )
     except PartialFailureError as error:
-        if isinstance(error.summary, DownloadSummary):
-            return error.summary
-        raise
+        if not isinstance(error.summary, DownloadSummary):
+            raise
+        summary = error.summary
+    summary.plan = None
+    return summary

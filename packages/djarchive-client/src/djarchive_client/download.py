@@ -11,21 +11,29 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from djarchive_common.errors import IntegrityError, LocalStorageError, NotFoundError, PartialFailureError
-from djarchive_common.manifest import Entry, Manifest, select_or_fail
+from djarchive_common import __version__
+from djarchive_common.errors import (
+    IntegrityError,
+    LocalPathError,
+    LocalStorageError,
+    NotFoundError,
+    PartialFailureError,
+)
+from djarchive_common.manifest import Entry, Manifest, select, select_or_fail
 from djarchive_common.manifest import shard as split
 from djarchive_common.store import Store
 from djarchive_common.text import files, human_bytes
-from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, hash_files, run_parallel
+from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, run_parallel
 
 from .fetch import Fetcher, LargeFile, Range, RangesIgnored, WholeFile
 from .localcopy import LocalCopy, target_path
+from .plan import Plan, plan_download
+from .receipt import COMPLETE, UPGRADING, Receipt, now
 
 __all__ = ["DownloadOptions", "DownloadSummary", "download_revision"]
 
@@ -62,6 +70,13 @@ class DownloadSummary:
     dry_run: bool = False
     planned: list[Entry] = field(default_factory=list)
     shard: tuple[int, int] | None = None  # (K, N) when only the K-th of N parts was asked for
+    reused_files: int = 0  # content found on local disk (moved, or copied from --reuse copies)
+    reused_bytes: int = 0
+    removed: list[str] = field(default_factory=list)  # files of the previous revision removed
+    conflicts: dict[str, str] = field(default_factory=dict)  # files of yours left alone, and why
+    upgraded_from: str | None = None  # the revision TARGET held before this download
+    retracted: str | None = None  # why the revision was retracted, when downloaded anyway
+    plan: Plan | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -83,27 +98,46 @@ class DownloadSummary:
             "seconds": round(self.seconds, 3),
             "dry_run": self.dry_run,
             "shard": list(self.shard) if self.shard else None,
+            "reused_files": self.reused_files,
+            "reused_bytes": self.reused_bytes,
+            "removed": self.removed,
+            "conflicts": self.conflicts,
+            "upgraded_from": self.upgraded_from,
+            "retracted": self.retracted,
             "ok": self.ok,
         }
         if self.dry_run:
             data["planned"] = [{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in self.planned]
+            data["actions"] = [line.split("\t", 2) for line in self.plan.lines()] if self.plan else []
         return data
 
     def __str__(self) -> str:
         name = f"{self.dataset} {self.revision}" + (
             f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
         )
+        if self.upgraded_from:
+            name += f" (upgraded from {self.upgraded_from})"
         if self.dry_run:
-            return (
+            text = (
                 f"would download {len(self.planned)} of {files(self.files)} of {name} "
                 f"({human_bytes(sum(e.size for e in self.planned))}) into {self.target}; "
                 f"{self.present_files} already present"
             )
+            if self.plan and (self.plan.move or self.plan.copy or self.plan.remove or self.plan.conflicts):
+                text += (
+                    f", {len(self.plan.move) + len(self.plan.copy)} from local disk, "
+                    f"{len(self.plan.remove)} to remove, {len(self.plan.conflicts)} conflicts"
+                )
+            return text
         text = (
             f"{name}: {files(self.files)} ({human_bytes(self.bytes)}) in {self.target}; "
             f"fetched {self.fetched_files} ({human_bytes(self.fetched_bytes)}), "
             f"{self.present_files} already present"
         )
+        if self.reused_files:
+            text += f", {self.reused_files} from local disk ({human_bytes(self.reused_bytes)})"
+        if self.removed:
+            text += f", {len(self.removed)} of the old revision removed"
         if self.failed:
             text += f", {len(self.failed)} FAILED"
         rate = self.fetched_bytes / self.seconds if self.seconds > 0 else 0
@@ -194,50 +228,68 @@ def _interleave(groups: Sequence[Sequence[Range]]) -> list[Range]:
     return [group[index] for index in range(longest) for group in groups if index < len(group)]
 
 
-def _regular(status: os.stat_result | str | None) -> bool:
-    return isinstance(status, os.stat_result) and stat.S_ISREG(status.st_mode)
+def _upgrade_from(local: LocalCopy, dataset: str, revision: str) -> tuple[str, Manifest, list[Entry]] | None:
+    """(the revision TARGET holds, its manifest, the files of it that were downloaded) when it
+    holds another revision of ``dataset`` (or an unfinished upgrade to ``revision``); refuse a
+    TARGET holding another dataset."""
+    held = local.receipt()
+    if held is None:
+        return None
+    receipt, manifest, previous = held
+    if receipt.dataset != dataset:
+        raise LocalPathError(
+            f"{local.path} holds {receipt.dataset} {receipt.revision}, not {dataset}: download {dataset} "
+            "into another folder"
+        )
+    if receipt.state == UPGRADING and previous is not None and receipt.previous:
+        return receipt.previous, previous, select(previous, receipt.include, receipt.exclude)
+    if receipt.revision == revision:
+        return None
+    return receipt.revision, manifest, select(manifest, receipt.include, receipt.exclude)
 
 
-def _still_needed(
-    local: LocalCopy,
-    selected: Sequence[Entry],
-    options: DownloadOptions,
-    summary: DownloadSummary,
-    progress: bool = False,
-) -> list[Entry]:
-    """The selected entries not in place: not vouched for by the record (unless ``recheck``),
-    and, among files of the right size, not matching when hashed."""
-    statuses = local.stats(entry.subpath for entry in selected)
-    need: list[Entry] = []
-    to_hash: list[Entry] = []
-    for entry in selected:
-        status = statuses[entry.subpath]
-        if not options.recheck and local.is_verified(entry, status):
-            summary.present_files += 1
-        elif (
-            isinstance(status, os.stat_result)
-            and stat.S_ISREG(status.st_mode)
-            and status.st_size == entry.size
-        ):
-            to_hash.append(entry)
-        else:
-            need.append(entry)
-    checked = hash_files(
-        to_hash,
-        lambda entry: local.hash(entry.subpath),
-        lambda entry: entry.size,
-        jobs=options.jobs,
-        progress=progress,
-        description="checking",
-    )
-    for entry, result, error in checked:
-        if error is None and result is not None and result[1] == entry.sha256:
-            status = statuses[entry.subpath]
-            local.remember(entry, status)  # type: ignore[arg-type]
-            summary.present_files += 1
-        else:
-            need.append(entry)
-    return need
+def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[LocalCopy, Manifest]]:
+    """Other local copies to take content from, with the manifests their receipts hold."""
+    sources = []
+    for folder in folders:
+        copy = LocalCopy(folder)
+        held = copy.receipt()
+        if held is None:
+            copy.close()
+            raise LocalPathError(
+                f"--reuse {folder}: not a djarchive copy (it has no receipt to say what it holds)"
+            )
+        sources.append((copy, held[1]))
+    return sources
+
+
+def _use_local_content(local: LocalCopy, plan: Plan, summary: DownloadSummary, link: bool) -> list[Entry]:
+    """Stage the copies (every source read before anything is replaced), move what moved, then
+    place the copies; return the entries whose local content turned out unusable (to fetch)."""
+    staged: list[tuple[Entry, str, os.stat_result]] = []
+    unusable: list[Entry] = []
+    for item in plan.copy:
+        try:
+            part, status = local.copy_in(
+                item.source, item.subpath, item.entry, link=link and item.source is not local
+            )
+        except (IntegrityError, LocalPathError, OSError) as error:
+            log.info("cannot reuse %s for %s (%s): fetching it", item.subpath, item.entry.subpath, error)
+            unusable.append(item.entry)
+            continue
+        staged.append((item.entry, part, status))
+    for entry, old in plan.move:
+        local.forget(old)
+        local.remember(entry, local.move(old, entry.subpath))
+        summary.reused_files += 1
+        summary.reused_bytes += entry.size
+    for entry, part, status in staged:
+        local.forget(entry.subpath)
+        local.place(part, entry.subpath)
+        local.remember(entry, status)
+        summary.reused_files += 1
+        summary.reused_bytes += entry.size
+    return unusable
 
 
 def _named(
@@ -277,13 +329,23 @@ def download_revision(
     progress: bool = False,
     dry_run: bool = False,
     shard: tuple[int, int] | None = None,
+    reuse: Sequence[str | os.PathLike[str]] = (),
+    link: bool = False,
+    retracted: str | None = None,
     paths: Iterable[str] | Mapping[str, str] | None = None,
 ) -> DownloadSummary:
     """Download the selected files of a revision into ``target``; raise if any file failed.
 
-    ``shard`` (K, N) takes only the K-th of N byte-balanced parts of the selection: N runs, on
-    one machine or many sharing TARGET, together download it all (see :func:`manifest.shard`).
-    ``paths`` names the files exactly (no globs; see :func:`_named`).
+    What the download does is planned first (:func:`plan.plan_download`): files in place are
+    kept, content already on disk (in TARGET, or in the copies named by ``reuse``) is moved or
+    copied instead of fetched, and when TARGET holds another revision of the dataset it is
+    upgraded in place. A successful download leaves a receipt (:mod:`receipt`). ``shard`` (K, N)
+    takes only the K-th of N byte-balanced parts of the selection: N runs, on one machine or many
+    sharing TARGET, together download it all (see :func:`manifest.shard`).
+
+    ``paths`` names the files exactly (no globs), each placed at its subpath or at the local
+    path it maps to (see :func:`_named`): files added to TARGET, as fsspec's ``get`` wants, not a
+    copy of the revision, so TARGET is neither upgraded nor given a receipt (nor is it by shards).
     """
     options = options or DownloadOptions()
     started = time.monotonic()
@@ -301,19 +363,47 @@ def download_revision(
         bytes=sum(e.size for e in selected),
         dry_run=dry_run,
         shard=shard,
+        retracted=retracted,
     )
     if dry_run and not target_path(target).exists():
         summary.planned = list(selected)
+        summary.plan = Plan(fetch=list(selected))
         return summary
     local = LocalCopy(target, create=create_target and not dry_run, shard=shard)
+    sources: list[tuple[LocalCopy, Manifest]] = []
     try:
         local.check_destinations(selected)  # refuses links and aliased folders before any write
+        loose = shard is not None or paths is not None  # files added to TARGET, not a copy of the revision
+        upgrade = _upgrade_from(local, dataset, revision) if not loose else None
+        previous = upgrade[2] if upgrade is not None else None
+        summary.upgraded_from = upgrade[0] if upgrade is not None else None
+        sources = _reuse_sources(reuse)
+
+        def plan() -> Plan:
+            found = plan_download(
+                local,
+                selected,
+                previous=previous,
+                reuse=sources,
+                recheck=options.recheck,
+                jobs=options.jobs,
+                progress=progress,
+            )
+            summary.plan, summary.planned = found, found.fetch
+            summary.present_files = len(found.keep)
+            summary.conflicts = {**found.conflicts, **found.left}
+            return found
+
         if dry_run:  # the same checks as a download, hashes included, but nothing is written
             local.load_record()
-            summary.planned = _still_needed(local, selected, options, summary, progress)
+            plan()
             return summary
         with local:
-            todo = _still_needed(local, selected, options, summary, progress)
+            actions = plan()
+            if upgrade is not None:  # from here on TARGET is neither revision until this run ends
+                receipt = _receipt(store, manifest, summary, include, exclude, UPGRADING, previous=upgrade[0])
+                local.write_receipt(receipt, manifest, upgrade[1])
+            todo = actions.fetch + _use_local_content(local, actions, summary, link)
             total = sum(entry.size for entry in todo)
             with Progress(
                 total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
@@ -322,8 +412,18 @@ def download_revision(
                     store, dataset, revision, local, bar, buffer_size=options.buffer_size, keys=keys
                 )
                 _Scheduler(fetcher, options, summary).run(todo)
+            for entry in actions.remove:
+                local.remove(entry.subpath)
+                local.forget(entry.subpath)
+                summary.removed.append(entry.subpath)
+            for subpath, why in actions.conflicts.items():
+                summary.failed[subpath] = f"{why}; move it away (or delete it) and download again"
+            if not summary.failed and not loose:
+                local.write_receipt(_receipt(store, manifest, summary, include, exclude, COMPLETE), manifest)
     finally:
         local.close()
+        for copy, _ in sources:
+            copy.close()
     summary.seconds = time.monotonic() - started
     log.debug("%s", summary)
     if summary.failed:
@@ -333,3 +433,32 @@ def download_revision(
             summary,
         )
     return summary
+
+
+def _receipt(
+    store: Store,
+    manifest: Manifest,
+    summary: DownloadSummary,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    state: str,
+    previous: str | None = None,
+) -> Receipt:
+    stamp = now()
+    return Receipt(
+        summary.dataset,
+        summary.revision,
+        store.settings.endpoint,
+        store.settings.bucket,
+        "",
+        secure=store.settings.secure,
+        state=state,
+        files=summary.files,
+        bytes=summary.bytes,
+        include=list(include),
+        exclude=list(exclude),
+        previous=previous,
+        tool=f"djarchive-client {__version__}",
+        downloaded_at=stamp,
+        verified_at=stamp,
+    )

@@ -25,11 +25,13 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from djarchive_common.errors import LocalPathError, LockedError, NotFoundError
+from djarchive_common.errors import IntegrityError, LocalPathError, LockedError, NotFoundError
 from djarchive_common.layout import STATE_FOLDER
-from djarchive_common.localfs import Folder, open_root, storage_error
-from djarchive_common.manifest import Entry
+from djarchive_common.localfs import Folder, open_root, pread, pwrite, storage_error
+from djarchive_common.manifest import Entry, Manifest
 from djarchive_common.transfer import BUFFER_SIZE
+
+from .receipt import Receipt, read_receipt, write_receipt
 
 __all__ = ["STATE_DIR", "LocalCopy", "storage_error"]
 
@@ -228,6 +230,79 @@ class LocalCopy:
         except OSError as exc:
             raise storage_error(exc, self.destination(subpath)) from None
 
+    def copy_in(
+        self, source: LocalCopy, subpath: str, entry: Entry, *, link: bool = False
+    ) -> tuple[str, os.stat_result]:
+        """Stage a verified copy of ``source``'s file ``subpath`` as the content of ``entry``: a
+        new temporary file (a reflink where the file system can, else a copy; a hard link when
+        ``link``), checked for ``entry``'s size and sha256 before it is returned; place it with
+        :meth:`place`. Return the temporary file's name and status."""
+        fd_in = source.open_file(subpath)
+        part: str | None = None
+        fd_out = -1
+        try:
+            if link:
+                size, sha256 = _hash_fd(fd_in)
+                _check_copy(entry, size, sha256, source.destination(subpath))
+                part = self._link_part(source, subpath)
+                return part, self._temporary.lstat(part)  # type: ignore[union-attr,return-value]
+            part, fd_out = self.new_part()
+            _copy_data(fd_in, fd_out, entry.size)
+            size, sha256 = _hash_fd(fd_out)
+            _check_copy(entry, size, sha256, source.destination(subpath))
+            return part, os.fstat(fd_out)
+        except BaseException:
+            if part is not None:
+                self.discard(part)
+            raise
+        finally:
+            os.close(fd_in)
+            if fd_out >= 0:
+                os.close(fd_out)
+
+    def move(self, old: str, new: str) -> os.stat_result:
+        """Rename the file ``old`` to ``new`` inside TARGET (folders on both ways opened, links
+        refused); return its status."""
+        try:
+            source, old_name = self._parent(old, create=False)
+            with source:
+                target, new_name = self._parent(new, create=True)
+                with target:
+                    source.rename(old_name, target, new_name)
+                    status = target.lstat(new_name)
+        except OSError as exc:
+            raise storage_error(exc, self.destination(new)) from None
+        if status is None:
+            raise LocalPathError(f"{self.destination(new)} vanished as it was moved there")
+        return status
+
+    def remove(self, subpath: str) -> None:
+        """Delete the file ``subpath`` and the folders it leaves empty (TARGET itself stays)."""
+        parts = subpath.split("/")
+        try:
+            folder, name = self._parent(subpath, create=False)
+            with folder:
+                folder.unlink(name, missing_ok=True)
+            for depth in range(len(parts) - 1, 0, -1):
+                with self.folder.descend(parts[: depth - 1]) as parent:
+                    parent.rmdir(parts[depth - 1])
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise storage_error(exc, self.destination(subpath)) from None
+
+    def _link_part(self, source: LocalCopy, subpath: str) -> str:
+        """A hard link to ``source``'s file in this run's temporary folder."""
+        name = f"{next(self._numbers)}.part"
+        folder, file_name = source._parent(subpath, create=False)
+        with folder:
+            try:
+                folder.link(file_name, self._temporary, name)  # type: ignore[arg-type]
+            except OSError as exc:
+                raise storage_error(exc, self.root / STATE_DIR / TEMPORARY) from None
+        return name
+
     def discard(self, part: str) -> None:
         """Delete a temporary file."""
         if self._temporary is not None:
@@ -332,6 +407,23 @@ class LocalCopy:
         finally:
             self.unlock()
 
+    # -- the receipt ------------------------------------------------------------------
+
+    def receipt(self) -> tuple[Receipt, Manifest, Manifest | None] | None:
+        """What TARGET's receipt says it holds (see :mod:`djarchive_client.receipt`), or None."""
+        try:
+            with self.folder.child(STATE_DIR) as state:
+                return read_receipt(state)
+        except FileNotFoundError:
+            return None
+
+    def write_receipt(self, receipt: Receipt, manifest: Manifest, previous: Manifest | None = None) -> None:
+        """Record what TARGET now holds (the lock must be held)."""
+        try:
+            write_receipt(self._state_folder(), receipt, manifest, previous)
+        except OSError as exc:
+            raise storage_error(exc, self.root / STATE_DIR) from None
+
     # -- the record of verified files --------------------------------------------------
 
     @property
@@ -416,6 +508,47 @@ class LocalCopy:
         with self._record_lock:
             if self._record.pop(subpath, None) is not None:
                 self._dirty = True
+
+
+def _hash_fd(fd: int) -> tuple[int, str]:
+    """Size and sha256 of an open file, from its start."""
+    digest, size, position = hashlib.sha256(), 0, 0
+    while chunk := pread(fd, BUFFER_SIZE, position):
+        digest.update(chunk)
+        size += len(chunk)
+        position += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _copy_data(fd_in: int, fd_out: int, size: int) -> None:
+    """Copy ``size`` bytes from the start of ``fd_in`` into ``fd_out``: in the kernel where it can
+    (``copy_file_range``, a reflink on file systems that share blocks), else read and write."""
+    copied = 0
+    if hasattr(os, "copy_file_range"):
+        try:
+            while copied < size:
+                count = os.copy_file_range(fd_in, fd_out, size - copied, copied, copied)
+                if count == 0:
+                    break
+                copied += count
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF):
+                raise
+    position = copied
+    while chunk := pread(fd_in, BUFFER_SIZE, position):
+        view = memoryview(chunk)
+        while view:
+            written = pwrite(fd_out, view, position)
+            view = view[written:]
+            position += written
+
+
+def _check_copy(entry: Entry, size: int, sha256: str, source: Path) -> None:
+    if (size, sha256) != (entry.size, entry.sha256):
+        raise IntegrityError(
+            f"{source} is not the content {entry.subpath} needs (it changed since it was recorded)"
+        )
 
 
 def _try_lock(fd: int, *, shared: bool = False) -> bool:

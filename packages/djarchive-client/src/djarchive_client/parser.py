@@ -23,6 +23,9 @@ examples:
   djarchive files workflow-array-ephys v1 --include '*.json'
   djarchive download workflow-array-ephys v1 ./ephys-v1
   djarchive verify workflow-array-ephys v1 ./ephys-v1
+  djarchive diff workflow-array-ephys v1 v2
+  djarchive download workflow-array-ephys v2 ./ephys-v1 --dry-run   # upgrade in place
+  djarchive status ./ephys-v1
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the
 environment (DJARCHIVE_CLIENT_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
@@ -57,9 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     revisions = command(
         "revisions",
         "list published revisions",
-        "List published revisions as 'dataset,revision' lines, of every dataset or of DATASET.",
+        "List published revisions as 'dataset,revision' lines, of every dataset or of DATASET.\n"
+        "With --all, retracted revisions too, as 'dataset,revision,retracted,reason,superseded-by'\n"
+        "lines; --json always includes them, each with its state.",
     )
     revisions.add_argument("dataset", nargs="?", metavar="DATASET", help="only this dataset")
+    revisions.add_argument(
+        "-a", "--all", action="store_true", help="retracted revisions too, with reason and successor"
+    )
     files = command(
         "files",
         "list the files of a revision",
@@ -75,7 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Files are fetched concurrently, large ones in parallel byte ranges, and each is\n"
         "checked against the manifest's size and sha256 before it is renamed into place.\n"
         "Files already present and verified are not fetched again, so re-running an\n"
-        "interrupted download resumes it. Exit status 1 when any file failed.",
+        "interrupted download resumes it. When TARGET holds another revision of the dataset,\n"
+        "it is upgraded in place: unchanged files stay, moved ones are renamed, only changed\n"
+        "and new files are fetched, and files of the old revision that the new one lacks are\n"
+        "removed while they still match it. A file you changed is never overwritten or removed:\n"
+        "it is reported, and the exit status is 1 until you move it away. --dry-run shows every\n"
+        "action first (keep, move, reuse, fetch, remove, conflict). A successful download\n"
+        "leaves a receipt in TARGET/.djarchive (see 'djarchive status'). Exit status 1 when\n"
+        "any file failed.",
     )
     download.add_argument("dataset", metavar="DATASET", help="the dataset's name")
     download.add_argument("revision", metavar="REVISION", help="the revision's name")
@@ -96,15 +111,38 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument(
         "--recheck", action="store_true", help="hash every local file again instead of trusting the record"
     )
+    download.add_argument(
+        "--reuse",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="take identical files (same sha256, checked) from this other local copy instead of the "
+        "network: a reflink or a copy (repeatable)",
+    )
+    download.add_argument(
+        "--link",
+        action="store_true",
+        help="with --reuse: hard-link instead of copying (the copies then share files)",
+    )
+    download.add_argument(
+        "--allow-retracted",
+        action="store_true",
+        help="download a retracted revision anyway (with a warning), e.g. to reproduce an analysis",
+    )
     verify = command(
         "verify",
         "check a local copy against the manifest",
         "Hash every file of TARGET and compare it with the revision's manifest; report missing,\n"
-        "modified and extra files. Exit status 0 when the copy is intact, 1 when it is not.",
+        "modified and extra files. With TARGET alone, check it offline against the manifest its\n"
+        "receipt stored (itself checked first). Exit status 0 when the copy is intact, 1 when\n"
+        "it is not.",
     )
-    verify.add_argument("dataset", metavar="DATASET", help="the dataset's name")
-    verify.add_argument("revision", metavar="REVISION", help="the revision's name")
-    verify.add_argument("target", metavar="TARGET", type=folder, help="the local copy to check")
+    verify.add_argument(
+        "where",
+        nargs="+",
+        metavar="[DATASET REVISION] TARGET",
+        help="the revision and the local copy, or the copy alone (offline, from its receipt)",
+    )
     _add_selection(verify)
     add_jobs_option(verify, "parallel hashing")
     verify.add_argument(
@@ -112,5 +150,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="trust djarchive's record for files unchanged since it verified them",
     )
+    status = command(
+        "status",
+        "what a local copy holds, and whether its revision still stands",
+        "Show what the folder holds (its receipt: dataset, revision, archive, when it was last\n"
+        "verified) and, from the archive it came from, whether the revision is still published,\n"
+        "was retracted (and why, and what supersedes it), or has newer revisions. Exit status 1\n"
+        "when the folder has no receipt.",
+    )
+    status.add_argument(
+        "target", nargs="?", default=".", type=folder, metavar="TARGET", help="the copy (default: .)"
+    )
+    status.add_argument("--offline", action="store_true", help="do not ask the archive")
+    diff = command(
+        "diff",
+        "what changes between two revisions",
+        "Compare the manifests of two revisions of DATASET: added, removed, changed and moved\n"
+        "files, and the bytes an upgrade from OLD to NEW would fetch. Lines: what, size, path.",
+    )
+    diff.add_argument("dataset", metavar="DATASET", help="the dataset's name")
+    diff.add_argument("old", metavar="OLD", help="the revision to compare from")
+    diff.add_argument("new", metavar="NEW", help="the revision to compare to")
     add_completion_command(commands, PROG)
     return parser

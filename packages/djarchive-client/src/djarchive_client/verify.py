@@ -9,13 +9,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from djarchive_common import __version__
+from djarchive_common.config import Settings
+from djarchive_common.errors import LockedError, NotFoundError
 from djarchive_common.manifest import Entry, Manifest, matches, select_or_fail
 from djarchive_common.text import files
 from djarchive_common.transfer import DEFAULT_WORKERS, hash_files
 
 from .localcopy import LocalCopy
+from .receipt import COMPLETE, UPGRADING, Receipt, now
 
-__all__ = ["VerifyReport", "verify_copy"]
+__all__ = ["VerifyReport", "verify_copy", "verify_offline"]
 
 
 @dataclass
@@ -32,6 +36,7 @@ class VerifyReport:
     modified: dict[str, str] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    note: str = ""  # what else the holder should know (an unfinished upgrade, a retraction)
 
     @property
     def intact(self) -> bool:
@@ -52,6 +57,7 @@ class VerifyReport:
             "extra": self.extra,
             "intact": self.intact,
             "seconds": round(self.seconds, 3),
+            "note": self.note,
         }
 
     def __str__(self) -> str:
@@ -62,7 +68,7 @@ class VerifyReport:
             text = f"{name}: NOT intact: {len(self.missing)} missing, {len(self.modified)} modified"
         if self.extra:
             text += f", {len(self.extra)} extra {'file' if len(self.extra) == 1 else 'files'}"
-        return text
+        return text + (f"\nwarning: {self.note}" if self.note else "")
 
 
 def verify_copy(
@@ -76,11 +82,14 @@ def verify_copy(
     jobs: int = DEFAULT_WORKERS,
     fast: bool = False,
     progress: bool = False,
+    origin: Settings | None = None,
 ) -> VerifyReport:
     """Hash every selected file under ``target`` and compare it with the manifest.
 
     ``fast`` trusts djarchive's record of files it verified earlier when size and mtime
-    are unchanged, instead of hashing them again. Nothing is written.
+    are unchanged, instead of hashing them again. No data file is written; when the copy is
+    intact and ``origin`` (the archive the manifest came from) is given, its receipt is written
+    or its time of verification updated (unless a download holds the copy at that moment).
     """
     started = time.monotonic()
     selected = select_or_fail(manifest, include, exclude, f"{dataset} {revision}")
@@ -123,8 +132,9 @@ def verify_copy(
                 report.modified[entry.subpath] = f"sha256 {result[1]}, expected {entry.sha256}"
             else:
                 report.verified += 1
-        known = {entry.subpath for entry in manifest}
         walked = list(local.walk())
+        if report.intact and origin is not None:
+            _note_verified(local, manifest, report, include, exclude, origin)
     finally:
         local.close()
     known = {entry.subpath for entry in manifest}
@@ -134,4 +144,99 @@ def verify_copy(
     report.missing.sort()
     report.modified = dict(sorted(report.modified.items()))
     report.seconds = time.monotonic() - started
+    return report
+
+
+def _note_verified(
+    local: LocalCopy,
+    manifest: Manifest,
+    report: VerifyReport,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    origin: Settings,
+) -> None:
+    """Leave a receipt for an intact copy, or update the one there: only when TARGET has none or
+    one of this very revision and selection, and no download holds it now."""
+    held = local.receipt()
+    if held is not None:
+        receipt = held[0]
+        if (receipt.dataset, receipt.revision, receipt.include, receipt.exclude, receipt.state) != (
+            report.dataset,
+            report.revision,
+            list(include),
+            list(exclude),
+            COMPLETE,
+        ):
+            return
+        receipt.verified_at = now()
+    else:
+        stamp = now()
+        receipt = Receipt(
+            report.dataset,
+            report.revision,
+            origin.endpoint,
+            origin.bucket,
+            "",
+            secure=origin.secure,
+            files=report.files,
+            bytes=report.bytes,
+            include=list(include),
+            exclude=list(exclude),
+            tool=f"djarchive-client {__version__}",
+            downloaded_at=stamp,
+            verified_at=stamp,
+        )
+    try:
+        local.lock()
+    except LockedError:
+        return
+    try:
+        local.write_receipt(receipt, manifest)
+    finally:
+        local.unlock()
+
+
+def verify_offline(
+    target: str | os.PathLike[str], *, jobs: int = DEFAULT_WORKERS, fast: bool = False, progress: bool = False
+) -> VerifyReport:
+    """Check a copy against the manifest its receipt stored (itself checked against the receipt's
+    sha256 first), with the receipt's selection; no network."""
+    local = LocalCopy(target)
+    try:
+        held = local.receipt()
+    finally:
+        local.close()
+    if held is None:
+        raise NotFoundError(
+            f"{target} has no djarchive receipt: name the dataset and revision to check it "
+            "against the archive"
+        )
+    receipt, manifest, _ = held
+    report = verify_copy(
+        manifest,
+        receipt.dataset,
+        receipt.revision,
+        target,
+        include=receipt.include,
+        exclude=receipt.exclude,
+        jobs=jobs,
+        fast=fast,
+        progress=progress,
+    )
+    if receipt.state == UPGRADING:
+        report.note = f"an upgrade from {receipt.previous} to {receipt.revision} did not finish"
+    elif report.intact:
+        local = LocalCopy(target)
+        try:
+            receipt.verified_at = now()
+            try:
+                local.lock()
+            except LockedError:
+                return report
+            try:
+                local.write_receipt(receipt, manifest)
+            finally:
+                local.unlock()
+        finally:
+            local.close()
     return report

@@ -204,6 +204,18 @@ class Catalog:
             for revision in revisions:
                 yield name, revision
 
+    def retracted(self, dataset: str | None = None) -> list[tuple[str, str, Tombstone]]:
+        """(dataset, revision, tombstone) of every retracted revision (of ``dataset``), in natural
+        order: the revisions clients no longer list, and why."""
+        datasets = [check_name(dataset)] if dataset is not None else self._names_under("")
+        revisions = _each(lambda name: self._names_under(f"{name}/"), datasets)
+        pairs = [(name, revision) for name in datasets for revision in revisions[name]]
+        tombstones = _each(lambda pair: self.tombstone(*pair), pairs)
+        return sorted(
+            ((name, revision, tombstone) for (name, revision), tombstone in tombstones.items() if tombstone),
+            key=lambda item: (natural_key(item[0]), natural_key(item[1])),
+        )
+
     def _dataset_not_found(self, dataset: str) -> DatasetNotFoundError:
         available = [name for name, _ in self._catalog()]
         listing = (
@@ -236,6 +248,15 @@ class Catalog:
         except ObjectNotFoundError:
             return None
 
+    def retracted_manifest(self, dataset: str, revision: str) -> Manifest:
+        """The manifest a retracted revision keeps, so that it stays reproducible."""
+        check_name(dataset)
+        check_name(revision, "revision")
+        manifest = self.stored_manifest(retracted_manifest_key(dataset, revision))
+        if manifest is None:
+            raise RevisionNotFoundError(f"{dataset} {revision} is not a retracted revision")
+        return manifest
+
     def manifest(self, dataset: str, revision: str) -> Manifest:
         """The validated manifest of a published revision."""
         check_name(dataset)
@@ -247,7 +268,7 @@ class Catalog:
             tombstone = self.tombstone(dataset, revision)
             if tombstone is not None:
                 raise RevisionRetractedError(
-                    tombstone.describe(dataset, revision),
+                    tombstone.describe(dataset, revision) + " (allow_retracted=True downloads it anyway)",
                     reason=tombstone.reason,
                     superseded_by=tombstone.superseded_by,
                 ) from None

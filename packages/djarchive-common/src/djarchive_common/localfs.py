@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
 import threading
 from collections.abc import Iterator, Sequence
@@ -219,9 +220,10 @@ class Folder:
         finally:
             os.close(fd)
 
-    def write_atomically(self, name: str, data: bytes, temporary: str) -> None:
-        """Replace ``name`` with ``data``: written to the new file ``temporary`` beside it, synced,
-        then renamed over it; neither name may be a link."""
+    def write_atomically(self, name: str, data: bytes, temporary: str | None = None) -> None:
+        """Replace ``name`` with ``data``: written to a new file beside it (``temporary``, or a
+        fresh name), synced, then renamed over it; neither name may be a link."""
+        temporary = temporary or f".{name}.{secrets.token_hex(6)}.tmp"
         fd = self.create(temporary)
         try:
             try:
@@ -242,6 +244,13 @@ class Folder:
             os.rename(name, new_name, src_dir_fd=self._fd, dst_dir_fd=to._fd)
             return
         os.replace(self._checked(name), to._checked(new_name))
+
+    def link(self, name: str, to: Folder, new_name: str) -> None:
+        """A hard link ``to``/``new_name`` to the file ``name`` (a link at ``name`` is not followed)."""
+        if self._fd is not None and to._fd is not None:
+            os.link(name, new_name, src_dir_fd=self._fd, dst_dir_fd=to._fd, follow_symlinks=False)
+            return
+        os.link(self._checked(name), to._checked(new_name), follow_symlinks=False)
 
     def unlink(self, name: str, *, missing_ok: bool = False) -> None:
         """Delete the file (or link) ``name``."""

@@ -1,0 +1,184 @@
+"""What a download will do in TARGET, decided before anything is written: keep, move, copy,
+fetch, remove, and what it must not touch.
+
+For each file of the revision (B): a file already there with B's content is kept (the record of
+verified files vouches for it, else it is hashed); content B needs that is already on disk, in
+TARGET under another path or in another local copy given with ``--reuse``, is moved or copied
+(and checked) instead of fetched; the rest is fetched. When TARGET holds another revision (A) of
+the same dataset (an upgrade), the files of A that B lacks are removed, but only while they
+still match A; a file the user changed (it matches neither A nor B) is never overwritten nor
+removed: it is a conflict, reported with what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from djarchive_common.manifest import Entry, Manifest
+from djarchive_common.text import files, human_bytes
+from djarchive_common.transfer import hash_files
+
+from .localcopy import LocalCopy
+
+__all__ = ["Copy", "Plan", "plan_download"]
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Content on local disk: ``source``'s file ``subpath`` holds what ``entry`` needs."""
+
+    entry: Entry
+    source: LocalCopy
+    subpath: str
+
+
+@dataclass
+class Plan:
+    """Every action of a download, grouped by kind."""
+
+    keep: list[Entry] = field(default_factory=list)
+    move: list[tuple[Entry, str]] = field(default_factory=list)  # (B's entry, A's path to rename)
+    copy: list[Copy] = field(default_factory=list)
+    fetch: list[Entry] = field(default_factory=list)
+    remove: list[Entry] = field(default_factory=list)  # A's files that B does not have
+    conflicts: dict[str, str] = field(default_factory=dict)  # paths of B not overwritten, and why
+    left: dict[str, str] = field(default_factory=dict)  # A's paths not removed, and why
+
+    def lines(self) -> list[str]:
+        """One line per action, as ``--dry-run`` prints them: action, bytes, path."""
+        found = [f"keep\t{entry.size}\t{entry.subpath}" for entry in self.keep]
+        found += [f"move\t{entry.size}\t{old} -> {entry.subpath}" for entry, old in self.move]
+        found += [
+            f"reuse\t{item.entry.size}\t{item.source.destination(item.subpath)} -> {item.entry.subpath}"
+            for item in self.copy
+        ]
+        found += [f"fetch\t{entry.size}\t{entry.subpath}" for entry in self.fetch]
+        found += [f"remove\t{entry.size}\t{entry.subpath}" for entry in self.remove]
+        found += [f"conflict\t-\t{subpath}: {why}" for subpath, why in sorted(self.conflicts.items())]
+        found += [f"leave\t-\t{subpath}: {why}" for subpath, why in sorted(self.left.items())]
+        return found
+
+    def __str__(self) -> str:
+        return (
+            f"keep {len(self.keep)}, move {len(self.move)}, reuse {len(self.copy)}, "
+            f"fetch {files(len(self.fetch))} ({human_bytes(sum(e.size for e in self.fetch))}), "
+            f"remove {len(self.remove)}, conflicts {len(self.conflicts)}"
+        )
+
+
+class _Contents:
+    """What each path of a local copy holds, as far as can be told: the record's word for files
+    unchanged since verified, a hash for files that could match something, else nothing."""
+
+    def __init__(self, local: LocalCopy, subpaths: Sequence[str], *, trust_record: bool):
+        self.local = local
+        self.trust_record = trust_record
+        self.status = local.stats(subpaths)
+        self.known: dict[str, str] = {}
+
+    def regular(self, subpath: str) -> os.stat_result | None:
+        status = self.status.get(subpath)
+        return status if isinstance(status, os.stat_result) and stat.S_ISREG(status.st_mode) else None
+
+    def recorded(self, subpath: str, candidates: Sequence[Entry]) -> str | None:
+        """The content the record vouches for, among the candidates' (no hashing)."""
+        if not self.trust_record:
+            return None
+        status = self.regular(subpath)
+        for candidate in candidates:
+            if self.local.is_verified(candidate, status):
+                return candidate.sha256
+        return None
+
+    def hash_where(self, wanted: dict[str, set[int]], jobs: int, progress: bool) -> None:
+        """Hash the files whose size is one of the sizes wanted there."""
+        chosen = [
+            subpath
+            for subpath, sizes in wanted.items()
+            if (s := self.regular(subpath)) and s.st_size in sizes
+        ]
+        sizes = {subpath: self.regular(subpath).st_size for subpath in chosen}  # type: ignore[union-attr]
+        results = hash_files(
+            chosen, self.local.hash, sizes.__getitem__, jobs=jobs, progress=progress, description="checking"
+        )
+        for subpath, result, error in results:
+            if error is None and result is not None:
+                self.known[subpath] = result[1]
+
+
+def plan_download(
+    local: LocalCopy,
+    entries: Sequence[Entry],
+    *,
+    previous: Sequence[Entry] | None = None,
+    reuse: Sequence[tuple[LocalCopy, Manifest]] = (),
+    recheck: bool = False,
+    jobs: int,
+    progress: bool = False,
+) -> Plan:
+    """Decide what downloading ``entries`` into ``local`` does. ``previous`` are the files of the
+    revision TARGET holds when it is another one (an upgrade); ``reuse`` are other local copies
+    with their manifests, whose content may serve instead of the network."""
+    plan = Plan()
+    wanted = {entry.subpath: entry for entry in entries}
+    old = {entry.subpath: entry for entry in previous} if previous is not None else {}
+    contents = _Contents(local, sorted(wanted.keys() | old.keys()), trust_record=not recheck)
+
+    # 1. what each path holds: the record's word, else a hash where the size could match
+    to_hash: dict[str, set[int]] = {}
+    for subpath in wanted.keys() | old.keys():
+        candidates = [entry for entry in (wanted.get(subpath), old.get(subpath)) if entry is not None]
+        sha256 = contents.recorded(subpath, candidates)
+        if sha256 is not None:
+            contents.known[subpath] = sha256
+        else:
+            to_hash[subpath] = {entry.size for entry in candidates}
+    contents.hash_where(to_hash, jobs, progress)
+    for subpath, sha256 in contents.known.items():
+        entry = wanted.get(subpath) or old.get(subpath)
+        if entry is not None and entry.sha256 == sha256 and (status := contents.regular(subpath)):
+            local.remember(Entry(subpath, entry.size, sha256), status)
+
+    # 2. each file of B: keep it, or find where its content comes from
+    moved: set[str] = set()
+    on_disk = {sha256: subpath for subpath, sha256 in contents.known.items()}
+    elsewhere = {entry.sha256: (copy, entry.subpath) for copy, manifest in reuse for entry in manifest}
+    for subpath, entry in sorted(wanted.items()):
+        held = contents.known.get(subpath)
+        if held == entry.sha256:
+            plan.keep.append(entry)
+            continue
+        present = contents.status.get(subpath)
+        if previous is not None and present is not None and not isinstance(present, str):
+            before = old.get(subpath)
+            if before is None or held != before.sha256:  # not A's: the user's, or changed since
+                plan.conflicts[subpath] = (
+                    "changed locally (it is not the file of either revision): not overwritten"
+                    if before is not None
+                    else "a file of yours is where this revision has a file: not overwritten"
+                )
+                continue
+        source = on_disk.get(entry.sha256)
+        if source is not None and source in old and source not in wanted and source not in moved:
+            plan.move.append((entry, source))
+            moved.add(source)
+        elif source is not None:
+            plan.copy.append(Copy(entry, local, source))
+        elif entry.sha256 in elsewhere:
+            copy, other = elsewhere[entry.sha256]
+            plan.copy.append(Copy(entry, copy, other))
+        else:
+            plan.fetch.append(entry)
+
+    # 3. files of A that B does not have: removed while they still match A
+    for subpath, entry in sorted(old.items()):
+        if subpath in wanted or subpath in moved or contents.status.get(subpath) is None:
+            continue
+        if contents.known.get(subpath) == entry.sha256:
+            plan.remove.append(entry)
+        else:
+            plan.left[subpath] = "changed locally since it was downloaded: left in place"
+    return plan

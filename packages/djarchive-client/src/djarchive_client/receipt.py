@@ -1,0 +1,150 @@
+"""The receipt a local copy keeps of what it holds: which revision, from where, checked when.
+
+A download or verify that succeeds writes ``TARGET/.djarchive/receipt.json`` and a copy of the
+revision's manifest, ``TARGET/.djarchive/manifest.csv``, whose sha256 the receipt records. An
+upgrade to another revision marks the receipt ``upgrading`` and keeps the old manifest as
+``previous-manifest.csv`` until it is done, so an interrupted upgrade is never mistaken for
+either revision. ``djarchive status`` reads it; ``djarchive verify TARGET`` checks the copy
+offline against the stored manifest, after checking that manifest against the receipt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from djarchive_common.errors import LocalPathError, ManifestError
+from djarchive_common.layout import is_valid_name
+from djarchive_common.localfs import Folder
+from djarchive_common.manifest import Manifest, parse_manifest
+from djarchive_common.text import files, human_bytes
+
+__all__ = ["COMPLETE", "RECEIPT", "STORED_MANIFEST", "UPGRADING", "Receipt", "read_receipt", "write_receipt"]
+
+RECEIPT = "receipt.json"
+STORED_MANIFEST = "manifest.csv"
+PREVIOUS_MANIFEST = "previous-manifest.csv"
+COMPLETE = "complete"  # every selected file of the revision is in place and verified
+UPGRADING = "upgrading"  # an upgrade from ``previous`` started and has not finished
+MAX_RECEIPT_BYTES = 1024 * 1024
+MAX_STORED_MANIFEST = 256 * 1024 * 1024
+
+
+def now() -> str:
+    """The current time, as receipts record it (UTC, seconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Receipt:
+    """What a local copy holds and how it got there."""
+
+    dataset: str
+    revision: str
+    endpoint: str
+    bucket: str
+    manifest_sha256: str
+    secure: bool = True
+    state: str = COMPLETE
+    files: int = 0
+    bytes: int = 0
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    previous: str | None = None  # the revision an unfinished upgrade started from
+    previous_sha256: str | None = None
+    signature: dict[str, Any] | None = None  # the signature status when it was checked
+    tool: str = ""
+    downloaded_at: str = ""
+    verified_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (the receipt file's content)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Receipt:
+        """A receipt from its JSON form; raise ValueError for anything else."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        receipt = cls(**known)
+        for name in ("dataset", "revision", "endpoint", "bucket", "manifest_sha256", "state"):
+            if not isinstance(getattr(receipt, name), str):
+                raise ValueError(f"{name} is not a string")
+        if not (is_valid_name(receipt.dataset) and is_valid_name(receipt.revision)):
+            raise ValueError("invalid dataset or revision name")
+        return receipt
+
+    @property
+    def selection(self) -> str:
+        """The patterns a partial copy was made with, for people."""
+        patterns = [f"include {p!r}" for p in self.include] + [f"exclude {p!r}" for p in self.exclude]
+        return ", ".join(patterns)
+
+    def __str__(self) -> str:
+        what = f"{self.dataset} {self.revision}"
+        if self.state == UPGRADING:
+            return f"an upgrade of {self.dataset} from {self.previous} to {self.revision} did not finish"
+        text = f"{what}: {files(self.files)} ({human_bytes(self.bytes)}) from {self.endpoint}/{self.bucket}"
+        if self.selection:
+            text += f" ({self.selection})"
+        return text + f", verified {self.verified_at or self.downloaded_at}"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_receipt(state: Folder) -> tuple[Receipt, Manifest, Manifest | None] | None:
+    """The receipt in a local copy's ``.djarchive`` folder, its stored manifest (checked against
+    the receipt's sha256) and, during an upgrade, the previous revision's; None without one."""
+    try:
+        raw = state.read_bytes(RECEIPT, MAX_RECEIPT_BYTES)
+    except FileNotFoundError:
+        return None
+    try:
+        receipt = Receipt.from_dict(json.loads(raw))
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise LocalPathError(f"the receipt {state.path / RECEIPT} is damaged ({exc})") from None
+    manifest = _stored(state, STORED_MANIFEST, receipt.manifest_sha256)
+    previous = None
+    if receipt.state == UPGRADING and receipt.previous_sha256:
+        previous = _stored(state, PREVIOUS_MANIFEST, receipt.previous_sha256)
+    return receipt, manifest, previous
+
+
+def _stored(state: Folder, name: str, sha256: str) -> Manifest:
+    """A manifest djarchive stored, refused when its bytes are not the ones the receipt names."""
+    try:
+        data = state.read_bytes(name, MAX_STORED_MANIFEST)
+    except FileNotFoundError:
+        raise LocalPathError(f"{state.path / name} is missing: the receipt cannot be checked") from None
+    if _sha256(data) != sha256:
+        raise ManifestError(
+            f"{state.path / name} was changed since djarchive wrote it (its sha256 is not the receipt's): "
+            "download the revision again to repair the copy's records"
+        )
+    return parse_manifest(data, source=str(state.path / name))
+
+
+def write_receipt(
+    state: Folder, receipt: Receipt, manifest: Manifest, previous: Manifest | None = None
+) -> Receipt:
+    """Store ``manifest`` (and ``previous`` during an upgrade), then the receipt naming their
+    sha256: each written atomically, the receipt last."""
+    data = manifest.to_bytes()
+    receipt.manifest_sha256 = _sha256(data)
+    state.write_atomically(STORED_MANIFEST, data)
+    if previous is not None:
+        old = previous.to_bytes()
+        receipt.previous_sha256 = _sha256(old)
+        state.write_atomically(PREVIOUS_MANIFEST, old)
+    else:
+        receipt.previous = receipt.previous_sha256 = None
+        state.unlink(PREVIOUS_MANIFEST, missing_ok=True)
+    body = json.dumps(receipt.to_dict(), indent=2).encode()
+    state.write_atomically(RECEIPT, body)
+    return receipt

@@ -28,7 +28,7 @@ def test_four_shards_on_two_worker_processes_then_a_plain_download_does_nothing(
     archive.publish("ds", "1", files)
     target, other = tmp_path / "t", tmp_path / "other"
     with distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address="127.0.0.1:0"
     ) as cluster:
         with distributed.Client(cluster) as dask:
             summary = download_on_cluster(dask, "ds", "1", target, shards=4, jobs=4)

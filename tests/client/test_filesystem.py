@@ -256,7 +256,7 @@ def test_dask_dataframe_over_a_glob_on_worker_processes(archive, tree):
     pd = pytest.importorskip("pandas")
     with (
         distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address="127.0.0.1:0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):

@@ -46,3 +46,16 @@ def test_unknown_or_unsafe_paths_stop_before_anything_is_written(files, tmp_path
     with pytest.raises(ManifestError, match="duplicate"):
         client().download("ds", "1", target, paths={"c.txt": "x", "a1.txt": "x"})
     assert list(target.iterdir()) == []
+
+
+def test_named_files_are_added_to_a_copy_never_an_upgrade_of_it(files, archive, tmp_path):
+    archive.publish("ds", "2", {"c.txt": b"c2", "new.txt": b"new"})
+    archive.publish("other", "1", {"x.txt": b"x"})
+    target = tmp_path / "t"
+    client().download("ds", "1", target, create_target=True)  # a copy of ds 1, with its receipt
+    receipt = (target / ".djarchive" / "receipt.json").read_bytes()
+    client().download("ds", "2", target, paths={"new.txt": "new.txt", "c.txt": "c from 2.txt"})
+    client().download("other", "1", target, paths=["x.txt"])  # another dataset: files added too
+    assert read_tree(target) == {**files, "new.txt": b"new", "c from 2.txt": b"c2", "x.txt": b"x"}
+    assert (target / ".djarchive" / "receipt.json").read_bytes() == receipt  # still a copy of ds 1
+    assert client().verify("ds", "1", target, fast=True).missing == []

@@ -40,7 +40,7 @@ def download_on_cluster(
     **download_options: Any,
 ) -> DownloadSummary:
     """Download a revision into ``target`` as ``shards`` tasks on a ``distributed`` cluster and
-    return one summary of them all (files, bytes, fetched, present and failed added up).
+    return one summary of them all (files, bytes, fetched, present, reused and failed added up).
 
     ``client_or_address``: a ``distributed.Client``, or what ``Client()`` takes (a scheduler's
     address, a cluster object); a client made here is closed at the end. ``shards`` defaults to

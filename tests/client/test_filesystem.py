@@ -332,6 +332,16 @@ def test_get_uses_the_engine_in_parallel_and_never_places_a_bad_file(archive, tr
     assert not (tmp_path / "bad.csv").exists()
 
 
+def test_fsspec_caching_layers_work_on_top(archive, tree, tmp_path):
+    probe = tree["sessions/raw/probe.bin"]
+    url = "djarchive://ds/1/sessions/raw/probe.bin"
+    with fsspec.open(f"simplecache::{url}", simplecache={"cache_storage": str(tmp_path / "whole")}) as handle:
+        assert handle.read() == probe  # fetched by get_file: the download engine, verified
+    with fsspec.open(f"blockcache::{url}", blockcache={"cache_storage": str(tmp_path / "blocks")}) as handle:
+        handle.seek(100_000)
+        assert handle.read(10) == probe[100_000:100_010]
+
+
 def test_not_found_and_permission_errors_are_what_fsspec_users_expect(archive, tree, monkeypatch):
     fs = fsspec.filesystem("djarchive")
     for path in (

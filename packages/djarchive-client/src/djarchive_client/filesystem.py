@@ -281,6 +281,7 @@ class DJArchiveFileSystem(AbstractFileSystem):
         if mode != "rb":
             raise NotImplementedError(f"{READ_ONLY}; open files with mode 'rb'")
         entry, key = self._file(path)
+        kwargs.pop("size", None)  # fsspec's caching layers pass what the manifest says anyway
         cache_type = kwargs.pop("cache_type", CACHE_TYPE)
         if cache_type == "blockcache":
             cache_options = {"maxblocks": CACHE_BLOCKS, **(cache_options or {})}

@@ -39,8 +39,9 @@ What is verified, and when:
 * random access (seeks, ``cat_file`` with ``start``/``end``, Dask's blocks past the first)
   cannot be verified: nothing checks bytes that are read out of order or in part;
 * ``get`` / ``get_file`` to local paths run djarchive's download engine: parallel, every file
-  verified before it is renamed into place, resumable (the folder that receives the files gets
-  djarchive's ``.djarchive/`` state folder, as any download target does).
+  verified before it is renamed into place, resumable. The files are added to the folder that
+  receives them (it gets djarchive's ``.djarchive/`` state folder, as any download target does):
+  nothing there is removed or upgraded, and no receipt says the folder is a copy of a revision.
 
 Errors are those fsspec users expect: FileNotFoundError for datasets, revisions and paths that
 do not exist (djarchive's NotFoundError is one), PermissionError for access denied

@@ -347,6 +347,27 @@ def test_fsspec_caching_layers_work_on_top(archive, tree, tmp_path):
     gc.collect()  # here, under this test's filters
 
 
+def test_get_waits_for_another_download_into_the_same_folder(archive, tree, tmp_path):
+    import threading
+
+    from djarchive_client.localcopy import LocalCopy
+
+    fs = fsspec.filesystem("djarchive")
+    other = LocalCopy(tmp_path / "t", create=True)
+    other.lock()  # another download writes there
+    done = threading.Event()
+    thread = threading.Thread(
+        target=lambda: (fs.get_file("ds/1/table.csv", str(tmp_path / "t" / "table.csv")), done.set())
+    )
+    thread.start()
+    assert not done.wait(1.0)
+    other.unlock()
+    other.close()
+    thread.join(30)
+    assert done.is_set()
+    assert (tmp_path / "t" / "table.csv").read_bytes() == CSV
+
+
 def test_not_found_and_permission_errors_are_what_fsspec_users_expect(archive, tree, monkeypatch):
     fs = fsspec.filesystem("djarchive")
     for path in (

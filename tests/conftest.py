@@ -55,8 +55,6 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     work.mkdir()
     (work / ".git").mkdir()  # a project boundary: datajoint 2.x stops searching for datajoint.json here
     monkeypatch.setenv("HOME", str(home))
-    # Once datajoint is imported, its default loglevel (INFO) would apply; tests of logging override this.
-    monkeypatch.setenv("DJARCHIVE_LOGLEVEL", "WARNING")
     monkeypatch.chdir(work)
     saved = {}
     for name in OWN_LOGGERS:

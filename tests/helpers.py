@@ -129,3 +129,22 @@ def most_at_once(seen: list[list[int]], small: int = 256 * 1024) -> dict[str, in
         "small": max((sum(size <= small for size in sizes) for sizes in seen), default=0),
         "large": max((sum(size > small for size in sizes) for sizes in seen), default=0),
     }
+
+
+def bash_complete(script: Path, function: str, line: str) -> list[str]:
+    """What the completion ``function`` of ``script`` offers for the command ``line`` typed so far
+    (the cursor at its end), given the variables bash sets: COMP_LINE, COMP_POINT, and COMP_WORDS
+    split as bash splits them, at blanks and at the word breaks ':' and '='."""
+    import re
+    import shlex
+
+    words = [word for word in re.split(r"\s+|([:=])", line) if word]
+    if not line or line[-1].isspace():
+        words.append("")
+    shell = (
+        f"source {shlex.quote(str(script))}; COMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}; "
+        f"COMP_WORDS=({' '.join(shlex.quote(word) for word in words)}); COMP_CWORD={len(words) - 1}; "
+        f'{function}; printf "%s\\n" "${{COMPREPLY[@]}}"'
+    )
+    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True)
+    return result.stdout.split()

@@ -17,4 +17,10 @@ def revision_keys(dataset: str, revision: str, files: Mapping[str, bytes]) -> li
 
 
 def staged_key(dataset: str, revision: str) -> str:
+    """Where a staged manifest is written: a flat top-level key (no top-level prefix)."""
+    return f".djarchive~staging~{dataset}~{revision}~djarchive-manifest.csv"
+
+
+def legacy_staged_key(dataset: str, revision: str) -> str:
+    """Where earlier versions staged a manifest: still read, never written."""
     return f".djarchive/staging/{dataset}/{revision}/djarchive-manifest.csv"

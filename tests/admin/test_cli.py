@@ -16,7 +16,7 @@ from djarchive_admin.cli import main
 from djarchive_client.cli import main as client_main
 from tests.admin.support import DATASET, REVISION, revision_keys
 from tests.conftest import ADMIN_SECRET_KEY
-from tests.helpers import manifest_bytes, write_tree
+from tests.helpers import bash_complete, manifest_bytes, write_tree
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -38,7 +38,7 @@ def test_manifest_command(capsys, source, seed_files):
     code, out, err = run(capsys, "manifest", str(source))
     assert (code, out) == (1, "")
     assert err.count("\n") == 1
-    assert "already exists; use --overwrite (overwrite=True)" in err
+    assert err.rstrip().endswith("djarchive-manifest.csv already exists; pass --overwrite to replace it")
 
     code, out, err = run(
         capsys, "manifest", str(source), "--overwrite", "--json", "--filter", "^sub$", "-j", "2"
@@ -83,7 +83,7 @@ def test_publish_output(archive, capsys, source, seed_files):
     where = f"{archive.server.url}/{archive.bucket}"
     message = (
         f"my-dataset 001 is already published at {where}; published revisions "
-        "are immutable: use --force (force=True) to replace its manifest with the staged one"
+        "are immutable: pass --force to replace its manifest with the staged one"
     )
     assert code == 1
     assert json.loads(out) == {"error": message, "type": "RevisionPublishedError"}
@@ -111,8 +111,8 @@ def test_force_upload_states_what_it_overwrites(archive, capsys, source):
     assert code == 0
     assert err.splitlines() == [
         "djarchive-admin: warning: overwrote my-dataset 001: the published revision (6 files, 531.4 kB): "
-        "1 files changed, 1 removed, 0 added",
-        "djarchive-admin: warning: deleted 1 objects the new manifest does not list: root2.dat",
+        "1 file changed, 1 removed, 0 added",
+        "djarchive-admin: warning: deleted 1 object the new manifest does not list: root2.dat",
     ]
     assert "uploaded 1 (7 B), 4 already stored" in out
 
@@ -124,7 +124,11 @@ def test_mismatch_error_names_the_file(archive, capsys, source):
     code, out, err = run(capsys, "upload", DATASET, REVISION, str(source))
 
     assert (code, out) == (1, "")
-    assert "does not match 1 files: sub/sub.dat (6 bytes, the manifest says 4096)" in err
+    assert "does not match 1 file: sub/sub.dat (6 bytes, the manifest says 4096)" in err
+    # the way out, as a command: rebuild the manifest
+    assert err.endswith(
+        f"; if the files are right, rebuild it with djarchive-admin manifest --overwrite {source.resolve()}\n"
+    )
     assert archive.keys() == []
 
 
@@ -294,17 +298,14 @@ def test_bash_completion_covers_the_admin_commands(capsys, tmp_path):
     script = tmp_path / "djarchive-admin.bash"
     script.write_text(capsys.readouterr().out)
 
-    def complete(*words: str) -> list[str]:
-        shell = (
-            f"source {script}; COMP_WORDS=(djarchive-admin {' '.join(words)}); COMP_CWORD={len(words)}; "
-            '_djarchive_admin_complete; printf "%s\\n" "${COMPREPLY[@]}"'
-        )
-        result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True)
-        return result.stdout.split()
+    def complete(line: str) -> list[str]:
+        return bash_complete(script, "_djarchive_admin_complete", line)
 
-    assert complete("re") == ["retract", "revisions"]
-    assert complete("upload", "--no") == ["--no-publish"]
-    assert "--purge" in complete("retract", "--")
+    assert complete("djarchive-admin re") == ["retract", "revisions"]
+    assert complete("djarchive-admin upload --no") == ["--no-publish"]
+    assert "--purge" in complete("djarchive-admin retract --")
+    assert complete("djarchive-admin --endpoint minio.lab:9000 --bucket b up") == ["upload"]
+    assert complete("djarchive-admin upload --filter '^x' --jobs 4 --no") == ["--no-publish"]
 
 
 def test_help_is_light():
@@ -325,3 +326,75 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
+
+
+def test_every_failure_prints_a_json_object(archive, capsys, source, monkeypatch):
+    assert run(capsys, "upload", DATASET, REVISION, str(source))[0] == 0
+
+    code, out, err = run(capsys, "retract", DATASET, REVISION, "--purge", "--json")  # not a terminal
+    document = json.loads(out)
+    assert (code, document["type"]) == (1, "UsageError")
+    assert document["error"].endswith("pass --yes to confirm")
+    assert err == f"djarchive-admin: error: {document['error']}\n"
+
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, out, err = run(capsys, "retract", DATASET, REVISION, "--purge", "--json")
+    assert (code, json.loads(out)) == (1, {"error": "nothing done", "type": "Cancelled"})
+
+    with pytest.raises(SystemExit) as exited:
+        main(["upload", DATASET, "--json"])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2
+    assert json.loads(out) == {
+        "error": "the following arguments are required: REVISION, SOURCE",
+        "type": "UsageError",
+    }
+
+    monkeypatch.delenv("DJARCHIVE_ADMIN_SECRET_KEY")
+    code, out, err = run(capsys, "publish", DATASET, REVISION, "--json")
+    document = json.loads(out)
+    assert (code, document["type"]) == (2, "ConfigurationError")  # half of the credentials
+    assert "admin access key is configured (DJARCHIVE_ADMIN_ACCESS_KEY) but the secret" in document["error"]
+    monkeypatch.delenv("DJARCHIVE_ADMIN_ACCESS_KEY")
+    code, out, err = run(capsys, "publish", DATASET, REVISION, "--json")
+    assert (code, json.loads(out)["type"]) == (2, "MissingCredentialsError")
+
+
+def test_advice_names_the_flags(archive, capsys, source):
+    code, _, err = run(capsys, "publish", DATASET, REVISION)
+    assert code == 1
+    assert err.rstrip().endswith("upload it first (with --no-publish to stage it without publishing)")
+
+    archive.put(f"{DATASET}/{REVISION}/old/stray.bin", b"x")
+    code, _, err = run(capsys, "upload", DATASET, REVISION, str(source))
+    assert code == 1
+    assert (
+        "holds 1 object that is not in the manifest: old/stray.bin; nothing was uploaded: pass --force" in err
+    )
+
+    assert run(capsys, "upload", DATASET, REVISION, str(source), "--force", "--no-publish")[0] == 0
+    code, _, err = run(capsys, "retract", DATASET, REVISION)
+    assert code == 1
+    assert err.rstrip().endswith("nothing to retract (--purge deletes what is stored)")
+
+    archive.put(f"{DATASET}/{REVISION}/stray.bin", b"x")
+    code, _, err = run(capsys, "publish", DATASET, REVISION)
+    assert code == 1
+    assert "stray.bin (upload again with --force to delete them)" in err
+
+
+def test_one_file_is_one_file(archive, capsys, tmp_path):
+    source = write_tree(tmp_path / "single", {"only.dat": b"1"})
+
+    code, out, _ = run(capsys, "manifest", str(source))
+    assert (code, out) == (0, f"wrote {source.resolve() / 'djarchive-manifest.csv'}: 1 file (1 B)\n")
+    code, out, _ = run(capsys, "upload", DATASET, REVISION, str(source))
+    assert code == 0
+    assert out.startswith(f"{DATASET} {REVISION}: 1 file (1 B) from ")
+    code, out, _ = run(capsys, "retract", DATASET, REVISION)
+    assert out.startswith(f"retracted {DATASET} {REVISION}: hidden from clients; its 1 file (1 B) is kept")
+    (source / "extra.dat").write_bytes(b"2")
+    code, _, err = run(capsys, "upload", DATASET, "002", str(source))
+    assert code == 1
+    assert "does not match the source folder: 1 file not in the manifest (untracked): extra.dat" in err
+    assert "1 files" not in out + err

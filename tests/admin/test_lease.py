@@ -14,7 +14,7 @@ from djarchive_admin import admin
 from djarchive_admin.lease import RevisionLease
 from djarchive_common.errors import LockedError
 
-LOCK = ".djarchive/locks/ds/1.lock"
+LOCK = ".djarchive~locks~ds~1.lock"
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_write_manifest_needs_no_credentials_and_refuses_to_overwrite(source, se
     tool.write_manifest(source)
     (source / "root.dat").write_bytes(b"new content")
 
-    with pytest.raises(LocalPathError, match=r"djarchive-manifest\.csv already exists; use --overwrite"):
+    with pytest.raises(LocalPathError, match=r"djarchive-manifest\.csv already exists; pass overwrite=True"):
         tool.write_manifest(source)
     tool.write_manifest(source, overwrite=True)
 

@@ -20,5 +20,5 @@ def test_man_page_renders_every_subcommand_and_all_its_text(tmp_path):
     assert not [line for line in text.splitlines() if line.startswith("'")]
     rendered = rendered_man_page(page)
     if rendered is not None:
-        assert "staging/DATASET/REVISION/djarchive-manifest.csv, where clients never look" in rendered
+        assert "~DATASET~REVISION~djarchive-manifest.csv, where clients never look" in rendered
         assert "Credentials are required: there are no default ones" in rendered

@@ -87,7 +87,7 @@ def test_killed_upload_resumes_without_resending(archive, tmp_path, monkeypatch)
         child.kill()
         child.communicate()
 
-    lock = f".djarchive/locks/{DATASET}/{REVISION}.lock"
+    lock = f".djarchive~locks~{DATASET}~{REVISION}.lock"
     stored = [key for key in archive.keys() if key != lock]
     assert lock in archive.keys()  # the killed upload's lease is left behind ...
     assert len(stored) == STORED_BEFORE_KILL

@@ -192,8 +192,11 @@ def test_mismatching_local_manifest_refused_before_any_upload(archive, admin_too
     admin_tool.write_manifest(source)
     (source / "sub" / "sub.dat").write_bytes(b"edited after the manifest was written")
 
-    with pytest.raises(ManifestError, match=r"does not match 1 files: sub/sub\.dat"):
+    with pytest.raises(ManifestError, match=r"does not match 1 file: sub/sub\.dat") as caught:
         admin_tool.upload(DATASET, REVISION, source)
+    assert str(caught.value).endswith(
+        f"; if the files are right, rebuild it with write_manifest({str(source.resolve())!r}, overwrite=True)"
+    )
     assert archive.keys() == []
 
 
@@ -377,7 +380,7 @@ def test_publish_refuses_an_incomplete_store(archive, admin_tool, source):
 
     with pytest.raises(
         ObjectNotFoundError,
-        match=r"cannot publish my-dataset 001: 1 of 6 files are not in the store: sub/sub\.dat",
+        match=r"cannot publish my-dataset 001: 1 of 6 files is not in the store: sub/sub\.dat",
     ):
         admin_tool.publish(DATASET, REVISION)
     assert f"{DATASET}/{REVISION}/djarchive-manifest.csv" not in list(archive.keys())
@@ -400,7 +403,9 @@ def test_publish_refuses_wrong_content_metadata_and_strays(archive, admin_tool, 
     assert "2 stored objects do not match the manifest" in message
     assert "root.dat (stored sha256" in message
     assert "root2.dat (no sha256 metadata)" in message
-    assert f"1 objects under {prefix} are not in the manifest: stray.bin" in message
+    assert f"1 object under {prefix} is not in the manifest: stray.bin (upload again with force=True" in (
+        message
+    )
     assert prefix + "djarchive-manifest.csv" not in list(archive.keys())
 
 
@@ -549,7 +554,7 @@ def test_forced_upload_of_identical_content_keeps_the_revision_published(
     summary = admin_tool.upload(DATASET, REVISION, source, force=True)
 
     assert summary.published
-    assert [key for key in removed if not key.startswith(".djarchive/locks/")] == []  # never unpublished
+    assert [key for key in removed if not key.startswith(".djarchive~locks~")] == []  # never unpublished
     assert summary.overwrote is not None
     assert (summary.overwrote.changed, summary.overwrote.removed, summary.overwrote.added) == ([], [], [])
     assert summary.uploaded_files == 0

@@ -26,7 +26,8 @@ def populated(archive, seed_files):
     # Staged data without a manifest, a staged manifest outside the namespace, and junk names.
     archive.put("other-set/003/a.dat", b"a")
     archive.put("staged-only/000/a.dat", b"a")
-    archive.put(".djarchive/staging/staged-only/000/djarchive-manifest.csv", b"")
+    archive.put(".djarchive~staging~staged-only~000~djarchive-manifest.csv", b"")
+    archive.put(".djarchive/staging/staged-only/001/djarchive-manifest.csv", b"")  # the legacy key
     archive.put("-bad name/000/djarchive-manifest.csv", b"")
     archive.put("loose-file.txt", b"x")
     return archive

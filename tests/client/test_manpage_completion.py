@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
 from djarchive_client.cli import main
 from djarchive_client.parser import build_parser
-from tests.helpers import rendered_man_page
+from tests.helpers import bash_complete, rendered_man_page
 
 SUBCOMMANDS = ("datasets", "revisions", "files", "download", "verify", "completion")
 
@@ -36,21 +35,35 @@ def test_bash_completion(capsys, tmp_path):
     script = tmp_path / "djarchive.bash"
     script.write_text(capsys.readouterr().out)
 
-    def complete(*words: str) -> list[str]:
-        cword = len(words) - 1
-        shell = (
-            f"source {script}; COMP_WORDS=(djarchive {' '.join(words)}); COMP_CWORD={cword + 1}; "
-            '_djarchive_complete; printf "%s\\n" "${COMPREPLY[@]}"'
-        )
-        return subprocess.run(
-            ["bash", "-c", shell], capture_output=True, text=True, check=True
-        ).stdout.split()
+    def complete(line: str) -> list[str]:
+        return bash_complete(script, "_djarchive_complete", line)
 
-    assert complete("d") == ["datasets", "diff", "download"]
-    assert complete("--debug", "ver") == ["verify"]
-    assert complete("download", "--in") == ["--include", "--insecure"]
-    assert "--fast" in complete("verify", "--")
-    assert complete("completion", "") == ["bash", "zsh"]
+    assert complete("djarchive d") == ["datasets", "diff", "download"]
+    assert complete("djarchive --debug ver") == ["verify"]
+    assert complete("djarchive download --in") == ["--include", "--insecure"]
+    assert "--fast" in complete("djarchive verify --")
+    assert complete("djarchive completion ") == ["bash", "zsh"]
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
+@pytest.mark.parametrize(
+    "line",
+    [
+        "djarchive --endpoint host:9000 do",
+        "djarchive --endpoint http://127.0.0.1:9000 --bucket my-archive do",
+        "djarchive --endpoint=host:9000 do",
+        "djarchive --insecure --bucket b do",
+    ],
+)
+def test_bash_completion_after_an_option_that_takes_a_value(capsys, tmp_path, line):
+    assert main(["completion", "bash"]) == 0
+    script = tmp_path / "djarchive.bash"
+    script.write_text(capsys.readouterr().out)
+
+    assert bash_complete(script, "_djarchive_complete", line) == ["download"]
+    # the value itself: nothing to offer (not the commands)
+    assert bash_complete(script, "_djarchive_complete", "djarchive --bucket ") == []
+    assert bash_complete(script, "_djarchive_complete", "djarchive download --jobs 8 --dry") == ["--dry-run"]
 
 
 def test_zsh_completion_wraps_the_bash_one(capsys):

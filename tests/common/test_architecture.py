@@ -1,7 +1,8 @@
 """The import graph, built from the sources: client and admin are siblings over common.
 
 Every ``import`` and ``from ... import`` counts, including those inside functions (lazy imports
-still make a dependency). Names loaded by ``importlib`` at run time are plugins, not imports.
+still make a dependency), except under ``if TYPE_CHECKING:`` (never run). Names loaded by
+``importlib`` at run time are plugins, not imports.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def imports_of(name: str, path: Path) -> set[str]:
     """The djarchive modules ``name`` imports (absolute names)."""
     package = name if path.stem == "__init__" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):  # what only the type checker reads is no dependency at run time
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            node.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

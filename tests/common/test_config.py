@@ -370,27 +370,128 @@ def test_no_datajoint_warning_reaches_the_cli(isolated_config):
     ]
 
 
-@only_dj2
-def test_dj2_says_that_dj_local_conf_is_not_read(isolated_config):
+# -- the seed's custom keys in dj_local_conf.json, under either datajoint major ------------------
+# datajoint 0.x reads the file itself; under datajoint 2.x, which does not, djarchive reads it
+# (without importing datajoint). Either way the caller gets the archive the file configures.
+
+ROLES_PROBE = (
+    "import sys, json; from djarchive_common.config import resolve_settings as r; "
+    "print(json.dumps([[s.endpoint, s.bucket, s.secure, s.access_key, s.secret_key, s.sources['bucket']] "
+    "for s in (r('client'), r('admin'))] + ['datajoint' in sys.modules]))"
+)
+
+
+def test_local_conf_role_specific_custom_keys(isolated_config):
     (isolated_config / "dj_local_conf.json").write_text(
-        json.dumps({"custom": {"djarchive.client.endpoint": "old.example.org"}})
+        json.dumps(
+            {
+                "database.host": "db.example.org",
+                "custom": {
+                    "djarchive.client.endpoint": "dj.example.org:9000",
+                    "djarchive.client.bucket": "dj-bucket",
+                    "djarchive.client.access_key": "dj-access",
+                    "djarchive.client.secret_key": "dj-secret",
+                },
+            }
+        )
     )
+    values, stderr = probe(isolated_config)
+    # datajoint 2.x is not even imported: the file is plain JSON to djarchive
+    expected = ["dj.example.org:9000", "dj-bucket", True, False, "dj-access", "dj-secret", DJ_MAJOR == 0]
+    assert values == expected
+    assert stderr == ""
+
+
+def test_local_conf_roleless_keys_configure_both_roles(isolated_config):
+    (isolated_config / "dj_local_conf.json").write_text(
+        json.dumps(
+            {
+                "custom": {
+                    "djarchive.endpoint": "roleless.example.org",
+                    "djarchive.bucket": "roleless-bucket",
+                    "djarchive.access_key": "roleless-access",
+                    "djarchive.secret_key": "roleless-secret",
+                    "djarchive.admin.bucket": "admin-bucket",
+                }
+            }
+        )
+    )
+    values, _ = probe(isolated_config, code=ROLES_PROBE)
+    client, admin, _ = values
+    source = "datajoint config" if DJ_MAJOR == 0 else "dj_local_conf.json"
+    assert client == [
+        "roleless.example.org",
+        "roleless-bucket",
+        True,
+        "roleless-access",
+        "roleless-secret",
+        f"{source} custom['djarchive.bucket']",
+    ]
+    assert admin == [
+        "roleless.example.org",
+        "admin-bucket",
+        True,
+        "roleless-access",
+        "roleless-secret",
+        f"{source} custom['djarchive.admin.bucket']",
+    ]
+
+
+def test_global_config_in_home_and_the_local_file_first(isolated_config, tmp_path):
+    home_config = tmp_path / "home" / ".datajoint_config.json"
+    home_config.write_text(json.dumps({"custom": {"djarchive.client.bucket": "home-bucket"}}))
+    values, _ = probe(isolated_config)
+    assert values[1] == "home-bucket"
+    # As datajoint 0.x does, only the first file found is read: the local one hides the global one.
+    (isolated_config / "dj_local_conf.json").write_text(
+        json.dumps({"custom": {"djarchive.client.endpoint": "local.example.org"}})
+    )
+    values, _ = probe(isolated_config)
+    assert values[:2] == ["local.example.org", DEFAULT_BUCKET]
+
+
+def test_environment_beats_local_conf_custom_keys(isolated_config):
+    (isolated_config / "dj_local_conf.json").write_text(
+        json.dumps({"custom": {"djarchive.client.endpoint": "dj.example.org", "djarchive.bucket": "dj-b"}})
+    )
+    values, _ = probe(isolated_config, {"DJARCHIVE_CLIENT_BUCKET": "env-bucket"})
+    assert values[:2] == ["dj.example.org", "env-bucket"]
+
+
+@only_dj2
+def test_dj2_stores_beat_local_conf_custom_keys(isolated_config):
+    (isolated_config / "datajoint.json").write_text(
+        json.dumps({"stores": {"djarchive_client": {"protocol": "s3", "bucket": "store-bucket"}}})
+    )
+    (isolated_config / "dj_local_conf.json").write_text(
+        json.dumps(
+            {"custom": {"djarchive.client.endpoint": "custom.example.org", "djarchive.client.bucket": "c"}}
+        )
+    )
+    values, _ = probe(isolated_config)
+    assert values[:2] == ["custom.example.org", "store-bucket"]
+
+
+def test_a_broken_local_conf_is_a_configuration_error(isolated_config):
+    (isolated_config / "dj_local_conf.json").write_text('{"custom": {"djarchive.client.bucket": ')
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "djarchive_client.cli",
-            "datasets",
-            "--bucket",
-            "b",
-            "--endpoint",
-            "http://127.0.0.1:9",
-        ],
+        [sys.executable, "-m", "djarchive_client.cli", "datasets"],
         cwd=isolated_config,
-        env={**__import__("os").environ},
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 1
-    assert "dj_local_conf.json has djarchive settings, but datajoint 2." in result.stderr
-    assert "stores.djarchive_client" in result.stderr
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("djarchive: error: ")
+    if DJ_MAJOR != 0:  # datajoint 0.x fails to import; its message does not name the file
+        assert "dj_local_conf.json is not valid JSON" in line
+
+
+def test_admin_filename_filter_from_local_conf(isolated_config):
+    pytest.importorskip("djarchive_admin")
+    (isolated_config / "dj_local_conf.json").write_text(
+        json.dumps({"custom": {"djarchive.admin.filename_filter": "^tmp"}})
+    )
+    code = "from djarchive_admin import admin; print(repr(admin().filename_filter))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=isolated_config, capture_output=True, text=True)
+    assert result.stdout.strip() == "'^tmp'", result.stderr

@@ -55,6 +55,33 @@ def test_reads_what_the_original_tool_wrote():
     assert [(e.subpath, e.size) for e in manifest] == [("root.dat", 3), ("sub/sub.dat", 5)]
 
 
+def original_read(data: bytes) -> dict[str, tuple[int, str]]:
+    """The original tool's manifest reader, re-implemented: split each line at commas and drop
+    the double quotes."""
+    entries = {}
+    for raw in data.splitlines():
+        size, sha, subpath = (field.replace('"', "") for field in raw.decode().strip().split(","))
+        assert subpath not in entries
+        entries[subpath] = (int(size), sha)
+    return entries
+
+
+def original_write(entries: list[tuple[str, int, str]]) -> bytes:
+    """The original tool's manifest writer, re-implemented: one formatted line per file, in the
+    order the folder walk found them."""
+    return b"".join(f'"{size}","{sha}","{subpath}"\n'.encode() for subpath, size, sha in entries)
+
+
+def test_compatible_with_the_original_both_ways():
+    walked = [("sub/dir/dir.dat", 524288, HASH), ("root.dat", 1000, HASH), ("names/ünï cödé.bin", 0, HASH)]
+    written_by_original = original_write(walked)
+    ours = parse_manifest(written_by_original)
+    assert [(e.subpath, e.size, e.sha256) for e in ours] == sorted(walked)  # we read theirs ...
+    assert original_read(ours.to_bytes()) == {p: (n, h) for p, n, h in walked}  # ... and they read ours
+    # the same lines, in our (sorted) order rather than the walk's
+    assert sorted(ours.to_bytes().splitlines()) == sorted(written_by_original.splitlines())
+
+
 def test_reads_crlf_and_bom():
     manifest = parse_manifest(b"\xef\xbb\xbf" + line("1", HASH, "a").replace(b"\n", b"\r\n"))
     assert manifest[0] == Entry("a", 1, HASH)

@@ -38,7 +38,7 @@ from tests.faults.support import (
 )
 from tests.helpers import read_tree, write_tree
 
-STAGING = ".djarchive/staging/"
+STAGING = ".djarchive~staging~"
 FILES = dataset(12, 3000, big={"big/recording.bin": 5 * MiB + 11, "big/empty.bin": 0})  # two parts
 
 
@@ -71,7 +71,7 @@ def is_put(request: Request) -> bool:
 
 def is_data_put(request: Request) -> bool:
     """An upload of a revision's data (not of djarchive's own objects: lock, staged manifest)."""
-    return is_put(request) and "/.djarchive/" not in request.path and not request.path.endswith(MANIFEST)
+    return is_put(request) and "/.djarchive" not in request.path and not request.path.endswith(MANIFEST)
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_every_upload_request_refused_fails_cleanly_and_publishes_nothing(archiv
     assert time.monotonic() - started < 30
     assert sorted(caught.value.failures) == sorted(FILES)
     assert not published(archive)
-    assert archive.keys(".djarchive/") == []  # nothing staged, and the lock was given back
+    assert archive.keys(".djarchive") == []  # nothing staged, and the lock was given back
     assert f"ds/1/{MANIFEST}" not in archive.keys("ds/")
 
 
@@ -153,7 +153,7 @@ def test_every_put_refused_through_the_cli_reports_each_file(archive, source, vi
     assert sorted(failed) == sorted(FILES)
     assert f"{len(FILES)} FAILED" in out
     assert not published(archive)
-    assert archive.keys(".djarchive/") == []
+    assert archive.keys(".djarchive") == []
 
 
 def test_each_failed_upload_is_reported_once(archive, via_proxy, tmp_path, capsys, no_backoff):
@@ -240,7 +240,7 @@ def test_five_sigkills_of_an_upload_then_resume(archive, via_proxy, tmp_path):
         moment = max(1, int((trial + rng.random()) / 5 * total))
         proxy.delay = 0.002
         if trial == 4:  # publish is a few requests: hold them so that one kill lands in between
-            staged_key = f"{STAGING}ds/{revision}/{MANIFEST}"
+            staged_key = f"{STAGING}ds~{revision}~{MANIFEST}"
 
             def hold_after_staging(request: Request, staged_key: str = staged_key) -> float:
                 staged = any(
@@ -258,7 +258,7 @@ def test_five_sigkills_of_an_upload_then_resume(archive, via_proxy, tmp_path):
         process.communicate(timeout=30)
         stored = len(archive.keys(f"ds/{revision}/"))
         visible = ("ds", revision) in set(client().revisions("ds"))
-        staged = bool(archive.keys(f"{STAGING}ds/{revision}/"))
+        staged = bool(archive.keys(f"{STAGING}ds~{revision}~"))
         outcomes.append((process.returncode, moment, stored, staged, visible))
         if visible:  # published before the kill: then it is complete
             assert downloaded(tmp_path, revision) == KILL_FILES, f"trial {trial}: visible but not complete"
@@ -268,8 +268,8 @@ def test_five_sigkills_of_an_upload_then_resume(archive, via_proxy, tmp_path):
         assert code == (1 if visible else 0), f"trial {trial}: {outcomes[-1]}"
         assert ("ds", revision) in set(client().revisions("ds"))
         assert downloaded(tmp_path, revision) == KILL_FILES
-        assert not archive.keys(f"{STAGING}ds/{revision}/"), f"trial {trial}: a staged manifest was left"
-        assert not archive.keys(f".djarchive/locks/ds/{revision}"), f"trial {trial}: a lock was left"
+        assert not archive.keys(f"{STAGING}ds~{revision}~"), f"trial {trial}: a staged manifest was left"
+        assert not archive.keys(f".djarchive~locks~ds~{revision}."), f"trial {trial}: a lock was left"
 
     assert all(code == -signal.SIGKILL for code, *_ in outcomes), outcomes
     stored_counts = [stored for _, _, stored, _, _ in outcomes]
@@ -301,7 +301,7 @@ def test_two_uploads_of_the_same_revision_with_the_same_content(archive, source,
             assert "Traceback" not in err
     assert 0 in codes, outputs
     assert downloaded(tmp_path) == FILES
-    assert archive.keys(".djarchive/") == []
+    assert archive.keys(".djarchive") == []
 
 
 @pytest.mark.slow
@@ -314,7 +314,7 @@ def test_an_upload_of_other_content_cannot_overwrite_one_in_flight(archive, make
     first_done = threading.Event()
 
     def hold_data_puts(request: Request) -> float:
-        if is_put(request) and "/ds/1/" in request.path and "/.djarchive/" not in request.path:
+        if is_put(request) and "/ds/1/" in request.path and "/.djarchive" not in request.path:
             first_done.wait(30)  # the slow network of the second curator
         return 0.0
 
@@ -339,7 +339,7 @@ def test_an_upload_of_other_content_cannot_overwrite_one_in_flight(archive, make
         assert slow.returncode == 0, err
     assert ("ds", "1") in set(client().revisions())
     assert downloaded(tmp_path) in (read_tree(first), read_tree(second))
-    assert archive.keys(".djarchive/") == []
+    assert archive.keys(".djarchive") == []
 
 
 # -- bad names ---------------------------------------------------------------------------------------

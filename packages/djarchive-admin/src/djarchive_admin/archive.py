@@ -4,7 +4,7 @@ Where things live in the bucket (see :mod:`djarchive_common.layout`)::
 
     <dataset>/<revision>/<subpath>                                     data objects
     <dataset>/<revision>/djarchive-manifest.csv                        published manifest
-    .djarchive/staging/<dataset>/<revision>/djarchive-manifest.csv     staged manifest
+    .djarchive~staging~<dataset>~<revision>~djarchive-manifest.csv     staged manifest
 
 An upload sends the data, then stages the manifest; publish checks the store against
 the staged manifest, writes it at its published key (the last write, which makes the
@@ -21,9 +21,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from djarchive_common import text
 from djarchive_common.catalog import Catalog, RevisionInfo
 from djarchive_common.config import Settings, datajoint_setting
 from djarchive_common.errors import LocalPathError, RevisionNotFoundError
+from djarchive_common.events import Events
 from djarchive_common.layout import MANIFEST_NAME, check_name, lock_key
 from djarchive_common.manifest import Manifest, write_manifest
 from djarchive_common.store import StoreOptions
@@ -101,13 +103,13 @@ class DJArchiveAdmin(Catalog):
         root = source_root(source_directory)
         path = root / MANIFEST_NAME
         if path.exists() and not overwrite:
-            raise LocalPathError(f"{path} already exists; use --overwrite (overwrite=True) to replace it")
+            raise LocalPathError(f"{path} already exists; pass overwrite=True to replace it")
         files = scan_source(root, self.filename_filter if filename_filter is None else filename_filter)
         if not files:
             raise LocalPathError(f"source folder {root} has no files to archive")
         manifest = build_manifest(files, jobs=job_count(jobs), progress=display_progress)
         write_manifest(path, manifest)
-        log.info("wrote %s: %d files, %d bytes", path, len(manifest), manifest.total_size)
+        log.info("wrote %s: %s, %d bytes", path, text.files(len(manifest)), manifest.total_size)
         return manifest
 
     # -- the write side ------------------------------------------------------------------
@@ -124,6 +126,7 @@ class DJArchiveAdmin(Catalog):
         filename_filter: str | re.Pattern[str] | None = None,
         part_size: int | None = None,
         display_progress: bool = False,
+        events: Events | None = None,
     ) -> UploadSummary:
         """Upload ``source_directory`` as revision ``revision`` of dataset ``name``, then publish it.
 
@@ -149,6 +152,7 @@ class DJArchiveAdmin(Catalog):
                 options=options,
                 progress=display_progress,
                 lease=lease,
+                events=events,
             )
 
     def publish(

@@ -46,6 +46,8 @@ def _manifest(args: argparse.Namespace, console: Console) -> int:
 
 
 def _upload(args: argparse.Namespace, console: Console) -> int:
+    from djarchive_common.text import plural
+
     summary = _admin(args).upload(
         args.dataset,
         args.revision,
@@ -55,12 +57,14 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
         jobs=args.jobs,
         filename_filter=args.filename_filter,
         display_progress=console.progress,
+        events=console.events(),
     )
     if summary.overwrote is not None:
         console.warn(f"overwrote {summary.dataset} {summary.revision}: {summary.overwrote}")
     if summary.removed:
         removed = ", ".join(summary.removed)
-        console.warn(f"deleted {len(summary.removed)} objects the new manifest does not list: {removed}")
+        deleted = plural(len(summary.removed), "object")
+        console.warn(f"deleted {deleted} the new manifest does not list: {removed}")
     console.result(summary)
     return 0
 
@@ -95,13 +99,16 @@ def _retract(args: argparse.Namespace, console: Console) -> int:
 
 
 def _confirmed(question: str, console: Console, refusal: str) -> bool:
-    """Ask ``question`` on a terminal; without one, print ``refusal`` and say no."""
+    """Ask ``question`` on a terminal; without one, print ``refusal`` and say no (with --json, the
+    refusal or the answer no is also a JSON object on stdout, as every failure is)."""
     if not sys.stdin or not sys.stdin.isatty():
-        console.error(refusal)
+        console.fail(refusal, "UsageError")
         return False
     sys.stderr.write(f"{question} [y/N] ")
     sys.stderr.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        if console.json:
+            console.emit({"error": "nothing done", "type": "Cancelled"})
         print(f"{PROG}: nothing done", file=sys.stderr)
         return False
     return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from djarchive_common.parser import add_completion_command, add_jobs_option, new_parser
+from djarchive_common.parser import add_completion_command, add_jobs_option, add_progress_options, new_parser
 
 __all__ = ["build_parser"]
 
@@ -28,17 +28,21 @@ examples:
   djarchive-admin retract my-dataset 001
 
 staging: an uploaded, unpublished revision keeps its manifest in the bucket at
-the key .djarchive/staging/DATASET/REVISION/djarchive-manifest.csv, where clients
+the key .djarchive~staging~DATASET~REVISION~djarchive-manifest.csv, where clients
 never look; its data is at DATASET/REVISION/ as for a published one.
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the
 environment (DJARCHIVE_ADMIN_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
-DataJoint's configuration (dj.config['custom']['djarchive.admin.*'] or the store
-djarchive_admin in datajoint.json). Credentials are required: there are no
-default ones. The filename filter: --filter, else DJARCHIVE_ADMIN_FILENAME_FILTER,
-else djarchive.admin.filename_filter in DataJoint's configuration, else '^\\.'.
+DataJoint's configuration: the store djarchive_admin in datajoint.json
+(datajoint 2.x), then the custom keys djarchive.admin.* and djarchive.* of
+dj_local_conf.json or ~/.datajoint_config.json (under any datajoint version).
+Credentials are required: there are no default ones. The filename filter:
+--filter, else DJARCHIVE_ADMIN_FILENAME_FILTER, else djarchive.admin.filename_filter
+in DataJoint's configuration, else '^\\.'.
 
-exit status: 0 success, 1 failure (one line on stderr), 2 bad usage, 130 interrupted."""
+exit status: 0 success, 1 failure (one line on stderr), 2 bad usage or bad
+configuration, 130 interrupted. With --json a failure also prints a JSON object
+with "error" and "type" on stdout."""
 
 
 def _add_filter(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "parallel uploads",
         "small files of up to 256 KiB: twice as many; larger ones wait while 128 MiB of data is in memory",
     )
+    add_progress_options(upload)
 
     publish = command(
         "publish",

@@ -31,13 +31,13 @@ from djarchive_common.layout import (
     object_key,
     retracted_manifest_key,
     revision_prefix,
-    staged_manifest_key,
+    staged_manifest_keys,
     subpath_of,
     tombstone_key,
 )
 from djarchive_common.manifest import Entry, Manifest, parse_manifest
 from djarchive_common.store import Store
-from djarchive_common.text import human_bytes, some
+from djarchive_common.text import files, human_bytes, plural, some
 from djarchive_common.transfer import DEFAULT_WORKERS, run_parallel
 
 from .lease import RevisionLease
@@ -57,6 +57,10 @@ __all__ = [
 log = logging.getLogger("djarchive_admin")
 
 
+def _are(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
 def strays(dataset: str, revision: str, manifest: Manifest, listing: Mapping[str, int]) -> list[str]:
     """Subpaths of the objects under the revision's prefix (``listing``: key -> size) that the
     manifest does not list, djarchive's own objects (manifest, signature, tombstone) aside."""
@@ -73,7 +77,7 @@ def refuse_changed_retraction(catalog: Catalog, name: str, revision: str, manife
         raise RevisionPublishedError(
             f"{name} {revision} was retracted, and a retracted revision is not published again with "
             "different content (copies of it would stop verifying): choose a new revision name, or "
-            "use --force (force=True) to replace it"
+            "pass force=True to replace it"
         )
 
 
@@ -98,15 +102,20 @@ class StoreCheck:
         problems = []
         if self.missing:
             problems.append(
-                f"{len(self.missing)} of {self.files} files are not in the store: {some(self.missing)}"
+                f"{len(self.missing)} of {files(self.files)} {_are(len(self.missing))} not in the store: "
+                f"{some(self.missing)}"
             )
         if self.wrong:
             wrong = [f"{subpath} ({reason})" for subpath, reason in sorted(self.wrong.items())]
-            problems.append(f"{len(wrong)} stored objects do not match the manifest: {some(wrong)}")
+            problems.append(
+                f"{plural(len(wrong), 'stored object')} {'does' if len(wrong) == 1 else 'do'} not match "
+                f"the manifest: {some(wrong)}"
+            )
         if self.strays:
             problems.append(
-                f"{len(self.strays)} objects under {self.dataset}/{self.revision}/ are not in the manifest: "
-                f"{some(self.strays)} (upload again with --force to delete them)"
+                f"{plural(len(self.strays), 'object')} under {self.dataset}/{self.revision}/ "
+                f"{_are(len(self.strays))} not in the manifest: "
+                f"{some(self.strays)} (upload again with force=True to delete them)"
             )
         message = f"cannot {doing} {self.dataset} {self.revision}: " + "; ".join(problems)
         if self.missing or self.wrong:
@@ -158,9 +167,9 @@ def check_store(
             check.wrong[entry.subpath] = f"stored sha256 {sha256}, the manifest says {entry.sha256}"
     check.missing.sort()
     log.info(
-        "%s: %d files checked, %d missing, %d wrong, %d strays",
+        "%s: %s checked, %d missing, %d wrong, %d strays",
         prefix,
-        len(manifest),
+        files(len(manifest)),
         len(check.missing),
         len(check.wrong),
         len(check.strays),
@@ -191,7 +200,7 @@ class PublishResult:
 
     def __str__(self) -> str:
         verb = "republished" if self.replaced else "published"
-        return f"{verb} {self.dataset} {self.revision}: {self.files} files ({human_bytes(self.bytes)})"
+        return f"{verb} {self.dataset} {self.revision}: {files(self.files)} ({human_bytes(self.bytes)})"
 
 
 @dataclass(frozen=True)
@@ -224,10 +233,12 @@ class RetractResult:
     def __str__(self) -> str:
         name = f"{self.dataset} {self.revision}"
         if self.purged:
-            return f"purged {name}: deleted {self.deleted_objects} objects ({human_bytes(self.bytes)})"
+            deleted = plural(self.deleted_objects, "object")
+            return f"purged {name}: deleted {deleted} ({human_bytes(self.bytes)})"
         return (
-            f"retracted {name}: hidden from clients; its {self.files} files ({human_bytes(self.bytes)}) "
-            f"are kept (publish it again with: djarchive-admin publish {self.dataset} {self.revision})"
+            f"retracted {name}: hidden from clients; its {files(self.files)} ({human_bytes(self.bytes)}) "
+            f"{_are(self.files)} kept (publish it again with: djarchive-admin publish "
+            f"{self.dataset} {self.revision})"
         )
 
 
@@ -246,14 +257,18 @@ def publish_revision(
     the staged copy and any retraction record. Hold the lease."""
     store = catalog.store
     published_key = manifest_key(name, revision)
-    staged_key = staged_manifest_key(name, revision)
+    staged_keys = staged_manifest_keys(name, revision)
     published = store.stat(published_key) is not None
     if published and not force:
         raise RevisionPublishedError(
             f"{name} {revision} is already published at {store.settings.url}; published revisions are "
-            "immutable: use --force (force=True) to replace its manifest with the staged one"
+            "immutable: pass force=True to replace its manifest with the staged one"
         )
-    manifest = catalog.stored_manifest(staged_key)
+    manifest = None
+    for staged_key in staged_keys:  # the current key first, then the legacy one
+        manifest = catalog.stored_manifest(staged_key)
+        if manifest is not None:
+            break
     kept = catalog.stored_manifest(retracted_manifest_key(name, revision))
     if manifest is None and kept is not None:
         manifest = kept  # publishing a retracted revision again, as it was
@@ -266,7 +281,7 @@ def publish_revision(
             )
         raise RevisionNotFoundError(
             f"nothing is staged for {name} {revision} in {store.settings.url}: upload it first "
-            "(djarchive-admin upload --no-publish)"
+            "(with publish=False to stage it without publishing)"
         )
     if not force:
         refuse_changed_retraction(catalog, name, revision, manifest)
@@ -276,7 +291,8 @@ def publish_revision(
     if lease is not None:
         lease.check()
     store.put_bytes(published_key, manifest.to_bytes())  # the last write: now it is visible
-    store.remove(staged_key)
+    for staged_key in staged_keys:
+        store.remove(staged_key)
     if kept is not None:
         store.remove(tombstone_key(name, revision))
         store.remove(retracted_manifest_key(name, revision))
@@ -304,7 +320,7 @@ def retract_revision(
             ) from None
         raise RevisionNotFoundError(
             f"{name} {revision} is not published (it is {info.state}); nothing to retract "
-            "(--purge, purge=True, deletes what is stored)"
+            "(purge=True deletes what is stored)"
         ) from None
     try:
         manifest = parse_manifest(data, source=published_key)
@@ -325,18 +341,17 @@ def purge_revision(store: Store, name: str, revision: str) -> RetractResult:
     """Delete everything stored for a revision: the manifest first, then the data, then any
     staged manifest."""
     published_key = manifest_key(name, revision)
-    staged_key = staged_manifest_key(name, revision)
     objects = store.objects(revision_prefix(name, revision))
-    staged = store.stat(staged_key)
-    if not objects and staged is None:
+    staged = [key for key in staged_manifest_keys(name, revision) if store.stat(key) is not None]
+    if not objects and not staged:
         raise RevisionNotFoundError(f"nothing is stored for {name} {revision} in {store.settings.url}")
     data = [info for info in objects if info.key != published_key]
     if any(info.key == published_key for info in objects):
         store.remove(published_key)  # hidden first
     store.remove_many([info.key for info in data])
-    if staged is not None:
+    for staged_key in staged:
         store.remove(staged_key)
-    deleted = len(objects) + (staged is not None)
+    deleted = len(objects) + len(staged)
     result = RetractResult(
         name, revision, len(data), sum(info.size for info in data), purged=True, deleted_objects=deleted
     )

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from djarchive_common import transfer
+from djarchive_common import text, transfer
 from djarchive_common.errors import IntegrityError, InvalidNameError, LocalPathError, ManifestError
 from djarchive_common.layout import MANIFEST_NAME, subpath_problem
 from djarchive_common.manifest import Entry, Manifest, read_manifest
@@ -151,7 +151,7 @@ def scan_source(
 
     walk(str(root), "", frozenset({str(root)}))
     found.sort(key=lambda item: item.subpath)
-    log.info("%s: %d files to archive, %d paths filtered out", root, len(found), skipped)
+    log.info("%s: %s to archive, %s filtered out", root, text.files(len(found)), text.plural(skipped, "path"))
     return found
 
 
@@ -173,7 +173,7 @@ def hash_files(
             raise IntegrityError(f"{item.path} changed while it was being read; try again when it is stable")
         results[item.subpath] = result
     if failures:
-        raise LocalPathError(f"cannot read {len(failures)} files: {some(failures)}")
+        raise LocalPathError(f"cannot read {text.files(len(failures))}: {some(failures)}")
     return results
 
 
@@ -210,13 +210,17 @@ def check_source(
                 missing.append(entry.subpath)
             else:
                 on_disk[entry.subpath] = listed
+    rebuild = f"; if the files are right, rebuild it with write_manifest({str(root)!r}, overwrite=True)"
     problems = []
     if untracked:
-        problems.append(f"{len(untracked)} files not in the manifest (untracked): {some(untracked)}")
+        problems.append(f"{text.files(len(untracked))} not in the manifest (untracked): {some(untracked)}")
     if missing:
-        problems.append(f"{len(missing)} files in the manifest are missing: {some(missing)}")
+        problems.append(
+            f"{text.files(len(missing))} in the manifest {'is' if len(missing) == 1 else 'are'} missing: "
+            f"{some(missing)}"
+        )
     if problems:
-        raise ManifestError(f"{path} does not match the source folder: " + "; ".join(problems))
+        raise ManifestError(f"{path} does not match the source folder: " + "; ".join(problems) + rebuild)
     selected = [on_disk[entry.subpath] for entry in manifest]
     wrong_size = [
         f"{item.subpath} ({item.size} bytes, the manifest says {manifest.get(item.subpath).size})"  # type: ignore[union-attr]
@@ -224,7 +228,9 @@ def check_source(
         if item.size != manifest.get(item.subpath).size  # type: ignore[union-attr]
     ]
     if wrong_size:
-        raise ManifestError(f"{path} does not match {len(wrong_size)} files: {some(wrong_size)}")
+        raise ManifestError(
+            f"{path} does not match {text.files(len(wrong_size))}: {some(wrong_size)}" + rebuild
+        )
     hashes = hash_files(selected, jobs=jobs, progress=progress)
     wrong_hash = [
         f"{subpath} (sha256 {sha256}, the manifest says {manifest.get(subpath).sha256})"  # type: ignore[union-attr]
@@ -232,7 +238,9 @@ def check_source(
         if sha256 != manifest.get(subpath).sha256  # type: ignore[union-attr]
     ]
     if wrong_hash:
-        raise ManifestError(f"{path} does not match {len(wrong_hash)} files: {some(wrong_hash)}")
+        raise ManifestError(
+            f"{path} does not match {text.files(len(wrong_hash))}: {some(wrong_hash)}" + rebuild
+        )
     return manifest, selected
 
 

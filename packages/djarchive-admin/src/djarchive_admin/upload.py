@@ -29,12 +29,14 @@ from djarchive_common.errors import (
     PartialFailureError,
     RevisionPublishedError,
 )
+from djarchive_common.events import Events
 from djarchive_common.layout import (
     MANIFEST_NAME,
     manifest_key,
     object_key,
     revision_prefix,
     staged_manifest_key,
+    staged_manifest_keys,
 )
 from djarchive_common.manifest import Entry, Manifest
 from djarchive_common.store import Store
@@ -106,8 +108,8 @@ class Overwrite:
 
     def __str__(self) -> str:
         return (
-            f"the published revision ({self.files} files, {human_bytes(self.bytes)}): "
-            f"{len(self.changed)} files changed, {len(self.removed)} removed, {len(self.added)} added"
+            f"the published revision ({files(self.files)}, {human_bytes(self.bytes)}): "
+            f"{files(len(self.changed))} changed, {len(self.removed)} removed, {len(self.added)} added"
         )
 
 
@@ -171,12 +173,12 @@ class UploadSummary:
 
     def __str__(self) -> str:
         text = (
-            f"{self.dataset} {self.revision}: {self.files} files ({human_bytes(self.bytes)}) "
+            f"{self.dataset} {self.revision}: {files(self.files)} ({human_bytes(self.bytes)}) "
             f"from {self.source}; uploaded {self.uploaded_files} ({human_bytes(self.uploaded_bytes)}), "
             f"{self.stored_files} already stored"
         )
         if self.removed:
-            text += f", {len(self.removed)} stray objects deleted"
+            text += f", {plural(len(self.removed), 'stray object')} deleted"
         if self.failed:
             text += f", {len(self.failed)} FAILED"
         rate = self.uploaded_bytes / self.seconds if self.seconds > 0 else 0
@@ -228,11 +230,11 @@ def plan_upload(
     todo = [(entry, by_subpath[entry.subpath]) for entry in manifest if entry.subpath not in stored]
     stray = strays(dataset, revision, manifest, listing)
     log.info(
-        "%s: %d files to upload, %d already stored, %d stray objects",
+        "%s: %s to upload, %d already stored, %s",
         prefix,
-        len(todo),
+        files(len(todo)),
         len(stored),
-        len(stray),
+        plural(len(stray), "stray object"),
     )
     return UploadPlan(todo, [entry for entry in manifest if entry.subpath in stored], stray)
 
@@ -246,6 +248,7 @@ def send(
     *,
     options: UploadOptions,
     progress: bool = False,
+    events: Events | None = None,
 ) -> None:
     """Upload every (entry, file) of ``todo``; raise PartialFailureError after the rest if any failed.
 
@@ -266,7 +269,7 @@ def send(
         return size if size <= part else (parallel_parts + 1) * part
 
     with Progress(
-        total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
+        total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}", events=events
     ) as bar:
 
         def work(item: tuple[Entry, SourceFile]) -> Entry:
@@ -297,9 +300,13 @@ def send(
                     reason = str(error)
                     summary.failed[entry.subpath] = reason
                     log.debug("failed: %s: %s", entry.subpath, reason)
+                    if events is not None:
+                        events.file(entry.subpath, entry.size, "failed", reason)
                     continue
                 summary.uploaded_files += 1
                 summary.uploaded_bytes += entry.size
+                if events is not None:
+                    events.file(entry.subpath, entry.size, "uploaded")
                 log.debug("uploaded %s (%d bytes)", entry.subpath, entry.size)
         except BaseException:
             stopping.set()
@@ -308,7 +315,7 @@ def send(
     if summary.failed:
         _abort_open_uploads(store, dataset, revision)
         raise PartialFailureError(
-            f"{len(summary.failed)} of {len(todo)} files of {dataset} {revision} failed to upload; "
+            f"{len(summary.failed)} of {files(len(todo))} of {dataset} {revision} failed to upload; "
             "nothing was published: run the upload again to send the rest",
             summary.failed,
             summary,
@@ -342,6 +349,7 @@ def upload_revision(
     options: UploadOptions,
     progress: bool = False,
     lease: RevisionLease | None = None,
+    events: Events | None = None,
 ) -> UploadSummary:
     """The whole upload of SOURCE (``root``) as ``name`` ``revision``; hold ``lease``.
 
@@ -364,9 +372,13 @@ def upload_revision(
         raise IntegrityError(
             f"{name}/{revision}/ in {store.settings.url} holds {plural(len(plan.strays), 'object')} that "
             f"{'is' if len(plan.strays) == 1 else 'are'} not in the manifest: {some(plan.strays)}; "
-            "nothing was uploaded: use --force (force=True) to delete them"
+            "nothing was uploaded: pass force=True to delete them"
         )
     summary.stored_files = len(plan.stored)
+    if events is not None:
+        events.start(summary.files, summary.bytes, dataset=name, revision=revision, source=str(root))
+        for entry in plan.stored:
+            events.file(entry.subpath, entry.size, "present")
     if published:
         summary.overwrote = diff_manifests(old, manifest) if old is not None else None
         if old == manifest and not plan.todo and not plan.strays and publish:
@@ -378,10 +390,11 @@ def upload_revision(
         log.info("overwriting published %s %s: %s", name, revision, summary.overwrote or "invalid manifest")
         store.remove(manifest_key(name, revision))  # hidden from clients while it changes
     staged_key = staged_manifest_key(name, revision)
-    _drop_stale_staged(catalog, staged_key, manifest)
+    for key in staged_manifest_keys(name, revision):  # the legacy key too: it is read as a fallback
+        _drop_stale_staged(catalog, key, manifest)
     _abort_open_uploads(store, name, revision)  # left by an earlier run that died
     try:
-        send(store, name, revision, plan.todo, summary, options=options, progress=progress)
+        send(store, name, revision, plan.todo, summary, options=options, progress=progress, events=events)
         if plan.strays:
             store.remove_many([revision_prefix(name, revision) + subpath for subpath in plan.strays])
             summary.removed = list(plan.strays)
@@ -398,8 +411,14 @@ def upload_revision(
                 catalog, name, revision, force=force, jobs=options.jobs, trusted=trusted, lease=lease
             )
             summary.published = True
+    except DJArchiveError as error:
+        if events is not None:
+            events.end({**summary.to_dict(), "error": str(error)})
+        raise
     finally:
         summary.seconds = time.monotonic() - started
+    if events is not None:
+        events.end(summary.to_dict())
     log.info("%s", summary)
     return summary
 
@@ -421,7 +440,7 @@ def _published_manifest(
         what = f" ({files(len(old))}, {human_bytes(old.total_size)})" if old is not None else ""
         raise RevisionPublishedError(
             f"{name} {revision} is already published{what} at {catalog.settings.url}; published "
-            "revisions are immutable: choose a new revision, or use --force (force=True) "
+            "revisions are immutable: choose a new revision, or pass force=True "
             "to overwrite it"
         )
     return old, True

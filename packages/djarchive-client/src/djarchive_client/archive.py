@@ -10,6 +10,7 @@ from typing import Any
 
 from djarchive_common.catalog import Catalog
 from djarchive_common.errors import ConfigurationError, RevisionRetractedError
+from djarchive_common.events import Events
 from djarchive_common.manifest import Manifest
 from djarchive_common.transfer import job_count
 
@@ -64,6 +65,7 @@ class DJArchiveClient(Catalog):
         reuse: Sequence[str | os.PathLike[str]] = (),
         link: bool = False,
         allow_retracted: bool = False,
+        events: Events | None = None,
         paths: Iterable[str] | Mapping[str, str] | None = None,
     ) -> DownloadSummary:
         """Download a published revision into ``target_directory`` and return a summary.
@@ -106,6 +108,7 @@ class DJArchiveClient(Catalog):
             reuse=reuse,
             link=link,
             retracted=retraction,
+            events=events,
             paths=paths,
         )
 
@@ -133,6 +136,7 @@ class DJArchiveClient(Catalog):
         jobs: int | None = None,
         fast: bool = False,
         display_progress: bool = False,
+        events: Events | None = None,
     ) -> VerifyReport:
         """Compare a local copy with the revision's manifest (missing, modified, extra files).
 
@@ -150,6 +154,7 @@ class DJArchiveClient(Catalog):
             fast=fast,
             progress=display_progress,
             origin=self.settings,
+            events=events,
         )
         report.note = retraction or report.note
         return report
@@ -161,9 +166,12 @@ class DJArchiveClient(Catalog):
         jobs: int | None = None,
         fast: bool = False,
         display_progress: bool = False,
+        events: Events | None = None,
     ) -> VerifyReport:
         """Check a local copy offline against the manifest its receipt stored (no network)."""
-        return verify_offline(target_directory, jobs=job_count(jobs), fast=fast, progress=display_progress)
+        return verify_offline(
+            target_directory, jobs=job_count(jobs), fast=fast, progress=display_progress, events=events
+        )
 
     def status(self, target_directory: str | os.PathLike[str] = ".", *, offline: bool = False) -> CopyStatus:
         """What a local copy holds (its receipt) and, unless ``offline``, where its revision

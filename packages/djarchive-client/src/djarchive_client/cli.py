@@ -109,6 +109,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
         reuse=args.reuse,
         link=args.link,
         allow_retracted=args.allow_retracted,
+        events=console.events(),
     )
     if summary.retracted:
         console.warn(f"{summary.retracted}; downloaded anyway (--allow-retracted)")
@@ -127,16 +128,16 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
     from djarchive_common.parser import folder
 
     if len(args.where) not in (1, 3):
-        return _usage_error("verify", "give DATASET REVISION TARGET, or TARGET alone")
+        return _usage_error(console, "verify", "give DATASET REVISION TARGET, or TARGET alone")
     try:
         target = folder(args.where[-1])
     except argparse.ArgumentTypeError as error:
-        return _usage_error("verify", f"argument TARGET: {error}")
+        return _usage_error(console, "verify", f"argument TARGET: {error}")
     if len(args.where) == 1:
         if args.include or args.exclude:
-            return _usage_error("verify", "--include/--exclude need DATASET REVISION")
+            return _usage_error(console, "verify", "--include/--exclude need DATASET REVISION")
         report = _client(args).verify_local(
-            target, jobs=args.jobs, fast=args.fast, display_progress=console.progress
+            target, jobs=args.jobs, fast=args.fast, display_progress=console.progress, events=console.events()
         )
     else:
         report = _client(args).verify(
@@ -148,6 +149,7 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
             jobs=args.jobs,
             fast=args.fast,
             display_progress=console.progress,
+            events=console.events(),
         )
     if not console.json:
         for subpath in report.missing:
@@ -156,13 +158,22 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
             console.line(f"modified\t{subpath}\t{reason}")
         for subpath in report.extra:
             console.line(f"extra\t{subpath}")
-    console.result(report)
-    return 0 if report.intact else 1
+    if report.intact:
+        console.result(report)
+        return 0
+    message = (
+        f"{report.dataset} {report.revision} in {target} is not intact: "
+        f"{len(report.missing)} missing, {len(report.modified)} modified"
+    )
+    console.fail(message, "IntegrityError", report)
+    return 1
 
 
-def _usage_error(command: str, message: str) -> int:
-    """Print a usage error as argparse would and return its exit status."""
-    print(f"usage: {PROG} {command} ...\n{PROG} {command}: error: {message}", file=sys.stderr)
+def _usage_error(console: Console, command: str, message: str) -> int:
+    """Report bad usage the parser could not see (the usage line, one error line, the JSON
+    object with --json) and return its exit status."""
+    print(f"usage: {PROG} {command} [DATASET REVISION] TARGET [options]", file=sys.stderr)
+    console.fail(message, "UsageError")
     return 2
 
 

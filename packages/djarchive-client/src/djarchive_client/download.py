@@ -12,18 +12,20 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from djarchive_common import __version__
 from djarchive_common.errors import (
+    DJArchiveError,
     IntegrityError,
     LocalPathError,
     LocalStorageError,
     NotFoundError,
     PartialFailureError,
 )
+from djarchive_common.events import Events
 from djarchive_common.manifest import Entry, Manifest, select, select_or_fail
 from djarchive_common.manifest import shard as split
 from djarchive_common.store import Store
@@ -55,7 +57,17 @@ class DownloadOptions:
 
 @dataclass
 class DownloadSummary:
-    """What a download did. ``failed`` maps subpaths to the reason they failed."""
+    """What a download did. ``failed`` maps subpaths to the reason they failed.
+
+    It also unpacks as the original tool's pair, ``found, errors = c.download(...)``:
+
+    * ``found``: the selected files that are in place and verified after the call,
+      fetched now or already present (``fetched_files + present_files``); in a dry run,
+      those already present;
+    * ``errors``: the selected files that failed (``len(failed)``). A download with
+      failures raises :class:`~djarchive_common.errors.PartialFailureError`, whose
+      ``.summary`` is this object, so a returned summary always has ``errors == 0``.
+    """
 
     dataset: str
     revision: str
@@ -82,6 +94,20 @@ class DownloadSummary:
     def ok(self) -> bool:
         """True when every selected file is in place and verified."""
         return not self.failed
+
+    @property
+    def found(self) -> int:
+        """Selected files in place and verified after the call (fetched now or already present)."""
+        return self.fetched_files + self.present_files
+
+    @property
+    def errors(self) -> int:
+        """Selected files that failed."""
+        return len(self.failed)
+
+    def __iter__(self) -> Iterator[int]:
+        """``found, errors = summary``: the original tool's return value."""
+        return iter((self.found, self.errors))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -152,6 +178,7 @@ class _Scheduler:
         self.local = fetcher.local
         self.options = options
         self.summary = summary
+        self.events = fetcher.progress.events
 
     def run(self, todo: Sequence[Entry]) -> None:
         """Fetch every entry. A large file whose assembled sha256 is wrong cannot say which range
@@ -205,6 +232,8 @@ class _Scheduler:
                     summary.failed[entry.subpath] = str(error)
                     log.debug("failed: %s: %s", entry.subpath, error)
                     fetcher.progress.file_done()
+                    if self.events is not None:
+                        self.events.file(entry.subpath, entry.size, "failed", str(error))
                     continue
                 if placed is None:  # a range of a file that is not complete yet
                     continue
@@ -212,6 +241,8 @@ class _Scheduler:
                 summary.fetched_files += 1
                 summary.fetched_bytes += entry.size
                 fetcher.progress.file_done()
+                if self.events is not None:
+                    self.events.file(entry.subpath, entry.size, "fetched")
                 log.debug("fetched %s (%d bytes)", entry.subpath, entry.size)
                 if time.monotonic() - last_save > RECORD_SAVE_SECONDS:
                     self.local.save_record()
@@ -263,7 +294,9 @@ def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[Loca
     return sources
 
 
-def _use_local_content(local: LocalCopy, plan: Plan, summary: DownloadSummary, link: bool) -> list[Entry]:
+def _use_local_content(
+    local: LocalCopy, plan: Plan, summary: DownloadSummary, link: bool, events: Events | None
+) -> list[Entry]:
     """Stage the copies (every source read before anything is replaced), move what moved, then
     place the copies; return the entries whose local content turned out unusable (to fetch)."""
     staged: list[tuple[Entry, str, os.stat_result]] = []
@@ -283,12 +316,16 @@ def _use_local_content(local: LocalCopy, plan: Plan, summary: DownloadSummary, l
         local.remember(entry, local.move(old, entry.subpath))
         summary.reused_files += 1
         summary.reused_bytes += entry.size
+        if events is not None:
+            events.file(entry.subpath, entry.size, "reused")
     for entry, part, status in staged:
         local.forget(entry.subpath)
         local.place(part, entry.subpath)
         local.remember(entry, status)
         summary.reused_files += 1
         summary.reused_bytes += entry.size
+        if events is not None:
+            events.file(entry.subpath, entry.size, "reused")
     return unusable
 
 
@@ -332,6 +369,7 @@ def download_revision(
     reuse: Sequence[str | os.PathLike[str]] = (),
     link: bool = False,
     retracted: str | None = None,
+    events: Events | None = None,
     paths: Iterable[str] | Mapping[str, str] | None = None,
 ) -> DownloadSummary:
     """Download the selected files of a revision into ``target``; raise if any file failed.
@@ -341,13 +379,49 @@ def download_revision(
     copied instead of fetched, and when TARGET holds another revision of the dataset it is
     upgraded in place. A successful download leaves a receipt (:mod:`receipt`). ``shard`` (K, N)
     takes only the K-th of N byte-balanced parts of the selection: N runs, on one machine or many
-    sharing TARGET, together download it all (see :func:`manifest.shard`).
+    sharing TARGET, together download it all (see :func:`manifest.shard`). ``events`` receives
+    machine-readable progress (:mod:`djarchive_common.events`).
 
     ``paths`` names the files exactly (no globs), each placed at its subpath or at the local
     path it maps to (see :func:`_named`): files added to TARGET, as fsspec's ``get`` wants, not a
     copy of the revision, so TARGET is neither upgraded nor given a receipt (nor is it by shards).
     """
-    options = options or DownloadOptions()
+    try:
+        summary = _download(
+            store, manifest, dataset, revision, target, create_target, include, exclude,
+            options or DownloadOptions(), progress, dry_run, shard, reuse, link, retracted, events, paths,
+        )  # fmt: skip
+    except DJArchiveError as error:
+        if events is not None:
+            result = error.summary if isinstance(error, PartialFailureError) else None
+            data = result.to_dict() if isinstance(result, DownloadSummary) else {"ok": False}
+            events.end({**data, "error": str(error)})
+        raise
+    if events is not None:
+        events.end(summary.to_dict())
+    return summary
+
+
+def _download(
+    store: Store,
+    manifest: Manifest,
+    dataset: str,
+    revision: str,
+    target: str | os.PathLike[str],
+    create_target: bool,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    options: DownloadOptions,
+    progress: bool,
+    dry_run: bool,
+    shard: tuple[int, int] | None,
+    reuse: Sequence[str | os.PathLike[str]],
+    link: bool,
+    retracted: str | None,
+    events: Events | None,
+    paths: Iterable[str] | Mapping[str, str] | None,
+) -> DownloadSummary:
+    """:func:`download_revision`, without the last event."""
     started = time.monotonic()
     selected = select_or_fail(manifest, include, exclude, f"{dataset} {revision}")
     keys: dict[str, str] = {}
@@ -365,6 +439,8 @@ def download_revision(
         shard=shard,
         retracted=retracted,
     )
+    if events is not None and not dry_run:
+        events.start(len(selected), summary.bytes, dataset=dataset, revision=revision, target=str(target))
     if dry_run and not target_path(target).exists():
         summary.planned = list(selected)
         summary.plan = Plan(fetch=list(selected))
@@ -403,10 +479,17 @@ def download_revision(
             if upgrade is not None:  # from here on TARGET is neither revision until this run ends
                 receipt = _receipt(store, manifest, summary, include, exclude, UPGRADING, previous=upgrade[0])
                 local.write_receipt(receipt, manifest, upgrade[1])
-            todo = actions.fetch + _use_local_content(local, actions, summary, link)
+            if events is not None:
+                for entry in actions.keep:
+                    events.file(entry.subpath, entry.size, "present")
+            todo = actions.fetch + _use_local_content(local, actions, summary, link, events)
             total = sum(entry.size for entry in todo)
             with Progress(
-                total, len(todo), enabled=progress and bool(todo), description=f"{dataset} {revision}"
+                total,
+                len(todo),
+                enabled=progress and bool(todo),
+                description=f"{dataset} {revision}",
+                events=events,
             ) as bar:
                 fetcher = Fetcher(
                     store, dataset, revision, local, bar, buffer_size=options.buffer_size, keys=keys
@@ -418,6 +501,8 @@ def download_revision(
                 summary.removed.append(entry.subpath)
             for subpath, why in actions.conflicts.items():
                 summary.failed[subpath] = f"{why}; move it away (or delete it) and download again"
+                if events is not None:
+                    events.file(subpath, 0, "failed", summary.failed[subpath])
             if not summary.failed and not loose:
                 local.write_receipt(_receipt(store, manifest, summary, include, exclude, COMPLETE), manifest)
     finally:

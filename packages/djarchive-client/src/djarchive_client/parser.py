@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from djarchive_common.parser import add_completion_command, add_jobs_option, folder, new_parser, shard_spec
+from djarchive_common.parser import (
+    add_completion_command,
+    add_jobs_option,
+    add_progress_options,
+    folder,
+    new_parser,
+    shard_spec,
+)
 
 __all__ = ["build_parser"]
 
@@ -29,10 +36,14 @@ examples:
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the
 environment (DJARCHIVE_CLIENT_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
-DataJoint's configuration (dj.config['custom']['djarchive.client.*'] or the
-store djarchive_client in datajoint.json); else the public archive, anonymously.
+DataJoint's configuration: the store djarchive_client in datajoint.json
+(datajoint 2.x), then the custom keys djarchive.client.* and djarchive.* of
+dj_local_conf.json or ~/.datajoint_config.json (under any datajoint version);
+else the public archive, anonymously.
 
-exit status: 0 success, 1 failure (one line on stderr), 2 bad usage, 130 interrupted."""
+exit status: 0 success, 1 failure (one line on stderr), 2 bad usage or bad
+configuration, 130 interrupted. With --json a failure also prints a JSON object
+with "error" and "type" on stdout."""
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_selection(download)
     add_jobs_option(download, "parallel transfers", "small files of up to 256 KiB: twice as many")
+    add_progress_options(download)
     download.add_argument("--dry-run", action="store_true", help="show what would be fetched, fetch nothing")
     download.add_argument(
         "--shard",
@@ -145,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_selection(verify)
     add_jobs_option(verify, "parallel hashing")
+    add_progress_options(verify)
     verify.add_argument(
         "--fast",
         action="store_true",

@@ -12,6 +12,7 @@ from typing import Any
 from djarchive_common import __version__
 from djarchive_common.config import Settings
 from djarchive_common.errors import LockedError, NotFoundError
+from djarchive_common.events import Events
 from djarchive_common.manifest import Entry, Manifest, matches, select_or_fail
 from djarchive_common.text import files
 from djarchive_common.transfer import DEFAULT_WORKERS, hash_files
@@ -83,6 +84,7 @@ def verify_copy(
     fast: bool = False,
     progress: bool = False,
     origin: Settings | None = None,
+    events: Events | None = None,
 ) -> VerifyReport:
     """Hash every selected file under ``target`` and compare it with the manifest.
 
@@ -96,6 +98,8 @@ def verify_copy(
     report = VerifyReport(
         dataset, revision, str(target), files=len(selected), bytes=sum(e.size for e in selected)
     )
+    if events is not None:
+        events.start(len(selected), report.bytes, dataset=dataset, revision=revision, target=str(target))
     local = LocalCopy(target)
     try:
         if fast:
@@ -132,6 +136,11 @@ def verify_copy(
                 report.modified[entry.subpath] = f"sha256 {result[1]}, expected {entry.sha256}"
             else:
                 report.verified += 1
+        if events is not None:
+            sizes = {entry.subpath: entry.size for entry in selected}
+            bad = {**dict.fromkeys(report.missing, "missing"), **report.modified}
+            for subpath, size in sizes.items():
+                events.file(subpath, size, "failed" if subpath in bad else "verified", bad.get(subpath))
         walked = list(local.walk())
         if report.intact and origin is not None:
             _note_verified(local, manifest, report, include, exclude, origin)
@@ -144,6 +153,8 @@ def verify_copy(
     report.missing.sort()
     report.modified = dict(sorted(report.modified.items()))
     report.seconds = time.monotonic() - started
+    if events is not None:
+        events.end(report.to_dict())
     return report
 
 
@@ -197,7 +208,12 @@ def _note_verified(
 
 
 def verify_offline(
-    target: str | os.PathLike[str], *, jobs: int = DEFAULT_WORKERS, fast: bool = False, progress: bool = False
+    target: str | os.PathLike[str],
+    *,
+    jobs: int = DEFAULT_WORKERS,
+    fast: bool = False,
+    progress: bool = False,
+    events: Events | None = None,
 ) -> VerifyReport:
     """Check a copy against the manifest its receipt stored (itself checked against the receipt's
     sha256 first), with the receipt's selection; no network."""
@@ -222,6 +238,7 @@ def verify_offline(
         jobs=jobs,
         fast=fast,
         progress=progress,
+        events=events,
     )
     if receipt.state == UPGRADING:
         report.note = f"an upgrade from {receipt.previous} to {receipt.revision} did not finish"

@@ -25,7 +25,9 @@ from .errors import (
     RevisionRetractedError,
 )
 from .layout import (
+    LEGACY_STAGING_PREFIX,
     MANIFEST_NAME,
+    SEPARATOR,
     STAGING_PREFIX,
     check_name,
     is_valid_name,
@@ -33,12 +35,13 @@ from .layout import (
     natural_key,
     retracted_manifest_key,
     revision_prefix,
-    staged_manifest_key,
+    staged_manifest_keys,
+    staged_revision,
     tombstone_key,
 )
 from .manifest import Entry, Manifest, parse_manifest, select_or_fail
 from .store import Store, StoreOptions
-from .text import human_bytes
+from .text import files, human_bytes
 from .transfer import run_parallel
 
 __all__ = [
@@ -130,7 +133,8 @@ class RevisionInfo:
         }
 
     def __str__(self) -> str:
-        return f"{self.dataset} {self.revision}: {self.state}, {self.files} files ({human_bytes(self.bytes)})"
+        size = human_bytes(self.bytes)
+        return f"{self.dataset} {self.revision}: {self.state}, {files(self.files)} ({size})"
 
 
 class Catalog:
@@ -300,18 +304,18 @@ class Catalog:
         return parse_manifest(data, source=key)
 
     def _staged(self, dataset: str | None = None) -> set[tuple[str, str]]:
-        """(dataset, revision) of every staged manifest."""
-        prefix = STAGING_PREFIX + (f"{dataset}/" if dataset else "")
+        """(dataset, revision) of every staged manifest, at its current or its legacy key."""
+        prefixes = (
+            (STAGING_PREFIX + f"{dataset}{SEPARATOR}", LEGACY_STAGING_PREFIX + f"{dataset}/")
+            if dataset
+            else (STAGING_PREFIX, LEGACY_STAGING_PREFIX)
+        )
         found = set()
-        for info in self.store.objects(prefix):
-            parts = info.key[len(STAGING_PREFIX) :].split("/")
-            if (
-                len(parts) == 3
-                and parts[2] == MANIFEST_NAME
-                and is_valid_name(parts[0])
-                and is_valid_name(parts[1])
-            ):
-                found.add((parts[0], parts[1]))
+        for prefix in prefixes:
+            for info in self.store.objects(prefix):
+                pair = staged_revision(info.key)
+                if pair is not None:
+                    found.add(pair)
         return found
 
     def revision_state(
@@ -320,7 +324,7 @@ class Catalog:
         """The state of one revision; None when nothing (``published_only``: nothing published) is stored."""
         candidates = [(PUBLISHED, manifest_key(dataset, revision))]
         if staged is not False and not published_only:
-            candidates.append((STAGED, staged_manifest_key(dataset, revision)))
+            candidates += [(STAGED, key) for key in staged_manifest_keys(dataset, revision)]
         if not published_only:
             candidates.append((RETRACTED, retracted_manifest_key(dataset, revision)))
         for state, key in candidates:

@@ -5,14 +5,21 @@ Highest precedence first:
 1. explicit arguments (Python keywords, CLI flags);
 2. the environment: ``DJARCHIVE_<ROLE>_ENDPOINT``, ``_BUCKET``, ``_ACCESS_KEY``
    (alias ``_ACCESSKEY``), ``_SECRET_KEY`` (alias ``_SECRETKEY``), ``_SECURE``;
-3. DataJoint: ``dj.config['custom']['djarchive.<role>.<field>']`` (0.13/0.14,
-   falling back to the role-less ``djarchive.<field>``), or the named store
-   ``stores.djarchive_<role>`` of ``datajoint.json`` (2.x);
+3. DataJoint:
+
+   a. datajoint 2.x's named store ``stores.djarchive_<role>`` (``datajoint.json``,
+      ``DJ_STORES``, its secrets folder);
+   b. the seed's ``custom`` keys ``djarchive.<role>.<field>``, then the role-less
+      ``djarchive.<field>``: under datajoint 0.13/0.14 from ``dj.config['custom']``;
+      under datajoint 2.x (which no longer reads them) or without datajoint, read by
+      djarchive itself from the file datajoint 0.x would read, ``dj_local_conf.json`` in
+      the working directory, else ``~/.datajoint_config.json``;
 4. defaults: the public DataJoint archive, https, anonymous.
 
 datajoint is imported only when arguments and environment leave something open
-and a DataJoint configuration could exist (a config file, a ``DJ_*`` variable, or
-datajoint already imported), because importing it costs most of a second.
+and a configuration datajoint itself reads could exist (its files, a ``DJ_*``
+variable, or datajoint already imported), because importing it costs most of a
+second; ``dj_local_conf.json`` under datajoint 2.x is read without importing it.
 """
 
 from __future__ import annotations
@@ -36,7 +43,10 @@ __all__ = [
     "DEFAULT_BUCKET",
     "DEFAULT_ENDPOINT",
     "ROLES",
+    "DataJointConfig",
     "Settings",
+    "datajoint_config",
+    "datajoint_loglevel",
     "datajoint_setting",
     "resolve_settings",
 ]
@@ -131,7 +141,7 @@ def resolve_settings(
 
     if any(name not in found for name in _FIELDS) and _datajoint_configured(env):
         endpoint_open = "endpoint" not in found  # DataJoint's 'secure' belongs to DataJoint's endpoint
-        for name, (value, source) in _datajoint_values(role).items():
+        for name, (value, source) in _datajoint_values(role, env).items():
             if name == "secure":
                 if endpoint_open:
                     secure_choices.append((_parse_bool(value, source), _DATAJOINT, source))
@@ -228,14 +238,24 @@ def _valid_host_port(value: str) -> bool:
     return not port or (port.isdigit() and 0 < int(port) < 65536)
 
 
-def _datajoint_configured(env: Mapping[str, str]) -> bool:
-    """Whether a DataJoint configuration could hold djarchive settings (no import needed)."""
-    if "datajoint" in sys.modules:
-        return True
-    if any(name.startswith("DJ_") for name in env):
-        return True
+LOCAL_CONFIG = "dj_local_conf.json"  # the seed's configuration files, as datajoint 0.x reads them
+GLOBAL_CONFIG = ".datajoint_config.json"
+
+
+def _legacy_config_file(env: Mapping[str, str]) -> Path | None:
+    """The configuration file datajoint 0.x reads: ``dj_local_conf.json`` in the working
+    directory, else ``~/.datajoint_config.json`` (only the first that exists, as datajoint does)."""
     home = Path(env.get("HOME") or Path.home())
-    if Path("dj_local_conf.json").is_file() or (home / ".datajoint_config.json").is_file():
+    for path in (Path(LOCAL_CONFIG), home / GLOBAL_CONFIG):
+        if path.is_file():
+            return path
+    return None
+
+
+def _datajoint2_configured(env: Mapping[str, str]) -> bool:
+    """Whether a configuration datajoint 2.x reads could exist: a ``DJ_*`` variable, its secrets
+    folder, or ``datajoint.json`` in the working directory or above it (up to a repository root)."""
+    if any(name.startswith("DJ_") for name in env):
         return True
     if Path("/run/secrets/datajoint").is_dir():
         return True
@@ -246,6 +266,26 @@ def _datajoint_configured(env: Mapping[str, str]) -> bool:
         if (directory / ".git").exists() or (directory / ".hg").exists() or directory == directory.parent:
             return False
         directory = directory.parent
+
+
+def _datajoint_configured(env: Mapping[str, str]) -> bool:
+    """Whether a DataJoint configuration could hold djarchive settings (no import needed)."""
+    return "datajoint" in sys.modules or _legacy_config_file(env) is not None or _datajoint2_configured(env)
+
+
+def _datajoint_major() -> int | None:
+    """The major version of the installed datajoint, without importing it; None when it is absent."""
+    module = sys.modules.get("datajoint")
+    version = getattr(module, "__version__", None) if module is not None else None
+    if version is None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("datajoint")
+        except metadata.PackageNotFoundError:
+            return None
+    head = str(version).split(".", 1)[0]
+    return int(head) if head.isdigit() else None
 
 
 def _import_datajoint() -> ModuleType | None:
@@ -276,26 +316,72 @@ def _config_get(config: Any, key: str) -> Any:
         return None
 
 
-def _datajoint_values(role: str) -> dict[str, tuple[Any, str]]:
-    """Settings for ``role`` from DataJoint's custom section (0.13/0.14) or named stores (2.x)."""
-    datajoint = _import_datajoint()
-    if datajoint is None:
-        return {}
-    values: dict[str, tuple[Any, str]] = {}
-    _warn_about_unread_local_conf(datajoint)
-    custom = _config_get(datajoint.config, "custom")
-    stores = _config_get(datajoint.config, "stores")
+def _read_json(path: Path) -> dict[str, Any]:
+    """A configuration file's JSON object; a ConfigurationError naming the file if it is unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path} does not hold a JSON object")
+    return data
+
+
+@dataclass(frozen=True)
+class DataJointConfig:
+    """What djarchive reads of DataJoint's configuration.
+
+    ``config`` is ``datajoint.config`` when datajoint is consulted, else None. ``custom`` is
+    the seed's ``custom`` section: under datajoint 0.x, ``dj.config['custom']`` (datajoint
+    read it from ``dj_local_conf.json`` or ``~/.datajoint_config.json``, and callers may
+    change it at run time); under datajoint 2.x, which reads neither file, or without
+    datajoint, djarchive reads the same file itself (JSON, no datajoint import needed).
+    ``custom_source`` names where ``custom`` came from, for messages.
+    """
+
+    major: int | None = None
+    config: Any = None
+    custom: Mapping[str, Any] = field(default_factory=dict)
+    custom_source: str = "datajoint config"
+
+
+def datajoint_config(environ: Mapping[str, str] | None = None) -> DataJointConfig:
+    """DataJoint's configuration as djarchive reads it; datajoint is imported only when its
+    own configuration could hold something (see :class:`DataJointConfig`)."""
+    env = os.environ if environ is None else environ
+    legacy = _legacy_config_file(env)
+    major = _datajoint_major()
+    config = None
+    if "datajoint" in sys.modules or (legacy is not None if major == 0 else _datajoint2_configured(env)):
+        datajoint = _import_datajoint() if major is not None else None
+        config = datajoint.config if datajoint is not None else None
+    if major == 0:
+        custom = _config_get(config, "custom") if config is not None else None
+        return DataJointConfig(major, config, custom if isinstance(custom, Mapping) else {})
+    if legacy is None:
+        return DataJointConfig(major, config)
+    custom = _read_json(legacy).get("custom")
+    if not isinstance(custom, Mapping):
+        return DataJointConfig(major, config, {}, str(legacy))
+    log.debug("reading the custom section of %s (datajoint %s does not read it)", legacy, major or "-")
+    return DataJointConfig(major, config, custom, str(legacy))
+
+
+def _datajoint_values(role: str, env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    """Settings for ``role`` from DataJoint: its named store ``stores.djarchive_<role>`` first,
+    then the ``custom`` keys ``djarchive.<role>.<field>``, then the role-less ``djarchive.<field>``."""
+    dj = datajoint_config(env)
+    stores = _config_get(dj.config, "stores") if dj.config is not None else None
     store = stores.get(f"djarchive_{role}") if isinstance(stores, Mapping) else None
+    values: dict[str, tuple[Any, str]] = {}
     for name in (*_FIELDS, "secure"):
         candidates = []
-        if isinstance(custom, Mapping):
-            key = f"djarchive.{role}.{name}"
-            candidates.append((custom.get(key), f"datajoint config custom['{key}']"))
         if isinstance(store, Mapping):
             candidates.append((store.get(name), f"datajoint config stores.djarchive_{role}.{name}"))
-        if isinstance(custom, Mapping):
-            key = f"djarchive.{name}"
-            candidates.append((custom.get(key), f"datajoint config custom['{key}']"))
+        for key in (f"djarchive.{role}.{name}", f"djarchive.{name}"):
+            candidates.append((dj.custom.get(key), f"{dj.custom_source} custom['{key}']"))
         for value, source in candidates:
             if value not in (None, ""):
                 values[name] = (value, source)
@@ -303,38 +389,46 @@ def _datajoint_values(role: str) -> dict[str, tuple[Any, str]]:
     return values
 
 
-def _warn_about_unread_local_conf(datajoint: ModuleType) -> None:
-    """datajoint 2.x ignores dj_local_conf.json: say so when it holds djarchive settings."""
-    if not str(getattr(datajoint, "__version__", "0")).split(".")[0].isdigit():
-        return
-    if int(str(datajoint.__version__).split(".")[0]) < 2 or not Path("dj_local_conf.json").is_file():
-        return
-    try:
-        custom = json.loads(Path("dj_local_conf.json").read_text(encoding="utf-8")).get("custom") or {}
-    except (OSError, ValueError, AttributeError):
-        return
-    if any(str(key).startswith("djarchive.") for key in custom):
-        log.warning(
-            "dj_local_conf.json has djarchive settings, but datajoint %s does not read that file: "
-            "put them in datajoint.json as stores.djarchive_client / stores.djarchive_admin "
-            "(see the README, 'Configuration')",
-            datajoint.__version__,
-        )
-
-
 def datajoint_setting(*keys: str, environ: Mapping[str, str] | None = None) -> Any:
-    """The first of ``keys`` set in DataJoint's configuration ('custom.x' reads the custom section)."""
-    if not _datajoint_configured(os.environ if environ is None else environ):
+    """The first of ``keys`` set in DataJoint's configuration ('custom.x' reads the custom section,
+    under either datajoint major)."""
+    env = os.environ if environ is None else environ
+    if not _datajoint_configured(env):
         return None
-    datajoint = _import_datajoint()
-    if datajoint is None:
-        return None
+    dj = datajoint_config(env)
     for key in keys:
         if key.startswith("custom."):
-            custom = _config_get(datajoint.config, "custom")
-            value = custom.get(key[len("custom.") :]) if isinstance(custom, Mapping) else None
+            value = dj.custom.get(key[len("custom.") :])
         else:
-            value = _config_get(datajoint.config, key)
+            value = _config_get(dj.config, key) if dj.config is not None else None
         if value not in (None, ""):
             return value
     return None
+
+
+def datajoint_loglevel(environ: Mapping[str, str] | None = None) -> str | None:
+    """DataJoint's ``loglevel`` when the user set it, else None: its default (INFO) is not a choice.
+
+    Set means: the ``DJ_LOG_LEVEL`` variable (both majors); under datajoint 0.x, ``loglevel`` in
+    the configuration file it read (or changed at run time); under datajoint 2.x, ``loglevel``
+    in ``datajoint.json`` or set on ``dj.config`` (pydantic's set fields).
+    """
+    env = os.environ if environ is None else environ
+    if env.get("DJ_LOG_LEVEL"):
+        return env["DJ_LOG_LEVEL"]
+    if not _datajoint_configured(env):
+        return None
+    dj = datajoint_config(env)
+    if dj.config is None:
+        return None
+    value = _config_get(dj.config, "loglevel")
+    if not value:
+        return None
+    if dj.major == 0:
+        legacy = _legacy_config_file(env)
+        in_file = legacy is not None and "loglevel" in _read_json(legacy)
+        return str(value) if in_file or str(value).upper() != "INFO" else None
+    fields_set = getattr(dj.config, "model_fields_set", None)
+    if fields_set is None:  # a datajoint without pydantic settings: only a change from the default counts
+        return str(value) if str(value).upper() != "INFO" else None
+    return str(value) if "loglevel" in fields_set else None

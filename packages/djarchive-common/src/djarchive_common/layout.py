@@ -1,10 +1,24 @@
 """The archive's key layout and naming rules: pure functions, no I/O.
 
 Published data lives at ``<dataset>/<revision>/<subpath>`` with the manifest,
-written last, at ``<dataset>/<revision>/djarchive-manifest.csv``. A staged
-(uploaded, not yet published) revision keeps its manifest under
-``.djarchive/staging/<dataset>/<revision>/``: outside every revision prefix,
-under a name no dataset can have, so clients never see it.
+written last, at ``<dataset>/<revision>/djarchive-manifest.csv``.
+
+djarchive's own bookkeeping lives in flat top-level keys, with no ``/`` in them, so
+that it creates no top-level prefix: the archive's original client lists every
+top-level prefix as a dataset (and every prefix under ``<dataset>/`` as a revision),
+and would otherwise show the bookkeeping as a dataset. The parts of these keys are
+joined by ``~``, which no dataset or revision name can contain::
+
+    .djarchive~staging~<dataset>~<revision>~djarchive-manifest.csv   a staged manifest
+    .djarchive~locks~<dataset>~<revision>.lock                       a revision's lease
+
+A staged (uploaded, not yet published) revision keeps its manifest at the staging key:
+outside every revision prefix, under a name no dataset can have, so no client, old or
+new, sees it. Earlier versions staged manifests at
+``.djarchive/staging/<dataset>/<revision>/djarchive-manifest.csv``; that key is still
+read (publish, listings) and deleted, never written. What belongs to one revision
+(its retraction record, its kept manifest, signatures) lives under the revision's own
+prefix, under the reserved names below, and creates no new top-level prefix either.
 """
 
 from __future__ import annotations
@@ -15,23 +29,29 @@ import unicodedata
 from .errors import InvalidNameError
 
 __all__ = [
+    "LEGACY_STAGING_PREFIX",
+    "LOCKS_PREFIX",
     "MANIFEST_NAME",
     "RESERVED_NAMES",
     "RETRACTED_MANIFEST_NAME",
     "SIGNATURE_NAME",
     "STATE_FOLDER",
-    "TOMBSTONE_NAME",
+    "SEPARATOR",
     "STAGING_PREFIX",
+    "TOMBSTONE_NAME",
     "check_name",
     "check_subpath",
-    "lock_key",
     "is_valid_name",
+    "legacy_staged_manifest_key",
+    "lock_key",
     "manifest_key",
     "natural_key",
     "object_key",
     "retracted_manifest_key",
     "revision_prefix",
     "staged_manifest_key",
+    "staged_manifest_keys",
+    "staged_revision",
     "subpath_of",
     "subpath_problem",
     "tombstone_key",
@@ -43,8 +63,10 @@ TOMBSTONE_NAME = "djarchive-retraction.json"  # why and when a revision was retr
 RETRACTED_MANIFEST_NAME = "djarchive-manifest.retracted.csv"  # a retracted revision's manifest, kept
 RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME, TOMBSTONE_NAME, RETRACTED_MANIFEST_NAME})
 STATE_FOLDER = ".djarchive"  # djarchive's own folder in a local copy; no manifest path may enter it
-STAGING_PREFIX = ".djarchive/staging/"
-LOCKS_PREFIX = ".djarchive/locks/"
+SEPARATOR = "~"  # joins the parts of bookkeeping keys; no dataset or revision name contains it
+STAGING_PREFIX = ".djarchive~staging~"
+LOCKS_PREFIX = ".djarchive~locks~"
+LEGACY_STAGING_PREFIX = ".djarchive/staging/"  # read and deleted, never written
 MAX_SUBPATH_BYTES = 1024  # S3 keys are limited to 1024 bytes
 MAX_COMPONENT_BYTES = 255  # the common file-system limit on one name
 
@@ -148,14 +170,42 @@ def retracted_manifest_key(dataset: str, revision: str) -> str:
     return revision_prefix(dataset, revision) + RETRACTED_MANIFEST_NAME
 
 
+def _flat(dataset: str, revision: str) -> str:
+    """``<dataset>~<revision>``, checked."""
+    return f"{check_name(dataset)}{SEPARATOR}{check_name(revision, 'revision')}"
+
+
 def staged_manifest_key(dataset: str, revision: str) -> str:
-    """Where a staged revision's manifest waits for publish."""
-    return STAGING_PREFIX + revision_prefix(dataset, revision) + MANIFEST_NAME
+    """Where a staged revision's manifest waits for publish (a flat top-level key)."""
+    return f"{STAGING_PREFIX}{_flat(dataset, revision)}{SEPARATOR}{MANIFEST_NAME}"
+
+
+def legacy_staged_manifest_key(dataset: str, revision: str) -> str:
+    """Where earlier versions staged a revision's manifest (read and deleted, never written)."""
+    return LEGACY_STAGING_PREFIX + revision_prefix(dataset, revision) + MANIFEST_NAME
+
+
+def staged_manifest_keys(dataset: str, revision: str) -> tuple[str, str]:
+    """Every key a staged manifest may be at, in the order to read them: current, legacy."""
+    return staged_manifest_key(dataset, revision), legacy_staged_manifest_key(dataset, revision)
+
+
+def staged_revision(key: str) -> tuple[str, str] | None:
+    """(dataset, revision) of a staged manifest's key, current or legacy; None for any other key."""
+    if key.startswith(STAGING_PREFIX):
+        parts = key[len(STAGING_PREFIX) :].split(SEPARATOR)
+    elif key.startswith(LEGACY_STAGING_PREFIX):
+        parts = key[len(LEGACY_STAGING_PREFIX) :].split("/")
+    else:
+        return None
+    if len(parts) == 3 and parts[2] == MANIFEST_NAME and is_valid_name(parts[0]) and is_valid_name(parts[1]):
+        return parts[0], parts[1]
+    return None
 
 
 def lock_key(dataset: str, revision: str) -> str:
     """The lease object held while a revision is being written (upload, publish, retract)."""
-    return LOCKS_PREFIX + revision_prefix(dataset, revision).rstrip("/") + ".lock"
+    return f"{LOCKS_PREFIX}{_flat(dataset, revision)}.lock"
 
 
 def subpath_of(prefix: str, key: str) -> str:

@@ -58,17 +58,19 @@ class RedactingFormatter(logging.Formatter):
 
 
 def resolve_log_options(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
-    """The log level and log file from ``DJARCHIVE_LOGLEVEL``/``DJARCHIVE_LOGFILE``, else DataJoint."""
-    from .config import datajoint_setting
+    """The log level and log file: ``DJARCHIVE_LOGLEVEL``/``DJARCHIVE_LOGFILE``, else DataJoint's
+    ``custom['djarchive.loglevel']``/``custom['djarchive.logfile']`` (or the original's
+    ``custom['logfile']``), else a ``loglevel`` the user set for DataJoint. DataJoint's default
+    level (INFO) is not taken: djarchive's own default is WARNING (see :func:`setup_logging`)."""
+    from .config import datajoint_loglevel, datajoint_setting
 
     env = os.environ if environ is None else environ
     level = env.get("DJARCHIVE_LOGLEVEL") or None
     logfile = env.get("DJARCHIVE_LOGFILE") or None
-    if level is None or logfile is None:
-        if level is None:
-            level = datajoint_setting("custom.djarchive.loglevel", "loglevel", environ=env)
-        if logfile is None:
-            logfile = datajoint_setting("custom.djarchive.logfile", "custom.logfile", environ=env)
+    if level is None:
+        level = datajoint_setting("custom.djarchive.loglevel", environ=env) or datajoint_loglevel(env)
+    if logfile is None:
+        logfile = datajoint_setting("custom.djarchive.logfile", "custom.logfile", environ=env)
     return (str(level) if level else None), (str(logfile) if logfile else None)
 
 

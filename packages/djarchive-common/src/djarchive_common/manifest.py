@@ -4,9 +4,23 @@ One line per file, no header, every field double-quoted::
 
     "<size in bytes>","<sha256, 64 lowercase hex>","<posix subpath>"
 
-written with ``\\n`` line ends and sorted by subpath, byte-compatible with the
-archive's original tool. A manifest that breaks any rule is rejected as a
-whole, with an error naming the line.
+written as UTF-8 with ``\\n`` line ends, sorted by subpath. A manifest that breaks
+any rule is rejected as a whole, with an error naming the line.
+
+Compatibility with the archive's original tool is of the *format*, both ways; the bytes
+are not the same file for file, because the original wrote its lines in directory-walk
+order and this module sorts them (the order means nothing to either reader):
+
+* we read the manifests the original wrote: the same three quoted fields with ``\\n``
+  ends, in any order (CRLF ends and a UTF-8 BOM are accepted too);
+* the original reads the manifests we write: its reader splits a line at commas and
+  drops every double quote, which works for every path without ``,`` or ``"``.
+
+A path with ``,`` or ``"`` never worked with the original, whoever wrote the manifest:
+its reader breaks on it. We write such a path as standard CSV (the field quoted, inner
+quotes doubled); the original wrote a ``"`` unescaped, a line that is not valid CSV and
+that we refuse, naming the line, as we refuse any path that breaks the naming rules of
+:mod:`djarchive_common.layout`.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ from typing import NamedTuple, overload
 
 from .errors import ManifestError, NotFoundError
 from .layout import MANIFEST_NAME, subpath_problem
+from .text import files
 
 __all__ = [
     "MANIFEST_NAME",
@@ -96,7 +111,7 @@ class Manifest(Sequence[Entry]):
         return NotImplemented
 
     def __repr__(self) -> str:
-        return f"<Manifest: {len(self)} files, {self.total_size} bytes>"
+        return f"<Manifest: {files(len(self))}, {self.total_size} bytes>"
 
     def get(self, subpath: str) -> Entry | None:
         """The entry for ``subpath``, or None."""

@@ -8,19 +8,46 @@ loaded for ``--help``, for completion and to render the man pages, so they impor
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from .transfer import DEFAULT_WORKERS, MAX_JOBS
 
 __all__ = [
+    "ArgumentParser",
+    "UsageError",
     "add_completion_command",
     "add_connection_options",
     "add_jobs_option",
+    "add_progress_options",
     "folder",
     "jobs_count",
     "new_parser",
     "shard_spec",
 ]
+
+
+class UsageError(SystemExit):
+    """Bad usage: argparse has printed the usage and ``prog: error: message`` and exits with 2;
+    ``message`` is kept so that a --json caller can be told too."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(2)
+        self.prog = prog
+        self.message = message
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors raise :class:`UsageError` (a ``SystemExit(2)``, as
+    argparse's own) after printing exactly what argparse prints. Its subcommands' parsers are
+    of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise UsageError(self.prog, message)
+
 
 Command = Callable[[str, str, str], argparse.ArgumentParser]
 
@@ -50,6 +77,23 @@ def shard_spec(text: str) -> tuple[int, int]:
     if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count) <= 100_000):
         raise argparse.ArgumentTypeError(f"invalid shard {text!r}: use K/N with 1 <= K <= N, e.g. 2/8")
     return int(index), int(count)
+
+
+def add_progress_options(parser: argparse.ArgumentParser) -> None:
+    """``--progress bar|jsonl|none`` and ``--events FILE``: progress for people or for machines."""
+    parser.add_argument(
+        "--progress",
+        choices=("bar", "jsonl", "none"),
+        default=None,
+        help="bar (default on a terminal), jsonl: one JSON event per line (start, file, progress, end) "
+        "on stderr or in --events FILE, for workflow engines; none",
+    )
+    parser.add_argument(
+        "--events",
+        metavar="FILE",
+        default=None,
+        help="write the jsonl events to FILE (implies --progress jsonl)",
+    )
 
 
 def add_jobs_option(parser: argparse.ArgumentParser, what: str, note: str = "") -> None:
@@ -104,7 +148,7 @@ def new_parser(
 ) -> tuple[argparse.ArgumentParser, Command, argparse._SubParsersAction]:
     """A top-level parser with --version and the connection options, and a factory for its
     subcommands (each accepting the connection options too, before or after its name)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=prog,
         description=description,
         epilog=epilog,

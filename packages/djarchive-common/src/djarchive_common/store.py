@@ -35,6 +35,7 @@ from .errors import (
 )
 from .lazy import lazy_exports
 from .logs import register_secrets
+from .text import plural
 from .transfer import MAX_JOBS, RetryPolicy, retry_call
 
 if TYPE_CHECKING:
@@ -319,7 +320,7 @@ class Store:
         if isinstance(exc, http.SSLError):
             return TransferError(
                 f"{what}: TLS failure talking to {self.settings.endpoint} ({_reason(exc)}); "
-                "for a private CA set SSL_CERT_FILE, for a plain-http endpoint use --insecure"
+                "for a private CA set SSL_CERT_FILE, for a plain-http endpoint pass secure=False"
             )
         if isinstance(exc, (http.NewConnectionError, http.ConnectTimeoutError, http.NameResolutionError)):
             return EndpointUnreachableError(
@@ -573,7 +574,7 @@ class Store:
                     first = errors[0]
                     raise TransferError(f"deleting {first.name}: {first.code} {first.message}")
 
-            self.call(f"deleting {len(batch)} objects", delete)
+            self.call(f"deleting {plural(len(batch), 'object')}", delete)
 
 
 _MINIO_IMPORT = threading.Lock()

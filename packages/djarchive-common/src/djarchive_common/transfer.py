@@ -28,9 +28,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import DJArchiveError, EndpointUnreachableError
+
+if TYPE_CHECKING:
+    from .events import Events
 
 __all__ = [
     "BUFFER_SIZE",
@@ -244,8 +247,17 @@ def hash_files(
 class Progress:
     """One progress bar (bytes, files, rate, ETA) on stderr; a silent counter when disabled."""
 
-    def __init__(self, total_bytes: int, total_files: int, *, enabled: bool, description: str = ""):
+    def __init__(
+        self,
+        total_bytes: int,
+        total_files: int,
+        *,
+        enabled: bool,
+        description: str = "",
+        events: Events | None = None,
+    ):
         self.total_files = total_files
+        self.events = events
         self.files_done = 0
         self.bytes_done = 0
         self._lock = threading.Lock()
@@ -271,6 +283,8 @@ class Progress:
 
     def advance(self, count: int) -> None:
         """Count ``count`` bytes moved."""
+        if self.events is not None:
+            self.events.advance(count)
         with self._lock:
             self.bytes_done += count
             if self._bar is not None:

@@ -1,0 +1,82 @@
+"""Machine-readable progress for workflow engines: one JSON object per line (``--progress jsonl``).
+
+Every object has an ``"event"`` field; these names and fields are stable (more may be added):
+
+``start``     ``files``, ``bytes`` (what the command will go through), and what it works on
+``file``      ``path``, ``bytes``, ``status`` (``fetched``, ``present``, ``reused`` or ``failed`` for a
+              download; ``verified`` or ``failed`` for a verify; ``uploaded``, ``present`` or ``failed``
+              for an upload), and ``reason`` when failed
+``progress``  running totals ``files_done``, ``bytes_done``, ``files``, ``bytes``, at most a few a second
+``end``       the command's summary (as ``--json`` prints it), always the last line
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, TextIO
+
+from .logs import redact
+
+__all__ = ["Events"]
+
+INTERVAL = 0.5  # seconds between progress events
+
+
+class Events:
+    """A stream of progress events (thread-safe; each line flushed as it is written)."""
+
+    def __init__(self, stream: TextIO, *, interval: float = INTERVAL):
+        self._stream = stream
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self.files = self.bytes = 0
+        self.files_done = self.bytes_done = 0
+
+    def emit(self, event: str, **fields: Any) -> None:
+        """Write one event."""
+        line = redact(json.dumps({"event": event, **fields}, ensure_ascii=False))
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def start(self, files: int, bytes: int, **fields: Any) -> None:
+        """The command starts on ``files`` files of ``bytes`` bytes."""
+        self.files, self.bytes = files, bytes
+        self.emit("start", files=files, bytes=bytes, **fields)
+
+    def file(self, path: str, size: int, status: str, reason: str | None = None) -> None:
+        """One file is done (``status``), or failed (``reason``). Bytes that moved over the network
+        (fetched, uploaded) were counted as they moved; the others count now."""
+        fields: dict[str, Any] = {"path": path, "bytes": size, "status": status}
+        if reason is not None:
+            fields["reason"] = reason
+        with self._lock:
+            self.files_done += 1
+            if status not in ("fetched", "uploaded", "failed"):
+                self.bytes_done += size
+        self.emit("file", **fields)
+        self.tick()
+
+    def advance(self, count: int) -> None:
+        """``count`` bytes moved (negative: taken back for a retry)."""
+        with self._lock:
+            self.bytes_done += count
+        self.tick()
+
+    def tick(self, force: bool = False) -> None:
+        """A ``progress`` event, unless one went out less than the interval ago."""
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._last < self._interval:
+                return
+            self._last = now
+            totals = {"files_done": self.files_done, "bytes_done": self.bytes_done}
+        self.emit("progress", **totals, files=self.files, bytes=self.bytes)
+
+    def end(self, summary: dict[str, Any]) -> None:
+        """The command is done: its summary, the last event."""
+        self.tick(force=True)
+        self.emit("end", **summary)

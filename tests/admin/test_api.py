@@ -27,10 +27,13 @@ def test_public_names():
         "RevisionInfo",
         "RevisionNotFoundError",
         "RevisionPublishedError",
+        "SignResult",
+        "SignatureError",
         "StoreCheck",
         "UploadSummary",
         "__version__",
         "admin",
+        "keygen",
     ]
     for name in djarchive_admin.__all__:
         assert hasattr(djarchive_admin, name), name

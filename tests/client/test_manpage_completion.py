@@ -10,7 +10,7 @@ from djarchive_client.cli import main
 from djarchive_client.parser import build_parser
 from tests.helpers import bash_complete, rendered_man_page
 
-SUBCOMMANDS = ("datasets", "revisions", "files", "download", "verify", "completion")
+SUBCOMMANDS = ("datasets", "revisions", "files", "download", "verify", "signature", "completion")
 
 
 def test_man_page_renders_every_subcommand(tmp_path):
@@ -42,6 +42,8 @@ def test_bash_completion(capsys, tmp_path):
     assert complete("djarchive --debug ver") == ["verify"]
     assert complete("djarchive download --in") == ["--include", "--insecure"]
     assert "--fast" in complete("djarchive verify --")
+    assert complete("djarchive download --tr") == ["--trust"]
+    assert sorted(complete("djarchive files --re")) == ["--require-signature", "--revoke"]
     assert complete("djarchive completion ") == ["bash", "zsh"]
 
 

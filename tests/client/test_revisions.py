@@ -292,3 +292,19 @@ def test_partial_failure_keeps_the_copy_marked_unfinished(two, tmp_path):
         client().download("ds", "B", target)
     receipt = json.loads((target / ".djarchive" / "receipt.json").read_text())
     assert (receipt["state"], receipt["previous"], receipt["revision"]) == ("upgrading", "A", "B")
+
+
+def test_the_receipt_and_status_name_the_signer(archive, tmp_path, capsys):
+    from djarchive_admin import admin
+    from djarchive_admin.archive import keygen
+
+    public, key_id, _ = keygen(tmp_path / "curator.key")
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "a.dat").write_bytes(b"signed data")
+    admin(sign_key=str(tmp_path / "curator.key")).upload("ds", "1", source)
+    target = tmp_path / "t"
+    client(trusted_keys=[public]).download("ds", "1", target, create_target=True)
+    receipt = json.loads((target / ".djarchive" / "receipt.json").read_text())
+    assert (receipt["signature"]["status"], receipt["signature"]["signer"]) == ("valid", key_id)
+    assert f"signed by key {key_id}" in run(capsys, "status", str(target), "--offline")[1]

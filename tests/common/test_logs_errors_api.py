@@ -23,7 +23,7 @@ def test_public_api_is_pinned():
             "LocalPathError", "LocalStorageError", "LockedError", "Manifest", "ManifestError",
             "MissingCredentialsError", "NotFoundError", "ObjectNotFoundError", "PartialFailureError",
             "PermissionDeniedError", "RevisionNotFoundError", "RevisionPublishedError",
-            "RevisionRetractedError", "Settings",
+            "RevisionRetractedError", "Settings", "SignatureError",
             "TransferError", "__version__", "parse_manifest", "read_manifest", "resolve_settings",
             "write_manifest",
         ]
@@ -32,7 +32,7 @@ def test_public_api_is_pinned():
         [
             "CopyStatus", "DJArchiveClient", "DJArchiveError", "DatasetNotFoundError", "DownloadSummary",
             "Entry", "IntegrityError", "Manifest", "ManifestDiff", "PartialFailureError",
-            "RevisionNotFoundError", "VerifyReport",
+            "RevisionNotFoundError", "SignatureError", "VerifyReport",
             "__version__", "client",
         ]
     )  # fmt: skip
@@ -52,6 +52,8 @@ def test_error_tree():
     assert issubclass(errors.InvalidNameError, ValueError)
     assert issubclass(errors.EndpointUnreachableError, errors.TransferError)
     assert issubclass(errors.MissingCredentialsError, errors.ConfigurationError)
+    assert issubclass(errors.SignatureError, errors.IntegrityError)
+    assert errors.SignatureError("s", reason="missing").reason == "missing"
     assert str(errors.DatasetNotFoundError("dataset 'x' not found")) == "dataset 'x' not found"
     assert errors.TransferError("t", retryable=True).retryable
     assert not errors.TransferError("t").retryable

@@ -232,3 +232,19 @@ def test_parser_never_crashes_on_garbage(data):
         return
     for entry in manifest:
         assert subpath_problem(entry.subpath) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        line("1", HASH, "a") + line("2", HASH, "b"),  # canonical: its own bytes
+        line("2", HASH, "b") + line("1", HASH, "a"),  # unsorted
+        (line("1", HASH, "a") + line("2", HASH, "b")).replace(b"\n", b"\r\n"),
+        b"\xef\xbb\xbf" + line("1", HASH, "a"),
+        line("01", HASH, "a"),  # a leading zero: written back without it
+        b"1," + HASH.encode() + b",a\n",  # unquoted
+    ],
+)
+def test_the_sha256_of_a_manifest_is_that_of_the_bytes_it_writes(data):
+    manifest = parse_manifest(data)
+    assert manifest.sha256 == sha256(manifest.to_bytes())

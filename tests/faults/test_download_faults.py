@@ -30,13 +30,14 @@ from tests.faults.support import (
 )
 from tests.helpers import manifest_bytes, part_files, read_tree
 
+METADATA = (MANIFEST, "djarchive-manifest.sig")  # read with the manifest, before any data
 FILES = dataset(10, 3000, big={"big/recording.bin": 1024 * KiB + 17, "big/empty.bin": 0})
 SMALL = dataset(6, 2000)
 
 
 def is_data(request: Request) -> bool:
-    """A GET of a data object (not the manifest, not a listing)."""
-    return request.method == "GET" and "?" not in request.target and not request.path.endswith(MANIFEST)
+    """A GET of a data object (not the manifest or its signatures, not a listing)."""
+    return request.method == "GET" and "?" not in request.target and not request.path.endswith(METADATA)
 
 
 def mixed(rates: dict[str, float], seed: int):
@@ -46,7 +47,7 @@ def mixed(rates: dict[str, float], seed: int):
 
     def rule(request: Request, attempt: int) -> str | None:
         kind = pick(rates, random.Random(f"{seed}|{request.key}|{attempt}").random())
-        if request.path.endswith(MANIFEST) and kind in ("short", "corrupt", "truncate"):
+        if request.path.endswith(METADATA) and kind in ("short", "corrupt", "truncate"):
             return None
         return kind
 

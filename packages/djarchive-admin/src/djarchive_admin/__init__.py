@@ -5,6 +5,7 @@
 >>> a.write_manifest('/path/to/my-dataset')
 >>> a.upload('my-dataset', '001', '/path/to/my-dataset')   # uploads, then publishes
 >>> a.retract('my-dataset', '001')                          # hidden from clients, data kept
+>>> a.upload('my-dataset', '002', '/path/to/my-dataset', sign_key='curator.key')  # signed
 """
 
 from typing import TYPE_CHECKING
@@ -21,11 +22,13 @@ if TYPE_CHECKING:
         PartialFailureError,
         RevisionNotFoundError,
         RevisionPublishedError,
+        SignatureError,
     )
 
-    from .archive import DJArchiveAdmin, admin
+    from .archive import DJArchiveAdmin, admin, keygen
     from .publish import PublishResult, RetractResult, StoreCheck
     from .scan import DEFAULT_FILENAME_FILTER
+    from .sign import SignResult
     from .upload import Overwrite, UploadSummary
 
 __version__ = "0.1.0"
@@ -44,9 +47,12 @@ _SOURCES = {
     "RevisionInfo": "djarchive_common.catalog",
     "RevisionNotFoundError": "djarchive_common.errors",
     "RevisionPublishedError": "djarchive_common.errors",
+    "SignResult": ".sign",
+    "SignatureError": "djarchive_common.errors",
     "StoreCheck": ".publish",
     "UploadSummary": ".upload",
     "admin": ".archive",
+    "keygen": ".archive",
 }
 __getattr__ = lazy_exports(__name__, _SOURCES)
 
@@ -64,8 +70,11 @@ __all__ = [
     "RevisionInfo",
     "RevisionNotFoundError",
     "RevisionPublishedError",
+    "SignResult",
+    "SignatureError",
     "StoreCheck",
     "UploadSummary",
     "__version__",
     "admin",
+    "keygen",
 ]

@@ -4,11 +4,13 @@ Where things live in the bucket (see :mod:`djarchive_common.layout`)::
 
     <dataset>/<revision>/<subpath>                                     data objects
     <dataset>/<revision>/djarchive-manifest.csv                        published manifest
+    <dataset>/<revision>/djarchive-manifest.sig                        its signatures, if signed
     .djarchive~staging~<dataset>~<revision>~djarchive-manifest.csv     staged manifest
 
 An upload sends the data, then stages the manifest; publish checks the store against
-the staged manifest, writes it at its published key (the last write, which makes the
-revision visible) and deletes the staged copy. Retract moves the manifest back to the
+the staged manifest, writes the revision's signatures when a signing key is configured, then
+the manifest at its published key (the last write, which makes the revision visible), and
+deletes the staged copy. Retract moves the manifest back to the
 staging key. The workflows are in :mod:`.upload` and :mod:`.publish`; this class checks
 names and credentials and holds the revision's lease around them.
 """
@@ -19,12 +21,12 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common import text
 from djarchive_common.catalog import Catalog, RevisionInfo
-from djarchive_common.config import Settings, datajoint_setting
-from djarchive_common.errors import LocalPathError, RevisionNotFoundError
+from djarchive_common.config import Settings, datajoint_setting, resolve_sign_key
+from djarchive_common.errors import ConfigurationError, LocalPathError, RevisionNotFoundError
 from djarchive_common.events import Events
 from djarchive_common.layout import MANIFEST_NAME, check_name, lock_key
 from djarchive_common.manifest import Manifest, write_manifest
@@ -34,9 +36,15 @@ from djarchive_common.transfer import job_count
 from .lease import RevisionLease, read_lease
 from .publish import PublishResult, RetractResult, publish_revision, purge_revision, retract_revision
 from .scan import DEFAULT_FILENAME_FILTER, build_manifest, scan_source, source_root
+from .sign import SignResult, sign_revision
 from .upload import UploadOptions, UploadSummary, upload_revision
 
-__all__ = ["DJArchiveAdmin", "admin"]
+if TYPE_CHECKING:
+    from djarchive_common.signing import SigningKey
+
+SignKey = str | os.PathLike[str]
+
+__all__ = ["DJArchiveAdmin", "admin", "keygen"]
 
 log = logging.getLogger("djarchive_admin")
 FILTER_VARIABLE = "DJARCHIVE_ADMIN_FILENAME_FILTER"
@@ -53,6 +61,10 @@ class DJArchiveAdmin(Catalog):
     matching paths are not archived. Default: ``DJARCHIVE_ADMIN_FILENAME_FILTER``, else
     DataJoint's ``djarchive.admin.filename_filter`` / ``djarchive.filename_filter``, else
     ``^\\.`` (hidden files and folders). ``''`` archives everything.
+
+    ``sign_key`` is the Ed25519 private key file (``djarchive-admin keygen``) that signs
+    revisions as they are published; default ``DJARCHIVE_ADMIN_SIGN_KEY``, else DataJoint's
+    ``djarchive.admin.sign_key``, else none (revisions are published unsigned).
     """
 
     role = "admin"
@@ -63,10 +75,12 @@ class DJArchiveAdmin(Catalog):
         *,
         options: StoreOptions | None = None,
         filename_filter: str | re.Pattern[str] | None = None,
+        sign_key: SignKey | None = None,
         **config: Any,
     ):
         super().__init__(settings, options=options, **config)
         self._filename_filter = filename_filter
+        self._sign_key = sign_key
 
     @property
     def filename_filter(self) -> str | re.Pattern[str]:
@@ -77,6 +91,24 @@ class DJArchiveAdmin(Catalog):
             )
             self._filename_filter = DEFAULT_FILENAME_FILTER if configured is None else str(configured)
         return self._filename_filter
+
+    def signer(self, sign_key: SignKey | None = None, *, required: bool = False) -> SigningKey | None:
+        """The signing key (``sign_key``, else the configured one) loaded and checked, or None
+        when none is configured (``required``: ConfigurationError)."""
+        found = resolve_sign_key(self.role, sign_key if sign_key not in (None, "") else self._sign_key)
+        if found is None:
+            if required:
+                raise ConfigurationError(
+                    "no signing key: give --sign-key KEYFILE (sign_key=...), or set "
+                    "DJARCHIVE_ADMIN_SIGN_KEY or djarchive.admin.sign_key in DataJoint's configuration; "
+                    "create one with: djarchive-admin keygen KEYFILE"
+                )
+            return None
+        from djarchive_common.signing import SigningKey
+
+        path, source = found
+        log.debug("signing key %s (%s)", path, source)
+        return SigningKey.load(path)
 
     def _lease(self, name: str, revision: str) -> RevisionLease:
         """Check the names and the credentials, then the lease that makes this the one writer."""
@@ -127,6 +159,7 @@ class DJArchiveAdmin(Catalog):
         part_size: int | None = None,
         display_progress: bool = False,
         events: Events | None = None,
+        sign_key: SignKey | None = None,
     ) -> UploadSummary:
         """Upload ``source_directory`` as revision ``revision`` of dataset ``name``, then publish it.
 
@@ -135,10 +168,17 @@ class DJArchiveAdmin(Catalog):
         written to). Objects already stored with the same size and sha256 are not sent
         again. ``publish=False`` stops after staging the manifest. A published revision is
         refused unless ``force``, which replaces it (it is hidden while the upload runs) and
-        deletes objects the new manifest does not list.
+        deletes objects the new manifest does not list. With a signing key (``sign_key``, or the
+        configured one) the revision is signed as it is published.
         """
         lease = self._lease(name, revision)
         root = source_root(source_directory)
+        if sign_key not in (None, "") and not publish:
+            raise ConfigurationError(
+                "a revision is signed as it is published: give --sign-key (sign_key=) to publish, "
+                "not to an upload with --no-publish (publish=False)"
+            )
+        signer = self.signer(sign_key) if publish else None  # checked before anything is sent
         options = UploadOptions(jobs=job_count(jobs), **({"part_size": part_size} if part_size else {}))
         with lease:
             return upload_revision(
@@ -153,19 +193,39 @@ class DJArchiveAdmin(Catalog):
                 progress=display_progress,
                 lease=lease,
                 events=events,
+                signer=signer,
             )
 
     def publish(
-        self, name: str, revision: str, *, force: bool = False, jobs: int | None = None
+        self,
+        name: str,
+        revision: str,
+        *,
+        force: bool = False,
+        jobs: int | None = None,
+        sign_key: SignKey | None = None,
     ) -> PublishResult:
         """Publish a staged revision: check every object against its manifest, then write the manifest.
 
         Refuses when a file is missing or differs (size, sha256 metadata) or when objects
         the manifest does not list lie under the revision. An already published revision
-        is refused unless ``force``.
+        is refused unless ``force``. With a signing key (``sign_key``, or the configured one)
+        its signature is written just before the manifest; signatures of other content are
+        dropped either way.
         """
+        signer = self.signer(sign_key)  # checked before the lease is taken
         with self._lease(name, revision) as lease:
-            return publish_revision(self, name, revision, force=force, jobs=job_count(jobs), lease=lease)
+            return publish_revision(
+                self, name, revision, force=force, jobs=job_count(jobs), lease=lease, signer=signer
+            )
+
+    def sign(self, name: str, revision: str, *, sign_key: SignKey | None = None) -> SignResult:
+        """Sign a published revision as it is stored, without changing it. A signature by the same
+        key replaces the earlier one; other keys' signatures of this manifest are kept."""
+        signer = self.signer(sign_key, required=True)
+        assert signer is not None
+        with self._lease(name, revision) as lease:
+            return sign_revision(self, name, revision, signer, lease=lease)
 
     def retract(
         self,
@@ -237,6 +297,15 @@ class DJArchiveAdmin(Catalog):
             return
         for info in self.revision_details(dataset, all=all):
             yield info.dataset, info.revision
+
+
+def keygen(path: str | os.PathLike[str]) -> tuple[str, str, str]:
+    """Create an Ed25519 key pair: the private key at ``path`` (mode 0600, never replacing a
+    file), the public key line at ``path.pub``. Returns (public key line, key id, .pub path)."""
+    from djarchive_common.signing import generate_key
+
+    public, public_path = generate_key(path)
+    return public.line, public.key_id, str(public_path)
 
 
 def admin(**config: Any) -> DJArchiveAdmin:

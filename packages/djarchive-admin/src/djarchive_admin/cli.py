@@ -58,6 +58,7 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
         filename_filter=args.filename_filter,
         display_progress=console.progress,
         events=console.events(),
+        sign_key=args.sign_key,
     )
     if summary.overwrote is not None:
         console.warn(f"overwrote {summary.dataset} {summary.revision}: {summary.overwrote}")
@@ -70,7 +71,39 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
 
 
 def _publish(args: argparse.Namespace, console: Console) -> int:
-    console.result(_admin(args).publish(args.dataset, args.revision, force=args.force, jobs=args.jobs))
+    admin = _admin(args)
+    console.result(
+        admin.publish(args.dataset, args.revision, force=args.force, jobs=args.jobs, sign_key=args.sign_key)
+    )
+    return 0
+
+
+def _sign(args: argparse.Namespace, console: Console) -> int:
+    console.result(_admin(args).sign(args.dataset, args.revision, sign_key=args.sign_key))
+    return 0
+
+
+def _keygen(args: argparse.Namespace, console: Console) -> int:
+    from .archive import keygen
+
+    line, key_id, public_path = keygen(args.keyfile)
+    if console.json:
+        console.emit(
+            {
+                "private_key": args.keyfile,
+                "public_key_file": public_path,
+                "public_key": line,
+                "key_id": key_id,
+            }
+        )
+        return 0
+    if not console.quiet:
+        print(
+            f"{PROG}: wrote the private key to {args.keyfile} (keep it secret) and the public key, key id "
+            f"{key_id}, to {public_path}; researchers trust it with the line below",
+            file=sys.stderr,
+        )
+    console.line(line)
     return 0
 
 
@@ -152,6 +185,8 @@ COMMANDS = {
     "manifest": _manifest,
     "upload": _upload,
     "publish": _publish,
+    "sign": _sign,
+    "keygen": _keygen,
     "retract": _retract,
     "revisions": _revisions,
     "break-lease": _break_lease,

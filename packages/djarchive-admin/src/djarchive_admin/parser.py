@@ -26,6 +26,9 @@ examples:
   djarchive-admin publish my-dataset 002
   djarchive-admin revisions --all
   djarchive-admin retract my-dataset 001
+  djarchive-admin keygen ~/.djarchive/curator.key
+  djarchive-admin upload my-dataset 003 ./my-dataset --sign-key ~/.djarchive/curator.key
+  djarchive-admin sign my-dataset 001 --sign-key ~/.djarchive/curator.key
 
 staging: an uploaded, unpublished revision keeps its manifest in the bucket at
 the key .djarchive~staging~DATASET~REVISION~djarchive-manifest.csv, where clients
@@ -39,6 +42,13 @@ dj_local_conf.json or ~/.datajoint_config.json (under any datajoint version).
 Credentials are required: there are no default ones. The filename filter:
 --filter, else DJARCHIVE_ADMIN_FILENAME_FILTER, else djarchive.admin.filename_filter
 in DataJoint's configuration, else '^\\.'.
+The signing key: --sign-key, else DJARCHIVE_ADMIN_SIGN_KEY, else
+djarchive.admin.sign_key in DataJoint's configuration, else none (unsigned).
+
+signatures: publishing with a signing key writes DATASET/REVISION/djarchive-manifest.sig
+(a JSON list of signed statements binding dataset, revision and the manifest's
+sha256) just before the manifest. Clients that trust the key's public line
+(KEYFILE.pub) refuse revisions it did not sign.
 
 exit status: 0 success, 1 failure (one line on stderr), 2 bad usage or bad
 configuration, 130 interrupted. With --json a failure also prints a JSON object
@@ -52,6 +62,15 @@ def _add_filter(parser: argparse.ArgumentParser) -> None:
         metavar="REGEX",
         default=None,
         help="skip paths with a component matching REGEX (default '^\\.': hidden files; '' keeps all)",
+    )
+
+
+def _add_sign_key(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--sign-key",
+        metavar="KEYFILE",
+        default=None,
+        help=f"{what} with this Ed25519 private key (djarchive-admin keygen; env DJARCHIVE_ADMIN_SIGN_KEY)",
     )
 
 
@@ -95,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "objects the new manifest does not list",
     )
     _add_filter(upload)
+    _add_sign_key(upload, "sign the revision as it is published")
     add_jobs_option(
         upload,
         "parallel uploads",
@@ -112,7 +132,29 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("dataset", metavar="NAME", help="dataset name")
     publish.add_argument("revision", metavar="REVISION", help="revision name")
     publish.add_argument("--force", action="store_true", help="replace the manifest of a published revision")
+    _add_sign_key(publish, "sign the revision as it is published")
     add_jobs_option(publish, "parallel checks")
+
+    sign = command(
+        "sign",
+        "sign a published revision",
+        "Sign a published revision as its manifest is stored, without changing it: add this\n"
+        "key's signature to DATASET/REVISION/djarchive-manifest.sig (replacing an earlier\n"
+        "one by the same key; other keys' signatures of this manifest are kept).",
+    )
+    sign.add_argument("dataset", metavar="NAME", help="dataset name")
+    sign.add_argument("revision", metavar="REVISION", help="revision name")
+    _add_sign_key(sign, "sign")
+
+    keygen = command(
+        "keygen",
+        "create a signing key pair",
+        "Create an Ed25519 key pair: the private key in KEYFILE (mode 0600; an existing file is\n"
+        "never replaced) and its public key in KEYFILE.pub. The public key line is printed:\n"
+        "give it to researchers, who trust it with djarchive --trust or\n"
+        "DJARCHIVE_CLIENT_TRUSTED_KEYS. No store is contacted.",
+    )
+    keygen.add_argument("keyfile", metavar="KEYFILE", help="where to write the private key")
 
     retract = command(
         "retract",

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import MAX_MANIFEST_BYTES, PUBLISHED, RETRACTED, Catalog, Tombstone
 from djarchive_common.errors import (
@@ -41,6 +41,10 @@ from djarchive_common.text import files, human_bytes, plural, some
 from djarchive_common.transfer import DEFAULT_WORKERS, run_parallel
 
 from .lease import RevisionLease
+from .sign import write_signatures
+
+if TYPE_CHECKING:
+    from djarchive_common.signing import SigningKey
 
 __all__ = [
     "PublishResult",
@@ -186,6 +190,7 @@ class PublishResult:
     files: int
     bytes: int
     replaced: bool = False  # an already published manifest was replaced (forced)
+    signed_by: str | None = None  # the key id that signed it as it was published
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -196,11 +201,13 @@ class PublishResult:
             "files": self.files,
             "bytes": self.bytes,
             "replaced": self.replaced,
+            "signed_by": self.signed_by,
         }
 
     def __str__(self) -> str:
         verb = "republished" if self.replaced else "published"
-        return f"{verb} {self.dataset} {self.revision}: {files(self.files)} ({human_bytes(self.bytes)})"
+        text = f"{verb} {self.dataset} {self.revision}: {files(self.files)} ({human_bytes(self.bytes)})"
+        return text + (f", signed with key {self.signed_by}" if self.signed_by else "")
 
 
 @dataclass(frozen=True)
@@ -251,10 +258,12 @@ def publish_revision(
     jobs: int = DEFAULT_WORKERS,
     trusted: Collection[str] = (),
     lease: RevisionLease | None = None,
+    signer: SigningKey | None = None,
 ) -> PublishResult:
-    """Check the store against the staged manifest (or a retracted revision's kept one), then
-    write it at its published key (the last write, which makes the revision visible) and drop
-    the staged copy and any retraction record. Hold the lease."""
+    """Check the store against the staged manifest (or a retracted revision's kept one), write
+    its signatures (signed by ``signer``; those of other content dropped), then the manifest at
+    its published key (the last write, which makes the revision visible), and drop the staged
+    copy and any retraction record. Hold the lease."""
     store = catalog.store
     published_key = manifest_key(name, revision)
     staged_keys = staged_manifest_keys(name, revision)
@@ -290,13 +299,22 @@ def publish_revision(
         raise check.error("publish")
     if lease is not None:
         lease.check()
-    store.put_bytes(published_key, manifest.to_bytes())  # the last write: now it is visible
+    data = manifest.to_bytes()
+    signed = write_signatures(store, name, revision, data, signer)  # before the manifest
+    store.put_bytes(published_key, data)  # the last write: now it is visible
     for staged_key in staged_keys:
         store.remove(staged_key)
     if kept is not None:
         store.remove(tombstone_key(name, revision))
         store.remove(retracted_manifest_key(name, revision))
-    result = PublishResult(name, revision, len(manifest), manifest.total_size, replaced=published)
+    result = PublishResult(
+        name,
+        revision,
+        len(manifest),
+        manifest.total_size,
+        replaced=published,
+        signed_by=signed.key_id if signed is not None else None,
+    )
     log.info("%s", result)
     return result
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import Catalog
 from djarchive_common.errors import (
@@ -46,6 +46,10 @@ from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, run_para
 from .lease import RevisionLease
 from .publish import publish_revision, refuse_changed_retraction, strays
 from .scan import SourceFile, build_manifest, check_source, scan_source
+from .sign import sign_revision
+
+if TYPE_CHECKING:
+    from djarchive_common.signing import SigningKey
 
 __all__ = [
     "Overwrite",
@@ -140,6 +144,7 @@ class UploadSummary:
     staged: bool = False
     published: bool = False
     seconds: float = 0.0
+    signed_by: str | None = None  # the key id that signed the revision as it was published
 
     @property
     def ok(self) -> bool:
@@ -169,6 +174,7 @@ class UploadSummary:
             "state": self.state,
             "seconds": round(self.seconds, 3),
             "ok": self.ok,
+            "signed_by": self.signed_by,
         }
 
     def __str__(self) -> str:
@@ -184,7 +190,7 @@ class UploadSummary:
         rate = self.uploaded_bytes / self.seconds if self.seconds > 0 else 0
         text += f" in {self.seconds:.1f} s" + (f" ({human_bytes(rate)}/s)" if self.uploaded_bytes else "")
         if self.published:
-            return text + "; published"
+            return text + "; published" + (f", signed with key {self.signed_by}" if self.signed_by else "")
         if self.staged:
             command = f"djarchive-admin publish {self.dataset} {self.revision}"
             return f"{text}; staged, not published (publish with: {command})"
@@ -350,13 +356,14 @@ def upload_revision(
     progress: bool = False,
     lease: RevisionLease | None = None,
     events: Events | None = None,
+    signer: SigningKey | None = None,
 ) -> UploadSummary:
     """The whole upload of SOURCE (``root``) as ``name`` ``revision``; hold ``lease``.
 
     1. refuse a published revision unless ``force``; 2. the manifest: SOURCE's own, checked
     against every file, or one built in memory; 3. plan against the store (what is stored
     already, stray objects); 4. hide a published revision that is being replaced; 5. send;
-    6. stage the manifest; 7. publish.
+    6. stage the manifest; 7. publish, signed by ``signer`` when given.
     """
     started = time.monotonic()
     store = catalog.store
@@ -384,6 +391,8 @@ def upload_revision(
         if old == manifest and not plan.todo and not plan.strays and publish:
             # forced over an identical, intact revision: nothing to change, and it stays visible
             summary.published = True
+            if signer is not None:
+                summary.signed_by = sign_revision(catalog, name, revision, signer, lease=lease).key_id
             summary.seconds = time.monotonic() - started
             log.info("%s %s is already published with this content", name, revision)
             return summary
@@ -407,10 +416,18 @@ def upload_revision(
             # Every object was just sent with its sha256, or found stored with it: trust those
             # checks and let publish only list the revision (sizes, missing, strays).
             trusted = {entry.subpath for entry in manifest}
-            publish_revision(
-                catalog, name, revision, force=force, jobs=options.jobs, trusted=trusted, lease=lease
+            result = publish_revision(
+                catalog,
+                name,
+                revision,
+                force=force,
+                jobs=options.jobs,
+                trusted=trusted,
+                lease=lease,
+                signer=signer,
             )
             summary.published = True
+            summary.signed_by = result.signed_by
     except DJArchiveError as error:
         if events is not None:
             events.end({**summary.to_dict(), "error": str(error)})

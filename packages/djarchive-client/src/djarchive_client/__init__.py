@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         IntegrityError,
         PartialFailureError,
         RevisionNotFoundError,
+        SignatureError,
     )
     from djarchive_common.manifest import Entry, Manifest
 
@@ -40,6 +41,7 @@ _SOURCES = {
     "ManifestDiff": ".diff",
     "PartialFailureError": "djarchive_common.errors",
     "RevisionNotFoundError": "djarchive_common.errors",
+    "SignatureError": "djarchive_common.errors",
     "VerifyReport": ".verify",
     "client": ".archive",
 }
@@ -57,6 +59,7 @@ __all__ = [
     "ManifestDiff",
     "PartialFailureError",
     "RevisionNotFoundError",
+    "SignatureError",
     "VerifyReport",
     "__version__",
     "client",

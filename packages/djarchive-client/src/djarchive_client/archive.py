@@ -6,7 +6,7 @@ import importlib
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import Catalog
 from djarchive_common.errors import ConfigurationError, RevisionRetractedError
@@ -19,6 +19,9 @@ from .download import DownloadOptions, DownloadSummary, download_revision
 from .status import CopyStatus, copy_status
 from .verify import VerifyReport, verify_copy, verify_offline
 
+if TYPE_CHECKING:
+    from djarchive_common.signing import SignatureStatus
+
 __all__ = ["DJArchiveClient", "client"]
 
 log = logging.getLogger("djarchive_client")
@@ -28,7 +31,9 @@ class DJArchiveClient(Catalog):
     """A client of one archive bucket (role ``client``). Creating one never touches the network.
 
     Listing and manifests come from :class:`djarchive_common.catalog.Catalog`; this class adds
-    downloading and verifying local copies.
+    downloading and verifying local copies. With trusted keys configured (``trusted_keys=``,
+    ``--trust``, ``DJARCHIVE_CLIENT_TRUSTED_KEYS``, DataJoint), every manifest is refused without
+    a valid signature by one of them (SignatureError) before anything is written.
     """
 
     role = "client"
@@ -82,9 +87,10 @@ class DJArchiveClient(Catalog):
         kept, moved, fetched, removed; files you changed are left alone and reported). Content
         already in the local copies named by ``reuse`` is copied (and checked) instead of
         fetched; ``link=True`` hard-links it instead. A retracted revision is refused unless
-        ``allow_retracted``.
+        ``allow_retracted``. The summary's ``signature`` is the revision's signature status,
+        checked before anything else.
         """
-        manifest, retraction = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
+        manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
         defaults = DownloadOptions()
         options = DownloadOptions(
             jobs=job_count(jobs),
@@ -109,21 +115,25 @@ class DJArchiveClient(Catalog):
             link=link,
             retracted=retraction,
             events=events,
+            signature=signature,
             paths=paths,
         )
 
     def _manifest_or_retracted(
         self, dataset: str, revision: str, allowed: bool
-    ) -> tuple[Manifest, str | None]:
+    ) -> tuple[Manifest, str | None, SignatureStatus]:
         """The revision's manifest, or, for a retracted revision when ``allowed``, the manifest it
-        kept and why it was retracted."""
+        kept and why it was retracted; with the signature status of either (the kept manifest
+        is the one that was signed)."""
         try:
-            return self.manifest(dataset, revision), None
+            manifest, signature = self.signed_manifest(dataset, revision)
+            return manifest, None, signature
         except RevisionRetractedError as error:
             if not allowed:
                 raise
             log.warning("%s", error)
-            return self.retracted_manifest(dataset, revision), str(error).split(" (allow_retracted")[0]
+            manifest, signature = self.signed_manifest(dataset, revision, retracted=True)
+            return manifest, str(error).split(" (allow_retracted")[0], signature
 
     def verify(
         self,
@@ -142,7 +152,7 @@ class DJArchiveClient(Catalog):
 
         An intact copy gets a receipt (or its time of verification updated). A retracted revision
         is checked against the manifest it kept, and the report says it was retracted."""
-        manifest, retraction = self._manifest_or_retracted(dataset_name, revision, True)
+        manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, True)
         report = verify_copy(
             manifest,
             dataset_name,
@@ -155,6 +165,7 @@ class DJArchiveClient(Catalog):
             progress=display_progress,
             origin=self.settings,
             events=events,
+            signature=signature,
         )
         report.note = retraction or report.note
         return report
@@ -190,8 +201,8 @@ class DJArchiveClient(Catalog):
 
     def diff(self, dataset: str, old: str, new: str) -> ManifestDiff:
         """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests."""
-        old_manifest, _ = self._manifest_or_retracted(dataset, old, True)
-        new_manifest, _ = self._manifest_or_retracted(dataset, new, True)
+        old_manifest, _, _ = self._manifest_or_retracted(dataset, old, True)
+        new_manifest, _, _ = self._manifest_or_retracted(dataset, new, True)
         return diff_manifests(dataset, old, old_manifest, new, new_manifest)
 
 

@@ -13,6 +13,7 @@ from .parser import PROG, build_parser
 if TYPE_CHECKING:
     from djarchive_common.catalog import Tombstone
     from djarchive_common.console import Console
+    from djarchive_common.signing import SignatureStatus
 
     from .archive import DJArchiveClient
 
@@ -22,7 +23,33 @@ __all__ = ["main"]
 def _client(args: argparse.Namespace) -> DJArchiveClient:
     from .archive import DJArchiveClient  # imported late to keep --help instant
 
-    return DJArchiveClient(endpoint=args.endpoint, bucket=args.bucket, secure=args.secure)
+    return DJArchiveClient(
+        endpoint=args.endpoint,
+        bucket=args.bucket,
+        secure=args.secure,
+        trusted_keys=getattr(args, "trust", None),
+        revoked_keys=getattr(args, "revoke", None),
+        require_signature=getattr(args, "require_signature", False),
+    )
+
+
+def _trusting_client(args: argparse.Namespace) -> DJArchiveClient:
+    """The client, its trusted keys resolved first: a bad key or --require-signature without any
+    is a configuration error (exit 2) before anything else happens."""
+    client = _client(args)
+    client.trust  # noqa: B018 - resolves and checks the configured keys
+    return client
+
+
+def _signed(console: Console, dataset: str, revision: str, signature: SignatureStatus | None) -> None:
+    """Say who signed the revision when a trusted key did (plain output only), and warn when its
+    signatures are invalid although no trusted key makes them matter."""
+    if signature is None:
+        return
+    if signature.valid and not console.json and not console.quiet:
+        console.line(f"{dataset} {revision}: {signature}")
+    elif signature.status == "invalid":
+        console.warn(f"{dataset} {revision}: {signature} (not enforced: no trusted keys are configured)")
 
 
 def _datasets(args: argparse.Namespace, console: Console) -> int:
@@ -84,17 +111,22 @@ def _revisions(args: argparse.Namespace, console: Console) -> int:
 
 
 def _files(args: argparse.Namespace, console: Console) -> int:
-    entries = _client(args).files(args.dataset, args.revision, include=args.include, exclude=args.exclude)
+    from djarchive_common.manifest import select_or_fail
+
+    client = _trusting_client(args)
+    manifest, signature = client.signed_manifest(args.dataset, args.revision)
+    entries = select_or_fail(manifest, args.include, args.exclude, f"{args.dataset} {args.revision}")
+    _signed(console, args.dataset, args.revision, signature if not signature.valid else None)
     if console.json:
         console.emit([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])
-    else:
-        for entry in entries:
-            console.line(f"{entry.size}\t{entry.sha256}\t{entry.subpath}")
+    else:  # streamed: a million lines start at once and take no memory of their own
+        console.lines(f"{entry.size}\t{entry.sha256}\t{entry.subpath}" for entry in entries)
     return 0
 
 
 def _download(args: argparse.Namespace, console: Console) -> int:
-    summary = _client(args).download(
+    client = _trusting_client(args)
+    summary = client.download(
         args.dataset,
         args.revision,
         args.target,
@@ -118,6 +150,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
     if args.dry_run and not console.json and summary.plan is not None:
         for line in summary.plan.lines():
             console.line(line)
+    _signed(console, args.dataset, args.revision, summary.signature)
     console.result(summary, force=args.dry_run)
     if not summary.files and (args.include or args.exclude):
         console.warn("no file matched the --include/--exclude patterns")
@@ -136,11 +169,15 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
     if len(args.where) == 1:
         if args.include or args.exclude:
             return _usage_error(console, "verify", "--include/--exclude need DATASET REVISION")
+        if args.trust or args.revoke or args.require_signature:
+            return _usage_error(
+                console, "verify", "signatures are checked in the archive: give DATASET REVISION TARGET"
+            )
         report = _client(args).verify_local(
             target, jobs=args.jobs, fast=args.fast, display_progress=console.progress, events=console.events()
         )
     else:
-        report = _client(args).verify(
+        report = _trusting_client(args).verify(
             args.where[0],
             args.where[1],
             target,
@@ -158,6 +195,7 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
             console.line(f"modified\t{subpath}\t{reason}")
         for subpath in report.extra:
             console.line(f"extra\t{subpath}")
+    _signed(console, report.dataset, report.revision, report.signature)
     if report.intact:
         console.result(report)
         return 0
@@ -167,6 +205,16 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
     )
     console.fail(message, "IntegrityError", report)
     return 1
+
+
+def _signature(args: argparse.Namespace, console: Console) -> int:
+    client = _trusting_client(args)
+    status = client.signature(args.dataset, args.revision)
+    if console.json:
+        console.emit({"dataset": args.dataset, "revision": args.revision, **status.to_dict()})
+    else:
+        console.line(f"{args.dataset} {args.revision}: {status}")
+    return 0
 
 
 def _usage_error(console: Console, command: str, message: str) -> int:
@@ -184,7 +232,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
 
 
 def _diff(args: argparse.Namespace, console: Console) -> int:
-    difference = _client(args).diff(args.dataset, args.old, args.new)
+    difference = _trusting_client(args).diff(args.dataset, args.old, args.new)
     if not console.json:
         for line in difference.lines():
             console.line(line)
@@ -198,6 +246,7 @@ COMMANDS = {
     "files": _files,
     "download": _download,
     "verify": _verify,
+    "signature": _signature,
     "status": _status,
     "diff": _diff,
 }

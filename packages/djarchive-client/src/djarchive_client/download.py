@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common import __version__
 from djarchive_common.errors import (
@@ -36,6 +36,9 @@ from .fetch import Fetcher, LargeFile, Range, RangesIgnored, WholeFile
 from .localcopy import LocalCopy, target_path
 from .plan import Plan, plan_download
 from .receipt import COMPLETE, UPGRADING, Receipt, now
+
+if TYPE_CHECKING:
+    from djarchive_common.signing import SignatureStatus
 
 __all__ = ["DownloadOptions", "DownloadSummary", "download_revision"]
 
@@ -88,6 +91,7 @@ class DownloadSummary:
     conflicts: dict[str, str] = field(default_factory=dict)  # files of yours left alone, and why
     upgraded_from: str | None = None  # the revision TARGET held before this download
     retracted: str | None = None  # why the revision was retracted, when downloaded anyway
+    signature: SignatureStatus | None = None  # the revision's signature, as checked before the download
     plan: Plan | None = field(default=None, repr=False)
 
     @property
@@ -131,6 +135,7 @@ class DownloadSummary:
             "upgraded_from": self.upgraded_from,
             "retracted": self.retracted,
             "ok": self.ok,
+            "signature": self.signature.to_dict() if self.signature is not None else None,
         }
         if self.dry_run:
             data["planned"] = [{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in self.planned]
@@ -259,19 +264,23 @@ def _interleave(groups: Sequence[Sequence[Range]]) -> list[Range]:
     return [group[index] for index in range(longest) for group in groups if index < len(group)]
 
 
-def _upgrade_from(local: LocalCopy, dataset: str, revision: str) -> tuple[str, Manifest, list[Entry]] | None:
+def _upgrade_from(
+    local: LocalCopy, dataset: str, revision: str
+) -> tuple[str, Manifest, Sequence[Entry]] | None:
     """(the revision TARGET holds, its manifest, the files of it that were downloaded) when it
     holds another revision of ``dataset`` (or an unfinished upgrade to ``revision``); refuse a
     TARGET holding another dataset."""
-    held = local.receipt()
-    if held is None:
+    receipt = local.receipt()
+    if receipt is None:
         return None
-    receipt, manifest, previous = held
     if receipt.dataset != dataset:
         raise LocalPathError(
             f"{local.path} holds {receipt.dataset} {receipt.revision}, not {dataset}: download {dataset} "
             "into another folder"
         )
+    if receipt.revision == revision and receipt.state != UPGRADING:
+        return None
+    manifest, previous = local.stored_manifests(receipt)
     if receipt.state == UPGRADING and previous is not None and receipt.previous:
         return receipt.previous, previous, select(previous, receipt.include, receipt.exclude)
     if receipt.revision == revision:
@@ -290,7 +299,7 @@ def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[Loca
             raise LocalPathError(
                 f"--reuse {folder}: not a djarchive copy (it has no receipt to say what it holds)"
             )
-        sources.append((copy, held[1]))
+        sources.append((copy, copy.stored_manifests(held)[0]))
     return sources
 
 
@@ -370,6 +379,7 @@ def download_revision(
     link: bool = False,
     retracted: str | None = None,
     events: Events | None = None,
+    signature: SignatureStatus | None = None,
     paths: Iterable[str] | Mapping[str, str] | None = None,
 ) -> DownloadSummary:
     """Download the selected files of a revision into ``target``; raise if any file failed.
@@ -380,7 +390,8 @@ def download_revision(
     upgraded in place. A successful download leaves a receipt (:mod:`receipt`). ``shard`` (K, N)
     takes only the K-th of N byte-balanced parts of the selection: N runs, on one machine or many
     sharing TARGET, together download it all (see :func:`manifest.shard`). ``events`` receives
-    machine-readable progress (:mod:`djarchive_common.events`).
+    machine-readable progress (:mod:`djarchive_common.events`). ``signature``, the manifest's
+    signature status, is carried by the summary.
 
     ``paths`` names the files exactly (no globs), each placed at its subpath or at the local
     path it maps to (see :func:`_named`): files added to TARGET, as fsspec's ``get`` wants, not a
@@ -389,7 +400,8 @@ def download_revision(
     try:
         summary = _download(
             store, manifest, dataset, revision, target, create_target, include, exclude,
-            options or DownloadOptions(), progress, dry_run, shard, reuse, link, retracted, events, paths,
+            options or DownloadOptions(), progress, dry_run, shard, reuse, link, retracted, events,
+            signature, paths,
         )  # fmt: skip
     except DJArchiveError as error:
         if events is not None:
@@ -419,6 +431,7 @@ def _download(
     link: bool,
     retracted: str | None,
     events: Events | None,
+    signature: SignatureStatus | None,
     paths: Iterable[str] | Mapping[str, str] | None,
 ) -> DownloadSummary:
     """:func:`download_revision`, without the last event."""
@@ -438,6 +451,7 @@ def _download(
         dry_run=dry_run,
         shard=shard,
         retracted=retracted,
+        signature=signature,
     )
     if events is not None and not dry_run:
         events.start(len(selected), summary.bytes, dataset=dataset, revision=revision, target=str(target))
@@ -543,6 +557,7 @@ def _receipt(
         include=list(include),
         exclude=list(exclude),
         previous=previous,
+        signature=summary.signature.to_dict() if summary.signature is not None else None,
         tool=f"djarchive-client {__version__}",
         downloaded_at=stamp,
         verified_at=stamp,

@@ -31,13 +31,14 @@ from djarchive_common.localfs import Folder, open_root, pread, pwrite, storage_e
 from djarchive_common.manifest import Entry, Manifest
 from djarchive_common.transfer import BUFFER_SIZE
 
-from .receipt import Receipt, read_receipt, write_receipt
+from .receipt import Receipt, read_receipt, stored_manifests, write_receipt
 
 __all__ = ["STATE_DIR", "LocalCopy", "storage_error"]
 
 STATE_DIR = STATE_FOLDER
 RECORD = "verified.json"
 LOCK = "lock"
+SHARED = "shards"  # what the target's lock file says while shard downloads share it
 TEMPORARY = "tmp"
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 _SHARD_RECORD = re.compile(r"verified\.[0-9]+-of-[0-9]+\.json")
@@ -333,14 +334,22 @@ class LocalCopy:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise LocalPathError(f"{path} is not a regular file")
             if not _try_lock(fd, shared=shared):
-                pid = os.read(fd, 32).decode(errors="replace").strip()
-                who = f"another djarchive process (pid {pid})" if pid else "a shard download"
+                held = os.read(fd, 32).decode(errors="replace").strip()
+                who = (
+                    f"another djarchive process (pid {held})"
+                    if held.isdigit()
+                    else "a shard download"
+                    if held == SHARED
+                    else "another djarchive process"
+                )
                 what = f"downloading shard {self._shard_text} of" if name != LOCK else "downloading into"
                 raise LockedError(f"{who} is {what} {self.path}; wait for it to finish")
-            os.ftruncate(fd, 0)  # shared holders leave it empty: no single pid holds the target
-            if not shared:
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.write(fd, str(os.getpid()).encode())
+            # What the holder writes replaces what was there without a moment of emptiness: a
+            # process that fails to get the lock reads a pid (or "shards"), never half of one.
+            mark = SHARED.encode() if shared else str(os.getpid()).encode()
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, mark)
+            os.ftruncate(fd, len(mark))
         except BaseException:
             os.close(fd)
             raise
@@ -409,13 +418,18 @@ class LocalCopy:
 
     # -- the receipt ------------------------------------------------------------------
 
-    def receipt(self) -> tuple[Receipt, Manifest, Manifest | None] | None:
+    def receipt(self) -> Receipt | None:
         """What TARGET's receipt says it holds (see :mod:`djarchive_client.receipt`), or None."""
         try:
             with self.folder.child(STATE_DIR) as state:
                 return read_receipt(state)
         except FileNotFoundError:
             return None
+
+    def stored_manifests(self, receipt: Receipt) -> tuple[Manifest, Manifest | None]:
+        """The manifest TARGET's receipt stored, and the previous one during an upgrade."""
+        with self.folder.child(STATE_DIR) as state:
+            return stored_manifests(state, receipt)
 
     def write_receipt(self, receipt: Receipt, manifest: Manifest, previous: Manifest | None = None) -> None:
         """Record what TARGET now holds (the lock must be held)."""

@@ -33,6 +33,7 @@ examples:
   djarchive diff workflow-array-ephys v1 v2
   djarchive download workflow-array-ephys v2 ./ephys-v1 --dry-run   # upgrade in place
   djarchive status ./ephys-v1
+  djarchive download workflow-array-ephys v1 ./ephys-v1 --trust curator.pub
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the
 environment (DJARCHIVE_CLIENT_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
@@ -40,6 +41,12 @@ DataJoint's configuration: the store djarchive_client in datajoint.json
 (datajoint 2.x), then the custom keys djarchive.client.* and djarchive.* of
 dj_local_conf.json or ~/.datajoint_config.json (under any datajoint version);
 else the public archive, anonymously.
+
+signatures: with trusted keys configured (--trust; DJARCHIVE_CLIENT_TRUSTED_KEYS,
+DJARCHIVE_CLIENT_TRUSTED_KEYS_FILE; djarchive.client.trusted_keys in DataJoint's
+configuration), files, download, verify and diff refuse a revision without a valid
+signature by one of them, before anything is written. Keys revoked with --revoke,
+DJARCHIVE_CLIENT_REVOKED_KEYS or djarchive.client.revoked_keys are never trusted.
 
 exit status: 0 success, 1 failure (one line on stderr), 2 bad usage or bad
 configuration, 130 interrupted. With --json a failure also prints a JSON object
@@ -56,6 +63,31 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--exclude", metavar="GLOB", action="append", default=[], help="skip paths matching GLOB (repeatable)"
+    )
+
+
+def _add_trust(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("signatures")
+    group.add_argument(
+        "--trust",
+        metavar="KEY",
+        action="append",
+        default=[],
+        help="trust revisions signed by KEY, a 'djarchive-ed25519 ...' public key line or a file of "
+        "them (repeatable; replaces DJARCHIVE_CLIENT_TRUSTED_KEYS); then a valid signature is required",
+    )
+    group.add_argument(
+        "--revoke",
+        metavar="KEY",
+        action="append",
+        default=[],
+        help="never trust KEY (a public key line, a key id or a file of them; repeatable; adds to "
+        "DJARCHIVE_CLIENT_REVOKED_KEYS)",
+    )
+    group.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="fail unless trusted keys are configured (they make a valid signature mandatory)",
     )
 
 
@@ -87,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("dataset", metavar="DATASET", help="the dataset's name")
     files.add_argument("revision", metavar="REVISION", help="the revision's name")
     _add_selection(files)
+    _add_trust(files)
     download = command(
         "download",
         "download a revision into a folder",
@@ -141,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="download a retracted revision anyway (with a warning), e.g. to reproduce an analysis",
     )
+    _add_trust(download)
     verify = command(
         "verify",
         "check a local copy against the manifest",
@@ -163,6 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="trust djarchive's record for files unchanged since it verified them",
     )
+    _add_trust(verify)
+    signature = command(
+        "signature",
+        "show who signed a revision",
+        "Check a revision's signatures (djarchive-manifest.sig) against its manifest and show\n"
+        "its status: signed by a trusted key, signed but not verified (no trusted keys\n"
+        "configured), not signed, or invalid. With trusted keys configured, exit status 1\n"
+        "and the reason when no trusted key validly signed it.",
+    )
+    signature.add_argument("dataset", metavar="DATASET", help="the dataset's name")
+    signature.add_argument("revision", metavar="REVISION", help="the revision's name")
+    _add_trust(signature)
     status = command(
         "status",
         "what a local copy holds, and whether its revision still stands",
@@ -184,5 +230,6 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("dataset", metavar="DATASET", help="the dataset's name")
     diff.add_argument("old", metavar="OLD", help="the revision to compare from")
     diff.add_argument("new", metavar="NEW", help="the revision to compare to")
+    _add_trust(diff)
     add_completion_command(commands, PROG)
     return parser

@@ -22,7 +22,16 @@ from djarchive_common.localfs import Folder
 from djarchive_common.manifest import Manifest, parse_manifest
 from djarchive_common.text import files, human_bytes
 
-__all__ = ["COMPLETE", "RECEIPT", "STORED_MANIFEST", "UPGRADING", "Receipt", "read_receipt", "write_receipt"]
+__all__ = [
+    "COMPLETE",
+    "RECEIPT",
+    "STORED_MANIFEST",
+    "UPGRADING",
+    "Receipt",
+    "read_receipt",
+    "stored_manifests",
+    "write_receipt",
+]
 
 RECEIPT = "receipt.json"
 STORED_MANIFEST = "manifest.csv"
@@ -91,6 +100,9 @@ class Receipt:
         text = f"{what}: {files(self.files)} ({human_bytes(self.bytes)}) from {self.endpoint}/{self.bucket}"
         if self.selection:
             text += f" ({self.selection})"
+        signer = (self.signature or {}).get("signer")
+        if signer:
+            text += f", signed by key {signer}"
         return text + f", verified {self.verified_at or self.downloaded_at}"
 
 
@@ -98,22 +110,26 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_receipt(state: Folder) -> tuple[Receipt, Manifest, Manifest | None] | None:
-    """The receipt in a local copy's ``.djarchive`` folder, its stored manifest (checked against
-    the receipt's sha256) and, during an upgrade, the previous revision's; None without one."""
+def read_receipt(state: Folder) -> Receipt | None:
+    """The receipt in a local copy's ``.djarchive`` folder, or None without one."""
     try:
         raw = state.read_bytes(RECEIPT, MAX_RECEIPT_BYTES)
     except FileNotFoundError:
         return None
     try:
-        receipt = Receipt.from_dict(json.loads(raw))
+        return Receipt.from_dict(json.loads(raw))
     except (ValueError, TypeError, RecursionError) as exc:
         raise LocalPathError(f"the receipt {state.path / RECEIPT} is damaged ({exc})") from None
+
+
+def stored_manifests(state: Folder, receipt: Receipt) -> tuple[Manifest, Manifest | None]:
+    """The manifest the receipt stored (checked against its sha256) and, during an upgrade, the
+    previous revision's."""
     manifest = _stored(state, STORED_MANIFEST, receipt.manifest_sha256)
     previous = None
     if receipt.state == UPGRADING and receipt.previous_sha256:
         previous = _stored(state, PREVIOUS_MANIFEST, receipt.previous_sha256)
-    return receipt, manifest, previous
+    return manifest, previous
 
 
 def _stored(state: Folder, name: str, sha256: str) -> Manifest:
@@ -134,10 +150,13 @@ def write_receipt(
     state: Folder, receipt: Receipt, manifest: Manifest, previous: Manifest | None = None
 ) -> Receipt:
     """Store ``manifest`` (and ``previous`` during an upgrade), then the receipt naming their
-    sha256: each written atomically, the receipt last."""
-    data = manifest.to_bytes()
-    receipt.manifest_sha256 = _sha256(data)
-    state.write_atomically(STORED_MANIFEST, data)
+    sha256: each written atomically, the receipt last. A stored manifest that is already the
+    same (the receipt there names its sha256) is not written again."""
+    sha256 = manifest.sha256
+    held = read_receipt(state)
+    if held is None or held.manifest_sha256 != sha256 or state.lstat(STORED_MANIFEST) is None:
+        state.write_atomically(STORED_MANIFEST, manifest.to_bytes())
+    receipt.manifest_sha256 = sha256
     if previous is not None:
         old = previous.to_bytes()
         receipt.previous_sha256 = _sha256(old)

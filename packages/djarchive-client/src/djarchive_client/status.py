@@ -93,10 +93,10 @@ def copy_status(target: str | os.PathLike[str], catalog: Catalog | None) -> Copy
         held = local.receipt()
     finally:
         local.close()
-    status = CopyStatus(str(target), held[0] if held else None)
+    status = CopyStatus(str(target), held)
     if held is None or catalog is None:
         return status
-    receipt = held[0]
+    receipt = held
     try:
         published = [revision for _, revision in catalog.revisions(receipt.dataset)]
     except DJArchiveError as error:

@@ -7,7 +7,7 @@ import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djarchive_common import __version__
 from djarchive_common.config import Settings
@@ -19,6 +19,9 @@ from djarchive_common.transfer import DEFAULT_WORKERS, hash_files
 
 from .localcopy import LocalCopy
 from .receipt import COMPLETE, UPGRADING, Receipt, now
+
+if TYPE_CHECKING:
+    from djarchive_common.signing import SignatureStatus
 
 __all__ = ["VerifyReport", "verify_copy", "verify_offline"]
 
@@ -38,6 +41,7 @@ class VerifyReport:
     extra: list[str] = field(default_factory=list)
     seconds: float = 0.0
     note: str = ""  # what else the holder should know (an unfinished upgrade, a retraction)
+    signature: SignatureStatus | None = None  # the revision's signature, as checked before verifying
 
     @property
     def intact(self) -> bool:
@@ -59,6 +63,7 @@ class VerifyReport:
             "intact": self.intact,
             "seconds": round(self.seconds, 3),
             "note": self.note,
+            "signature": self.signature.to_dict() if self.signature is not None else None,
         }
 
     def __str__(self) -> str:
@@ -85,6 +90,7 @@ def verify_copy(
     progress: bool = False,
     origin: Settings | None = None,
     events: Events | None = None,
+    signature: SignatureStatus | None = None,
 ) -> VerifyReport:
     """Hash every selected file under ``target`` and compare it with the manifest.
 
@@ -92,11 +98,17 @@ def verify_copy(
     are unchanged, instead of hashing them again. No data file is written; when the copy is
     intact and ``origin`` (the archive the manifest came from) is given, its receipt is written
     or its time of verification updated (unless a download holds the copy at that moment).
+    ``signature`` is the manifest's signature status, carried by the report.
     """
     started = time.monotonic()
     selected = select_or_fail(manifest, include, exclude, f"{dataset} {revision}")
     report = VerifyReport(
-        dataset, revision, str(target), files=len(selected), bytes=sum(e.size for e in selected)
+        dataset,
+        revision,
+        str(target),
+        files=len(selected),
+        bytes=sum(e.size for e in selected),
+        signature=signature,
     )
     if events is not None:
         events.start(len(selected), report.bytes, dataset=dataset, revision=revision, target=str(target))
@@ -170,7 +182,7 @@ def _note_verified(
     one of this very revision and selection, and no download holds it now."""
     held = local.receipt()
     if held is not None:
-        receipt = held[0]
+        receipt = held
         if (receipt.dataset, receipt.revision, receipt.include, receipt.exclude, receipt.state) != (
             report.dataset,
             report.revision,
@@ -180,6 +192,8 @@ def _note_verified(
         ):
             return
         receipt.verified_at = now()
+        if report.signature is not None:
+            receipt.signature = report.signature.to_dict()
     else:
         stamp = now()
         receipt = Receipt(
@@ -193,6 +207,7 @@ def _note_verified(
             bytes=report.bytes,
             include=list(include),
             exclude=list(exclude),
+            signature=report.signature.to_dict() if report.signature is not None else None,
             tool=f"djarchive-client {__version__}",
             downloaded_at=stamp,
             verified_at=stamp,
@@ -220,14 +235,15 @@ def verify_offline(
     local = LocalCopy(target)
     try:
         held = local.receipt()
+        stored = local.stored_manifests(held) if held is not None else None
     finally:
         local.close()
-    if held is None:
+    if held is None or stored is None:
         raise NotFoundError(
             f"{target} has no djarchive receipt: name the dataset and revision to check it "
             "against the archive"
         )
-    receipt, manifest, _ = held
+    receipt, manifest = held, stored[0]
     report = verify_copy(
         manifest,
         receipt.dataset,

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         RevisionNotFoundError,
         RevisionPublishedError,
         RevisionRetractedError,
+        SignatureError,
         TransferError,
     )
     from .layout import MANIFEST_NAME
@@ -60,6 +61,7 @@ _SOURCES = {
     "RevisionPublishedError": ".errors",
     "RevisionRetractedError": ".errors",
     "Settings": ".config",
+    "SignatureError": ".errors",
     "TransferError": ".errors",
     "parse_manifest": ".manifest",
     "read_manifest": ".manifest",
@@ -93,6 +95,7 @@ __all__ = [
     "RevisionPublishedError",
     "RevisionRetractedError",
     "Settings",
+    "SignatureError",
     "TransferError",
     "__version__",
     "parse_manifest",

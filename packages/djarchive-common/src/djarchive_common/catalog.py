@@ -5,19 +5,26 @@ A revision is *published* when its manifest is at ``<dataset>/<revision>/djarchi
 :mod:`djarchive_common.layout`); *incomplete* when data objects lie under its prefix without
 any manifest. Clients list and download published revisions only; the admin sees them all.
 :class:`Catalog` is the base of ``DJArchiveClient`` and ``DJArchiveAdmin``.
+
+Every manifest a catalog hands out comes through :meth:`Catalog.signed_manifest`, which checks
+the revision's signatures (:mod:`djarchive_common.signing`) against the keys it trusts: with
+trusted keys configured, a revision without a valid signature by one of them is refused there,
+before any caller can act on its manifest.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import Settings, resolve_settings
 from .errors import (
     DatasetNotFoundError,
+    DJArchiveError,
     ManifestError,
     ObjectNotFoundError,
     PermissionDeniedError,
@@ -35,6 +42,7 @@ from .layout import (
     natural_key,
     retracted_manifest_key,
     revision_prefix,
+    signature_key,
     staged_manifest_keys,
     staged_revision,
     tombstone_key,
@@ -43,6 +51,9 @@ from .manifest import Entry, Manifest, parse_manifest, select_or_fail
 from .store import Store, StoreOptions
 from .text import files, human_bytes
 from .transfer import run_parallel
+
+if TYPE_CHECKING:
+    from .signing import SignatureStatus, Trust
 
 __all__ = [
     "INCOMPLETE",
@@ -58,8 +69,11 @@ __all__ = [
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 log = logging.getLogger("djarchive_common")
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+# Read up to this much of a signatures file; signing.parse_signatures refuses more than 256 KiB.
+MAX_SIGNATURE_READ = 16 * 1024 * 1024
 LISTING_WORKERS = 16  # listing requests at once
 PUBLISHED = "published"  # the manifest is at its published key: clients see the revision
 STAGED = "staged"  # uploaded completely; the manifest waits at the staging key for publish
@@ -143,16 +157,41 @@ class Catalog:
     Configuration comes from keyword arguments (``endpoint``, ``bucket``, ``access_key``,
     ``secret_key``, ``secure``), then the environment, then DataJoint, then the public
     archive's defaults; see :func:`djarchive_common.config.resolve_settings`.
+
+    ``trusted_keys`` (public key lines or key files), ``revoked_keys`` (key lines, key ids or
+    files) and ``require_signature`` configure signature checks, resolved on first use as
+    :func:`djarchive_common.config.resolve_trust` describes.
     """
 
     role = "client"
     MANIFEST_FNAME = MANIFEST_NAME  # the original client's attribute
 
     def __init__(
-        self, settings: Settings | None = None, *, options: StoreOptions | None = None, **config: Any
+        self,
+        settings: Settings | None = None,
+        *,
+        options: StoreOptions | None = None,
+        trusted_keys: str | Iterable[str] | None = None,
+        revoked_keys: str | Iterable[str] | None = None,
+        require_signature: bool = False,
+        **config: Any,
     ):
         self.settings = settings or resolve_settings(self.role, **config)
         self.store = Store(self.settings, options or StoreOptions.from_environment())
+        self._trust_options = (trusted_keys, revoked_keys, require_signature)
+        self._trust: Trust | None = None
+
+    @property
+    def trust(self) -> Trust:
+        """The keys whose signature this catalog requires (none: signatures are only reported)."""
+        if self._trust is None:
+            from .config import resolve_trust
+
+            trusted, revoked, required = self._trust_options
+            self._trust = resolve_trust(
+                self.role, trusted_keys=trusted, revoked_keys=revoked, require_signature=required
+            )
+        return self._trust
 
     def __repr__(self) -> str:
         who = "anonymous" if self.settings.anonymous else "credentials"
@@ -253,21 +292,55 @@ class Catalog:
             return None
 
     def retracted_manifest(self, dataset: str, revision: str) -> Manifest:
-        """The manifest a retracted revision keeps, so that it stays reproducible."""
-        check_name(dataset)
-        check_name(revision, "revision")
-        manifest = self.stored_manifest(retracted_manifest_key(dataset, revision))
-        if manifest is None:
-            raise RevisionNotFoundError(f"{dataset} {revision} is not a retracted revision")
-        return manifest
+        """The manifest a retracted revision keeps, so that it stays reproducible (its signature
+        checked: see :meth:`signed_manifest`)."""
+        return self.signed_manifest(dataset, revision, retracted=True)[0]
 
     def manifest(self, dataset: str, revision: str) -> Manifest:
-        """The validated manifest of a published revision."""
+        """The validated manifest of a published revision, its signature checked (see
+        :meth:`signed_manifest`)."""
+        return self.signed_manifest(dataset, revision)[0]
+
+    def signature(self, dataset: str, revision: str) -> SignatureStatus:
+        """The signature status of a published revision (refused as :meth:`signed_manifest` does)."""
+        return self.signed_manifest(dataset, revision)[1]
+
+    def signed_manifest(
+        self, dataset: str, revision: str, *, retracted: bool = False
+    ) -> tuple[Manifest, SignatureStatus]:
+        """The validated manifest of a published revision and its signature status; with
+        ``retracted=True``, the manifest a retracted revision keeps (the same bytes as when it
+        was published, so its signatures still apply).
+
+        The one place manifests are fetched for reading. With trusted keys configured
+        (:attr:`trust`), a revision without a valid signature by one of them raises
+        SignatureError, naming the reason, before the manifest is even parsed. Without them the
+        status is only reported. The signatures are read while the manifest is.
+        """
         check_name(dataset)
         check_name(revision, "revision")
+        trust = self.trust
+        signatures = _in_background(lambda: self._stored_signatures(dataset, revision))
+        if retracted:
+            key = retracted_manifest_key(dataset, revision)
+            try:
+                data = self.store.read(key, MAX_MANIFEST_BYTES)
+            except ObjectNotFoundError:
+                raise RevisionNotFoundError(f"{dataset} {revision} is not a retracted revision") from None
+        else:
+            key = manifest_key(dataset, revision)
+            data = self._published_manifest(dataset, revision)
+        status = self._check_signatures(signatures, data, dataset, revision, trust)
+        manifest = parse_manifest(data, source=key)
+        if not manifest:  # publish never writes one; an empty answer is a fault, not a revision
+            raise ManifestError(f"the manifest of {dataset} {revision} is empty")
+        return manifest, status
+
+    def _published_manifest(self, dataset: str, revision: str) -> bytes:
+        """The bytes of a published revision's manifest; the errors say why there are none."""
         key = manifest_key(dataset, revision)
         try:
-            data = self.store.read(key, MAX_MANIFEST_BYTES)
+            return self.store.read(key, MAX_MANIFEST_BYTES)
         except ObjectNotFoundError:
             tombstone = self.tombstone(dataset, revision)
             if tombstone is not None:
@@ -282,16 +355,48 @@ class Catalog:
             if self.store.exists(key):
                 raise
             raise self._revision_not_found(dataset, revision) from None
-        manifest = parse_manifest(data, source=f"{dataset}/{revision}/{MANIFEST_NAME}")
-        if not manifest:  # publish never writes one; an empty answer is a fault, not a revision
-            raise ManifestError(f"the manifest of {dataset} {revision} is empty")
-        return manifest
+
+    def _stored_signatures(self, dataset: str, revision: str) -> bytes | None:
+        """The revision's signatures file, or None when it has none."""
+        key = signature_key(dataset, revision)
+        try:
+            return self.store.read(key, MAX_SIGNATURE_READ)
+        except ObjectNotFoundError:
+            return None
+        except PermissionDeniedError:
+            if self.store.exists(key):
+                raise
+            return None
+
+    def _check_signatures(
+        self,
+        signatures: Callable[[], bytes | None],
+        manifest_data: bytes,
+        dataset: str,
+        revision: str,
+        trust: Trust,
+    ) -> SignatureStatus:
+        from .signing import UNKNOWN, SignatureStatus, check_signatures
+
+        source = f"{signature_key(dataset, revision)} in {self.settings.url}"
+        try:
+            data = signatures()
+        except DJArchiveError as error:
+            if trust.enforced:
+                raise
+            log.info("%s: %s", source, error)  # only reported: the revision stays readable
+            return SignatureStatus(UNKNOWN, detail=str(error))
+        status = check_signatures(data, manifest_data, dataset, revision, trust, source=source)
+        log.debug("%s %s: %s", dataset, revision, status)
+        return status
 
     def files(
         self, dataset: str, revision: str, *, include: Sequence[str] = (), exclude: Sequence[str] = ()
     ) -> list[Entry]:
         """The manifest entries (subpath, size, sha256) of a revision, optionally filtered by globs."""
-        return select_or_fail(self.manifest(dataset, revision), include, exclude, f"{dataset} {revision}")
+        return list(
+            select_or_fail(self.manifest(dataset, revision), include, exclude, f"{dataset} {revision}")
+        )
 
     # -- every revision, with its state ---------------------------------------------------
 
@@ -374,3 +479,26 @@ def _each(function: Callable[[K], V], items: Sequence[K]) -> dict[K, V]:
             raise error
         results[item] = result  # type: ignore[assignment]
     return results
+
+
+def _in_background(function: Callable[[], T]) -> Callable[[], T]:
+    """Start ``function`` in a thread now; the returned callable waits for its result (or error)."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, function()))
+        except BaseException as error:  # handed to whoever waits for the result
+            outcome.append((False, error))
+
+    thread = threading.Thread(target=run, name="djarchive-signatures", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    return result

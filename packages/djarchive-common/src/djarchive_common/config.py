@@ -16,6 +16,10 @@ Highest precedence first:
       the working directory, else ``~/.datajoint_config.json``;
 4. defaults: the public DataJoint archive, https, anonymous.
 
+Signatures (see :mod:`djarchive_common.signing`) are configured the same way:
+:func:`resolve_trust` (the keys a client trusts, and revoked ones) and
+:func:`resolve_sign_key` (the curator's private key).
+
 datajoint is imported only when arguments and environment leave something open
 and a configuration datajoint itself reads could exist (its files, a ``DJ_*``
 variable, or datajoint already imported), because importing it costs most of a
@@ -34,10 +38,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, MissingCredentialsError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .signing import PublicKey, Trust
 
 __all__ = [
     "DEFAULT_BUCKET",
@@ -49,6 +58,8 @@ __all__ = [
     "datajoint_loglevel",
     "datajoint_setting",
     "resolve_settings",
+    "resolve_sign_key",
+    "resolve_trust",
 ]
 
 ROLES = ("client", "admin")
@@ -432,3 +443,132 @@ def datajoint_loglevel(environ: Mapping[str, str] | None = None) -> str | None:
     if fields_set is None:  # a datajoint without pydantic settings: only a change from the default counts
         return str(value) if str(value).upper() != "INFO" else None
     return str(value) if "loglevel" in fields_set else None
+
+
+# -- signatures ------------------------------------------------------------------------------
+
+
+def _datajoint_role_value(role: str, name: str, env: Mapping[str, str]) -> tuple[Any, str] | None:
+    """``<name>`` of the named store ``djarchive_<role>`` (datajoint 2.x), else the ``custom`` key
+    ``djarchive.<role>.<name>`` (as :func:`datajoint_config` reads it): (value, source), or None."""
+    if not _datajoint_configured(env):
+        return None
+    dj = datajoint_config(env)
+    stores = _config_get(dj.config, "stores") if dj.config is not None else None
+    store = stores.get(f"djarchive_{role}") if isinstance(stores, Mapping) else None
+    if isinstance(store, Mapping) and store.get(name) not in (None, "", [], ()):
+        return store[name], f"datajoint config stores.djarchive_{role}.{name}"
+    key = f"djarchive.{role}.{name}"
+    if dj.custom.get(key) not in (None, "", [], ()):
+        return dj.custom[key], f"{dj.custom_source} custom['{key}']"
+    return None
+
+
+def _key_values(value: Any) -> list[str]:
+    """A configured key list: one string (items separated by ',', ';' or newlines) or a list."""
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value]
+    return [str(value)]
+
+
+def _trusted(value: Any, source: str, is_file: bool) -> list[PublicKey]:
+    """The public keys a configured value names; a value that names none is an error (a trust
+    configuration that trusts nothing would silently disable verification)."""
+    from .signing import parse_key_items, read_key_file
+
+    keys = read_key_file(str(value), source) if is_file else parse_key_items(_key_values(value), source)[0]
+    if not keys:
+        raise ConfigurationError(f"{source} names no public key ('djarchive-ed25519 <base64>' lines)")
+    return keys
+
+
+def resolve_trust(
+    role: str = "client",
+    *,
+    trusted_keys: str | Iterable[str] | None = None,
+    revoked_keys: str | Iterable[str] | None = None,
+    require_signature: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Trust:
+    """The public keys ``role`` trusts to sign revisions, and the revoked ones.
+
+    Trusted keys come from the first level that names any: arguments (``--trust``,
+    ``trusted_keys=``: key lines or key files); the environment, ``DJARCHIVE_<ROLE>_TRUSTED_KEYS``
+    (key lines or files, separated by ',', ';' or newlines) and ``DJARCHIVE_<ROLE>_TRUSTED_KEYS_FILE``;
+    DataJoint's ``djarchive.<role>.trusted_keys`` / ``trusted_keys_file`` (or ``trusted_keys`` /
+    ``trusted_keys_file`` of the store ``djarchive_<role>`` in datajoint.json). Revoked keys (key
+    lines, key ids or files) add up from every level: ``--revoke``/``revoked_keys=``,
+    ``DJARCHIVE_<ROLE>_REVOKED_KEYS``, DataJoint's ``revoked_keys``; no level can trust a key
+    another revokes. ``require_signature`` without any trusted key is a ConfigurationError.
+    """
+    from .signing import Trust, parse_key_items
+
+    env = os.environ if environ is None else environ
+    prefix = f"DJARCHIVE_{role.upper()}_"
+    # Each level: (value, source, whether the value is one file's path).
+    levels: list[list[tuple[Any, str, bool]]] = [
+        [(trusted_keys, "--trust (trusted_keys=)", False)],
+        [
+            (env.get(f"{prefix}TRUSTED_KEYS"), f"{prefix}TRUSTED_KEYS", False),
+            (env.get(f"{prefix}TRUSTED_KEYS_FILE"), f"{prefix}TRUSTED_KEYS_FILE", True),
+        ],
+    ]
+    keys: list[PublicKey] = []
+    sources: list[str] = []
+    for level in levels:
+        for value, source, is_file in level:
+            if value:
+                keys.extend(_trusted(value, source, is_file))
+                sources.append(source)
+        if sources:
+            break
+    else:  # neither arguments nor environment: DataJoint's configuration
+        for name in ("trusted_keys", "trusted_keys_file"):
+            setting = _datajoint_role_value(role, name, env)
+            if setting is not None:
+                value, source = setting
+                keys.extend(_trusted(value, source, name.endswith("_file")))
+                sources.append(source)
+    revoked: set[str] = set()
+    if keys:  # revocations matter only where keys are trusted
+        revocations: list[tuple[Any, str]] = []
+        if revoked_keys:
+            revocations.append((revoked_keys, "--revoke (revoked_keys=)"))
+        if env.get(f"{prefix}REVOKED_KEYS"):
+            revocations.append((env[f"{prefix}REVOKED_KEYS"], f"{prefix}REVOKED_KEYS"))
+        found = _datajoint_role_value(role, "revoked_keys", env)
+        if found is not None:
+            revocations.append(found)
+        for value, source in revocations:
+            revoked_found, ids = parse_key_items(_key_values(value), source, ids=True)
+            revoked |= ids | {key.key_id for key in revoked_found}
+    trust = Trust(tuple(dict.fromkeys(keys)), frozenset(revoked), tuple(sources))
+    if require_signature and not trust.enforced:
+        raise ConfigurationError(
+            "a signature is required (--require-signature) but no trusted key is configured: give "
+            f"--trust KEY (a 'djarchive-ed25519 ...' line or a .pub file), or set {prefix}TRUSTED_KEYS, "
+            f"{prefix}TRUSTED_KEYS_FILE or djarchive.{role}.trusted_keys in DataJoint's configuration"
+        )
+    log.debug("trusted keys: %s; revoked: %s", [key.key_id for key in trust.keys], sorted(revoked))
+    return trust
+
+
+def resolve_sign_key(
+    role: str = "admin",
+    sign_key: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str, str] | None:
+    """The private key file to sign with, and where it was configured: the argument
+    (``--sign-key``), ``DJARCHIVE_<ROLE>_SIGN_KEY``, DataJoint's ``djarchive.<role>.sign_key`` (or
+    ``sign_key`` of the store ``djarchive_<role>``); None when none is configured."""
+    if sign_key not in (None, ""):
+        return os.fspath(sign_key), "--sign-key (sign_key=)"
+    env = os.environ if environ is None else environ
+    variable = f"DJARCHIVE_{role.upper()}_SIGN_KEY"
+    if env.get(variable):
+        return env[variable], variable
+    found = _datajoint_role_value(role, "sign_key", env)
+    if found is not None:
+        return str(found[0]), found[1]
+    return None

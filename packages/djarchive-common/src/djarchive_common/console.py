@@ -22,7 +22,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from .errors import ConfigurationError, DJArchiveError, LocalStorageError, PartialFailureError
@@ -115,6 +115,17 @@ class Console:
     def line(self, text: str) -> None:
         """One line of plain output."""
         print(redact(text))
+
+    def lines(self, lines: Iterable[str], batch: int = 4096) -> None:
+        """Many lines of plain output, written in batches."""
+        chunk: list[str] = []
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) >= batch:
+                sys.stdout.write(redact("\n".join(chunk)) + "\n")
+                chunk.clear()
+        if chunk:
+            sys.stdout.write(redact("\n".join(chunk)) + "\n")
 
     def emit(self, data: Any) -> None:
         """One JSON document."""

@@ -15,6 +15,7 @@ Library code raises these; only the command lines print them. The tree::
     ├── PermissionDeniedError       (also PermissionError)
     ├── RevisionPublishedError
     ├── IntegrityError
+    │   └── SignatureError          (no valid signature by a trusted key; carries ``reason``)
     ├── TransferError               (the store could not be reached or answered badly)
     │   └── EndpointUnreachableError
     ├── LocalPathError              (unsafe or unusable local path)
@@ -49,6 +50,7 @@ __all__ = [
     "RevisionNotFoundError",
     "RevisionPublishedError",
     "RevisionRetractedError",
+    "SignatureError",
     "TransferError",
 ]
 
@@ -119,6 +121,19 @@ class IntegrityError(DJArchiveError):
     def __init__(self, message: str, *, retryable: bool = False):
         super().__init__(message)
         self.retryable = retryable
+
+
+class SignatureError(IntegrityError):
+    """A revision is refused: trusted keys are configured and it has no valid signature by one.
+
+    ``reason`` says why, as one of :data:`djarchive_common.signing.REASONS` ('missing',
+    'malformed', 'untrusted-key', 'revoked-key', 'bad-signature', 'other-revision',
+    'digest-mismatch').
+    """
+
+    def __init__(self, message: str, *, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 class TransferError(DJArchiveError):

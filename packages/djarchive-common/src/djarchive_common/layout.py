@@ -1,7 +1,8 @@
 """The archive's key layout and naming rules: pure functions, no I/O.
 
 Published data lives at ``<dataset>/<revision>/<subpath>`` with the manifest,
-written last, at ``<dataset>/<revision>/djarchive-manifest.csv``.
+written last, at ``<dataset>/<revision>/djarchive-manifest.csv``, and its signatures, when it
+is signed, at ``<dataset>/<revision>/djarchive-manifest.sig``.
 
 djarchive's own bookkeeping lives in flat top-level keys, with no ``/`` in them, so
 that it creates no top-level prefix: the archive's original client lists every
@@ -49,6 +50,7 @@ __all__ = [
     "object_key",
     "retracted_manifest_key",
     "revision_prefix",
+    "signature_key",
     "staged_manifest_key",
     "staged_manifest_keys",
     "staged_revision",
@@ -158,6 +160,11 @@ def object_key(dataset: str, revision: str, subpath: str) -> str:
 def manifest_key(dataset: str, revision: str) -> str:
     """The key of a published revision's manifest."""
     return revision_prefix(dataset, revision) + MANIFEST_NAME
+
+
+def signature_key(dataset: str, revision: str) -> str:
+    """The key of a published revision's signatures (written before its manifest)."""
+    return revision_prefix(dataset, revision) + SIGNATURE_NAME
 
 
 def tombstone_key(dataset: str, revision: str) -> str:

@@ -25,21 +25,30 @@ that we refuse, naming the line, as we refuse any path that breaks the naming ru
 
 from __future__ import annotations
 
+import bisect
 import csv
 import fnmatch
+import hashlib
 import heapq
 import io
-import itertools
 import os
 import re
 import secrets
 import unicodedata
+from array import array
+from binascii import a2b_hex
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, overload
 
 from .errors import ManifestError, NotFoundError
-from .layout import MANIFEST_NAME, subpath_problem
+from .layout import (
+    MANIFEST_NAME,
+    MAX_SUBPATH_BYTES,
+    RESERVED_NAMES,
+    STATE_FOLDER,
+    subpath_problem,
+)
 from .text import files
 
 __all__ = [
@@ -56,6 +65,13 @@ __all__ = [
 ]
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_CANONICAL = re.compile(rb'"([0-9]{1,20})","([0-9a-f]{64})","([^"\r\n]*(?:""[^"\r\n]*)*)"\r?(?:\n|\Z)')
+# printable ASCII components of 1-255 characters, no '.' or '..', no backslash, no empty one
+_SAFE_ASCII_PATH = re.compile(
+    r"(?:(?!\.\.?/)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}/)*(?!\.\.?\Z)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}"
+)
+_ASCII_UPPER = re.compile(r"[A-Z]")
+_LEADING_ZERO = re.compile(rb'(?:^|\n)"0[0-9]')  # a size that would be written differently
 _SIZE_RE = re.compile(r"[0-9]{1,20}")
 MAX_LINE_CHARS = 8192  # a valid line is at most ~1.1 KB; longer ones are hostile
 MAX_OBJECT_SIZE = 5 * 1024**4  # S3's largest object: any larger size is a lie
@@ -70,65 +86,112 @@ class Entry(NamedTuple):
 
 
 class Manifest(Sequence[Entry]):
-    """A validated manifest: entries sorted by subpath, unique, safe to place under a target."""
+    """A validated manifest: entries sorted by subpath, unique, safe to place under a target.
 
-    __slots__ = ("_by_subpath", "_entries")
+    Stored compactly (paths in a list, sizes in an array, digests as 32 raw bytes each: about
+    150 bytes per entry with its path), entries are made as they are read, and lookups by path
+    are binary searches: a million entries fit in a few hundred megabytes.
+    """
+
+    __slots__ = ("_digests", "_paths", "_sha256", "_sizes")
 
     def __init__(self, entries: Iterable[Entry], source: str = "manifest"):
-        self._entries = sorted(entries, key=lambda entry: entry.subpath)
-        _check_entries(self._entries, source)
-        self._by_subpath = {entry.subpath: entry for entry in self._entries}
+        ordered = sorted(entries, key=lambda entry: entry.subpath)
+        _check_entries(ordered, source)
+        self._paths = [entry.subpath for entry in ordered]
+        self._sizes = array("Q", (entry.size for entry in ordered))
+        self._digests = b"".join(bytes.fromhex(entry.sha256) for entry in ordered)
+        self._sha256: str | None = None
 
     @classmethod
-    def _validated(cls, entries: list[Entry]) -> Manifest:
-        """A manifest of entries :func:`parse_manifest` has just checked (no second pass)."""
+    def _compact(
+        cls, paths: list[str], sizes: array[int], digests: bytes, sha256: str | None = None
+    ) -> Manifest:
+        """A manifest of fields :func:`parse_manifest` has checked and sorted (no second pass);
+        ``sha256`` of its exact bytes, when the parser saw them."""
         manifest = cls.__new__(cls)
-        manifest._entries = sorted(entries, key=lambda entry: entry.subpath)
-        manifest._by_subpath = {entry.subpath: entry for entry in manifest._entries}
+        manifest._paths, manifest._sizes, manifest._digests = paths, sizes, digests
+        manifest._sha256 = sha256
         return manifest
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 of :meth:`to_bytes` (known without writing them when parsed from them)."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.to_bytes()).hexdigest()
+        return self._sha256
+
+    def _entry(self, index: int) -> Entry:
+        return Entry(
+            self._paths[index], self._sizes[index], self._digests[32 * index : 32 * index + 32].hex()
+        )
 
     @overload
     def __getitem__(self, index: int) -> Entry: ...
     @overload
     def __getitem__(self, index: slice) -> Sequence[Entry]: ...
     def __getitem__(self, index: int | slice) -> Entry | Sequence[Entry]:
-        return self._entries[index]
+        if isinstance(index, slice):
+            return [self._entry(i) for i in range(*index.indices(len(self._paths)))]
+        if index < 0:
+            index += len(self._paths)
+        if not 0 <= index < len(self._paths):
+            raise IndexError("manifest index out of range")
+        return self._entry(index)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._paths)
 
     def __iter__(self) -> Iterator[Entry]:
-        return iter(self._entries)
+        paths, sizes, digests = self._paths, self._sizes, self._digests
+        for index, path in enumerate(paths):
+            yield Entry(path, sizes[index], digests[32 * index : 32 * index + 32].hex())
+
+    def _find(self, subpath: str) -> int:
+        index = bisect.bisect_left(self._paths, subpath)
+        return index if index < len(self._paths) and self._paths[index] == subpath else -1
 
     def __contains__(self, item: object) -> bool:
         if isinstance(item, str):
-            return item in self._by_subpath
-        return item in self._entries
+            return self._find(item) >= 0
+        if isinstance(item, Entry):
+            return self.get(item.subpath) == item
+        return False
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Manifest):
-            return self._entries == other._entries
+            return (self._paths, self._sizes, self._digests) == (other._paths, other._sizes, other._digests)
         return NotImplemented
+
+    def __hash__(self) -> int:  # mutable-looking but never changed: equal manifests hash alike
+        return hash((len(self._paths), self._digests[:64]))
 
     def __repr__(self) -> str:
         return f"<Manifest: {files(len(self))}, {self.total_size} bytes>"
 
     def get(self, subpath: str) -> Entry | None:
         """The entry for ``subpath``, or None."""
-        return self._by_subpath.get(subpath)
+        index = self._find(subpath)
+        return self._entry(index) if index >= 0 else None
+
+    @property
+    def subpaths(self) -> Sequence[str]:
+        """Every path, sorted (no entries made)."""
+        return self._paths
 
     @property
     def total_size(self) -> int:
         """The sum of all file sizes in bytes."""
-        return sum(entry.size for entry in self._entries)
+        return sum(self._sizes)
 
     def to_bytes(self) -> bytes:
         """The manifest file's exact bytes."""
-        buffer = io.StringIO(newline="")
-        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
-        for entry in self._entries:
-            writer.writerow((str(entry.size), entry.sha256, entry.subpath))
-        return buffer.getvalue().encode("utf-8")
+        out = io.StringIO()
+        digests = self._digests
+        for index, path in enumerate(self._paths):
+            quoted = path.replace('"', '""')
+            out.write(f'"{self._sizes[index]}","{digests[32 * index : 32 * index + 32].hex()}","{quoted}"\n')
+        return out.getvalue().encode("utf-8")
 
 
 def matches(subpath: str, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> bool:
@@ -141,14 +204,18 @@ def matches(subpath: str, include: Sequence[str] = (), exclude: Sequence[str] = 
     )
 
 
-def select(entries: Iterable[Entry], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[Entry]:
-    """The entries whose subpath :func:`matches` the globs."""
+def select(
+    entries: Sequence[Entry], include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> Sequence[Entry]:
+    """The entries whose subpath :func:`matches` the globs (all of them, as they are, without any)."""
+    if not include and not exclude:
+        return entries
     return [entry for entry in entries if matches(entry.subpath, include, exclude)]
 
 
 def select_or_fail(
-    entries: Iterable[Entry], include: Sequence[str], exclude: Sequence[str], what: str
-) -> list[Entry]:
+    entries: Sequence[Entry], include: Sequence[str], exclude: Sequence[str], what: str
+) -> Sequence[Entry]:
     """:func:`select`, refusing patterns that leave nothing: a typo must not pass as 'done'."""
     selected = select(entries, include, exclude)
     if not selected and (include or exclude):
@@ -177,35 +244,60 @@ def path_identity(subpath: str) -> str:
     """The name a case-insensitive, normalizing file system (macOS, Windows, many network shares)
     sees for ``subpath``: NFC-normalized and case-folded."""
     if subpath.isascii():
-        return subpath.lower()
+        return subpath.lower() if _ASCII_UPPER.search(subpath) else subpath
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", subpath).casefold())
 
 
-def _path_clash(subpaths: Sequence[str]) -> tuple[int, int, str] | None:
-    """The first two paths (their indexes, and why) that cannot both be files on every file
-    system: equal, equal once normalized and case-folded, or a file that is also a folder of
-    the other. Sorting with '/' below every character puts a folder's contents right after it,
-    so one pass over neighbours finds every folder clash: O(n log n), not O(n * depth)."""
-    first: dict[str, int] = {}
-    keys = []
-    for index, subpath in enumerate(subpaths):
-        key = path_identity(subpath)
-        seen = first.setdefault(key, index)
-        if seen != index:
-            return seen, index, "duplicate" if subpaths[seen] == subpath else "identity"
-        keys.append(key)
-    order = sorted(range(len(keys)), key=lambda index: keys[index].replace("/", "\0"))
-    for folder, below in itertools.pairwise(order):
-        if keys[below].startswith(keys[folder] + "/"):
-            return folder, below, "folder"
+def _path_clash(paths: Sequence[str]) -> tuple[int, int, str] | None:
+    """The first two of the sorted ``paths`` (their indexes, and why) that cannot both be files
+    on every file system: equal, equal once normalized and case-folded (:func:`path_identity`),
+    or a file that is also a folder of the other. Binary searches over the sorted paths and over
+    the few paths whose identity differs from their text: O(n log n) time, little memory, and
+    no cost growing with the depth of the paths."""
+    for index in range(1, len(paths)):
+        if paths[index] == paths[index - 1]:
+            return index - 1, index, "duplicate"
+    keys: dict[int, str] = {}  # identities that differ from the path's text
+    folded: dict[str, int] = {}
+    upper = _ASCII_UPPER.search
+    for index, path in enumerate(paths):
+        if path.isascii() and not upper(path):
+            continue
+        key = path_identity(path)
+        if key == path:
+            continue
+        keys[index] = key
+        twin = folded.setdefault(key, index)
+        if twin != index:
+            return twin, index, "identity"
+        same = _find_sorted(paths, key)
+        if same >= 0:
+            return same, index, "identity"
+    other = sorted(folded)
+    left, count = bisect.bisect_left, len(paths)
+    for index, path in enumerate(paths):
+        below = keys.get(index, path) + "/"
+        found = left(paths, below, index + 1) if index not in keys else left(paths, below)
+        if found < count and paths[found].startswith(below):
+            return index, found, "folder"
+        if other:
+            found = left(other, below)
+            if found < len(other) and other[found].startswith(below):
+                return index, folded[other[found]], "folder"
     return None
+
+
+def _find_sorted(paths: Sequence[str], path: str) -> int:
+    index = bisect.bisect_left(paths, path)
+    return index if index < len(paths) and paths[index] == path else -1
 
 
 def _clash_message(subpaths: Sequence[str], clash: tuple[int, int, str], where: Callable[[int], str]) -> str:
     """``<where>: <what>`` for a clash found by :func:`_path_clash`."""
     one, other, kind = clash
     if kind == "duplicate":
-        return f"{where(other)}: duplicate path {subpaths[other]!r} (first on {where(one)})"
+        first, second = sorted((one, other), key=lambda i: where(i))
+        return f"{where(second)}: duplicate path {subpaths[second]!r} (first on {where(first)})"
     if kind == "identity":
         return (
             f"{where(other)}: {subpaths[other]!r} and {subpaths[one]!r} ({where(one)}) name the same file "
@@ -217,7 +309,8 @@ def _clash_message(subpaths: Sequence[str], clash: tuple[int, int, str], where: 
 
 
 def _check_entries(entries: Sequence[Entry], source: str) -> None:
-    """Reject invalid fields, repeats, and paths that name one file or are a file and a folder."""
+    """Reject invalid fields, repeats, and paths that name one file or are a file and a folder
+    (``entries`` sorted by path)."""
     for entry in entries:
         problem = _entry_problem(entry)
         if problem:
@@ -225,9 +318,8 @@ def _check_entries(entries: Sequence[Entry], source: str) -> None:
     subpaths = [entry.subpath for entry in entries]
     clash = _path_clash(subpaths)
     if clash:
-        raise ManifestError(
-            f"invalid entry in {source}, " + _clash_message(subpaths, clash, lambda i: f"entry {i + 1}")
-        )
+        message = _clash_message(subpaths, clash, lambda index: f"entry {index + 1}")
+        raise ManifestError(f"invalid entry in {source}, " + message)
 
 
 def _entry_problem(entry: Entry) -> str | None:
@@ -241,19 +333,102 @@ def _entry_problem(entry: Entry) -> str | None:
 
 
 def parse_manifest(data: bytes, source: str = "manifest") -> Manifest:
-    """Parse and validate manifest bytes; raise ManifestError naming the line on any fault."""
+    """Parse and validate manifest bytes; raise ManifestError naming the line on any fault.
+
+    Lines in the canonical form (what djarchive and the original tool write) are read straight
+    from the bytes, one regular expression per line; anything else is read by the csv module.
+    """
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    if b"\x00" in data:  # the csv module of some Pythons refuses NUL with a vaguer message
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise ManifestError(f"{_where(source, line)}: control character '\\x00' (NUL)")
+    fields = _parse_canonical(data, start, source)
+    canonical = fields is not None and start == 0 and b"\r" not in data and not _LEADING_ZERO.search(data)
+    if fields is None:
+        fields = _parse_csv(data, start, source)
+    paths, sizes, digests, lines = fields
+    if any(paths[index] < paths[index - 1] for index in range(1, len(paths))):
+        canonical = False
+        order = sorted(range(len(paths)), key=paths.__getitem__)
+        paths = [paths[index] for index in order]
+        sizes = array("Q", (sizes[index] for index in order))
+        digests = bytearray(b"".join(digests[32 * index : 32 * index + 32] for index in order))
+        lines = array("L", (lines[index] for index in order))
+    clash = _path_clash(paths)
+    if clash:
+        message = _clash_message(paths, clash, lambda index: f"line {lines[index]}")
+        raise ManifestError(f"invalid manifest {source}, {message}")
+    sha256 = hashlib.sha256(data).hexdigest() if canonical and data.endswith(b"\n") else None
+    return Manifest._compact(paths, sizes, bytes(digests), sha256)
+
+
+Fields = tuple[list[str], "array[int]", bytearray, "array[int]"]
+
+
+def _parse_canonical(data: bytes, start: int, source: str) -> Fields | None:
+    """Every line as ``"size","sha256","path"``: the fields, or None at the first line in any
+    other form (then the csv module reads the whole). One C-level scan finds the lines; Python
+    only checks what the form cannot (sizes, paths)."""
+    paths: list[str] = []
+    sizes = array("Q")
+    digests = bytearray()
+    expected = start
+    for line, found in enumerate(_CANONICAL.finditer(data, start), 1):
+        if found.start() != expected:
+            return None
+        expected = found.end()
+        if expected - found.start() > MAX_LINE_CHARS + 2:
+            raise ManifestError(f"{_where(source, line)}: line longer than {MAX_LINE_CHARS} characters")
+        raw_size, digest, raw_path = found.groups()
+        try:
+            path = raw_path.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ManifestError(f"{_where(source, line)}: not valid UTF-8") from None
+        if '"' in path:
+            path = path.replace('""', '"')
+        size = int(raw_size)
+        if size > MAX_OBJECT_SIZE or not _plainly_safe(path):
+            _check_fields(size, path, source, line)
+        paths.append(path)
+        sizes.append(size)
+        digests += a2b_hex(digest)
+    if expected != len(data):
+        return None
+    return paths, sizes, digests, array("L", range(1, len(paths) + 1))
+
+
+def _plainly_safe(path: str) -> bool:
+    """A quick yes for the common case (printable ASCII, nothing reserved); False means "look
+    closer" (:func:`layout.subpath_problem` says what, if anything, is wrong)."""
+    return (
+        len(path) <= MAX_SUBPATH_BYTES
+        and _SAFE_ASCII_PATH.fullmatch(path) is not None
+        and path not in RESERVED_NAMES
+        and path[:10].lower() != STATE_FOLDER
+    )
+
+
+def _check_fields(size: int, path: str, source: str, line: int) -> None:
+    if size > MAX_OBJECT_SIZE:
+        raise ManifestError(
+            f"{_where(source, line)}: size {size} is larger than the largest object S3 can hold (5 TiB)"
+        )
+    problem = subpath_problem(path)
+    if problem:
+        raise ManifestError(f"{_where(source, line)}: {problem}: {path!r}")
+
+
+def _parse_csv(data: bytes, start: int, source: str) -> Fields:
+    """Any manifest the csv module can read (fields quoted or not, any line ends)."""
     try:
-        text = data.decode("utf-8")
+        text = data[start:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ManifestError(f"invalid manifest {source}, line {line}: not valid UTF-8") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if "\x00" in text:  # the csv module of some Pythons refuses NUL with a vaguer message
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise ManifestError(f"invalid manifest {source}, line {line}: control character '\\x00' (NUL)")
-    entries: list[Entry] = []
-    lines: list[int] = []
+        line = data.count(b"\n", 0, start + exc.start) + 1
+        raise ManifestError(f"{_where(source, line)}: not valid UTF-8") from None
+    paths: list[str] = []
+    sizes = array("Q")
+    digests = bytearray()
+    lines = array("L")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     line = 0
     try:
@@ -270,28 +445,19 @@ def parse_manifest(data: bytes, source: str = "manifest") -> Manifest:
                 raise ManifestError(
                     f"{_where(source, line)}: size {size_text!r} is not a non-negative integer"
                 )
-            size = int(size_text)
-            if size > MAX_OBJECT_SIZE:
-                largest = "is larger than the largest object S3 can hold (5 TiB)"
-                raise ManifestError(f"{_where(source, line)}: size {size} {largest}")
             if not _SHA256_RE.fullmatch(sha256):
                 raise ManifestError(
                     f"{_where(source, line)}: sha256 {sha256!r} is not 64 lowercase hex digits"
                 )
-            problem = subpath_problem(subpath)
-            if problem:
-                raise ManifestError(f"{_where(source, line)}: {problem}: {subpath!r}")
-            entries.append(Entry(subpath, size, sha256))
+            _check_fields(int(size_text), subpath, source, line)
+            paths.append(subpath)
+            sizes.append(int(size_text))
+            digests += bytes.fromhex(sha256)
             lines.append(line)
     except csv.Error as exc:
         line = reader.line_num or line + 1
         raise ManifestError(f"{_where(source, line)}: not valid CSV ({exc})") from None
-    subpaths = [entry.subpath for entry in entries]
-    clash = _path_clash(subpaths)
-    if clash:
-        message = _clash_message(subpaths, clash, lambda index: f"line {lines[index]}")
-        raise ManifestError(f"invalid manifest {source}, {message}")
-    return Manifest._validated(entries)
+    return paths, sizes, digests, lines
 
 
 def _where(source: str, line: int) -> str:

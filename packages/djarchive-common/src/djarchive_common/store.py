@@ -330,7 +330,7 @@ class Store:
             return TransferError(
                 f"{what}: connection to {self.settings.endpoint} failed ({_reason(exc)})", retryable=True
             )
-        if isinstance(exc, ParseError):  # an XML answer cut short
+        if isinstance(exc, (ParseError, UnicodeDecodeError)):  # an XML answer cut short or garbled
             return TransferError(
                 f"{what}: unreadable answer from {self.settings.endpoint} ({exc})", retryable=True
             )

@@ -40,6 +40,8 @@ def test_four_shards_on_two_worker_processes_then_a_plain_download_does_nothing(
             download_on_cluster(cluster.scheduler_address, "ds", "1", other)  # one shard per worker
     assert (summary.files, summary.fetched_files, summary.present_files, summary.failed) == (41, 41, 0, {})
     assert summary.bytes == summary.fetched_bytes == sum(len(data) for data in files.values())
+    assert summary.signature is not None
+    assert summary.signature.status == client().signature("ds", "1").status  # carried back from the shards
     assert summary.shard is None
     assert "41 files" in str(summary)
     assert read_tree(target) == files

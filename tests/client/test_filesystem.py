@@ -130,7 +130,8 @@ def test_listings_come_from_the_catalog_and_the_manifest(archive, tree, served):
     # One manifest read per revision, whatever was asked; no data object was read to list.
     keys = [key for key, _, _ in served[0]]
     assert keys.count("ds/1/djarchive-manifest.csv") == keys.count("ds/2/djarchive-manifest.csv") == 1
-    assert {key.rpartition("/")[2] for key in keys} == {"djarchive-manifest.csv", "djarchive-retraction.json"}
+    metadata = {"djarchive-manifest.csv", "djarchive-manifest.sig", "djarchive-retraction.json"}
+    assert {key.rpartition("/")[2] for key in keys} <= metadata
 
 
 def test_no_bucket_listing_below_a_revision(archive, tree, monkeypatch):
@@ -283,7 +284,7 @@ def test_get_downloads_with_the_engine_as_fsspec_maps_paths(archive, tree, tmp_p
     assert (whole / ".djarchive" / "verified.json").is_file()  # an engine target: resumable, recorded
     served[0].clear()
     fs.get("ds/1/", str(whole), recursive=True)  # the contents again: all present, nothing fetched
-    assert [key for key, _, _ in served[0] if not key.endswith("manifest.csv")] == []
+    assert [key for key, _, _ in served[0] if not key.endswith(("manifest.csv", "manifest.sig"))] == []
     fs.get("ds/1", str(whole), recursive=True)  # into an existing folder: under the revision's name
     assert read_tree(whole / "1") == tree
 

@@ -109,6 +109,7 @@ def combine(summaries: list[DownloadSummary], dataset: str, revision: str, targe
         total.planned.extend(part.planned)
         total.dry_run = total.dry_run or part.dry_run
         total.retracted = total.retracted or part.retracted
+        total.signature = total.signature or part.signature  # one manifest: one status
         total.seconds = max(total.seconds, part.seconds)
     return total
 

@@ -106,6 +106,18 @@ def run(*argv: str, env: dict[str, str], cwd: Path) -> None:
     print(f"  ({time.monotonic() - started:.1f} s)", flush=True)
 
 
+def revise(source: Path) -> None:
+    """v2 of the sample: spike times fixed in one session, a video moved, a note added."""
+    sessions = sorted(path for path in source.rglob("spike_times.npy"))
+    sessions[0].write_bytes(sessions[0].read_bytes()[::-1])
+    video = next(source.rglob("*.mp4"), None) or next(iter(sorted(source.rglob("*.tif"))))
+    moved = video.parent / "moved" / video.name
+    moved.parent.mkdir()
+    video.rename(moved)
+    (source / "CHANGES.txt").write_text("v2: spike times of one session re-sorted; video moved\n")
+    (source / "djarchive-manifest.csv").unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -135,8 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         size = generate(source)
         print(f"{size / 1e6:.0f} MB: 3 sessions of ephys and imaging, nested folders, one 73 MB video")
 
-        say("The curator publishes it (credentials in DJARCHIVE_ADMIN_ACCESS_KEY / _SECRET_KEY)")
-        run("djarchive-admin", "upload", DATASET, REVISION, str(source), env=admin_env, cwd=work)
+        say("The curator makes a signing key, then publishes the revision signed")
+        key = work / "curator.key"
+        run("djarchive-admin", "keygen", str(key), env=admin_env, cwd=work)
+        run(
+            "djarchive-admin", "upload", DATASET, REVISION, str(source), "--sign-key", str(key),
+            env=admin_env, cwd=work,
+        )  # fmt: skip
+        client_env["DJARCHIVE_CLIENT_TRUSTED_KEYS_FILE"] = str(key) + ".pub"  # researchers trust it
 
         say("A researcher browses the archive (anonymous)")
         run("djarchive", "datasets", env=client_env, cwd=work)
@@ -161,6 +179,20 @@ def main(argv: list[str] | None = None) -> int:
         run("djarchive", "verify", DATASET, REVISION, target, env=client_env, cwd=work)
         say("Downloading again: everything is already present and verified, nothing is fetched")
         run("djarchive", "download", DATASET, REVISION, target, env=client_env, cwd=work)
+
+        say("A new revision: one file changed, one moved, one added; the curator publishes v2")
+        revise(source)
+        run(
+            "djarchive-admin", "upload", DATASET, "v2", str(source), "--sign-key", str(key),
+            env=admin_env, cwd=work,
+        )  # fmt: skip
+        run("djarchive", "diff", DATASET, REVISION, "v2", env=client_env, cwd=work)
+        say("Upgrading the local copy in place: only what changed travels")
+        run("djarchive", "download", DATASET, "v2", target, "--dry-run", env=client_env, cwd=work)
+        run("djarchive", "download", DATASET, "v2", target, env=client_env, cwd=work)
+        say("What the folder holds, and whether its revision still stands")
+        run("djarchive", "status", target, env=client_env, cwd=work)
+        run("djarchive", "verify", target, env=client_env, cwd=work)
     finally:
         say("Stopping the server")
         server.stop()

@@ -8,9 +8,8 @@ import os
 
 import pytest
 
-from djarchive_client import client
+from djarchive_client import client, localcopy
 from djarchive_client.cli import main
-from djarchive_client.localcopy import LocalCopy
 from djarchive_common.errors import LocalPathError, ManifestError, PartialFailureError, RevisionRetractedError
 from djarchive_common.store import Store
 from tests.helpers import read_tree
@@ -51,19 +50,20 @@ class Spy:
     def __init__(self, monkeypatch):
         self.gets: list[str] = []
         self.hashed: list[str] = []
-        stream, hash_ = Store.stream, LocalCopy.hash
+        stream, hash_fd = Store.stream, localcopy._hash_fd
 
         def spy_stream(store, key, offset=0, length=0, **options):
             if not key.endswith((".csv", ".json", ".sig")):
                 self.gets.append(key.split("/", 2)[2])
             return stream(store, key, offset, length, **options)
 
-        def spy_hash(local, subpath):
-            self.hashed.append(subpath)
-            return hash_(local, subpath)
+        def spy_hash(fd):
+            result = hash_fd(fd)
+            self.hashed.append(result[0])  # the bytes hashed
+            return result
 
         monkeypatch.setattr(Store, "stream", spy_stream)
-        monkeypatch.setattr(LocalCopy, "hash", spy_hash)
+        monkeypatch.setattr(localcopy, "_hash_fd", spy_hash)
 
 
 # -- diff ----------------------------------------------------------------------------------------

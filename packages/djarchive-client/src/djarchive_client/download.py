@@ -147,7 +147,7 @@ class DownloadSummary:
             f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
         )
         if self.upgraded_from:
-            name += f" (upgraded from {self.upgraded_from})"
+            name += f" ({'upgrading' if self.dry_run else 'upgraded'} from {self.upgraded_from})"
         if self.dry_run:
             text = (
                 f"would download {len(self.planned)} of {files(self.files)} of {name} "

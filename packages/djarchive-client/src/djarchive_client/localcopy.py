@@ -22,14 +22,14 @@ import secrets
 import stat
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from djarchive_common.errors import IntegrityError, LocalPathError, LockedError, NotFoundError
 from djarchive_common.layout import STATE_FOLDER
 from djarchive_common.localfs import Folder, open_root, pread, pwrite, storage_error
 from djarchive_common.manifest import Entry, Manifest
-from djarchive_common.transfer import BUFFER_SIZE
+from djarchive_common.transfer import BUFFER_SIZE, Progress, run_parallel
 
 from .receipt import Receipt, read_receipt, stored_manifests, write_receipt
 
@@ -41,6 +41,9 @@ LOCK = "lock"
 SHARED = "shards"  # what the target's lock file says while shard downloads share it
 TEMPORARY = "tmp"
 MAX_RECORD_BYTES = 512 * 1024 * 1024
+HASH_BATCH_BYTES = 8 * 1024 * 1024  # files hashed in one go after opening their folder once
+HASH_BATCH_FILES = 256
+Hashed = tuple[str, "tuple[int, str] | None", "BaseException | None"]  # (subpath, (size, sha256), error)
 _SHARD_RECORD = re.compile(r"verified\.[0-9]+-of-[0-9]+\.json")
 log = logging.getLogger("djarchive_client")
 
@@ -175,19 +178,69 @@ class LocalCopy:
         with folder:
             return folder.open(name, os.O_RDONLY)
 
-    def hash(self, subpath: str) -> tuple[int, str]:
-        """Size and sha256 of the file ``subpath`` (reached without following any link)."""
-        fd = self.open_file(subpath)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(errno.EISDIR, "not a regular file", str(self.destination(subpath)))
-            digest, size = hashlib.sha256(), 0
-            while chunk := os.read(fd, BUFFER_SIZE):
-                digest.update(chunk)
-                size += len(chunk)
-            return size, digest.hexdigest()
-        finally:
-            os.close(fd)
+    def hash_many(
+        self,
+        sizes: Mapping[str, int],
+        *,
+        jobs: int,
+        progress: bool = False,
+        description: str = "checking",
+    ) -> Iterator[tuple[str, tuple[int, str] | None, BaseException | None]]:
+        """Size and sha256 of every file of ``sizes`` (subpath -> expected size, for the progress
+        bar), as (subpath, result, error). Files are taken folder by folder: each folder is opened
+        once for a batch of its files (small files share a batch, a large one has its own), and
+        batches run in parallel."""
+        batches: list[tuple[str, list[str]]] = []
+        by_folder: dict[str, list[str]] = {}
+        for subpath in sizes:
+            by_folder.setdefault(subpath.rpartition("/")[0], []).append(subpath)
+        for parent, members in by_folder.items():
+            batch: list[str] = []
+            weight = 0
+            for subpath in members:
+                batch.append(subpath)
+                weight += sizes[subpath]
+                if weight >= HASH_BATCH_BYTES or len(batch) >= HASH_BATCH_FILES:
+                    batches.append((parent, batch))
+                    batch, weight = [], 0
+            if batch:
+                batches.append((parent, batch))
+        with Progress(
+            sum(sizes.values()), len(sizes), enabled=progress and bool(sizes), description=description
+        ) as bar:
+
+            def work(
+                batch: tuple[str, list[str]],
+            ) -> list[tuple[str, tuple[int, str] | None, BaseException | None]]:
+                parent, members = batch
+                done: list[tuple[str, tuple[int, str] | None, BaseException | None]] = []
+                try:
+                    folder = self.folder.descend(parent.split("/") if parent else [])
+                except (OSError, LocalPathError) as error:
+                    return [(subpath, None, error) for subpath in members]
+                with folder:
+                    for subpath in members:
+                        try:
+                            fd = folder.open(subpath.rpartition("/")[2], os.O_RDONLY)
+                            try:
+                                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                                    raise OSError(errno.EISDIR, "not a regular file", subpath)
+                                result = _hash_fd(fd)
+                            finally:
+                                os.close(fd)
+                        except OSError as error:
+                            done.append((subpath, None, error))
+                            continue
+                        bar.advance(result[0])
+                        bar.file_done()
+                        done.append((subpath, result, None))
+                return done
+
+            for unit, results, error in run_parallel(work, batches, jobs):
+                if error is not None:
+                    yield from ((subpath, None, error) for subpath in unit[1])
+                else:
+                    yield from results or []
 
     def walk(self) -> Iterator[str]:
         """Every file or link under TARGET as a posix subpath, djarchive's own folder left out;

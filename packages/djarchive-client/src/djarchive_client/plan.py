@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from djarchive_common.manifest import Entry, Manifest
 from djarchive_common.text import files, human_bytes
-from djarchive_common.transfer import hash_files
 
 from .localcopy import LocalCopy
 
@@ -101,10 +100,7 @@ class _Contents:
             if (s := self.regular(subpath)) and s.st_size in sizes
         ]
         sizes = {subpath: self.regular(subpath).st_size for subpath in chosen}  # type: ignore[union-attr]
-        results = hash_files(
-            chosen, self.local.hash, sizes.__getitem__, jobs=jobs, progress=progress, description="checking"
-        )
-        for subpath, result, error in results:
+        for subpath, result, error in self.local.hash_many(sizes, jobs=jobs, progress=progress):
             if error is None and result is not None:
                 self.known[subpath] = result[1]
 

@@ -15,7 +15,7 @@ from djarchive_common.errors import LockedError, NotFoundError
 from djarchive_common.events import Events
 from djarchive_common.manifest import Entry, Manifest, matches, select_or_fail
 from djarchive_common.text import files
-from djarchive_common.transfer import DEFAULT_WORKERS, hash_files
+from djarchive_common.transfer import DEFAULT_WORKERS
 
 from .localcopy import LocalCopy
 from .receipt import COMPLETE, UPGRADING, Receipt, now
@@ -132,15 +132,15 @@ def verify_copy(
                 report.verified += 1
             else:
                 to_hash.append(entry)
-        checked = hash_files(
-            to_hash,
-            lambda entry: local.hash(entry.subpath),
-            lambda entry: entry.size,
+        wanted = {entry.subpath: entry for entry in to_hash}
+        checked = local.hash_many(
+            {entry.subpath: entry.size for entry in to_hash},
             jobs=jobs,
             progress=progress,
             description="verify",
         )
-        for entry, result, error in checked:
+        for subpath, result, error in checked:
+            entry = wanted[subpath]
             if error is not None:
                 reason = getattr(error, "strerror", None) or error
                 report.modified[entry.subpath] = f"unreadable ({reason})"

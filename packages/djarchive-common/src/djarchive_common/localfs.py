@@ -129,10 +129,15 @@ class Folder:
         path = self.path / name
         try:
             if self._fd is not None:
-                if create:
-                    with contextlib.suppress(FileExistsError):
+                flags = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
+                try:
+                    fd = os.open(name, flags, dir_fd=self._fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):  # another worker made it meanwhile
                         os.mkdir(name, 0o777, dir_fd=self._fd)
-                fd = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=self._fd)
+                    fd = os.open(name, flags, dir_fd=self._fd)
                 return Folder(path, fd, self._root)
             target = self._checked(name)
             if create:

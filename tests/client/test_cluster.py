@@ -10,9 +10,8 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from djarchive_client import client  # noqa: E402
+from djarchive_client import client, localcopy  # noqa: E402
 from djarchive_client.cluster import download_on_cluster  # noqa: E402
-from djarchive_client.localcopy import LocalCopy  # noqa: E402
 from djarchive_common.errors import PartialFailureError  # noqa: E402
 from tests.helpers import read_tree  # noqa: E402
 
@@ -51,7 +50,7 @@ def test_four_shards_on_two_worker_processes_then_a_plain_download_does_nothing(
     assert (partial.files, partial.fetched_files) == (41, 40)
 
     hashed = []
-    monkeypatch.setattr(LocalCopy, "hash", lambda self, subpath: hashed.append(subpath))
+    monkeypatch.setattr(localcopy, "_hash_fd", lambda fd: hashed.append(fd))
     for subpath in files:  # the data gone from the store: any fetch would fail
         if subpath != "session1/chunk004.bin":
             archive.remove(f"ds/1/{subpath}")

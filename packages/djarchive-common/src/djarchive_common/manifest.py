@@ -55,6 +55,7 @@ __all__ = [
     "MANIFEST_NAME",
     "Entry",
     "Manifest",
+    "Picked",
     "matches",
     "parse_manifest",
     "read_manifest",
@@ -192,6 +193,40 @@ class Manifest(Sequence[Entry]):
             quoted = path.replace('"', '""')
             out.write(f'"{self._sizes[index]}","{digests[32 * index : 32 * index + 32].hex()}","{quoted}"\n')
         return out.getvalue().encode("utf-8")
+
+
+class Picked(Sequence[Entry]):
+    """Some entries of a sequence (a manifest), by index: a million of them cost 8 MB, not the
+    200 MB of their Entry objects, which are made as they are read."""
+
+    __slots__ = ("_base", "_indexes")
+
+    def __init__(self, base: Sequence[Entry], indexes: Iterable[int] = ()):
+        self._base = base
+        self._indexes = array("Q", indexes)
+
+    def append_index(self, index: int) -> None:
+        """Pick one more entry of the base."""
+        self._indexes.append(index)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Entry]: ...
+    def __getitem__(self, index: int | slice) -> Entry | Sequence[Entry]:
+        if isinstance(index, slice):
+            return [self._base[i] for i in self._indexes[index]]
+        return self._base[self._indexes[index]]
+
+    def __len__(self) -> int:
+        return len(self._indexes)
+
+    def __iter__(self) -> Iterator[Entry]:
+        base = self._base
+        return (base[index] for index in self._indexes)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} of {len(self._base)} entries>"
 
 
 def matches(subpath: str, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> bool:

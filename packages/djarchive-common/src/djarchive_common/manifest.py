@@ -71,7 +71,6 @@ _CANONICAL = re.compile(rb'"([0-9]{1,20})","([0-9a-f]{64})","([^"\r\n]*(?:""[^"\
 _SAFE_ASCII_PATH = re.compile(
     r"(?:(?!\.\.?/)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}/)*(?!\.\.?\Z)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}"
 )
-_ASCII_UPPER = re.compile(r"[A-Z]")
 _LEADING_ZERO = re.compile(rb'(?:^|\n)"0[0-9]')  # a size that would be written differently
 _SIZE_RE = re.compile(r"[0-9]{1,20}")
 MAX_LINE_CHARS = 8192  # a valid line is at most ~1.1 KB; longer ones are hostile
@@ -279,7 +278,7 @@ def path_identity(subpath: str) -> str:
     """The name a case-insensitive, normalizing file system (macOS, Windows, many network shares)
     sees for ``subpath``: NFC-normalized and case-folded."""
     if subpath.isascii():
-        return subpath.lower() if _ASCII_UPPER.search(subpath) else subpath
+        return subpath.lower()
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", subpath).casefold())
 
 
@@ -294,10 +293,7 @@ def _path_clash(paths: Sequence[str]) -> tuple[int, int, str] | None:
             return index - 1, index, "duplicate"
     keys: dict[int, str] = {}  # identities that differ from the path's text
     folded: dict[str, int] = {}
-    upper = _ASCII_UPPER.search
     for index, path in enumerate(paths):
-        if path.isascii() and not upper(path):
-            continue
         key = path_identity(path)
         if key == path:
             continue

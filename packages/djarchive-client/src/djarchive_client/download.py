@@ -83,7 +83,7 @@ class DownloadSummary:
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     dry_run: bool = False
-    planned: list[Entry] = field(default_factory=list)
+    planned: Sequence[Entry] = field(default_factory=list)
     shard: tuple[int, int] | None = None  # (K, N) when only the K-th of N parts was asked for
     reused_files: int = 0  # content found on local disk (moved, or copied from --reuse copies)
     reused_bytes: int = 0
@@ -456,8 +456,8 @@ def _download(
     if events is not None and not dry_run:
         events.start(len(selected), summary.bytes, dataset=dataset, revision=revision, target=str(target))
     if dry_run and not target_path(target).exists():
-        summary.planned = list(selected)
-        summary.plan = Plan(fetch=list(selected))
+        summary.planned = selected
+        summary.plan = Plan(fetch=selected)
         return summary
     local = LocalCopy(target, create=create_target and not dry_run, shard=shard)
     sources: list[tuple[LocalCopy, Manifest]] = []
@@ -496,7 +496,7 @@ def _download(
             if events is not None:
                 for entry in actions.keep:
                     events.file(entry.subpath, entry.size, "present")
-            todo = actions.fetch + _use_local_content(local, actions, summary, link, events)
+            todo = [*actions.fetch, *_use_local_content(local, actions, summary, link, events)]
             total = sum(entry.size for entry in todo)
             with Progress(
                 total,

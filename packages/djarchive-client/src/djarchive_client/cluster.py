@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from djarchive_common.errors import PartialFailureError
+from djarchive_common.manifest import Entry
 from djarchive_common.text import files
 
 from .archive import DJArchiveClient
@@ -95,6 +96,7 @@ def combine(summaries: list[DownloadSummary], dataset: str, revision: str, targe
     """One summary of the shards' summaries (their counts added up, their lists and failures
     together)."""
     total = DownloadSummary(dataset, revision, target)
+    planned: list[Entry] = []
     for part in summaries:
         total.files += part.files
         total.bytes += part.bytes
@@ -106,11 +108,12 @@ def combine(summaries: list[DownloadSummary], dataset: str, revision: str, targe
         total.failed.update(part.failed)
         total.conflicts.update(part.conflicts)
         total.removed.extend(part.removed)
-        total.planned.extend(part.planned)
+        planned.extend(part.planned)
         total.dry_run = total.dry_run or part.dry_run
         total.retracted = total.retracted or part.retracted
         total.signature = total.signature or part.signature  # one manifest: one status
         total.seconds = max(total.seconds, part.seconds)
+    total.planned = planned
     return total
 
 

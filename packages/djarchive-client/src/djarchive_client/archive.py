@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import Catalog
@@ -71,6 +71,7 @@ class DJArchiveClient(Catalog):
         link: bool = False,
         allow_retracted: bool = False,
         events: Events | None = None,
+        paths: Iterable[str] | Mapping[str, str] | None = None,
     ) -> DownloadSummary:
         """Download a published revision into ``target_directory`` and return a summary.
 
@@ -78,7 +79,9 @@ class DJArchiveClient(Catalog):
         the manifest's size and sha256 before it is renamed into place. Raises
         PartialFailureError (with the summary) when any file could not be downloaded.
         ``shard=(K, N)`` downloads only the K-th of N byte-balanced parts, so that N runs (on
-        one machine or on many sharing the folder) share the work.
+        one machine or on many sharing the folder) share the work. ``paths`` names files exactly
+        (no globs): subpaths, or a mapping of subpaths to paths relative to the target, to place
+        files under other names (what fsspec's ``get`` needs).
 
         When the folder holds another revision of the dataset, it is upgraded in place (files
         kept, moved, fetched, removed; files you changed are left alone and reported). Content
@@ -113,6 +116,7 @@ class DJArchiveClient(Catalog):
             retracted=retraction,
             events=events,
             signature=signature,
+            paths=paths,
         )
 
     def _manifest_or_retracted(

@@ -148,8 +148,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
     for subpath, why in summary.conflicts.items():
         console.warn(f"{subpath}: {why}")
     if args.dry_run and not console.json and summary.plan is not None:
-        for line in summary.plan.lines():
-            console.line(line)
+        console.lines(summary.plan.lines())
     _signed(console, args.dataset, args.revision, summary.signature)
     console.result(summary, force=args.dry_run)
     if not summary.files and (args.include or args.exclude):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from djarchive_common.errors import (
     IntegrityError,
     LocalPathError,
     LocalStorageError,
+    NotFoundError,
     PartialFailureError,
 )
 from djarchive_common.events import Events
@@ -82,7 +83,7 @@ class DownloadSummary:
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     dry_run: bool = False
-    planned: list[Entry] = field(default_factory=list)
+    planned: Sequence[Entry] = field(default_factory=list)
     shard: tuple[int, int] | None = None  # (K, N) when only the K-th of N parts was asked for
     reused_files: int = 0  # content found on local disk (moved, or copied from --reuse copies)
     reused_bytes: int = 0
@@ -337,6 +338,29 @@ def _use_local_content(
     return unusable
 
 
+def _named(
+    entries: Sequence[Entry], paths: Iterable[str] | Mapping[str, str], what: str
+) -> tuple[list[Entry], dict[str, str]]:
+    """The entries ``paths`` names, each under its own subpath, or under the local path (relative
+    to TARGET) that ``paths`` maps it to; and ``{local path: subpath}`` of those placed under
+    another name. Local paths obey the manifest's rules (relative, unique, none of djarchive's
+    names): they are checked as one, before anything is written."""
+    by_subpath = {entry.subpath: entry for entry in entries}
+    places = dict(paths) if isinstance(paths, Mapping) else {subpath: subpath for subpath in paths}
+    missing = [subpath for subpath in places if subpath not in by_subpath]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise NotFoundError(f"{what} has no file {missing[0]!r}{more}; nothing was done")
+    named = Manifest(
+        (
+            Entry(local, by_subpath[subpath].size, by_subpath[subpath].sha256)
+            for subpath, local in places.items()
+        ),
+        source="the local paths asked for",
+    )
+    return list(named), {local: subpath for subpath, local in places.items() if local != subpath}
+
+
 def download_revision(
     store: Store,
     manifest: Manifest,
@@ -356,6 +380,7 @@ def download_revision(
     retracted: str | None = None,
     events: Events | None = None,
     signature: SignatureStatus | None = None,
+    paths: Iterable[str] | Mapping[str, str] | None = None,
 ) -> DownloadSummary:
     """Download the selected files of a revision into ``target``; raise if any file failed.
 
@@ -367,12 +392,16 @@ def download_revision(
     sharing TARGET, together download it all (see :func:`manifest.shard`). ``events`` receives
     machine-readable progress (:mod:`djarchive_common.events`). ``signature``, the manifest's
     signature status, is carried by the summary.
+
+    ``paths`` names the files exactly (no globs), each placed at its subpath or at the local
+    path it maps to (see :func:`_named`): files added to TARGET, as fsspec's ``get`` wants, not a
+    copy of the revision, so TARGET is neither upgraded nor given a receipt (nor is it by shards).
     """
     try:
         summary = _download(
             store, manifest, dataset, revision, target, create_target, include, exclude,
             options or DownloadOptions(), progress, dry_run, shard, reuse, link, retracted, events,
-            signature,
+            signature, paths,
         )  # fmt: skip
     except DJArchiveError as error:
         if events is not None:
@@ -403,10 +432,14 @@ def _download(
     retracted: str | None,
     events: Events | None,
     signature: SignatureStatus | None,
+    paths: Iterable[str] | Mapping[str, str] | None,
 ) -> DownloadSummary:
     """:func:`download_revision`, without the last event."""
     started = time.monotonic()
     selected = select_or_fail(manifest, include, exclude, f"{dataset} {revision}")
+    keys: dict[str, str] = {}
+    if paths is not None:
+        selected, keys = _named(selected, paths, f"{dataset} {revision}")
     if shard is not None:
         selected = split(selected, *shard)
     summary = DownloadSummary(
@@ -423,14 +456,15 @@ def _download(
     if events is not None and not dry_run:
         events.start(len(selected), summary.bytes, dataset=dataset, revision=revision, target=str(target))
     if dry_run and not target_path(target).exists():
-        summary.planned = list(selected)
-        summary.plan = Plan(fetch=list(selected))
+        summary.planned = selected
+        summary.plan = Plan(fetch=selected)
         return summary
     local = LocalCopy(target, create=create_target and not dry_run, shard=shard)
     sources: list[tuple[LocalCopy, Manifest]] = []
     try:
         local.check_destinations(selected)  # refuses links and aliased folders before any write
-        upgrade = _upgrade_from(local, dataset, revision) if shard is None else None  # shards only add files
+        loose = shard is not None or paths is not None  # files added to TARGET, not a copy of the revision
+        upgrade = _upgrade_from(local, dataset, revision) if not loose else None
         previous = upgrade[2] if upgrade is not None else None
         summary.upgraded_from = upgrade[0] if upgrade is not None else None
         sources = _reuse_sources(reuse)
@@ -462,7 +496,7 @@ def _download(
             if events is not None:
                 for entry in actions.keep:
                     events.file(entry.subpath, entry.size, "present")
-            todo = actions.fetch + _use_local_content(local, actions, summary, link, events)
+            todo = [*actions.fetch, *_use_local_content(local, actions, summary, link, events)]
             total = sum(entry.size for entry in todo)
             with Progress(
                 total,
@@ -471,7 +505,9 @@ def _download(
                 description=f"{dataset} {revision}",
                 events=events,
             ) as bar:
-                fetcher = Fetcher(store, dataset, revision, local, bar, buffer_size=options.buffer_size)
+                fetcher = Fetcher(
+                    store, dataset, revision, local, bar, buffer_size=options.buffer_size, keys=keys
+                )
                 _Scheduler(fetcher, options, summary).run(todo)
             for entry in actions.remove:
                 local.remove(entry.subpath)
@@ -481,7 +517,7 @@ def _download(
                 summary.failed[subpath] = f"{why}; move it away (or delete it) and download again"
                 if events is not None:
                     events.file(subpath, 0, "failed", summary.failed[subpath])
-            if not summary.failed and shard is None:
+            if not summary.failed and not loose:
                 local.write_receipt(_receipt(store, manifest, summary, include, exclude, COMPLETE), manifest)
     finally:
         local.close()

@@ -17,7 +17,7 @@ import errno
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from djarchive_common.errors import DJArchiveError, IntegrityError, LocalStorageError, TransferError
@@ -116,6 +116,7 @@ class Fetcher:
         progress: Progress,
         *,
         buffer_size: int,
+        keys: Mapping[str, str] | None = None,
     ):
         self.store = store
         self.dataset = dataset
@@ -123,12 +124,13 @@ class Fetcher:
         self.local = local
         self.progress = progress
         self.buffer_size = buffer_size
+        self.keys = dict(keys or {})  # {local subpath: the revision's subpath} of renamed files
         self._stop = threading.Event()
         self._streams: set[ObjectStream] = set()
         self._streams_lock = threading.Lock()
 
     def key(self, entry: Entry) -> str:
-        return object_key(self.dataset, self.revision, entry.subpath)
+        return object_key(self.dataset, self.revision, self.keys.get(entry.subpath, entry.subpath))
 
     def stop(self) -> None:
         """Stop every transfer now: open connections are shut down, workers leave."""

@@ -12,12 +12,13 @@ removed: it is a conflict, reported with what to do.
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from djarchive_common.manifest import Entry, Manifest
+from djarchive_common.manifest import Entry, Manifest, Picked
 from djarchive_common.text import files, human_bytes
 
 from .localcopy import LocalCopy
@@ -38,27 +39,24 @@ class Copy:
 class Plan:
     """Every action of a download, grouped by kind."""
 
-    keep: list[Entry] = field(default_factory=list)
+    keep: Sequence[Entry] = field(default_factory=list)
     move: list[tuple[Entry, str]] = field(default_factory=list)  # (B's entry, A's path to rename)
     copy: list[Copy] = field(default_factory=list)
-    fetch: list[Entry] = field(default_factory=list)
+    fetch: Sequence[Entry] = field(default_factory=list)
     remove: list[Entry] = field(default_factory=list)  # A's files that B does not have
     conflicts: dict[str, str] = field(default_factory=dict)  # paths of B not overwritten, and why
     left: dict[str, str] = field(default_factory=dict)  # A's paths not removed, and why
 
-    def lines(self) -> list[str]:
+    def lines(self) -> Iterator[str]:
         """One line per action, as ``--dry-run`` prints them: action, bytes, path."""
-        found = [f"keep\t{entry.size}\t{entry.subpath}" for entry in self.keep]
-        found += [f"move\t{entry.size}\t{old} -> {entry.subpath}" for entry, old in self.move]
-        found += [
-            f"reuse\t{item.entry.size}\t{item.source.destination(item.subpath)} -> {item.entry.subpath}"
-            for item in self.copy
-        ]
-        found += [f"fetch\t{entry.size}\t{entry.subpath}" for entry in self.fetch]
-        found += [f"remove\t{entry.size}\t{entry.subpath}" for entry in self.remove]
-        found += [f"conflict\t-\t{subpath}: {why}" for subpath, why in sorted(self.conflicts.items())]
-        found += [f"leave\t-\t{subpath}: {why}" for subpath, why in sorted(self.left.items())]
-        return found
+        yield from (f"keep\t{entry.size}\t{entry.subpath}" for entry in self.keep)
+        yield from (f"move\t{entry.size}\t{old} -> {entry.subpath}" for entry, old in self.move)
+        for item in self.copy:
+            yield f"reuse\t{item.entry.size}\t{item.source.destination(item.subpath)} -> {item.entry.subpath}"
+        yield from (f"fetch\t{entry.size}\t{entry.subpath}" for entry in self.fetch)
+        yield from (f"remove\t{entry.size}\t{entry.subpath}" for entry in self.remove)
+        yield from (f"conflict\t-\t{subpath}: {why}" for subpath, why in sorted(self.conflicts.items()))
+        yield from (f"leave\t-\t{subpath}: {why}" for subpath, why in sorted(self.left.items()))
 
     def __str__(self) -> str:
         return (
@@ -72,7 +70,7 @@ class _Contents:
     """What each path of a local copy holds, as far as can be told: the record's word for files
     unchanged since verified, a hash for files that could match something, else nothing."""
 
-    def __init__(self, local: LocalCopy, subpaths: Sequence[str], *, trust_record: bool):
+    def __init__(self, local: LocalCopy, subpaths: Iterable[str], *, trust_record: bool):
         self.local = local
         self.trust_record = trust_record
         self.status = local.stats(subpaths)
@@ -118,14 +116,23 @@ def plan_download(
     """Decide what downloading ``entries`` into ``local`` does. ``previous`` are the files of the
     revision TARGET holds when it is another one (an upgrade); ``reuse`` are other local copies
     with their manifests, whose content may serve instead of the network."""
-    plan = Plan()
-    wanted = {entry.subpath: entry for entry in entries}
+    keep, fetch = Picked(entries), Picked(entries)
+    plan = Plan(keep=keep, fetch=fetch)
+    # A manifest answers lookups by path itself (binary search): no second index of a million entries.
+    wanted: Manifest | dict[str, Entry] = (
+        entries if isinstance(entries, Manifest) else {entry.subpath: entry for entry in entries}
+    )
     old = {entry.subpath: entry for entry in previous} if previous is not None else {}
-    contents = _Contents(local, sorted(wanted.keys() | old.keys()), trust_record=not recheck)
+    paths = entries.subpaths if isinstance(entries, Manifest) else [entry.subpath for entry in entries]
+    contents = _Contents(
+        local, itertools.chain(paths, (path for path in old if path not in wanted)), trust_record=not recheck
+    )
 
     # 1. what each path holds: the record's word, else a hash where the size could match
     to_hash: dict[str, set[int]] = {}
-    for subpath in wanted.keys() | old.keys():
+    for subpath, status in contents.status.items():
+        if not isinstance(status, os.stat_result):
+            continue
         candidates = [entry for entry in (wanted.get(subpath), old.get(subpath)) if entry is not None]
         sha256 = contents.recorded(subpath, candidates)
         if sha256 is not None:
@@ -142,10 +149,11 @@ def plan_download(
     moved: set[str] = set()
     on_disk = {sha256: subpath for subpath, sha256 in contents.known.items()}
     elsewhere = {entry.sha256: (copy, entry.subpath) for copy, manifest in reuse for entry in manifest}
-    for subpath, entry in sorted(wanted.items()):
+    for index, entry in enumerate(entries):
+        subpath = entry.subpath
         held = contents.known.get(subpath)
         if held == entry.sha256:
-            plan.keep.append(entry)
+            keep.append_index(index)
             continue
         present = contents.status.get(subpath)
         if previous is not None and present is not None and not isinstance(present, str):
@@ -167,7 +175,7 @@ def plan_download(
             copy, other = elsewhere[entry.sha256]
             plan.copy.append(Copy(entry, copy, other))
         else:
-            plan.fetch.append(entry)
+            fetch.append_index(index)
 
     # 3. files of A that B does not have: removed while they still match A
     for subpath, entry in sorted(old.items()):

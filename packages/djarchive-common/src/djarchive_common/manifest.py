@@ -55,6 +55,7 @@ __all__ = [
     "MANIFEST_NAME",
     "Entry",
     "Manifest",
+    "Picked",
     "matches",
     "parse_manifest",
     "read_manifest",
@@ -70,7 +71,6 @@ _CANONICAL = re.compile(rb'"([0-9]{1,20})","([0-9a-f]{64})","([^"\r\n]*(?:""[^"\
 _SAFE_ASCII_PATH = re.compile(
     r"(?:(?!\.\.?/)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}/)*(?!\.\.?\Z)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}"
 )
-_ASCII_UPPER = re.compile(r"[A-Z]")
 _LEADING_ZERO = re.compile(rb'(?:^|\n)"0[0-9]')  # a size that would be written differently
 _SIZE_RE = re.compile(r"[0-9]{1,20}")
 MAX_LINE_CHARS = 8192  # a valid line is at most ~1.1 KB; longer ones are hostile
@@ -194,6 +194,40 @@ class Manifest(Sequence[Entry]):
         return out.getvalue().encode("utf-8")
 
 
+class Picked(Sequence[Entry]):
+    """Some entries of a sequence (a manifest), by index: a million of them cost 8 MB, not the
+    200 MB of their Entry objects, which are made as they are read."""
+
+    __slots__ = ("_base", "_indexes")
+
+    def __init__(self, base: Sequence[Entry], indexes: Iterable[int] = ()):
+        self._base = base
+        self._indexes = array("Q", indexes)
+
+    def append_index(self, index: int) -> None:
+        """Pick one more entry of the base."""
+        self._indexes.append(index)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Entry]: ...
+    def __getitem__(self, index: int | slice) -> Entry | Sequence[Entry]:
+        if isinstance(index, slice):
+            return [self._base[i] for i in self._indexes[index]]
+        return self._base[self._indexes[index]]
+
+    def __len__(self) -> int:
+        return len(self._indexes)
+
+    def __iter__(self) -> Iterator[Entry]:
+        base = self._base
+        return (base[index] for index in self._indexes)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} of {len(self._base)} entries>"
+
+
 def matches(subpath: str, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> bool:
     """Whether ``subpath`` matches any ``include`` glob (or there are none) and no ``exclude`` glob.
 
@@ -244,7 +278,7 @@ def path_identity(subpath: str) -> str:
     """The name a case-insensitive, normalizing file system (macOS, Windows, many network shares)
     sees for ``subpath``: NFC-normalized and case-folded."""
     if subpath.isascii():
-        return subpath.lower() if _ASCII_UPPER.search(subpath) else subpath
+        return subpath.lower()
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", subpath).casefold())
 
 
@@ -259,10 +293,7 @@ def _path_clash(paths: Sequence[str]) -> tuple[int, int, str] | None:
             return index - 1, index, "duplicate"
     keys: dict[int, str] = {}  # identities that differ from the path's text
     folded: dict[str, int] = {}
-    upper = _ASCII_UPPER.search
     for index, path in enumerate(paths):
-        if path.isascii() and not upper(path):
-            continue
         key = path_identity(path)
         if key == path:
             continue

@@ -159,6 +159,9 @@ class _Value:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled (to Dask workers and back) field by field
+        return _rebuild, (type(self), {name: getattr(self, name) for name in self.__slots__})
+
     def __eq__(self, other: object) -> bool:
         return self._values() == other._values() if type(other) is type(self) else NotImplemented
 
@@ -168,6 +171,13 @@ class _Value:
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"{type(self).__name__}({fields})"
+
+
+def _rebuild(cls: type[_Value], values: dict[str, Any]) -> _Value:
+    """A value from its fields, as pickled by :meth:`_Value.__reduce__`."""
+    value = cls.__new__(cls)
+    _Value.__init__(value, **values)
+    return value
 
 
 # -- public keys ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -80,13 +81,19 @@ GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
 def run_command(
-    cmd: Sequence[str], env: dict[str, str], cwd: Path, log: Path, timeout: float = STEP_TIMEOUT
+    cmd: Sequence[str],
+    env: dict[str, str],
+    cwd: Path,
+    log: Path,
+    timeout: float = STEP_TIMEOUT,
+    stdout: int | None = None,
 ) -> Sample:
     """Run ``cmd``; measure wall time, the child's CPU (user+sys, from ``os.wait4``) and peak RSS.
 
     Peak RSS comes from GNU time (Debian ``time``) when installed: a child forked straight from
     this (large) Python process inherits its resident-set high-water mark, so ``ru_maxrss`` from
-    ``os.wait4`` would report at least the runner's own size.
+    ``os.wait4`` would report at least the runner's own size. ``stdout`` (e.g.
+    ``subprocess.DEVNULL``) replaces the log as the command's standard output.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     rss_file = log.with_suffix(".rss")
@@ -95,7 +102,14 @@ def run_command(
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
         out.flush()
         started = time.perf_counter()
-        process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=out if stdout is None else stdout,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+        )
         timer = threading.Timer(timeout, process.kill)
         timer.start()
         try:
@@ -773,6 +787,14 @@ def _sha256_speed() -> float:
 # -- main --------------------------------------------------------------------------------------
 
 
+def write_bytecode() -> None:
+    """Bytecode for everything the timed Python tools import, as pip writes it at install time:
+    tox-uv's installs leave none, and with PYTHONDONTWRITEBYTECODE (see tool_env) every run
+    would compile minio, urllib3 and the editable packages from source (~0.13 s each time)."""
+    for folder in [Path(sysconfig.get_paths()["purelib"]), *(HERE.parent / "packages").glob("*/src")]:
+        compileall.compile_dir(folder, quiet=2, workers=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -814,6 +836,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurements")
     parser.add_argument("--keep", action="store_true", help="keep the downloaded copies under .work/copies")
+    parser.add_argument(
+        "--scale",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ARGS",
+        help="afterwards run scale.py (issue 15) with these arguments, e.g. --scale='--parts manifest'",
+    )
+    parser.add_argument(
+        "--upgrade",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ARGS",
+        help="afterwards run upgrade.py (issue 16) with these arguments, e.g. --upgrade='--runs 1'",
+    )
     args = parser.parse_args(argv)
     args.jobs_sweep = [int(x) for x in args.jobs_sweep.split(",") if x.strip()]
     if args.quick:
@@ -824,11 +862,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = Bench(args)
     WORK.mkdir(parents=True, exist_ok=True)
-    # Bytecode for everything the timed Python tools import, as pip writes it at install time:
-    # tox-uv's installs leave none, and with PYTHONDONTWRITEBYTECODE (see tool_env) every run
-    # would compile minio, urllib3 and the editable packages from source (~0.13 s each time).
-    for folder in [Path(sysconfig.get_paths()["purelib"]), *(HERE.parent / "packages").glob("*/src")]:
-        compileall.compile_dir(folder, quiet=2, workers=0)
+    write_bytecode()
     shutil.rmtree(bench.logs, ignore_errors=True)
     info = machine()
     print(f"machine: {info}", flush=True)
@@ -929,7 +963,16 @@ def main(argv: list[str] | None = None) -> int:
         encoding="utf-8",
     )
     print(f"\nsaved benchmarks/.work/results/{stamp}.md and .json")
-    return 0
+    status = 0
+    if args.scale is not None:
+        import scale
+
+        status |= scale.main(shlex.split(args.scale))
+    if args.upgrade is not None:
+        import upgrade
+
+        status |= upgrade.main(shlex.split(args.upgrade))
+    return status
 
 
 def check_listing(endpoint: str, shapes: list[str]) -> str:

@@ -242,6 +242,8 @@ def test_parser_never_crashes_on_garbage(data):
         (line("1", HASH, "a") + line("2", HASH, "b")).replace(b"\n", b"\r\n"),
         b"\xef\xbb\xbf" + line("1", HASH, "a"),
         line("01", HASH, "a"),  # a leading zero: written back without it
+        line("1", HASH, "a") + line("007", HASH, "b"),  # one after the first line
+        line("0", HASH, "a") + line("1", "0" + HASH[1:], "b"),  # zero sizes and digests are fine
         b"1," + HASH.encode() + b",a\n",  # unquoted
     ],
 )

@@ -26,7 +26,7 @@ from djarchive_common.errors import (
     PartialFailureError,
 )
 from djarchive_common.events import Events
-from djarchive_common.manifest import Entry, Manifest, select, select_or_fail
+from djarchive_common.manifest import Entry, Manifest, select, select_or_fail, size_of
 from djarchive_common.manifest import shard as split
 from djarchive_common.store import Store
 from djarchive_common.text import files, human_bytes
@@ -151,7 +151,7 @@ class DownloadSummary:
         if self.dry_run:
             text = (
                 f"would download {len(self.planned)} of {files(self.files)} of {name} "
-                f"({human_bytes(sum(e.size for e in self.planned))}) into {self.target}; "
+                f"({human_bytes(size_of(self.planned))}) into {self.target}; "
                 f"{self.present_files} already present"
             )
             if self.plan and (self.plan.move or self.plan.copy or self.plan.remove or self.plan.conflicts):
@@ -299,12 +299,13 @@ def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[Loca
             raise LocalPathError(
                 f"--reuse {folder}: not a djarchive copy (it has no receipt to say what it holds)"
             )
+        copy.load_record()  # what it verified, and when: copies of its unchanged files are not re-hashed
         sources.append((copy, copy.stored_manifests(held)[0]))
     return sources
 
 
 def _use_local_content(
-    local: LocalCopy, plan: Plan, summary: DownloadSummary, link: bool, events: Events | None
+    local: LocalCopy, plan: Plan, summary: DownloadSummary, link: bool, trust: bool, events: Events | None
 ) -> list[Entry]:
     """Stage the copies (every source read before anything is replaced), move what moved, then
     place the copies; return the entries whose local content turned out unusable (to fetch)."""
@@ -313,7 +314,7 @@ def _use_local_content(
     for item in plan.copy:
         try:
             part, status = local.copy_in(
-                item.source, item.subpath, item.entry, link=link and item.source is not local
+                item.source, item.subpath, item.entry, link=link and item.source is not local, trust=trust
             )
         except (IntegrityError, LocalPathError, OSError) as error:
             log.info("cannot reuse %s for %s (%s): fetching it", item.subpath, item.entry.subpath, error)
@@ -447,7 +448,7 @@ def _download(
         revision,
         str(target),
         files=len(selected),
-        bytes=sum(e.size for e in selected),
+        bytes=size_of(selected),
         dry_run=dry_run,
         shard=shard,
         retracted=retracted,
@@ -496,8 +497,9 @@ def _download(
             if events is not None:
                 for entry in actions.keep:
                     events.file(entry.subpath, entry.size, "present")
-            todo = [*actions.fetch, *_use_local_content(local, actions, summary, link, events)]
-            total = sum(entry.size for entry in todo)
+            unusable = _use_local_content(local, actions, summary, link, not options.recheck, events)
+            todo = [*actions.fetch, *unusable]
+            total = size_of(todo)
             with Progress(
                 total,
                 len(todo),

@@ -18,7 +18,7 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from djarchive_common.manifest import Entry, Manifest, Picked
+from djarchive_common.manifest import Entry, Manifest, Picked, size_of
 from djarchive_common.text import files, human_bytes
 
 from .localcopy import LocalCopy
@@ -61,7 +61,7 @@ class Plan:
     def __str__(self) -> str:
         return (
             f"keep {len(self.keep)}, move {len(self.move)}, reuse {len(self.copy)}, "
-            f"fetch {files(len(self.fetch))} ({human_bytes(sum(e.size for e in self.fetch))}), "
+            f"fetch {files(len(self.fetch))} ({human_bytes(size_of(self.fetch))}), "
             f"remove {len(self.remove)}, conflicts {len(self.conflicts)}"
         )
 
@@ -80,27 +80,32 @@ class _Contents:
         status = self.status.get(subpath)
         return status if isinstance(status, os.stat_result) and stat.S_ISREG(status.st_mode) else None
 
-    def recorded(self, subpath: str, candidates: Sequence[Entry]) -> str | None:
-        """The content the record vouches for, among the candidates' (no hashing)."""
-        if not self.trust_record:
-            return None
-        status = self.regular(subpath)
-        for candidate in candidates:
-            if self.local.is_verified(candidate, status):
-                return candidate.sha256
-        return None
+    def consider(self, subpath: str, candidates: Sequence[Entry], to_hash: dict[str, set[int]]) -> None:
+        """Take the record's word for what ``subpath`` holds, among the candidates' contents (no
+        hashing); or add it to ``to_hash`` with the sizes that could match."""
+        status = self.status.get(subpath)
+        if not isinstance(status, os.stat_result):
+            return
+        if self.trust_record:
+            for candidate in candidates:
+                if self.local.is_verified(candidate, status):
+                    self.known[subpath] = candidate.sha256
+                    return
+        to_hash[subpath] = {entry.size for entry in candidates}
 
-    def hash_where(self, wanted: dict[str, set[int]], jobs: int, progress: bool) -> None:
-        """Hash the files whose size is one of the sizes wanted there."""
+    def hash_where(self, wanted: dict[str, set[int]], jobs: int, progress: bool) -> dict[str, str]:
+        """Hash the files whose size is one of the sizes wanted there; return what was hashed."""
         chosen = [
             subpath
             for subpath, sizes in wanted.items()
             if (s := self.regular(subpath)) and s.st_size in sizes
         ]
         sizes = {subpath: self.regular(subpath).st_size for subpath in chosen}  # type: ignore[union-attr]
+        hashed = {}
         for subpath, result, error in self.local.hash_many(sizes, jobs=jobs, progress=progress):
             if error is None and result is not None:
-                self.known[subpath] = result[1]
+                hashed[subpath] = self.known[subpath] = result[1]
+        return hashed
 
 
 def plan_download(
@@ -130,17 +135,13 @@ def plan_download(
 
     # 1. what each path holds: the record's word, else a hash where the size could match
     to_hash: dict[str, set[int]] = {}
-    for subpath, status in contents.status.items():
-        if not isinstance(status, os.stat_result):
-            continue
-        candidates = [entry for entry in (wanted.get(subpath), old.get(subpath)) if entry is not None]
-        sha256 = contents.recorded(subpath, candidates)
-        if sha256 is not None:
-            contents.known[subpath] = sha256
-        else:
-            to_hash[subpath] = {entry.size for entry in candidates}
-    contents.hash_where(to_hash, jobs, progress)
-    for subpath, sha256 in contents.known.items():
+    for entry in entries:
+        before = old.get(entry.subpath) if old else None
+        contents.consider(entry.subpath, (entry,) if before is None else (entry, before), to_hash)
+    for subpath, before in old.items():
+        if subpath not in wanted:
+            contents.consider(subpath, (before,), to_hash)
+    for subpath, sha256 in contents.hash_where(to_hash, jobs, progress).items():
         entry = wanted.get(subpath) or old.get(subpath)
         if entry is not None and entry.sha256 == sha256 and (status := contents.regular(subpath)):
             local.remember(Entry(subpath, entry.size, sha256), status)

@@ -13,7 +13,7 @@ from djarchive_common import __version__
 from djarchive_common.config import Settings
 from djarchive_common.errors import LockedError, NotFoundError
 from djarchive_common.events import Events
-from djarchive_common.manifest import Entry, Manifest, matches, select_or_fail
+from djarchive_common.manifest import Entry, Manifest, matches, select_or_fail, size_of
 from djarchive_common.text import files
 from djarchive_common.transfer import DEFAULT_WORKERS
 
@@ -107,7 +107,7 @@ def verify_copy(
         revision,
         str(target),
         files=len(selected),
-        bytes=sum(e.size for e in selected),
+        bytes=size_of(selected),
         signature=signature,
     )
     if events is not None:

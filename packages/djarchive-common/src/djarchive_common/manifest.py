@@ -62,6 +62,8 @@ __all__ = [
     "select",
     "select_or_fail",
     "shard",
+    "size_of",
+    "subpaths_of",
     "write_manifest",
 ]
 
@@ -71,7 +73,7 @@ _CANONICAL = re.compile(rb'"([0-9]{1,20})","([0-9a-f]{64})","([^"\r\n]*(?:""[^"\
 _SAFE_ASCII_PATH = re.compile(
     r"(?:(?!\.\.?/)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}/)*(?!\.\.?\Z)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}"
 )
-_LEADING_ZERO = re.compile(rb'(?:^|\n)"0[0-9]')  # a size that would be written differently
+_LEADING_ZERO = re.compile(rb'\n"0[0-9]')  # a size that would be written differently (after line 1)
 _SIZE_RE = re.compile(r"[0-9]{1,20}")
 MAX_LINE_CHARS = 8192  # a valid line is at most ~1.1 KB; longer ones are hostile
 MAX_OBJECT_SIZE = 5 * 1024**4  # S3's largest object: any larger size is a lie
@@ -143,9 +145,9 @@ class Manifest(Sequence[Entry]):
         return len(self._paths)
 
     def __iter__(self) -> Iterator[Entry]:
-        paths, sizes, digests = self._paths, self._sizes, self._digests
-        for index, path in enumerate(paths):
-            yield Entry(path, sizes[index], digests[32 * index : 32 * index + 32].hex())
+        digests = self._digests
+        hexes = (digests[start : start + 32].hex() for start in range(0, len(digests), 32))
+        return map(Entry._make, zip(self._paths, self._sizes, hexes, strict=True))
 
     def _find(self, subpath: str) -> int:
         index = bisect.bisect_left(self._paths, subpath)
@@ -226,6 +228,24 @@ class Picked(Sequence[Entry]):
 
     def __repr__(self) -> str:
         return f"<{len(self)} of {len(self._base)} entries>"
+
+
+def size_of(entries: Iterable[Entry]) -> int:
+    """The bytes of ``entries``; for a manifest or entries picked from one, without making entries."""
+    if isinstance(entries, Manifest):
+        return entries.total_size
+    if isinstance(entries, Picked) and isinstance(entries._base, Manifest):
+        return sum(map(entries._base._sizes.__getitem__, entries._indexes))
+    return sum(entry.size for entry in entries)
+
+
+def subpaths_of(entries: Iterable[Entry]) -> Sequence[str]:
+    """The subpaths of ``entries``; for a manifest, its own list (no entries made)."""
+    if isinstance(entries, Manifest):
+        return entries.subpaths
+    if isinstance(entries, Picked) and isinstance(entries._base, Manifest):
+        return [entries._base._paths[index] for index in entries._indexes]
+    return [entry.subpath for entry in entries]
 
 
 def matches(subpath: str, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> bool:
@@ -374,7 +394,13 @@ def parse_manifest(data: bytes, source: str = "manifest") -> Manifest:
         line = data.count(b"\n", 0, data.index(b"\x00")) + 1
         raise ManifestError(f"{_where(source, line)}: control character '\\x00' (NUL)")
     fields = _parse_canonical(data, start, source)
-    canonical = fields is not None and start == 0 and b"\r" not in data and not _LEADING_ZERO.search(data)
+    canonical = (
+        fields is not None
+        and start == 0
+        and b"\r" not in data
+        and not re.match(rb'"0[0-9]', data)
+        and not _LEADING_ZERO.search(data)
+    )
     if fields is None:
         fields = _parse_csv(data, start, source)
     paths, sizes, digests, lines = fields

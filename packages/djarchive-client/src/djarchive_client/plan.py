@@ -142,9 +142,9 @@ def plan_download(
         if subpath not in wanted:
             contents.consider(subpath, (before,), to_hash)
     for subpath, sha256 in contents.hash_where(to_hash, jobs, progress).items():
-        entry = wanted.get(subpath) or old.get(subpath)
-        if entry is not None and entry.sha256 == sha256 and (status := contents.regular(subpath)):
-            local.remember(Entry(subpath, entry.size, sha256), status)
+        found = wanted.get(subpath) or old.get(subpath)
+        if found is not None and found.sha256 == sha256 and (status := contents.regular(subpath)):
+            local.remember(Entry(subpath, found.size, sha256), status)
 
     # 2. each file of B: keep it, or find where its content comes from
     moved: set[str] = set()

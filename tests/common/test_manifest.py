@@ -250,3 +250,44 @@ def test_parser_never_crashes_on_garbage(data):
 def test_the_sha256_of_a_manifest_is_that_of_the_bytes_it_writes(data):
     manifest = parse_manifest(data)
     assert manifest.sha256 == sha256(manifest.to_bytes())
+
+
+def many_lines(count: int) -> list[bytes]:
+    """Plain sorted lines, about 100 bytes each: 20,000 of them span two of the parser's chunks."""
+    return [line(str(index), HASH, f"sub-{index // 1000:02}/file-{index:06}.bin") for index in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("../escape", "'..' path component"),
+        (".djarchive/lock", ".djarchive is reserved"),
+        ("djarchive-manifest.csv", "reserved for djarchive's own use"),
+        ("a\\b", "backslash"),
+        ("x" * 300, "longer than 255 bytes"),
+        ("a\u200bb", "U+200B"),
+    ],
+)
+def test_a_bad_line_among_many_plain_ones_is_named_by_its_line(bad, message):
+    lines = many_lines(20_000)
+    lines[15_000] = line("1", HASH, bad)
+    with pytest.raises(ManifestError, match="line 15001: ") as caught:
+        parse_manifest(b"".join(lines))
+    assert message in str(caught.value)
+    lines[15_000] = line(str(5 * 1024**4 + 1), HASH, "huge")
+    with pytest.raises(ManifestError, match=r"line 15001: size .* larger than"):
+        parse_manifest(b"".join(lines))
+
+
+def test_plain_and_other_lines_mixed_read_as_the_csv_module_reads_them():
+    lines = many_lines(20_000)
+    lines[3] = line("7", HASH, 'sub-00/with a ""quote""')  # quoted: read line by line
+    lines[12_000] = line("8", HASH, "sub-12/caf\u00e9")  # not ASCII
+    lines[-1] = lines[-1][:-1]  # no newline at the end
+    data = b"".join(lines)
+    rows = list(csv.reader(io.StringIO(data.decode(), newline="")))
+    expected = sorted(
+        (Entry(path, int(size), digest) for size, digest, path in rows), key=lambda entry: entry.subpath
+    )
+    assert list(parse_manifest(data)) == expected
+    assert parse_manifest(data).get('sub-00/with a "quote"') == Entry('sub-00/with a "quote"', 7, HASH)

@@ -73,6 +73,14 @@ _CANONICAL = re.compile(rb'"([0-9]{1,20})","([0-9a-f]{64})","([^"\r\n]*(?:""[^"\
 _SAFE_ASCII_PATH = re.compile(
     r"(?:(?!\.\.?/)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}/)*(?!\.\.?\Z)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}"
 )
+# A plain line: canonical, its path printable ASCII without quotes or backslashes, components
+# of 1-255 characters, none '.' or '..' (the common case, checked in bulk).
+_PLAIN_CHAR = r"[\x20\x21\x23-\x2e\x30-\x5b\x5d-\x7e]"
+_PLAIN_LINE = re.compile(
+    rf'"([0-9]{{1,20}})","([0-9a-f]{{64}})","((?:(?!\.\.?/){_PLAIN_CHAR}{{1,255}}/)*(?!\.\.?"){_PLAIN_CHAR}{{1,255}})"\n'
+)
+_STATE_FOLDER_PATH = re.compile('","' + re.escape(STATE_FOLDER), re.IGNORECASE)  # a path in .djarchive
+_CHUNK_BYTES = 1024 * 1024
 _LEADING_ZERO = re.compile(rb'\n"0[0-9]')  # a size that would be written differently (after line 1)
 _SIZE_RE = re.compile(r"[0-9]{1,20}")
 MAX_LINE_CHARS = 8192  # a valid line is at most ~1.1 KB; longer ones are hostile
@@ -424,15 +432,70 @@ Fields = tuple[list[str], "array[int]", bytearray, "array[int]"]
 
 def _parse_canonical(data: bytes, start: int, source: str) -> Fields | None:
     """Every line as ``"size","sha256","path"``: the fields, or None at the first line in any
-    other form (then the csv module reads the whole). One C-level scan finds the lines; Python
-    only checks what the form cannot (sizes, paths)."""
+    other form (then the csv module reads the whole). Read in chunks of about a megabyte: a
+    chunk of plain lines (:func:`_plain_chunk`) in a few C-level passes, any other line by line."""
     paths: list[str] = []
     sizes = array("Q")
     digests = bytearray()
-    expected = start
-    for line, found in enumerate(_CANONICAL.finditer(data, start), 1):
-        if found.start() != expected:
+    position = start
+    while position < len(data):
+        cut = data.find(b"\n", position + _CHUNK_BYTES)
+        end = len(data) if cut < 0 else cut + 1
+        if not _plain_chunk(data[position:end], paths, sizes, digests) and not _chunk_by_line(
+            data, position, end, len(paths) + 1, source, paths, sizes, digests
+        ):
             return None
+        position = end
+    return paths, sizes, digests, array("L", range(1, len(paths) + 1))
+
+
+def _plain_chunk(chunk: bytes, paths: list[str], sizes: array[int], digests: bytearray) -> bool:
+    """Add the fields of ``chunk`` when every line of it is plain (canonical, printable ASCII,
+    nothing reserved, nothing to unquote); False, adding nothing, when any is not. One regular
+    expression checks and splits every line; the lines tile the chunk when their lengths add up."""
+    if not chunk.isascii():
+        return False
+    text = chunk.decode("ascii")
+    rows = _PLAIN_LINE.findall(text)
+    if not rows:
+        return False
+    raw_sizes, hexes, names = zip(*rows, strict=True)
+    if sum(map(len, raw_sizes)) + sum(map(len, names)) + 73 * len(rows) != len(text):
+        return False  # some line is not plain: it was skipped
+    if (
+        max(map(len, names)) > MAX_SUBPATH_BYTES
+        or not RESERVED_NAMES.isdisjoint(names)
+        or _STATE_FOLDER_PATH.search(text)
+    ):
+        return False
+    try:
+        numbers = array("Q", map(int, raw_sizes))
+    except OverflowError:
+        return False
+    if max(numbers) > MAX_OBJECT_SIZE:
+        return False
+    paths.extend(names)
+    sizes.extend(numbers)
+    digests += a2b_hex("".join(hexes))
+    return True
+
+
+def _chunk_by_line(
+    data: bytes,
+    position: int,
+    end: int,
+    first: int,
+    source: str,
+    paths: list[str],
+    sizes: array[int],
+    digests: bytearray,
+) -> bool:
+    """Add the fields of the lines from ``position`` to ``end`` (the first is line ``first``),
+    each checked on its own; False at a line not in the canonical form."""
+    expected = position
+    for line, found in enumerate(_CANONICAL.finditer(data, position, end), first):
+        if found.start() != expected:
+            return False
         expected = found.end()
         if expected - found.start() > MAX_LINE_CHARS + 2:
             raise ManifestError(f"{_where(source, line)}: line longer than {MAX_LINE_CHARS} characters")
@@ -449,9 +512,7 @@ def _parse_canonical(data: bytes, start: int, source: str) -> Fields | None:
         paths.append(path)
         sizes.append(size)
         digests += a2b_hex(digest)
-    if expected != len(data):
-        return None
-    return paths, sizes, digests, array("L", range(1, len(paths) + 1))
+    return expected == end
 
 
 def _plainly_safe(path: str) -> bool:

@@ -291,3 +291,27 @@ def test_plain_and_other_lines_mixed_read_as_the_csv_module_reads_them():
     )
     assert list(parse_manifest(data)) == expected
     assert parse_manifest(data).get('sub-00/with a "quote"') == Entry('sub-00/with a "quote"', 7, HASH)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(["a", "A", "b", "a-b", "e\u0301", "\u00e9", "\u00c9"]), min_size=1, max_size=3
+        ).map("/".join),
+        max_size=8,
+    )
+)
+def test_paths_clash_exactly_when_two_name_one_file_or_a_file_is_a_folder(subpaths):
+    ids = [path_identity(path) for path in subpaths]
+    expected = any(
+        i != j and (ids[i] == ids[j] or ids[j].startswith(ids[i] + "/"))
+        for i in range(len(ids))
+        for j in range(len(ids))
+    )
+    data = b"".join(line("1", HASH, path) for path in subpaths)
+    if expected:
+        with pytest.raises(ManifestError, match=r"duplicate|same file|both a file and a folder"):
+            parse_manifest(data)
+    else:
+        assert sorted(e.subpath for e in parse_manifest(data)) == sorted(subpaths)

@@ -11,6 +11,7 @@ import itertools
 import random
 import re
 import time
+from collections import Counter
 
 import pytest
 
@@ -208,7 +209,17 @@ def test_persistent_503_is_reported_per_file(published, via_proxy, tmp_path):
 
 @pytest.mark.parametrize("kind", ["truncate", "short", "corrupt"])
 def test_damaged_bodies_are_detected_and_retried(published, via_proxy, tmp_path, kind):
-    proxy = via_proxy(rule=lambda request, attempt: kind if attempt < 2 and is_data(request) else None)
+    seen: Counter[tuple[str, str]] = Counter()
+
+    def rule(request: Request, attempt: int) -> str | None:
+        """The first two GETs of each file or range fail (a resumed range asks for less of it)."""
+        if not is_data(request):
+            return None
+        key = (request.path, request.header("range").rpartition("-")[2])
+        seen[key] += 1
+        return kind if seen[key] <= 2 else None
+
+    proxy = via_proxy(rule=rule)
     summary = download(tmp_path / "t")
     assert summary.ok
     assert read_tree(tmp_path / "t") == FILES
@@ -376,3 +387,22 @@ def test_a_listing_always_cut_short_is_one_clear_line(published, via_proxy):
     assert result.returncode == 1
     [line] = error_lines(result.stderr, "djarchive")
     assert line.startswith("djarchive: error: listing")
+
+
+def test_a_range_retried_resumes_and_never_rewrites_bytes_already_hashed(published, via_proxy, tmp_path):
+    """The first GET of the large file's first range is cut after 30,000 bytes (hashed as they
+    came); every later GET starting at 0 flips byte 10. A retry that fetched the range from its
+    start again would overwrite hashed bytes with unhashed ones and place a damaged file whose
+    hash still matched; resuming where the range stopped never asks for those bytes again."""
+
+    def rule(request: Request, attempt: int):
+        if not (is_data(request) and request.header("range").startswith("bytes=0-")):
+            return None
+        return ("truncate", 30_000) if attempt == 0 else ("corrupt", 10)
+
+    proxy = via_proxy(rule=rule)
+    summary = download(tmp_path / "t")
+    assert summary.ok
+    assert proxy.struck("truncate")
+    assert read_tree(tmp_path / "t") == FILES
+    assert_nothing_wrong_placed(tmp_path / "t")

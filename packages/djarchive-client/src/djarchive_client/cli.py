@@ -120,7 +120,7 @@ def _files(args: argparse.Namespace, console: Console) -> int:
     if console.json:
         console.emit([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])
     else:  # streamed: a million lines start at once and take no memory of their own
-        console.lines(f"{entry.size}\t{entry.sha256}\t{entry.subpath}" for entry in entries)
+        console.lines(f"{size}\t{sha256}\t{subpath}" for subpath, size, sha256 in entries)
     return 0
 
 

@@ -168,8 +168,11 @@ class Fetcher:
                 with self._streams_lock:
                     self._streams.discard(stream)
 
-    def _receive(self, stream: ObjectStream, offset: int, write: Callable[[bytes, int], None]) -> int:
-        """Pass each chunk of ``stream`` and its position to ``write``; return the bytes received."""
+    def _receive(
+        self, stream: ObjectStream, offset: int, write: Callable[[bytes, int], None], *, keep: bool = False
+    ) -> int:
+        """Pass each chunk of ``stream`` and its position to ``write``; return the bytes received.
+        On an error the progress bar takes them back, unless ``keep`` (they stay in place)."""
         position = offset
         try:
             for data in stream.chunks(self.buffer_size):
@@ -178,7 +181,8 @@ class Fetcher:
                 position += len(data)
                 self.progress.advance(len(data))
         except BaseException:
-            self.progress.advance(offset - position)
+            if not keep:
+                self.progress.advance(offset - position)
             raise
         return position - offset
 
@@ -275,10 +279,16 @@ class Fetcher:
             return job.fd
 
     def _fetch_range_once(self, job: LargeFile, index: int) -> None:
+        """Fetch what the range still lacks. A retry resumes where the last attempt stopped: bytes
+        in place may already be hashed, and must never be overwritten by bytes that are not."""
         offset, length = job.ranges[index]
         end = offset + length
+        with job.lock:
+            start = offset + job.written[index]
+        if start >= end:
+            return
 
-        with self._stream(job.entry, offset, length) as stream:
+        with self._stream(job.entry, start, end - start) as stream:
             fd = self._open_large(job)
 
             def write(data: bytes, position: int) -> None:
@@ -292,11 +302,10 @@ class Fetcher:
                         job.cursor = position + len(data)
                     self._catch_up(job, limit=self.buffer_size * 4)
 
-            received = self._receive(stream, offset, write)
-        if received != length:
-            self.progress.advance(-received)
+            received = self._receive(stream, start, write, keep=True)
+        if received != end - start:
             raise TransferError(
-                f"short read: {received} of {length} bytes at offset {offset}", retryable=True
+                f"short read: {received} of {end - start} bytes at offset {start}", retryable=True
             )
 
     def _catch_up(self, job: LargeFile, limit: int | None = None) -> None:

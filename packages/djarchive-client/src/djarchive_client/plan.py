@@ -49,11 +49,11 @@ class Plan:
 
     def lines(self) -> Iterator[str]:
         """One line per action, as ``--dry-run`` prints them: action, bytes, path."""
-        yield from (f"keep\t{entry.size}\t{entry.subpath}" for entry in self.keep)
+        yield from (f"keep\t{size}\t{subpath}" for subpath, size, _ in self.keep)
         yield from (f"move\t{entry.size}\t{old} -> {entry.subpath}" for entry, old in self.move)
         for item in self.copy:
             yield f"reuse\t{item.entry.size}\t{item.source.destination(item.subpath)} -> {item.entry.subpath}"
-        yield from (f"fetch\t{entry.size}\t{entry.subpath}" for entry in self.fetch)
+        yield from (f"fetch\t{size}\t{subpath}" for subpath, size, _ in self.fetch)
         yield from (f"remove\t{entry.size}\t{entry.subpath}" for entry in self.remove)
         yield from (f"conflict\t-\t{subpath}: {why}" for subpath, why in sorted(self.conflicts.items()))
         yield from (f"leave\t-\t{subpath}: {why}" for subpath, why in sorted(self.left.items()))
@@ -121,6 +121,8 @@ def plan_download(
     """Decide what downloading ``entries`` into ``local`` does. ``previous`` are the files of the
     revision TARGET holds when it is another one (an upgrade); ``reuse`` are other local copies
     with their manifests, whose content may serve instead of the network."""
+    if previous is None and not reuse and next(local.walk(), None) is None:
+        return Plan(fetch=entries)  # nothing on disk yet (a first download): every file is fetched
     keep, fetch = Picked(entries), Picked(entries)
     plan = Plan(keep=keep, fetch=fetch)
     # A manifest answers lookups by path itself (binary search): no second index of a million entries.

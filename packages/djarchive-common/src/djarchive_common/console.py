@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import json
 import logging
 import os
@@ -118,13 +119,8 @@ class Console:
 
     def lines(self, lines: Iterable[str], batch: int = 4096) -> None:
         """Many lines of plain output, written in batches."""
-        chunk: list[str] = []
-        for line in lines:
-            chunk.append(line)
-            if len(chunk) >= batch:
-                sys.stdout.write(redact("\n".join(chunk)) + "\n")
-                chunk.clear()
-        if chunk:
+        iterator = iter(lines)
+        while chunk := list(itertools.islice(iterator, batch)):
             sys.stdout.write(redact("\n".join(chunk)) + "\n")
 
     def emit(self, data: Any) -> None:

@@ -31,6 +31,8 @@ import fnmatch
 import hashlib
 import heapq
 import io
+import itertools
+import operator
 import os
 import re
 import secrets
@@ -311,59 +313,47 @@ def path_identity(subpath: str) -> str:
 
 
 def _path_clash(paths: Sequence[str]) -> tuple[int, int, str] | None:
-    """The first two of the sorted ``paths`` (their indexes, and why) that cannot both be files
-    on every file system: equal, equal once normalized and case-folded (:func:`path_identity`),
-    or a file that is also a folder of the other. Binary searches over the sorted paths and over
-    the few paths whose identity differs from their text: O(n log n) time, little memory, and
-    no cost growing with the depth of the paths."""
-    for index in range(1, len(paths)):
-        if paths[index] == paths[index - 1]:
-            return index - 1, index, "duplicate"
-    keys: dict[int, str] = {}  # identities that differ from the path's text
-    folded: dict[str, int] = {}
-    for index, path in enumerate(paths):
-        key = path_identity(path)
-        if key == path:
-            continue
-        keys[index] = key
-        twin = folded.setdefault(key, index)
-        if twin != index:
-            return twin, index, "identity"
-        same = _find_sorted(paths, key)
-        if same >= 0:
-            return same, index, "identity"
-    other = sorted(folded)
-    left, count = bisect.bisect_left, len(paths)
-    for index, path in enumerate(paths):
-        below = keys.get(index, path) + "/"
-        found = left(paths, below, index + 1) if index not in keys else left(paths, below)
-        if found < count and paths[found].startswith(below):
-            return index, found, "folder"
-        if other:
-            found = left(other, below)
-            if found < len(other) and other[found].startswith(below):
-                return index, folded[other[found]], "folder"
-    return None
+    """Two of the sorted ``paths`` (their indexes, and why) that cannot both be files on every
+    file system: equal, equal once normalized and case-folded (:func:`path_identity`), or a file
+    that is also a folder of the other. Linear in time (but for sorting identities out of order),
+    with neighbours compared in C and one set of the folders every file is checked against."""
+    for index in itertools.compress(range(1, len(paths)), map(operator.eq, paths, paths[1:])):
+        return index - 1, index, "duplicate"
+    ids = [path if path.isascii() and path.islower() else path_identity(path) for path in paths]
+    ordered = sorted(ids) if any(map(operator.gt, ids, ids[1:])) else ids
+    for index in itertools.compress(range(1, len(ordered)), map(operator.eq, ordered, ordered[1:])):
+        first, second = itertools.islice((i for i, key in enumerate(ids) if key == ordered[index]), 2)
+        return first, second, "identity"
+    folders: set[str] = set()
+    for parent in {key.rpartition("/")[0] for key in ordered}:
+        while parent and parent not in folders:
+            folders.add(parent)
+            parent = parent.rpartition("/")[0]
+    if folders.isdisjoint(ordered):
+        return None
+    index = next(i for i, key in enumerate(ids) if key in folders)
+    below = ids[index] + "/"
+    return index, next(i for i, key in enumerate(ids) if key.startswith(below)), "folder"
 
 
-def _find_sorted(paths: Sequence[str], path: str) -> int:
-    index = bisect.bisect_left(paths, path)
-    return index if index < len(paths) and paths[index] == path else -1
-
-
-def _clash_message(subpaths: Sequence[str], clash: tuple[int, int, str], where: Callable[[int], str]) -> str:
-    """``<where>: <what>`` for a clash found by :func:`_path_clash`."""
+def _clash_message(
+    subpaths: Sequence[str], clash: tuple[int, int, str], number: Callable[[int], int], unit: str
+) -> str:
+    """``<unit> <number>: <what>`` for a clash found by :func:`_path_clash`, the later line (or
+    entry) named first."""
     one, other, kind = clash
+    if kind != "folder":
+        one, other = sorted((one, other), key=number)
+    where = {index: f"{unit} {number(index)}" for index in (one, other)}
     if kind == "duplicate":
-        first, second = sorted((one, other), key=lambda i: where(i))
-        return f"{where(second)}: duplicate path {subpaths[second]!r} (first on {where(first)})"
+        return f"{where[other]}: duplicate path {subpaths[other]!r} (first on {where[one]})"
     if kind == "identity":
         return (
-            f"{where(other)}: {subpaths[other]!r} and {subpaths[one]!r} ({where(one)}) name the same file "
+            f"{where[other]}: {subpaths[other]!r} and {subpaths[one]!r} ({where[one]}) name the same file "
             "on case-insensitive or normalizing file systems"
         )
     return (
-        f"{where(other)}: {subpaths[one]!r} ({where(one)}) is both a file and a folder of {subpaths[other]!r}"
+        f"{where[other]}: {subpaths[one]!r} ({where[one]}) is both a file and a folder of {subpaths[other]!r}"
     )
 
 
@@ -377,7 +367,7 @@ def _check_entries(entries: Sequence[Entry], source: str) -> None:
     subpaths = [entry.subpath for entry in entries]
     clash = _path_clash(subpaths)
     if clash:
-        message = _clash_message(subpaths, clash, lambda index: f"entry {index + 1}")
+        message = _clash_message(subpaths, clash, lambda index: index + 1, "entry")
         raise ManifestError(f"invalid entry in {source}, " + message)
 
 
@@ -412,7 +402,7 @@ def parse_manifest(data: bytes, source: str = "manifest") -> Manifest:
     if fields is None:
         fields = _parse_csv(data, start, source)
     paths, sizes, digests, lines = fields
-    if any(paths[index] < paths[index - 1] for index in range(1, len(paths))):
+    if any(map(operator.lt, paths[1:], paths)):
         canonical = False
         order = sorted(range(len(paths)), key=paths.__getitem__)
         paths = [paths[index] for index in order]
@@ -421,7 +411,7 @@ def parse_manifest(data: bytes, source: str = "manifest") -> Manifest:
         lines = array("L", (lines[index] for index in order))
     clash = _path_clash(paths)
     if clash:
-        message = _clash_message(paths, clash, lambda index: f"line {lines[index]}")
+        message = _clash_message(paths, clash, lines.__getitem__, "line")
         raise ManifestError(f"invalid manifest {source}, {message}")
     sha256 = hashlib.sha256(data).hexdigest() if canonical and data.endswith(b"\n") else None
     return Manifest._compact(paths, sizes, bytes(digests), sha256)

@@ -18,7 +18,7 @@ subprocess:
 3. ``reuse (counted)``: ``djarchive download bench-up B TR --reuse TA`` into an empty TR, through
    ``counting_proxy.py`` (which counts the response bytes of GETs of data objects) and under
    ``counted.py`` (which counts every byte fed to sha256 in the process); ``reuse``: the same
-   direct and uncounted, into TR2;
+   direct and uncounted, into TR2; ``reuse --link``: the same with hard links from TA2, into TR3;
 4. ``upgrade (counted)``: ``djarchive download bench-up B TA`` (TA holds A), counted as in 3;
    ``upgrade``: the same direct and uncounted on TA2;
 5. ``djarchive verify bench-up B`` of every upgraded or reused copy (must pass).
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 load(f"run {rep + 1}")
                 ta, ta2 = fresh(copies / "TA"), fresh(copies / "TA2")
                 tb, tr, tr2 = fresh(copies / "TB"), fresh(copies / "TR"), fresh(copies / "TR2")
+                tr3 = fresh(copies / "TR3")
                 timed("cold A", [djarchive, "download", "-q", DATASET, "A", str(ta)], direct)
                 timed("cold A", [djarchive, "download", "-q", DATASET, "A", str(ta2)], direct)
                 timed("cold B", [djarchive, "download", "-q", DATASET, "B", str(tb)], direct)
@@ -173,9 +174,14 @@ def main(argv: list[str] | None = None) -> int:
                     [djarchive, "download", "-q", DATASET, "B", str(tr2), "--reuse", str(ta2)],
                     direct,
                 )
+                timed(
+                    "reuse --link",
+                    [djarchive, "download", "-q", DATASET, "B", str(tr3), "--reuse", str(ta2), "--link"],
+                    direct,
+                )
                 counted_run("upgrade (counted)", ["download", "-q", DATASET, "B", str(ta)])
                 timed("upgrade", [djarchive, "download", "-q", DATASET, "B", str(ta2)], direct)
-                for copy in (ta, ta2, tr, tr2):
+                for copy in (ta, ta2, tr, tr2, tr3):
                     result = subprocess.run(
                         [djarchive, "verify", "-q", DATASET, "B", str(copy)],
                         env=direct,
@@ -187,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"run {rep + 1}: `djarchive verify {DATASET} B {copy.name}` exited "
                             f"{result.returncode}: {(result.stdout + result.stderr).strip()[-300:]}"
                         )
-                for copy in (ta, ta2, tr, tr2):
+                for copy in (ta, ta2, tr, tr2, tr3):
                     fresh(copy)
             load("end")
     finally:
@@ -294,7 +300,7 @@ def render(args, info, version, delta, samples, counts, loads, checks, plan_text
                 1.0,
                 f"worst run {hashes[i]} bytes hashed vs {got[i]} + {delta['moved']}",
             )
-        for label in (kind, f"{kind} (counted)"):
+        for label in (kind, f"{kind} (counted)", *(["reuse --link"] if kind == "reuse" else [])):
             wall = med(label)
             check(
                 f"{kind}: wall / cold B ({label}, median)",

@@ -29,7 +29,7 @@ from djarchive_common.errors import IntegrityError, LocalPathError, LockedError,
 from djarchive_common.layout import STATE_FOLDER
 from djarchive_common.localfs import Folder, open_root, pread, pwrite, storage_error
 from djarchive_common.manifest import Entry, Manifest, subpaths_of
-from djarchive_common.transfer import BUFFER_SIZE, Progress, run_parallel
+from djarchive_common.transfer import BUFFER_SIZE, Progress, hash_jobs, run_parallel
 
 from .receipt import Receipt, read_receipt, stored_manifests, write_receipt
 
@@ -43,9 +43,6 @@ TEMPORARY = "tmp"
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 HASH_BATCH_BYTES = 8 * 1024 * 1024  # files hashed in one go after opening their folder once
 HASH_BATCH_FILES = 256
-# Below this average size one thread hashes faster than two: hashlib holds the GIL for small
-# updates, and threads spend their time passing it (100k files of 1-4 KiB: 1.2 s vs 6-13 s).
-HASH_ALONE_BELOW = 256 * 1024
 Hashed = tuple[str, "tuple[int, str] | None", "BaseException | None"]  # (subpath, (size, sha256), error)
 _SHARD_RECORD = re.compile(r"verified\.[0-9]+-of-[0-9]+\.json")
 log = logging.getLogger("djarchive_client")
@@ -193,8 +190,7 @@ class LocalCopy:
         bar), as (subpath, result, error). Files are taken folder by folder: each folder is opened
         once for a batch of its files (small files share a batch, a large one has its own), and
         batches run in parallel, unless the files are small on average (then one thread is faster)."""
-        if sum(sizes.values()) < HASH_ALONE_BELOW * len(sizes):
-            jobs = 1
+        jobs = hash_jobs(jobs, sum(sizes.values()), len(sizes))
         batches: list[tuple[str, list[str]]] = []
         by_folder: dict[str, list[str]] = {}
         for subpath in sizes:

@@ -637,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     run.write_bytecode()
     info = run.machine()
     print(f"machine: {info}", flush=True)
-    datasets = {s: generate.generate(s) for s in ("S", "L") if s in parts or "manifest" in parts}
+    datasets = {s: generate.generate(s) for s in ("S", "L") if s.lower() in parts or "manifest" in parts}
     server = servers.S3rver()
     server.start()
     scale = Scale(args, server.endpoint)

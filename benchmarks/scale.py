@@ -14,7 +14,7 @@ CPU = user + sys of the process and its children, peak RSS from GNU time):
   download and re-run over the complete copy: djarchive (``download``, same command again),
   s5cmd (``cp`` + a hashlib pass, then ``sync``), rclone (``copy`` + a hashlib pass, then
   ``copy``). Over djarchive's copy: ``djarchive files``; the first pass without the record
-  (``TARGET/.djarchive/verified*.json`` deleted, then ``download``) against the floor
+  (``TARGET/.djarchive/verified*`` deleted, then ``download``) against the floor
   ``floors.py hash`` (csv + hashlib, one file after the other); the no-op re-run with the record
   against ``floors.py stat`` (csv + ``os.stat``); ``djarchive verify`` against ``hashcheck.py``.
   The ``re-run`` rows follow each cold download (djarchive: the same command again; s5cmd:
@@ -264,7 +264,7 @@ class Scale:
                 "djarchive",
                 self.steps([[self.djarchive, "files", dataset, "v1"]], f"{shape}-files", stdout=DEVNULL),
             )
-            for record in state.glob("verified*.json"):
+            for record in state.glob("verified*"):
                 record.unlink()
             download = [self.djarchive, "download", "-q", dataset, "v1", str(dest)]
             self.record(

@@ -33,7 +33,7 @@ def test_four_shards_on_two_worker_processes_then_a_plain_download_does_nothing(
             summary = download_on_cluster(dask, "ds", "1", target, shards=4, jobs=4)
             assert os.getpid() not in dask.run(os.getpid).values()
         records = sorted(p.name for p in (target / ".djarchive").iterdir() if p.name.startswith("verified"))
-        assert records == [f"verified.{k}-of-4.json" for k in range(1, 5)]  # four shards ran
+        assert records == [f"verified.{k}-of-4.bin" for k in range(1, 5)]  # four shards ran
         archive.remove("ds/1/session1/chunk004.bin")
         with pytest.raises(PartialFailureError, match="1 of 41 files of ds 1 failed") as failure:
             download_on_cluster(cluster.scheduler_address, "ds", "1", other)  # one shard per worker

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from djarchive_client import DJArchiveClient, client
+from djarchive_client import DJArchiveClient, client, localcopy
+from djarchive_client.record import Record
 from djarchive_common import transfer
 from djarchive_common.errors import (
     LocalPathError,
@@ -202,10 +204,28 @@ def test_rerun_over_complete_copy_transfers_nothing(archive, big_files, tmp_path
     summary = client().download("some-set", "000", target)
     assert (summary.fetched_files, summary.present_files, summary.fetched_bytes) == (0, len(big_files), 0)
     # Without the record the files are hashed again, still nothing is fetched.
-    (target / ".djarchive" / "verified.json").unlink()
+    (target / ".djarchive" / "verified.bin").unlink()
     summary = client().download("some-set", "000", target)
     assert (summary.fetched_files, summary.present_files) == (0, len(big_files))
     assert read_tree(target) == big_files
+
+
+def test_a_record_of_an_earlier_version_is_trusted_then_rewritten(archive, seed_files, tmp_path, monkeypatch):
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    client().download("some-set", "000", target, create_target=True)
+    state = target / ".djarchive"
+    recorded = Record.from_bytes((state / "verified.bin").read_bytes())
+    files = {path: list(fields) for path, fields in recorded.items()}
+    assert sorted(files) == sorted(seed_files)
+    (state / "verified.bin").unlink()  # the copy as djarchive wrote it before: a JSON record
+    (state / "verified.json").write_text(json.dumps({"version": 1, "files": files}))
+    hashed: list[int] = []
+    monkeypatch.setattr(localcopy, "_hash_fd", lambda fd: hashed.append(fd))
+    summary = client().download("some-set", "000", target)
+    assert (summary.fetched_files, summary.present_files, hashed) == (0, len(seed_files), [])
+    assert not (state / "verified.json").exists()
+    assert list(Record.from_bytes((state / "verified.bin").read_bytes()).items()) == list(recorded.items())
 
 
 def test_resume_fetches_only_missing_and_modified_files(archive, seed_files, tmp_path):
@@ -424,11 +444,11 @@ def test_dry_run_checks_files_already_there(archive, seed_files, tmp_path):
     archive.publish("some-set", "000", seed_files)
     target = tmp_path / "copy"
     client().download("some-set", "000", target, create_target=True)
-    (target / ".djarchive" / "verified.json").unlink()
+    (target / ".djarchive" / "verified.bin").unlink()
     (target / "root.dat").unlink()
     (target / "sub" / "sub.dat").write_bytes(b"\0" * len(seed_files["sub/sub.dat"]))
     plan = client().download("some-set", "000", target, dry_run=True)
     assert sorted(e.subpath for e in plan.planned) == ["root.dat", "sub/sub.dat"]
     assert plan.present_files == len(seed_files) - 2
-    assert not (target / ".djarchive" / "verified.json").exists()
+    assert not (target / ".djarchive" / "verified.bin").exists()
     assert client().download("some-set", "000", target).fetched_files == 2

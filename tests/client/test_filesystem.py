@@ -281,7 +281,7 @@ def test_get_downloads_with_the_engine_as_fsspec_maps_paths(archive, tree, tmp_p
     whole = tmp_path / "whole"
     fs.get("djarchive://ds/1", str(whole), recursive=True)  # a new folder: the revision's contents
     assert read_tree(whole) == tree
-    assert (whole / ".djarchive" / "verified.json").is_file()  # an engine target: resumable, recorded
+    assert (whole / ".djarchive" / "verified.bin").is_file()  # an engine target: resumable, recorded
     served[0].clear()
     fs.get("ds/1/", str(whole), recursive=True)  # the contents again: all present, nothing fetched
     assert [key for key, _, _ in served[0] if not key.endswith(("manifest.csv", "manifest.sig"))] == []

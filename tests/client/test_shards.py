@@ -62,7 +62,7 @@ def test_four_shard_processes_into_one_target_then_a_plain_run_does_nothing(arch
     summary = client().download("ds", "1", target)
     assert (summary.fetched_files, summary.present_files, hashed) == (0, len(files), [])
     assert sorted(p.name for p in (target / ".djarchive").iterdir() if p.name.startswith("verified")) == [
-        "verified.json"
+        "verified.bin"
     ]  # the shards' records folded into one
 
 

@@ -60,7 +60,7 @@ def outside(tmp_path: Path) -> Path:
 # -- 1. writes never follow a link the tool did not create -------------------------------------
 
 
-@pytest.mark.parametrize("planted", ["lock", "verified.json", "tmp"])
+@pytest.mark.parametrize("planted", ["lock", "verified.bin", "tmp"])
 def test_links_planted_among_the_tools_own_files_are_not_followed(
     archive, tmp_path, outside, planted, capsys
 ):
@@ -88,7 +88,7 @@ def test_the_record_written_through_a_planted_temporary_name_is_refused(archive,
     (target / "top.bin").unlink()
     before = snapshot(outside)
     for run in ("0000", "ffff"):
-        (target / ".djarchive" / f"verified.json.{run}.tmp").symlink_to(outside / "precious.txt")
+        (target / ".djarchive" / f"verified.bin.{run}.tmp").symlink_to(outside / "precious.txt")
     client().download("ds", "1", target)
     assert snapshot(outside) == before
 
@@ -346,11 +346,19 @@ def test_bad_timeouts_are_a_usage_error(archive, capsys, monkeypatch, value):
     assert "DJARCHIVE_READ_TIMEOUT" in line
 
 
-def test_a_deeply_nested_record_is_ignored_not_a_crash(archive, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("verified.json", b"[" * 100_000 + b"]" * 100_000),  # a record of an earlier version, nested deep
+        ("verified.bin", b"djarchive record 1 little\n" + b"\xff" * 8 + b"short"),  # claims 2**64 entries
+        ("verified.bin", b"djarchive record 1 big\n" + bytes(8)),  # nothing, from the other byte order
+    ],
+)
+def test_a_deeply_nested_record_is_ignored_not_a_crash(archive, tmp_path, capsys, name, content):
     archive.publish("ds", "1", FILES)
     target = tmp_path / "t"
     (target / ".djarchive").mkdir(parents=True)
-    (target / ".djarchive" / "verified.json").write_text("[" * 100_000 + "]" * 100_000)
+    (target / ".djarchive" / name).write_bytes(content)
     code, _, err = run_cli(capsys, "download", "ds", "1", str(target), "-q")
     assert code == 0, err
     assert read_tree(target) == FILES

@@ -4,7 +4,7 @@ record of verified files.
 Every read and write inside TARGET goes through :mod:`djarchive_common.localfs`: relative to an
 open folder, checked at the moment of use, never through a symbolic link. djarchive keeps its
 own files under ``TARGET/.djarchive/`` (a name no manifest may use): ``lock`` (held while a
-download writes), ``verified.json`` (size, mtime and sha256 of every file it has verified, so a
+download writes), ``verified.bin`` (size, mtime and sha256 of every file it has verified, so a
 re-run does not hash the dataset again) and ``tmp/<run>/`` (temporary downloads, renamed into
 place once verified; a later run deletes what a killed one left).
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import itertools
-import json
 import logging
 import os
 import re
@@ -32,11 +31,12 @@ from djarchive_common.manifest import Entry, Manifest, subpaths_of
 from djarchive_common.transfer import BUFFER_SIZE, Progress, hash_jobs, run_parallel
 
 from .receipt import Receipt, read_receipt, stored_manifests, write_receipt
+from .record import Record
 
 __all__ = ["STATE_DIR", "LocalCopy", "storage_error"]
 
 STATE_DIR = STATE_FOLDER
-RECORD = "verified.json"
+RECORD = "verified.bin"  # see djarchive_client.record; earlier versions wrote verified.json
 LOCK = "lock"
 SHARED = "shards"  # what the target's lock file says while shard downloads share it
 TEMPORARY = "tmp"
@@ -44,7 +44,8 @@ MAX_RECORD_BYTES = 512 * 1024 * 1024
 HASH_BATCH_BYTES = 8 * 1024 * 1024  # files hashed in one go after opening their folder once
 HASH_BATCH_FILES = 256
 Hashed = tuple[str, "tuple[int, str] | None", "BaseException | None"]  # (subpath, (size, sha256), error)
-_SHARD_RECORD = re.compile(r"verified\.[0-9]+-of-[0-9]+\.json")
+# every record file: this one, the shards', and the JSON ones of earlier versions
+_OTHER_RECORDS = re.compile(r"verified(?:\.[0-9]+-of-[0-9]+)?\.(?:bin|json)")
 log = logging.getLogger("djarchive_client")
 
 
@@ -78,7 +79,7 @@ class LocalCopy:
             raise NotFoundError(f"target directory {str(path)!r} does not exist") from None
         self.path = path
         self.root = self.folder.path
-        self._record: dict[str, list] = {}
+        self._record = Record()
         self._record_lock = threading.Lock()
         self._dirty = False
         self.shard = shard
@@ -504,18 +505,17 @@ class LocalCopy:
     @property
     def _record_name(self) -> str:
         """Where this run saves the record: shards each their own file, merged by a plain run."""
-        return f"verified.{self.shard[0]}-of-{self.shard[1]}.json" if self.shard else RECORD
+        return f"verified.{self.shard[0]}-of-{self.shard[1]}.bin" if self.shard else RECORD
 
     def load_record(self) -> None:
         """Read what earlier runs verified (shards' records too); a damaged record is ignored
         (its files get hashed again)."""
-        self._record = {}
+        self._record = Record()
         try:
             with self.folder.child(STATE_DIR) as state:
-                names = sorted(
-                    item.name
-                    for item in state.entries()
-                    if item.name == RECORD or _SHARD_RECORD.fullmatch(item.name)
+                names = sorted(  # older JSON records first, this one last: the later word wins
+                    (item.name for item in state.entries() if _OTHER_RECORDS.fullmatch(item.name)),
+                    key=lambda name: (name.endswith(".bin"), name == RECORD, name),
                 )
                 for name in names:
                     self._record.update(self._read_record(state, name))
@@ -527,30 +527,26 @@ class LocalCopy:
         if self.shard is None and self._merged:
             self._dirty = True  # a plain run folds the shards' records into one
 
-    def _read_record(self, state: Folder, name: str) -> dict[str, list]:
+    def _read_record(self, state: Folder, name: str) -> Record:
         try:
-            data = json.loads(state.read_bytes(name, MAX_RECORD_BYTES))
-            files = data["files"]
-            if data.get("version") != 1 or not isinstance(files, dict):
-                raise ValueError("unknown record version")
-            return {key: value for key, value in files.items() if isinstance(value, list) and len(value) == 3}
-        except (ValueError, KeyError, TypeError, OSError, RecursionError, LocalPathError) as exc:
+            return Record.from_bytes(state.read_bytes(name, MAX_RECORD_BYTES))
+        except (ValueError, OSError, LocalPathError) as exc:
             log.warning(
                 "ignoring the damaged record of verified files %s (%s)", self.root / STATE_DIR / name, exc
             )
-            return {}
+            return Record()
 
     def save_record(self) -> None:
         """Write the record atomically, if it changed (a plain run then drops the shards' records)."""
         with self._record_lock:
             if not self._dirty:
                 return
-            text = json.dumps({"version": 1, "files": self._record})
+            data = self._record.to_bytes()
             self._dirty = False
         name = self._record_name
         try:
             state = self._state_folder()
-            state.write_atomically(name, text.encode("utf-8"), f"{name}.{self._run}.tmp")
+            state.write_atomically(name, data, f"{name}.{self._run}.tmp")
             if self.shard is None and self._lock_fds:  # only while holding the target alone
                 for merged in self._merged:
                     state.unlink(merged, missing_ok=True)
@@ -562,7 +558,7 @@ class LocalCopy:
         """Whether ``status`` is of a regular file the record says matches ``entry`` (no hashing)."""
         if not isinstance(status, os.stat_result):
             return False
-        recorded = self._record.get(entry.subpath)  # one dict read: atomic, no lock needed
+        recorded = self._record.get(entry.subpath)  # reads only: no lock needed
         return (
             recorded is not None
             and recorded[2] == entry.sha256
@@ -574,13 +570,13 @@ class LocalCopy:
     def remember(self, entry: Entry, status: os.stat_result) -> None:
         """Record that the file with ``status`` was just verified to match ``entry``."""
         with self._record_lock:
-            self._record[entry.subpath] = [status.st_size, status.st_mtime_ns, entry.sha256]
+            self._record.set(entry.subpath, (status.st_size, status.st_mtime_ns, entry.sha256))
             self._dirty = True
 
     def forget(self, subpath: str) -> None:
         """Drop a record entry (the file is being replaced)."""
         with self._record_lock:
-            if self._record.pop(subpath, None) is not None:
+            if self._record.discard(subpath):
                 self._dirty = True
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import compileall
-import datetime
 import hashlib
 import json
 import os
@@ -479,15 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(results["shards"]["rows"], indent=1), flush=True)
         version = server.version()
     report = render(info, version, results)
-    print(report)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = WORK / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"fsspec-{stamp}.md").write_text(report + "\n")
-    (out / f"fsspec-{stamp}.json").write_text(
-        json.dumps({"machine": info, "server": version, "results": results}, indent=1, default=str)
-    )
-    print(f"results: {out / f'fsspec-{stamp}.md'}")
+    run.save_results(report, {"machine": info, "server": version, "results": results}, "fsspec-")
     return 0
 
 

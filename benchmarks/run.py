@@ -352,6 +352,19 @@ def _sha256sums(data: generate.Dataset) -> Path:
     return path
 
 
+def save_results(report: str, data: dict, prefix: str = "") -> None:
+    """Print ``report`` and save it with its ``data`` as ``.work/results/<prefix><stamp>.md`` and
+    ``.json`` (the data as JSON; anything else as text)."""
+    print()
+    print(report)
+    out = WORK / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    (out / f"{prefix}{stamp}.md").write_text(report + "\n", encoding="utf-8")
+    (out / f"{prefix}{stamp}.json").write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    print(f"\nsaved benchmarks/.work/results/{prefix}{stamp}.md and .json")
+
+
 def tool_env(endpoint: str, work: Path) -> dict[str, str]:
     """The environment every tool runs in: one endpoint, fixed credentials, no user configuration."""
     env = {
@@ -936,33 +949,23 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
 
     report = render(bench, info, version, tools, publish_how, listing, startup_info, args)
-    print()
-    print(report)
-    out_dir = WORK / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    (out_dir / f"{stamp}.md").write_text(report + "\n", encoding="utf-8")
-    (out_dir / f"{stamp}.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "server": version,
-                "args": vars(args),
-                "results": [
-                    {
-                        **{k: getattr(r, k) for k in ("network", "phase", "shape", "tool")},
-                        "samples": [asdict(s) for s in r.samples],
-                    }
-                    for r in bench.results.values()
-                ],
-                "startup": startup_info,
-                "listing": listing,
-            },
-            indent=1,
-        ),
-        encoding="utf-8",
+    save_results(
+        report,
+        {
+            "machine": info,
+            "server": version,
+            "args": vars(args),
+            "results": [
+                {
+                    **{k: getattr(r, k) for k in ("network", "phase", "shape", "tool")},
+                    "samples": [asdict(s) for s in r.samples],
+                }
+                for r in bench.results.values()
+            ],
+            "startup": startup_info,
+            "listing": listing,
+        },
     )
-    print(f"\nsaved benchmarks/.work/results/{stamp}.md and .json")
     status = 0
     if args.scale is not None:
         import scale

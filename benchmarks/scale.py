@@ -39,8 +39,6 @@ and the targets of issue 15's table, met or not. Results go to
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import shutil
 import subprocess
 import sys
@@ -693,32 +691,23 @@ def main(argv: list[str] | None = None) -> int:
         *scale.targets(),
     ]
     report = "\n".join(lines)
-    print()
-    print(report)
-    out = WORK / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    (out / f"scale-{stamp}.md").write_text(report + "\n", encoding="utf-8")
-    (out / f"scale-{stamp}.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "server": version,
-                "args": vars(args),
-                "loads": scale.loads,
-                "results": [
-                    {
-                        **{k: getattr(r, k) for k in ("network", "phase", "shape", "tool")},
-                        "samples": [asdict(s) for s in r.samples],
-                    }
-                    for r in scale.results.values()
-                ],
-            },
-            indent=1,
-        ),
-        encoding="utf-8",
+    run.save_results(
+        report,
+        {
+            "machine": info,
+            "server": version,
+            "args": vars(args),
+            "loads": scale.loads,
+            "results": [
+                {
+                    **{k: getattr(r, k) for k in ("network", "phase", "shape", "tool")},
+                    "samples": [asdict(s) for s in r.samples],
+                }
+                for r in scale.results.values()
+            ],
+        },
+        "scale-",
     )
-    print(f"\nsaved benchmarks/.work/results/scale-{stamp}.md and .json")
     return 0
 
 

@@ -32,7 +32,6 @@ B; the same for reuse. Results go to ``benchmarks/.work/results/upgrade-<timesta
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import shutil
 import statistics
@@ -199,30 +198,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     report = render(args, info, version, delta, samples, counts, loads, checks, plan_text, a, b, started)
-    print()
-    print(report)
-    out = WORK / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    (out / f"upgrade-{stamp}.md").write_text(report + "\n", encoding="utf-8")
-    (out / f"upgrade-{stamp}.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "server": version,
-                "args": vars(args),
-                "delta": delta,
-                "loads": loads,
-                "samples": {k: [asdict(s) for s in v] for k, v in samples.items()},
-                "counts": counts,
-                "checks": checks,
-                "plan": plan_text,
-            },
-            indent=1,
-        ),
-        encoding="utf-8",
+    run.save_results(
+        report,
+        {
+            "machine": info,
+            "server": version,
+            "args": vars(args),
+            "delta": delta,
+            "loads": loads,
+            "samples": {k: [asdict(s) for s in v] for k, v in samples.items()},
+            "counts": counts,
+            "checks": checks,
+            "plan": plan_text,
+        },
+        "upgrade-",
     )
-    print(f"\nsaved benchmarks/.work/results/upgrade-{stamp}.md and .json")
     return 0
 
 

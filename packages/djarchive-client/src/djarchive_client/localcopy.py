@@ -309,8 +309,9 @@ class LocalCopy:
                 return part, self._temporary.lstat(part)  # type: ignore[union-attr,return-value]
             part, fd_out = self.new_part()
             _copy_data(fd_in, fd_out, entry.size)
-            if vouched and _unchanged(before, os.fstat(fd_in)) and os.fstat(fd_out).st_size == entry.size:
-                return part, os.fstat(fd_out)
+            copied = os.fstat(fd_out)
+            if vouched and _unchanged(before, os.fstat(fd_in)) and copied.st_size == entry.size:
+                return part, copied
             size, sha256 = _hash_fd(fd_out)
             _check_copy(entry, size, sha256, source.destination(subpath))
             return part, os.fstat(fd_out)

@@ -281,12 +281,13 @@ def test_a_retracted_revision_is_listed_with_why_refused_and_reproducible(two, t
         "retracted_at": rows[0]["retracted_at"],
     }
     with pytest.raises(
-        RevisionRetractedError, match=r"ds A was retracted on .*: wrong calibration; use B instead"
+        RevisionRetractedError,
+        match=r"ds A was retracted on .*: wrong calibration; use B instead .*allow_retracted=True",
     ):
         client().download("ds", "A", tmp_path / "again", create_target=True)
     code, _, err = run(capsys, "download", "ds", "A", str(tmp_path / "again"))
     assert code == 1
-    assert "wrong calibration; use B instead" in err
+    assert "wrong calibration; use B instead (--allow-retracted downloads it anyway)" in err
     assert not (tmp_path / "again").exists()
 
     code, _, err = run(capsys, "download", "ds", "A", str(tmp_path / "again"), "--allow-retracted", "-q")

@@ -53,6 +53,7 @@ log = logging.getLogger("djarchive_common")
 
 #: The library's keyword arguments, as its messages name them, and the flags that do the same.
 FLAGS = {
+    "allow_retracted=True": "--allow-retracted",
     "force=True": "--force",
     "overwrite=True": "--overwrite",
     "publish=False": "--no-publish",

@@ -228,6 +228,22 @@ def test_a_record_of_an_earlier_version_is_trusted_then_rewritten(archive, seed_
     assert list(Record.from_bytes((state / "verified.bin").read_bytes()).items()) == list(recorded.items())
 
 
+def test_a_rerun_hashes_only_the_files_changed_since_the_record(archive, seed_files, tmp_path, monkeypatch):
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    client().download("some-set", "000", target, create_target=True)
+    os.utime(target / "sub" / "sub.dat", ns=(1, 1))  # the same content, another mtime
+    hashed: list[int] = []
+    real = localcopy._hash_fd
+    monkeypatch.setattr(localcopy, "_hash_fd", lambda fd: hashed.append(fd) or real(fd))
+    summary = client().download("some-set", "000", target)
+    assert (summary.fetched_files, summary.present_files, len(hashed)) == (0, len(seed_files), 1)
+    hashed.clear()  # the record vouches for it again
+    assert client().download("some-set", "000", target).present_files == len(seed_files)
+    assert hashed == []
+    assert read_tree(target) == seed_files
+
+
 def test_resume_fetches_only_missing_and_modified_files(archive, seed_files, tmp_path):
     archive.publish("some-set", "000", seed_files)
     target = tmp_path / "copy"

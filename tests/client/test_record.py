@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from array import array
 
 import pytest
 
@@ -49,6 +50,21 @@ def test_a_record_of_an_earlier_version_is_still_read():
         }
     )
     assert list(Record.from_bytes(data.encode()).items()) == [("a", (1, 2, A))]
+
+
+def test_mtimes_are_given_only_for_a_record_of_exactly_those_files():
+    record = Record()
+    for path, size, sha in (("a", 1, A), ("b/c", 2, B)):
+        record.set(path, (size, 100 + size, sha))
+    loaded = Record.from_bytes(record.to_bytes())
+    paths, sizes, digests = ["a", "b/c"], array("Q", [1, 2]), bytes.fromhex(A + B)
+    assert list(loaded.mtimes_if_of(paths, sizes, digests) or []) == [101, 102]
+    assert loaded.mtimes_if_of(["a"], array("Q", [1]), bytes.fromhex(A)) is None  # fewer files
+    assert loaded.mtimes_if_of(["a", "b/d"], sizes, digests) is None  # another path
+    assert loaded.mtimes_if_of(paths, array("Q", [1, 3]), digests) is None  # another size
+    assert loaded.mtimes_if_of(paths, sizes, bytes.fromhex(A + C)) is None  # another digest
+    loaded.set("a", (1, 5, A))  # a change made by this run: no longer the record as read
+    assert loaded.mtimes_if_of(paths, sizes, digests) is None
 
 
 def test_update_takes_the_other_records_word():

@@ -161,16 +161,14 @@ class LocalCopy:
                 found.update(dict.fromkeys(members, str(error)))
                 continue
             with folder:
-                for subpath in members:
-                    status = folder.lstat(subpath.rpartition("/")[2])
-                    found[subpath] = status
-                    if status is None or not stat.S_ISREG(status.st_mode) or status.st_nlink > 1:
-                        continue  # hard links are separate names: placing a file replaces only its own
-                    twin = identities.setdefault((status.st_dev, status.st_ino), subpath)
-                    if twin != subpath:
-                        found[subpath] = found[twin] = (
-                            f"{twin} and {subpath} are one file on this file system"
-                        )
+                statuses = folder.lstat_many(subpath.rpartition("/")[2] for subpath in members)
+            found.update(zip(members, statuses, strict=True))
+            for subpath, status in zip(members, statuses, strict=True):
+                if status is None or status.st_nlink > 1 or not stat.S_ISREG(status.st_mode):
+                    continue  # hard links are separate names: placing a file replaces only its own
+                twin = identities.setdefault((status.st_dev, status.st_ino), subpath)
+                if twin != subpath:
+                    found[subpath] = found[twin] = f"{twin} and {subpath} are one file on this file system"
         return found
 
     def open_file(self, subpath: str) -> int:
@@ -554,6 +552,24 @@ class LocalCopy:
                 self._merged = []
         except (OSError, LocalPathError) as exc:
             log.warning("could not save the record of verified files: %s", exc)
+
+    def verified_mask(
+        self, manifest: Manifest, statuses: Iterable[os.stat_result | str | None]
+    ) -> list[bool] | None:
+        """For each entry of ``manifest``, whether its file (with that status) is one the record
+        vouches for; None unless the record is of this very manifest (then :meth:`is_verified`
+        decides one entry at a time). A no-op re-run's check, in a few C-level passes."""
+        paths, sizes, digests = manifest.columns
+        mtimes = self._record.mtimes_if_of(paths, sizes, digests)
+        if mtimes is None:
+            return None
+        return [
+            type(status) is os.stat_result
+            and status.st_size == size
+            and status.st_mtime_ns == mtime
+            and stat.S_ISREG(status.st_mode)
+            for status, size, mtime in zip(statuses, sizes, mtimes, strict=True)
+        ]
 
     def is_verified(self, entry: Entry, status: os.stat_result | str | None) -> bool:
         """Whether ``status`` is of a regular file the record says matches ``entry`` (no hashing)."""

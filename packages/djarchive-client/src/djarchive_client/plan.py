@@ -12,10 +12,13 @@ removed: it is a conflict, reported with what to do.
 
 from __future__ import annotations
 
+import functools
+import heapq
 import itertools
+import operator
 import os
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from djarchive_common.manifest import Entry, Manifest, Picked, size_of
@@ -123,8 +126,8 @@ def plan_download(
     with their manifests, whose content may serve instead of the network."""
     if previous is None and not reuse and next(local.walk(), None) is None:
         return Plan(fetch=entries)  # nothing on disk yet (a first download): every file is fetched
-    keep, fetch = Picked(entries), Picked(entries)
-    plan = Plan(keep=keep, fetch=fetch)
+    fetch = Picked(entries)
+    plan = Plan(fetch=fetch)
     # A manifest answers lookups by path itself (binary search): no second index of a million entries.
     wanted: Manifest | dict[str, Entry] = (
         entries if isinstance(entries, Manifest) else {entry.subpath: entry for entry in entries}
@@ -135,9 +138,27 @@ def plan_download(
         local, itertools.chain(paths, (path for path in old if path not in wanted)), trust_record=not recheck
     )
 
+    # 0. a record of this very manifest (a re-run): the files' status alone says which are kept
+    kept: list[int] = []
+    pending: Callable[[], Iterable[tuple[int, Entry]]] = functools.partial(enumerate, entries)
+    manifest = entries if isinstance(entries, Manifest) and previous is None and not recheck else None
+    mask = local.verified_mask(manifest, map(contents.status.get, paths)) if manifest is not None else None
+    if manifest is not None and mask is not None:
+        kept = list(itertools.compress(range(len(mask)), mask))
+        others = [
+            (index, manifest[index])
+            for index in itertools.compress(range(len(mask)), map(operator.not_, mask))
+        ]
+        pending = functools.partial(iter, others)
+        if others:  # what the kept files hold may serve the others
+            digests = manifest.columns[2]
+            contents.known.update(
+                (paths[index], digests[32 * index : 32 * index + 32].hex()) for index in kept
+            )
+
     # 1. what each path holds: the record's word, else a hash where the size could match
     to_hash: dict[str, set[int]] = {}
-    for entry in entries:
+    for _, entry in pending():
         before = old.get(entry.subpath) if old else None
         contents.consider(entry.subpath, (entry,) if before is None else (entry, before), to_hash)
     for subpath, before in old.items():
@@ -150,13 +171,14 @@ def plan_download(
 
     # 2. each file of B: keep it, or find where its content comes from
     moved: set[str] = set()
+    also_kept: list[int] = []
     on_disk = {sha256: subpath for subpath, sha256 in contents.known.items()}
     elsewhere = {entry.sha256: (copy, entry.subpath) for copy, manifest in reuse for entry in manifest}
-    for index, entry in enumerate(entries):
+    for index, entry in pending():
         subpath = entry.subpath
         held = contents.known.get(subpath)
         if held == entry.sha256:
-            keep.append_index(index)
+            also_kept.append(index)
             continue
         present = contents.status.get(subpath)
         if previous is not None and present is not None and not isinstance(present, str):
@@ -179,6 +201,7 @@ def plan_download(
             plan.copy.append(Copy(entry, copy, other))
         else:
             fetch.append_index(index)
+    plan.keep = Picked(entries, heapq.merge(kept, also_kept))
 
     # 3. files of A that B does not have: removed while they still match A
     for subpath, entry in sorted(old.items()):

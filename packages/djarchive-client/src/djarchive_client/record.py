@@ -117,6 +117,15 @@ class Record:
             return sizes[index], mtimes[index], digests[32 * index : 32 * index + 32].hex()
         return None
 
+    def mtimes_if_of(self, paths: list[str], sizes: array[int], digests: bytes) -> array[int] | None:
+        """The recorded mtimes, when the record holds exactly these paths with these sizes and raw
+        digests (a record of this very manifest: then the files' stats alone decide); else None.
+        Compared in C, so a million entries take milliseconds."""
+        base_paths, base_sizes, mtimes, base_digests = self._base
+        if self._changes or base_digests != digests or base_sizes != sizes or base_paths != paths:
+            return None
+        return mtimes
+
     def set(self, path: str, fields: Fields) -> None:
         """Record ``fields`` for ``path``."""
         self._changes[path] = fields

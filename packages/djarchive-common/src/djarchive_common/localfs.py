@@ -19,7 +19,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .errors import LocalPathError, LocalStorageError
@@ -193,6 +193,17 @@ class Folder:
             return os.lstat(self._checked(name))
         except FileNotFoundError:
             return None
+
+    def lstat_many(self, names: Iterable[str]) -> list[os.stat_result | None]:
+        """:meth:`lstat` of each name, in order (one call for a folder's files)."""
+        names = list(names)
+        if self._fd is not None:
+            fd = self._fd
+            try:
+                return [os.stat(name, dir_fd=fd, follow_symlinks=False) for name in names]
+            except FileNotFoundError:
+                pass  # some are missing: one at a time
+        return [self.lstat(name) for name in names]
 
     def open(self, name: str, flags: int, mode: int = 0o666) -> int:
         """A descriptor for the file ``name``; a link at that name is refused (``O_NOFOLLOW``)."""

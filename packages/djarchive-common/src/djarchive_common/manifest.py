@@ -192,6 +192,12 @@ class Manifest(Sequence[Entry]):
         return self._paths
 
     @property
+    def columns(self) -> tuple[list[str], array[int], bytes]:
+        """The stored columns: sorted paths, sizes, raw 32-byte digests (for comparisons in bulk;
+        not to be changed)."""
+        return self._paths, self._sizes, self._digests
+
+    @property
     def total_size(self) -> int:
         """The sum of all file sizes in bytes."""
         return sum(self._sizes)

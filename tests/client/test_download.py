@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -221,7 +222,7 @@ def test_a_record_of_an_earlier_version_is_trusted_then_rewritten(archive, seed_
     (state / "verified.bin").unlink()  # the copy as djarchive wrote it before: a JSON record
     (state / "verified.json").write_text(json.dumps({"version": 1, "files": files}))
     hashed: list[int] = []
-    monkeypatch.setattr(localcopy, "_hash_fd", lambda fd: hashed.append(fd))
+    monkeypatch.setattr(localcopy, "_hash_fd", lambda fd, *size: hashed.append(fd))
     summary = client().download("some-set", "000", target)
     assert (summary.fetched_files, summary.present_files, hashed) == (0, len(seed_files), [])
     assert not (state / "verified.json").exists()
@@ -235,13 +236,32 @@ def test_a_rerun_hashes_only_the_files_changed_since_the_record(archive, seed_fi
     os.utime(target / "sub" / "sub.dat", ns=(1, 1))  # the same content, another mtime
     hashed: list[int] = []
     real = localcopy._hash_fd
-    monkeypatch.setattr(localcopy, "_hash_fd", lambda fd: hashed.append(fd) or real(fd))
+    monkeypatch.setattr(localcopy, "_hash_fd", lambda fd, *size: hashed.append(fd) or real(fd, *size))
     summary = client().download("some-set", "000", target)
     assert (summary.fetched_files, summary.present_files, len(hashed)) == (0, len(seed_files), 1)
     hashed.clear()  # the record vouches for it again
     assert client().download("some-set", "000", target).present_files == len(seed_files)
     assert hashed == []
     assert read_tree(target) == seed_files
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, transfer.BUFFER_SIZE - 1, transfer.BUFFER_SIZE, 2 * transfer.BUFFER_SIZE + 1]
+)
+def test_hashing_an_open_file_reads_to_its_end(tmp_path, size):
+    data = os.urandom(size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        expected = (size, hashlib.sha256(data).hexdigest())
+        assert localcopy._hash_fd(fd) == expected
+        assert localcopy._hash_fd(fd, size) == expected
+        with open(path, "ab") as more:  # grown since its size was taken: still read to the end
+            more.write(b"grown")
+        assert localcopy._hash_fd(fd, size) == (size + 5, hashlib.sha256(data + b"grown").hexdigest())
+    finally:
+        os.close(fd)
 
 
 def test_resume_fetches_only_missing_and_modified_files(archive, seed_files, tmp_path):

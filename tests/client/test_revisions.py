@@ -57,8 +57,8 @@ class Spy:
                 self.gets.append(key.split("/", 2)[2])
             return stream(store, key, offset, length, **options)
 
-        def spy_hash(fd):
-            result = hash_fd(fd)
+        def spy_hash(fd, *size):
+            result = hash_fd(fd, *size)
             self.hashed.append(result[0])  # the bytes hashed
             return result
 

@@ -223,9 +223,10 @@ class LocalCopy:
                         try:
                             fd = folder.open(subpath.rpartition("/")[2], os.O_RDONLY)
                             try:
-                                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                                status = os.fstat(fd)
+                                if not stat.S_ISREG(status.st_mode):
                                     raise OSError(errno.EISDIR, "not a regular file", subpath)
-                                result = _hash_fd(fd)
+                                result = _hash_fd(fd, status.st_size)
                             finally:
                                 os.close(fd)
                         except OSError as error:
@@ -553,6 +554,11 @@ class LocalCopy:
         except (OSError, LocalPathError) as exc:
             log.warning("could not save the record of verified files: %s", exc)
 
+    @property
+    def has_record(self) -> bool:
+        """Whether the record of verified files holds anything (else nothing is vouched for)."""
+        return bool(self._record)
+
     def verified_mask(
         self, manifest: Manifest, statuses: Iterable[os.stat_result | str | None]
     ) -> list[bool] | None:
@@ -597,14 +603,16 @@ class LocalCopy:
                 self._dirty = True
 
 
-def _hash_fd(fd: int) -> tuple[int, str]:
-    """Size and sha256 of an open file, from its start."""
-    digest, size, position = hashlib.sha256(), 0, 0
+def _hash_fd(fd: int, known_size: int = -1) -> tuple[int, str]:
+    """Size and sha256 of an open file, from its start. ``known_size``, the size fstat gave:
+    a short read that reaches it is the end (one read for a small file, not two)."""
+    digest, position = hashlib.sha256(), 0
     while chunk := pread(fd, BUFFER_SIZE, position):
         digest.update(chunk)
-        size += len(chunk)
         position += len(chunk)
-    return size, digest.hexdigest()
+        if len(chunk) < BUFFER_SIZE and position >= known_size >= 0:
+            break
+    return position, digest.hexdigest()
 
 
 def _copy_data(fd_in: int, fd_out: int, size: int) -> None:

@@ -75,40 +75,46 @@ class _Contents:
 
     def __init__(self, local: LocalCopy, subpaths: Iterable[str], *, trust_record: bool):
         self.local = local
-        self.trust_record = trust_record
+        self.use_record = trust_record and local.has_record  # an empty record vouches for nothing
         self.status = local.stats(subpaths)
         self.known: dict[str, str] = {}
 
-    def regular(self, subpath: str) -> os.stat_result | None:
-        status = self.status.get(subpath)
-        return status if isinstance(status, os.stat_result) and stat.S_ISREG(status.st_mode) else None
-
-    def consider(self, subpath: str, candidates: Sequence[Entry], to_hash: dict[str, set[int]]) -> None:
+    def consider(
+        self, subpath: str, candidates: Sequence[Entry], to_hash: dict[str, Sequence[Entry]]
+    ) -> None:
         """Take the record's word for what ``subpath`` holds, among the candidates' contents (no
-        hashing); or add it to ``to_hash`` with the sizes that could match."""
+        hashing); or add it to ``to_hash`` with the candidates it could match."""
         status = self.status.get(subpath)
         if not isinstance(status, os.stat_result):
             return
-        if self.trust_record:
+        if self.use_record:
             for candidate in candidates:
                 if self.local.is_verified(candidate, status):
                     self.known[subpath] = candidate.sha256
                     return
-        to_hash[subpath] = {entry.size for entry in candidates}
+        to_hash[subpath] = candidates
 
-    def hash_where(self, wanted: dict[str, set[int]], jobs: int, progress: bool) -> dict[str, str]:
-        """Hash the files whose size is one of the sizes wanted there; return what was hashed."""
-        chosen = [
-            subpath
-            for subpath, sizes in wanted.items()
-            if (s := self.regular(subpath)) and s.st_size in sizes
-        ]
-        sizes = {subpath: self.regular(subpath).st_size for subpath in chosen}  # type: ignore[union-attr]
-        hashed = {}
+    def hash_where(self, wanted: dict[str, Sequence[Entry]], jobs: int, progress: bool) -> None:
+        """Hash the regular files whose size is that of a candidate there; record the ones that
+        match a candidate."""
+        sizes = {}
+        for subpath, candidates in wanted.items():
+            status = self.status.get(subpath)
+            if (
+                isinstance(status, os.stat_result)
+                and stat.S_ISREG(status.st_mode)
+                and any(entry.size == status.st_size for entry in candidates)
+            ):
+                sizes[subpath] = status.st_size
         for subpath, result, error in self.local.hash_many(sizes, jobs=jobs, progress=progress):
-            if error is None and result is not None:
-                hashed[subpath] = self.known[subpath] = result[1]
-        return hashed
+            if error is not None or result is None:
+                continue
+            self.known[subpath] = sha256 = result[1]
+            status = self.status[subpath]
+            for entry in wanted[subpath]:
+                if entry.sha256 == sha256 and isinstance(status, os.stat_result):
+                    self.local.remember(Entry(subpath, entry.size, sha256), status)
+                    break
 
 
 def plan_download(
@@ -157,17 +163,14 @@ def plan_download(
             )
 
     # 1. what each path holds: the record's word, else a hash where the size could match
-    to_hash: dict[str, set[int]] = {}
+    to_hash: dict[str, Sequence[Entry]] = {}
     for _, entry in pending():
         before = old.get(entry.subpath) if old else None
         contents.consider(entry.subpath, (entry,) if before is None else (entry, before), to_hash)
     for subpath, before in old.items():
         if subpath not in wanted:
             contents.consider(subpath, (before,), to_hash)
-    for subpath, sha256 in contents.hash_where(to_hash, jobs, progress).items():
-        found = wanted.get(subpath) or old.get(subpath)
-        if found is not None and found.sha256 == sha256 and (status := contents.regular(subpath)):
-            local.remember(Entry(subpath, found.size, sha256), status)
+    contents.hash_where(to_hash, jobs, progress)
 
     # 2. each file of B: keep it, or find where its content comes from
     moved: set[str] = set()

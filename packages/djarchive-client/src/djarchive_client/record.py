@@ -87,24 +87,28 @@ class Record:
 
     def to_bytes(self) -> bytes:
         """The record's file: every entry, changes included."""
-        paths: list[str] = []
-        sizes, mtimes = array("Q"), array("q")
-        digests = bytearray()
-        for path, (size, mtime, sha256) in self.items():
-            paths.append(path)
-            sizes.append(size)
-            mtimes.append(mtime)
-            digests += bytes.fromhex(sha256)
+        if self._changes:
+            merged = self.items() if self._base[0] else sorted(self._changes.items())
+            pairs = [(path, fields) for path, fields in merged if fields is not None]
+            paths = [path for path, _ in pairs]
+            sizes = array("Q", [fields[0] for _, fields in pairs])
+            mtimes = array("q", [fields[1] for _, fields in pairs])
+            digests = bytes.fromhex("".join([fields[2] for _, fields in pairs]))
+        else:
+            paths, sizes, mtimes, digests = self._base
         return b"".join(
             (
                 _MAGIC,
                 _COUNT.pack(len(paths)),
                 sizes.tobytes(),
                 mtimes.tobytes(),
-                bytes(digests),
+                digests,
                 "\n".join(paths).encode("utf-8"),
             )
         )
+
+    def __bool__(self) -> bool:
+        return bool(self._base[0] or self._changes)
 
     def get(self, path: str) -> Fields | None:
         """What the record holds for ``path``, or None."""

@@ -315,3 +315,106 @@ def test_paths_clash_exactly_when_two_name_one_file_or_a_file_is_a_folder(subpat
             parse_manifest(data)
     else:
         assert sorted(e.subpath for e in parse_manifest(data)) == sorted(subpaths)
+
+
+_PIECES = st.sampled_from(
+    ['"', ",", '","', '"\n"', "\n", "\r", "/", ".", "..", "a", "B", " ", "é", "\\", "\t"]
+)
+_FIELD = st.lists(_PIECES, max_size=5).map("".join)
+
+
+def _field(good: list[str], bad: list[str]) -> st.SearchStrategy[str]:
+    """Mostly good values, sometimes bad ones or garbage."""
+    choices = [st.sampled_from(good)] * 8 + [st.sampled_from(bad), _FIELD]
+    return st.sampled_from(choices).flatmap(lambda choice: choice)
+
+
+_GOOD_LINE = st.tuples(
+    _field(["0", "1", "12345", "007"], ["", " 1", "1" * 21, str(5 * 1024**4 + 1)]),
+    _field([HASH, "f" * 64], [HASH.upper(), HASH[:-1], "g" * 64]),
+    _field(
+        ["a", "b/c", "d e/f,g", "x" * 255, "...", "a/.b"],
+        ["x" * 256, ".djarchive/x", "djarchive-manifest.csv", "a/./b", "../a", "a//b", "/a", "a/"],
+    ),
+).map(lambda fields: line(*fields).decode())
+_LINE = st.sampled_from([_GOOD_LINE] * 9 + [_FIELD]).flatmap(lambda choice: choice)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_LINE, min_size=1, max_size=6).map("".join))
+def test_the_bulk_reader_takes_only_lines_the_line_reader_reads_alike(text):
+    """The fast path for chunks of plain lines may refuse anything; what it takes, the careful
+    line-by-line reader must read to the same fields."""
+    from array import array
+
+    from djarchive_common.manifest import _chunk_by_line, _plain_chunk
+
+    data = text.encode()
+    bulk: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
+    if _plain_chunk(data, *bulk):
+        careful: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
+        assert _chunk_by_line(data, 0, len(data), 1, "m", *careful)
+        assert bulk == careful
+    else:
+        assert bulk == ([], array("Q"), bytearray())  # nothing half-added
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        *(line(size, HASH, "p") for size in ["", " 1", "1" * 21, "0" * 20 + "1", "+1", "1_0"]),
+        *(line("1", digest, "p") for digest in [HASH.upper(), HASH[:-1], HASH + "0", "g" * 64, " " * 64]),
+        *(
+            line("1", HASH, path)
+            for path in [
+                *["x" * 256, "a/" + "x" * 256, "/".join(["d" * 200] * 6), ".djarchive/x", ".DJArchive"],
+                *["djarchive-manifest.csv", "a/./b", "a/../b", "../a", "./a", "a/.", "a/..", ".", ".."],
+                *[
+                    "a//b",
+                    "/a",
+                    "a/",
+                    "",
+                    'a"b',
+                    'a""b',
+                    "a\\b",
+                    "a\tb",
+                    "a\rb",
+                    "a\nb",
+                    "caf\u00e9",
+                    "a\x7fb",
+                ],
+            ]
+        ),
+        f'"1","{HASH}"\n'.encode(),  # two fields
+        f'"1","{HASH}","p","q"\n'.encode(),  # four
+        f"1,{HASH},p\n".encode(),  # unquoted
+        f'"1","{HASH}","a","5"\n"{HASH}","p"\n'.encode(),  # four fields, then two: six in all
+        line("1", HASH[:-1], "p") + line("1", HASH + "0", "q"),  # 63 and 65 digits: 128 in all
+        f'"1","{HASH}","p"\r\n'.encode(),
+        f'"1","{HASH}","p"\n"\n'.encode(),
+        f'"1","{HASH}",p"\n'.encode(),
+        f'"1","{HASH}","p\n'.encode(),
+    ],
+)
+def test_the_bulk_reader_refuses_a_chunk_with_any_line_not_plain(bad):
+    from array import array
+
+    from djarchive_common.manifest import _plain_chunk
+
+    lines = many_lines(50)
+    lines[25] = bad
+    fields: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
+    assert not _plain_chunk(b"".join(lines), *fields)
+    assert fields == ([], array("Q"), bytearray())
+    assert _plain_chunk(b"".join(many_lines(50)), *fields)  # the same chunk without it is taken
+
+
+def test_the_bulk_reader_refuses_a_chunk_whose_first_or_last_line_is_cut():
+    from array import array
+
+    from djarchive_common.manifest import _plain_chunk
+
+    fields: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
+    assert not _plain_chunk(b"".join(many_lines(3))[:-1], *fields)
+    assert not _plain_chunk(f'12","{HASH}","p"\n'.encode(), *fields)  # nor one whose first has no start
+    assert fields == ([], array("Q"), bytearray())

@@ -4,8 +4,9 @@ console (:mod:`djarchive_common.console`), which prints, redacts and sets the ex
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from .parser import PROG, build_parser
@@ -13,11 +14,14 @@ from .parser import PROG, build_parser
 if TYPE_CHECKING:
     from djarchive_common.catalog import Tombstone
     from djarchive_common.console import Console
+    from djarchive_common.manifest import Entry
     from djarchive_common.signing import SignatureStatus
 
     from .archive import DJArchiveClient
 
 __all__ = ["main"]
+
+_HEX_DIGEST = re.compile("[0-9a-f]{64}")
 
 
 def _client(args: argparse.Namespace) -> DJArchiveClient:
@@ -120,8 +124,25 @@ def _files(args: argparse.Namespace, console: Console) -> int:
     if console.json:
         console.emit([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])
     else:  # streamed: a million lines start at once and take no memory of their own
-        console.lines(f"{size}\t{sha256}\t{subpath}" for subpath, size, sha256 in entries)
+        console.lines(_listing(entries))
     return 0
+
+
+def _listing(entries: Sequence[Entry], batch: int = 65536) -> Iterator[str]:
+    """``size<TAB>sha256<TAB>path`` lines; a manifest's made straight from its columns, a batch
+    at a time, without making entries."""
+    from djarchive_common.manifest import Manifest
+
+    if not isinstance(entries, Manifest):
+        yield from (f"{size}\t{sha256}\t{subpath}" for subpath, size, sha256 in entries)
+        return
+    paths, sizes, digests = entries.columns
+    for start in range(0, len(paths), batch):
+        hexes = _HEX_DIGEST.findall(digests[32 * start : 32 * (start + batch)].hex())
+        yield from map(
+            "\t".join,
+            zip(map(str, sizes[start : start + batch]), hexes, paths[start : start + batch], strict=True),
+        )
 
 
 def _download(args: argparse.Namespace, console: Console) -> int:

@@ -21,7 +21,7 @@ import secrets
 import stat
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from djarchive_common.errors import IntegrityError, LocalPathError, LockedError, NotFoundError
@@ -560,15 +560,15 @@ class LocalCopy:
         return bool(self._record)
 
     def verified_mask(
-        self, manifest: Manifest, statuses: Iterable[os.stat_result | str | None]
-    ) -> list[bool] | None:
+        self, manifest: Manifest, statuses: Sequence[os.stat_result | str | None]
+    ) -> list[bool]:
         """For each entry of ``manifest``, whether its file (with that status) is one the record
-        vouches for; None unless the record is of this very manifest (then :meth:`is_verified`
-        decides one entry at a time). A no-op re-run's check, in a few C-level passes."""
+        vouches for (:meth:`is_verified`). A record of this very manifest, the no-op re-run's
+        case, is compared in a few C-level passes."""
         paths, sizes, digests = manifest.columns
         mtimes = self._record.mtimes_if_of(paths, sizes, digests)
         if mtimes is None:
-            return None
+            return list(map(self.is_verified, manifest, statuses)) if self._record else [False] * len(paths)
         return [
             type(status) is os.stat_result
             and status.st_size == size

@@ -79,6 +79,32 @@ class _Contents:
         self.status = local.stats(subpaths)
         self.known: dict[str, str] = {}
 
+    def held(self, manifest: Manifest, jobs: int, progress: bool) -> list[bool]:
+        """For each file of ``manifest``, whether its path holds its content: the record's word
+        (compared in bulk), else a hash of the files of the right size (what they hold is known
+        after). The columns of the manifest are used as they are: no entry is made."""
+        paths, sizes, digests = manifest.columns
+        statuses = list(map(self.status.get, paths))
+        held = self.local.verified_mask(manifest, statuses) if self.use_record else [False] * len(paths)
+        candidates = {
+            paths[index]: index
+            for index, status in enumerate(statuses)
+            if not held[index]
+            and type(status) is os.stat_result
+            and status.st_size == sizes[index]
+            and stat.S_ISREG(status.st_mode)
+        }
+        wanted = {subpath: sizes[index] for subpath, index in candidates.items()}
+        for subpath, result, error in self.local.hash_many(wanted, jobs=jobs, progress=progress):
+            if error is not None or result is None:
+                continue
+            self.known[subpath] = sha256 = result[1]
+            index = candidates[subpath]
+            if digests[32 * index : 32 * index + 32] == bytes.fromhex(sha256):
+                held[index] = True
+                self.local.remember(Entry(subpath, sizes[index], sha256), statuses[index])  # type: ignore[arg-type]
+        return held
+
     def consider(
         self, subpath: str, candidates: Sequence[Entry], to_hash: dict[str, Sequence[Entry]]
     ) -> None:
@@ -144,33 +170,32 @@ def plan_download(
         local, itertools.chain(paths, (path for path in old if path not in wanted)), trust_record=not recheck
     )
 
-    # 0. a record of this very manifest (a re-run): the files' status alone says which are kept
     kept: list[int] = []
     pending: Callable[[], Iterable[tuple[int, Entry]]] = functools.partial(enumerate, entries)
-    manifest = entries if isinstance(entries, Manifest) and previous is None and not recheck else None
-    mask = local.verified_mask(manifest, map(contents.status.get, paths)) if manifest is not None else None
-    if manifest is not None and mask is not None:
-        kept = list(itertools.compress(range(len(mask)), mask))
+    if isinstance(entries, Manifest) and previous is None:
+        # 1. (one revision, as a manifest) which files hold their content, in bulk
+        holds = contents.held(entries, jobs, progress)
+        kept = list(itertools.compress(range(len(holds)), holds))
         others = [
-            (index, manifest[index])
-            for index in itertools.compress(range(len(mask)), map(operator.not_, mask))
+            (index, entries[index])
+            for index in itertools.compress(range(len(holds)), map(operator.not_, holds))
         ]
         pending = functools.partial(iter, others)
         if others:  # what the kept files hold may serve the others
-            digests = manifest.columns[2]
+            digests = entries.columns[2]
             contents.known.update(
                 (paths[index], digests[32 * index : 32 * index + 32].hex()) for index in kept
             )
-
-    # 1. what each path holds: the record's word, else a hash where the size could match
-    to_hash: dict[str, Sequence[Entry]] = {}
-    for _, entry in pending():
-        before = old.get(entry.subpath) if old else None
-        contents.consider(entry.subpath, (entry,) if before is None else (entry, before), to_hash)
-    for subpath, before in old.items():
-        if subpath not in wanted:
-            contents.consider(subpath, (before,), to_hash)
-    contents.hash_where(to_hash, jobs, progress)
+    else:
+        # 1. what each path holds: the record's word, else a hash where the size could match
+        to_hash: dict[str, Sequence[Entry]] = {}
+        for _, entry in pending():
+            before = old.get(entry.subpath) if old else None
+            contents.consider(entry.subpath, (entry,) if before is None else (entry, before), to_hash)
+        for subpath, before in old.items():
+            if subpath not in wanted:
+                contents.consider(subpath, (before,), to_hash)
+        contents.hash_where(to_hash, jobs, progress)
 
     # 2. each file of B: keep it, or find where its content comes from
     moved: set[str] = set()

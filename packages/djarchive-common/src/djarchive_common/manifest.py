@@ -46,6 +46,7 @@ from typing import NamedTuple, overload
 from .errors import ManifestError, NotFoundError
 from .layout import (
     MANIFEST_NAME,
+    MAX_COMPONENT_BYTES,
     MAX_SUBPATH_BYTES,
     RESERVED_NAMES,
     STATE_FOLDER,
@@ -75,12 +76,9 @@ _CANONICAL = re.compile(rb'"([0-9]{1,20})","([0-9a-f]{64})","([^"\r\n]*(?:""[^"\
 _SAFE_ASCII_PATH = re.compile(
     r"(?:(?!\.\.?/)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}/)*(?!\.\.?\Z)[\x20-\x2e\x30-\x5b\x5d-\x7e]{1,255}"
 )
-# A plain line: canonical, its path printable ASCII without quotes or backslashes, components
-# of 1-255 characters, none '.' or '..' (the common case, checked in bulk).
-_PLAIN_CHAR = r"[\x20\x21\x23-\x2e\x30-\x5b\x5d-\x7e]"
-_PLAIN_LINE = re.compile(
-    rf'"([0-9]{{1,20}})","([0-9a-f]{{64}})","((?:(?!\.\.?/){_PLAIN_CHAR}{{1,255}}/)*(?!\.\.?"){_PLAIN_CHAR}{{1,255}})"\n'
-)
+# Bytes a plain line may hold: printable ASCII but the backslash, and its line end (quotes,
+# commas and slashes are allowed here; where they stand is checked by splitting).
+_PLAIN_BYTES = bytes([10, *range(0x20, 0x5C), *range(0x5D, 0x7F)])
 _STATE_FOLDER_PATH = re.compile('","' + re.escape(STATE_FOLDER), re.IGNORECASE)  # a path in .djarchive
 _CHUNK_BYTES = 1024 * 1024
 _LEADING_ZERO = re.compile(rb'\n"0[0-9]')  # a size that would be written differently (after line 1)
@@ -325,13 +323,16 @@ def _path_clash(paths: Sequence[str]) -> tuple[int, int, str] | None:
     with neighbours compared in C and one set of the folders every file is checked against."""
     for index in itertools.compress(range(1, len(paths)), map(operator.eq, paths, paths[1:])):
         return index - 1, index, "duplicate"
-    ids = [path if path.isascii() and path.islower() else path_identity(path) for path in paths]
-    ordered = sorted(ids) if any(map(operator.gt, ids, ids[1:])) else ids
-    for index in itertools.compress(range(1, len(ordered)), map(operator.eq, ordered, ordered[1:])):
-        first, second = itertools.islice((i for i, key in enumerate(ids) if key == ordered[index]), 2)
-        return first, second, "identity"
+    if _own_identities(paths):
+        ids = ordered = list(paths)
+    else:
+        ids = [path if path.isascii() and path.islower() else path_identity(path) for path in paths]
+        ordered = sorted(ids) if any(map(operator.gt, ids, ids[1:])) else ids
+        for index in itertools.compress(range(1, len(ordered)), map(operator.eq, ordered, ordered[1:])):
+            first, second = itertools.islice((i for i, key in enumerate(ids) if key == ordered[index]), 2)
+            return first, second, "identity"
     folders: set[str] = set()
-    for parent in {key.rpartition("/")[0] for key in ordered}:
+    for parent in set(map(operator.itemgetter(0), map(str.rpartition, ordered, itertools.repeat("/")))):
         while parent and parent not in folders:
             folders.add(parent)
             parent = parent.rpartition("/")[0]
@@ -340,6 +341,16 @@ def _path_clash(paths: Sequence[str]) -> tuple[int, int, str] | None:
     index = next(i for i, key in enumerate(ids) if key in folders)
     below = ids[index] + "/"
     return index, next(i for i, key in enumerate(ids) if key.startswith(below)), "folder"
+
+
+def _own_identities(paths: Sequence[str], batch: int = 65536) -> bool:
+    """Whether every path is its own :func:`path_identity` (ASCII, nothing upper-case), checked
+    a batch of paths at a time in C."""
+    for start in range(0, len(paths), batch):
+        text = "\n".join(paths[start : start + batch])
+        if not text.isascii() or text.lower() != text:
+            return False
+    return True
 
 
 def _clash_message(
@@ -447,32 +458,52 @@ def _parse_canonical(data: bytes, start: int, source: str) -> Fields | None:
 
 def _plain_chunk(chunk: bytes, paths: list[str], sizes: array[int], digests: bytearray) -> bool:
     """Add the fields of ``chunk`` when every line of it is plain (canonical, printable ASCII,
-    nothing reserved, nothing to unquote); False, adding nothing, when any is not. One regular
-    expression checks and splits every line; the lines tile the chunk when their lengths add up."""
-    if not chunk.isascii():
+    nothing reserved, nothing to unquote); False, adding nothing, when any is not.
+
+    Checked and split in C-level passes over the whole chunk: lines split at ``"\n"``, each with
+    exactly two ``","``, then fields at ``","``; three fields a line, none holding a quote or a
+    line end, means the chunk is exactly these lines (splitting is undone by joining)."""
+    if not chunk.startswith(b'"') or not chunk.endswith(b'"\n') or chunk.translate(None, _PLAIN_BYTES):
         return False
     text = chunk.decode("ascii")
-    rows = _PLAIN_LINE.findall(text)
-    if not rows:
+    lines = text[1:-2].split('"\n"')
+    if set(map(str.count, lines, itertools.repeat('","'))) != {2}:
         return False
-    raw_sizes, hexes, names = zip(*rows, strict=True)
-    if sum(map(len, raw_sizes)) + sum(map(len, names)) + 73 * len(rows) != len(text):
-        return False  # some line is not plain: it was skipped
+    fields = '","'.join(lines).split('","')
+    if len(fields) != 3 * len(lines):
+        return False
+    raw_sizes, hexes, names = fields[0::3], fields[1::3], fields[2::3]
+    all_sizes, all_hexes, all_names = "".join(raw_sizes), "".join(hexes), "\n".join(names)
     if (
-        max(map(len, names)) > MAX_SUBPATH_BYTES
-        or not RESERVED_NAMES.isdisjoint(names)
-        or _STATE_FOLDER_PATH.search(text)
+        not all_sizes.isdigit()
+        or max(map(len, raw_sizes)) > 20
+        or set(map(len, hexes)) != {64}
+        or all_hexes.lower() != all_hexes
+        or '"' in all_names
+        or all_names.count("\n") != len(names) - 1
     ):
+        return False
+    # components: none empty, '.' or '..' (the line ends become separators), none too long
+    slashed = f"/{all_names}/".replace("\n", "/")
+    if "//" in slashed or "/./" in slashed or "/../" in slashed:
+        return False
+    longest = max(map(len, names))
+    if longest > MAX_SUBPATH_BYTES or (
+        longest > MAX_COMPONENT_BYTES and max(map(len, slashed.split("/"))) > MAX_COMPONENT_BYTES
+    ):
+        return False
+    if not RESERVED_NAMES.isdisjoint(names) or _STATE_FOLDER_PATH.search(text):
         return False
     try:
         numbers = array("Q", map(int, raw_sizes))
-    except OverflowError:
+        raw = a2b_hex(all_hexes)
+    except (OverflowError, ValueError):
         return False
     if max(numbers) > MAX_OBJECT_SIZE:
         return False
     paths.extend(names)
     sizes.extend(numbers)
-    digests += a2b_hex("".join(hexes))
+    digests += raw
     return True
 
 

@@ -152,11 +152,20 @@ def run_parallel(
     Workers take items from the iterable as they become free (so memory stays bounded) and
     report on one queue. Project errors and OSErrors are yielded per item; anything else (a
     bug) stops the rest and propagates. Closing the generator stops the workers after their
-    current item.
+    current item. One worker is the calling thread itself (no hand-over of the GIL per item).
     """
     if isinstance(items, Sized):
         workers = min(workers, len(items))
     workers = max(1, int(workers))
+    if workers == 1:
+        for item in items:
+            try:
+                result = work(item)
+            except (DJArchiveError, OSError) as failure:
+                yield item, None, failure
+                continue
+            yield item, result, None
+        return
     iterator = iter(items)
     take = threading.Lock()
     reports: queue.SimpleQueue[Any] = queue.SimpleQueue()

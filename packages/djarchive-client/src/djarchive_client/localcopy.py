@@ -232,9 +232,10 @@ class LocalCopy:
                         except OSError as error:
                             done.append((subpath, None, error))
                             continue
-                        bar.advance(result[0])
-                        bar.file_done()
                         done.append((subpath, result, None))
+                hashed = [result for _, result, _ in done if result is not None]
+                bar.advance(sum(size for size, _ in hashed))  # a batch at a time: under 8 MB
+                bar.file_done(len(hashed))
                 return done
 
             for unit, results, error in run_parallel(work, batches, jobs):
@@ -592,9 +593,14 @@ class LocalCopy:
 
     def remember(self, entry: Entry, status: os.stat_result) -> None:
         """Record that the file with ``status`` was just verified to match ``entry``."""
+        self.remember_all([(entry, status)])
+
+    def remember_all(self, verified: Iterable[tuple[Entry, os.stat_result]]) -> None:
+        """:meth:`remember` each (entry, status)."""
         with self._record_lock:
-            self._record.set(entry.subpath, (status.st_size, status.st_mtime_ns, entry.sha256))
-            self._dirty = True
+            for entry, status in verified:
+                self._record.set(entry.subpath, (status.st_size, status.st_mtime_ns, entry.sha256))
+                self._dirty = True
 
     def forget(self, subpath: str) -> None:
         """Drop a record entry (the file is being replaced)."""

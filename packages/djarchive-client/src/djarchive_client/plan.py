@@ -95,14 +95,16 @@ class _Contents:
             and stat.S_ISREG(status.st_mode)
         }
         wanted = {subpath: sizes[index] for subpath, index in candidates.items()}
+        verified = []
         for subpath, result, error in self.local.hash_many(wanted, jobs=jobs, progress=progress):
             if error is not None or result is None:
                 continue
             self.known[subpath] = sha256 = result[1]
             index = candidates[subpath]
-            if digests[32 * index : 32 * index + 32] == bytes.fromhex(sha256):
+            if digests[32 * index : 32 * index + 32].hex() == sha256:
                 held[index] = True
-                self.local.remember(Entry(subpath, sizes[index], sha256), statuses[index])  # type: ignore[arg-type]
+                verified.append((Entry(subpath, sizes[index], sha256), statuses[index]))
+        self.local.remember_all(verified)  # type: ignore[arg-type]
         return held
 
     def consider(

@@ -311,10 +311,10 @@ class Progress:
             if self._bar is not None:
                 self._bar.update(count)
 
-    def file_done(self) -> None:
-        """Count one file finished."""
+    def file_done(self, count: int = 1) -> None:
+        """Count one file (or ``count``) finished."""
         with self._lock:
-            self.files_done += 1
+            self.files_done += count
             if self._bar is not None:
                 self._bar.set_postfix_str(self._files_text(), refresh=False)
 

@@ -264,6 +264,28 @@ def test_hashing_an_open_file_reads_to_its_end(tmp_path, size):
         os.close(fd)
 
 
+def test_a_first_pass_without_the_record_opens_each_file_once(archive, seed_files, tmp_path, monkeypatch):
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    client().download("some-set", "000", target, create_target=True)
+    (target / ".djarchive" / "verified.bin").unlink()
+    (target / "root.dat").unlink()  # missing
+    (target / "sub" / "sub.dat").write_bytes(b"changed by a user")  # another size: not read
+    (target / "root2.dat").write_bytes(b"\0" * len(seed_files["root2.dat"]))  # same size, other bytes
+    (target / "sub" / "other" / "other.dat").unlink()
+    (target / "sub" / "other" / "other.dat").symlink_to(target / "root2.dat")  # a link: never followed
+    hashed: list[int] = []
+    real = localcopy._hash_fd
+    with monkeypatch.context() as patch:
+        patch.setattr(localcopy, "_hash_fd", lambda fd, *size: hashed.append(fd) or real(fd, *size))
+        patch.setattr(localcopy.LocalCopy, "stats", lambda *args: pytest.fail("stat-ed before hashing"))
+        summary = client().download("some-set", "000", target)
+    assert (summary.fetched_files, summary.present_files, len(hashed)) == (4, 2, 3)
+    assert read_tree(target) == seed_files
+    assert not (target / "sub" / "other" / "other.dat").is_symlink()
+    assert client().verify("some-set", "000", target).intact
+
+
 def test_resume_fetches_only_missing_and_modified_files(archive, seed_files, tmp_path):
     archive.publish("some-set", "000", seed_files)
     target = tmp_path / "copy"

@@ -23,6 +23,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from djarchive_common.errors import IntegrityError, LocalPathError, LockedError, NotFoundError
 from djarchive_common.layout import STATE_FOLDER
@@ -33,7 +34,7 @@ from djarchive_common.transfer import BUFFER_SIZE, Progress, hash_jobs, run_para
 from .receipt import Receipt, read_receipt, stored_manifests, write_receipt
 from .record import Record
 
-__all__ = ["STATE_DIR", "LocalCopy", "storage_error"]
+__all__ = ["STATE_DIR", "Digest", "LocalCopy", "storage_error"]
 
 STATE_DIR = STATE_FOLDER
 RECORD = "verified.bin"  # see djarchive_client.record; earlier versions wrote verified.json
@@ -43,10 +44,17 @@ TEMPORARY = "tmp"
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 HASH_BATCH_BYTES = 8 * 1024 * 1024  # files hashed in one go after opening their folder once
 HASH_BATCH_FILES = 256
-Hashed = tuple[str, "tuple[int, str] | None", "BaseException | None"]  # (subpath, (size, sha256), error)
 # every record file: this one, the shards', and the JSON ones of earlier versions
 _OTHER_RECORDS = re.compile(r"verified(?:\.[0-9]+-of-[0-9]+)?\.(?:bin|json)")
 log = logging.getLogger("djarchive_client")
+
+
+class Digest(NamedTuple):
+    """What hashing a file found: its size and sha256, and its status when it was opened."""
+
+    size: int
+    sha256: str
+    status: os.stat_result
 
 
 def target_path(target: str | os.PathLike[str]) -> Path:
@@ -184,11 +192,13 @@ class LocalCopy:
         jobs: int,
         progress: bool = False,
         description: str = "checking",
-    ) -> Iterator[tuple[str, tuple[int, str] | None, BaseException | None]]:
-        """Size and sha256 of every file of ``sizes`` (subpath -> expected size, for the progress
-        bar), as (subpath, result, error). Files are taken folder by folder: each folder is opened
-        once for a batch of its files (small files share a batch, a large one has its own), and
-        batches run in parallel, unless the files are small on average (then one thread is faster)."""
+        same_size: bool = False,
+    ) -> Iterator[tuple[str, Digest | None, BaseException | None]]:
+        """Size, sha256 and status of every file of ``sizes`` (subpath -> expected size), as
+        (subpath, digest, error); with ``same_size``, a file of another size is not read (neither
+        digest nor error). Files are taken folder by folder: each folder is opened once for a
+        batch of its files (small files share a batch, a large one has its own), and batches run
+        in parallel, unless the files are small on average (then one thread is faster)."""
         jobs = hash_jobs(jobs, sum(sizes.values()), len(sizes))
         batches: list[tuple[str, list[str]]] = []
         by_folder: dict[str, list[str]] = {}
@@ -211,9 +221,9 @@ class LocalCopy:
 
             def work(
                 batch: tuple[str, list[str]],
-            ) -> list[tuple[str, tuple[int, str] | None, BaseException | None]]:
+            ) -> list[tuple[str, Digest | None, BaseException | None]]:
                 parent, members = batch
-                done: list[tuple[str, tuple[int, str] | None, BaseException | None]] = []
+                done: list[tuple[str, Digest | None, BaseException | None]] = []
                 try:
                     folder = self.folder.descend(parent.split("/") if parent else [])
                 except (OSError, LocalPathError) as error:
@@ -226,7 +236,10 @@ class LocalCopy:
                                 status = os.fstat(fd)
                                 if not stat.S_ISREG(status.st_mode):
                                     raise OSError(errno.EISDIR, "not a regular file", subpath)
-                                result = _hash_fd(fd, status.st_size)
+                                if same_size and status.st_size != sizes[subpath]:
+                                    done.append((subpath, None, None))
+                                    continue
+                                result = Digest(*_hash_fd(fd, status.st_size), status)
                             finally:
                                 os.close(fd)
                         except OSError as error:
@@ -234,7 +247,7 @@ class LocalCopy:
                             continue
                         done.append((subpath, result, None))
                 hashed = [result for _, result, _ in done if result is not None]
-                bar.advance(sum(size for size, _ in hashed))  # a batch at a time: under 8 MB
+                bar.advance(sum(result.size for result in hashed))  # a batch at a time: under 8 MB
                 bar.file_done(len(hashed))
                 return done
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from djarchive_common.manifest import Entry, Manifest, Picked, size_of
 from djarchive_common.text import files, human_bytes
 
-from .localcopy import LocalCopy
+from .localcopy import Digest, LocalCopy
 
 __all__ = ["Copy", "Plan", "plan_download"]
 
@@ -76,35 +76,60 @@ class _Contents:
     def __init__(self, local: LocalCopy, subpaths: Iterable[str], *, trust_record: bool):
         self.local = local
         self.use_record = trust_record and local.has_record  # an empty record vouches for nothing
-        self.status = local.stats(subpaths)
+        self._subpaths = subpaths
         self.known: dict[str, str] = {}
+
+    @functools.cached_property
+    def status(self) -> dict[str, os.stat_result | str | None]:
+        """The status of every path (taken when first asked)."""
+        return self.local.stats(self._subpaths)
 
     def held(self, manifest: Manifest, jobs: int, progress: bool) -> list[bool]:
         """For each file of ``manifest``, whether its path holds its content: the record's word
         (compared in bulk), else a hash of the files of the right size (what they hold is known
-        after). The columns of the manifest are used as they are: no entry is made."""
+        after). The columns of the manifest are used as they are: no entry is made. With nothing
+        recorded (a first pass) no path is stat-ed first: opening a file to hash it tells."""
         paths, sizes, digests = manifest.columns
-        statuses = list(map(self.status.get, paths))
-        held = self.local.verified_mask(manifest, statuses) if self.use_record else [False] * len(paths)
-        candidates = {
-            paths[index]: index
-            for index, status in enumerate(statuses)
-            if not held[index]
-            and type(status) is os.stat_result
-            and status.st_size == sizes[index]
-            and stat.S_ISREG(status.st_mode)
-        }
+        if self.use_record:
+            statuses = list(map(self.status.get, paths))
+            held = self.local.verified_mask(manifest, statuses)
+            candidates = {
+                paths[index]: index
+                for index, status in enumerate(statuses)
+                if not held[index]
+                and type(status) is os.stat_result
+                and status.st_size == sizes[index]
+                and stat.S_ISREG(status.st_mode)
+            }
+        else:
+            held = [False] * len(paths)
+            candidates = dict(zip(paths, range(len(paths)), strict=True))
         wanted = {subpath: sizes[index] for subpath, index in candidates.items()}
-        verified = []
-        for subpath, result, error in self.local.hash_many(wanted, jobs=jobs, progress=progress):
+        matched: dict[str, Digest] = {}
+        identities: dict[tuple[int, int], str] = {}
+        twins: set[str] = set()
+        for subpath, result, error in self.local.hash_many(
+            wanted, jobs=jobs, progress=progress, same_size=True
+        ):
             if error is not None or result is None:
                 continue
-            self.known[subpath] = sha256 = result[1]
+            status = result.status
+            if status.st_nlink == 1:  # one file reached by two paths (a mount): neither is used
+                twin = identities.setdefault((status.st_dev, status.st_ino), subpath)
+                if twin != subpath:
+                    twins.update((twin, subpath))
+            self.known[subpath] = result.sha256
             index = candidates[subpath]
-            if digests[32 * index : 32 * index + 32].hex() == sha256:
-                held[index] = True
-                verified.append((Entry(subpath, sizes[index], sha256), statuses[index]))
-        self.local.remember_all(verified)  # type: ignore[arg-type]
+            if digests[32 * index : 32 * index + 32].hex() == result.sha256:
+                matched[subpath] = result
+        for subpath in twins:
+            self.known.pop(subpath, None)
+            matched.pop(subpath, None)
+        for subpath in matched:
+            held[candidates[subpath]] = True
+        self.local.remember_all(
+            (Entry(subpath, found.size, found.sha256), found.status) for subpath, found in matched.items()
+        )
         return held
 
     def consider(
@@ -210,8 +235,7 @@ def plan_download(
         if held == entry.sha256:
             also_kept.append(index)
             continue
-        present = contents.status.get(subpath)
-        if previous is not None and present is not None and not isinstance(present, str):
+        if previous is not None and isinstance(contents.status.get(subpath), os.stat_result):
             before = old.get(subpath)
             if before is None or held != before.sha256:  # not A's: the user's, or changed since
                 plan.conflicts[subpath] = (

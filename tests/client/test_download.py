@@ -286,6 +286,30 @@ def test_a_first_pass_without_the_record_opens_each_file_once(archive, seed_file
     assert client().verify("some-set", "000", target).intact
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes (nor SIGALRM) on this platform")
+def test_a_named_pipe_where_a_file_belongs_is_never_waited_on(archive, seed_files, tmp_path):
+    import signal
+
+    def waited(*_):
+        pytest.fail("the download waited on the named pipe")
+
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    client().download("some-set", "000", target, create_target=True)
+    (target / ".djarchive" / "verified.bin").unlink()  # a first pass: every file is opened
+    (target / "root.dat").unlink()
+    os.mkfifo(target / "root.dat")  # opening it to read would wait for a writer
+    previous = signal.signal(signal.SIGALRM, waited)
+    signal.alarm(30)
+    try:
+        summary = client().download("some-set", "000", target)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert summary.fetched_files == 1
+    assert read_tree(target) == seed_files
+
+
 def test_resume_fetches_only_missing_and_modified_files(archive, seed_files, tmp_path):
     archive.publish("some-set", "000", seed_files)
     target = tmp_path / "copy"

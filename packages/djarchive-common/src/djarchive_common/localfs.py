@@ -36,6 +36,8 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
+# No wait on a named pipe, no terminal taken: what sits at a path is only known once it is open.
+_NO_WAIT = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 _REPARSE_POINT = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400)
 
 
@@ -206,8 +208,9 @@ class Folder:
         return [self.lstat(name) for name in names]
 
     def open(self, name: str, flags: int, mode: int = 0o666) -> int:
-        """A descriptor for the file ``name``; a link at that name is refused (``O_NOFOLLOW``)."""
-        flags |= _NOFOLLOW | _CLOEXEC | _BINARY
+        """A descriptor for the file ``name``; a link at that name is refused (``O_NOFOLLOW``), and
+        a named pipe or device there is opened without waiting (no effect on regular files)."""
+        flags |= _NOFOLLOW | _CLOEXEC | _BINARY | _NO_WAIT
         if self._fd is not None:
             return os.open(name, flags, mode, dir_fd=self._fd)
         target = self._checked(name)

@@ -83,8 +83,23 @@ def python(
     )
 
 
-def popen(args: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen:
-    """Start this interpreter with ``args`` (stdout and stderr piped, text)."""
+# Runs ``-m MODULE ARGS...`` with Ctrl-C raising KeyboardInterrupt, as in a terminal, even when
+# this process was started with SIGINT ignored (a background job of a non-interactive shell),
+# which a child would otherwise inherit.
+_INTERACTIVE = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = sys.argv[1:]; runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+)
+
+
+def popen(
+    args: Sequence[str], env: Mapping[str, str] | None = None, *, interactive: bool = False
+) -> subprocess.Popen:
+    """Start this interpreter with ``args`` (stdout and stderr piped, text); ``interactive``:
+    ``-m MODULE ...`` with Ctrl-C (SIGINT) handled as in a terminal."""
+    if interactive:
+        assert args[0] == "-m", args
+        args = ["-c", _INTERACTIVE, *args[1:]]
     return subprocess.Popen(
         [sys.executable, *args],
         env=env_with(env or {}),

@@ -484,7 +484,11 @@ def test_one_sigint_stops_a_download_with_a_large_file_in_flight(archive, make_p
     proxy = make_proxy(rule=lambda request, n: ("stall", 0.5) if "big.bin" in request.path else None)
     target = tmp_path / "t"
     env = {**archive.client_env, "DJARCHIVE_CLIENT_ENDPOINT": proxy.url}
-    process = popen(["-m", "djarchive_client.cli", "download", "ds", "1", str(target), "-j", "2"], env=env)
+    process = popen(
+        ["-m", "djarchive_client.cli", "download", "ds", "1", str(target), "-j", "2"],
+        env=env,
+        interactive=True,
+    )
     deadline = time.monotonic() + 30
     while not part_files(target) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -505,7 +509,9 @@ def test_one_sigint_stops_an_upload_and_leaves_no_multipart_upload(archive, make
         delay=lambda request: 0.3 if request.method == "PUT" and "partNumber" in request.target else 0
     )
     env = {**archive.admin_env, "DJARCHIVE_ADMIN_ENDPOINT": proxy.url}
-    process = popen(["-m", "djarchive_admin.cli", "upload", "ds", "1", str(source)], env=env)
+    process = popen(
+        ["-m", "djarchive_admin.cli", "upload", "ds", "1", str(source)], env=env, interactive=True
+    )
     minio = archive.minio
     deadline = time.monotonic() + 30
     while not minio._list_multipart_uploads(archive.bucket, prefix="ds/1/").uploads:

@@ -310,6 +310,51 @@ def test_a_named_pipe_where_a_file_belongs_is_never_waited_on(archive, seed_file
     assert read_tree(target) == seed_files
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="a bind mount needs root")
+def test_one_file_reached_by_two_paths_is_used_by_neither(archive, tmp_path):
+    import shutil
+    import subprocess
+
+    files = {"a.dat": b"abcdef", "d/b.dat": b"1234567"}
+    archive.publish("ds", "1", files)
+    target = tmp_path / "t"
+    client().download("ds", "1", target, create_target=True)
+    (target / ".djarchive" / "verified.bin").unlink()  # a first pass: no stat before opening
+    other = target / "d" / "b.dat"  # becomes a.dat itself, of another size than b.dat should be
+    mount = subprocess.run(["mount", "--bind", str(target / "a.dat"), str(other)], capture_output=True)
+    if mount.returncode != 0 or not shutil.which("umount"):
+        pytest.skip(f"no bind mount here: {mount.stderr.decode(errors='replace').strip()}")
+    try:
+        plan = client().download("ds", "1", target, dry_run=True)
+    finally:
+        subprocess.run(["umount", str(other)], check=True)
+    assert plan.present_files == 0  # a.dat is right, but it is also d/b.dat: not kept
+    assert sorted(entry.subpath for entry in plan.planned) == ["a.dat", "d/b.dat"]
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NONBLOCK") or not hasattr(os, "mkfifo"), reason="POSIX only")
+def test_a_file_under_a_lease_is_opened_after_waiting_a_pipe_is_not(tmp_path, monkeypatch):
+    from djarchive_common import localfs
+
+    (tmp_path / "leased").write_bytes(b"x")
+    os.mkfifo(tmp_path / "pipe")
+    real_open, waited = os.open, []
+
+    def open_as_if_leased(path, flags, *args, **kwargs):
+        waited.append(not flags & os.O_NONBLOCK)
+        if flags & os.O_NONBLOCK:  # what a lease held elsewhere (Samba, NFS) answers
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real_open(path, flags, *args, **kwargs)
+
+    with localfs.open_root(tmp_path) as root:
+        monkeypatch.setattr(os, "open", open_as_if_leased)
+        os.close(root.open("leased", os.O_RDONLY))
+        assert waited == [False, True]  # tried without waiting, then waited: a regular file
+        with pytest.raises(BlockingIOError):
+            root.open("pipe", os.O_RDONLY)  # never waited on
+        assert waited == [False, True, False]
+
+
 def test_resume_fetches_only_missing_and_modified_files(archive, seed_files, tmp_path):
     archive.publish("some-set", "000", seed_files)
     target = tmp_path / "copy"

@@ -50,7 +50,8 @@ log = logging.getLogger("djarchive_client")
 
 
 class Digest(NamedTuple):
-    """What hashing a file found: its size and sha256, and its status when it was opened."""
+    """What hashing a file found: its size and sha256 (empty when it was not read), and its
+    status when it was opened."""
 
     size: int
     sha256: str
@@ -179,6 +180,27 @@ class LocalCopy:
                     found[subpath] = found[twin] = f"{twin} and {subpath} are one file on this file system"
         return found
 
+    def regular_files(self, subpaths: Iterable[str]) -> set[str]:
+        """Which of ``subpaths`` are regular files (not links, folders, pipes or devices), told by
+        listing each folder once: no call per file where the file system gives each entry's type."""
+        by_folder: dict[str, set[str]] = {}
+        for subpath in subpaths:
+            parent, _, name = subpath.rpartition("/")
+            by_folder.setdefault(parent, set()).add(name)
+        found: set[str] = set()
+        for parent, names in by_folder.items():
+            prefix = f"{parent}/" if parent else ""
+            try:
+                with self.folder.descend(parent.split("/") if parent else []) as folder:
+                    found.update(
+                        prefix + item.name
+                        for item in folder.entries()
+                        if item.name in names and item.is_file(follow_symlinks=False)
+                    )
+            except (OSError, LocalPathError):
+                continue  # missing, behind a link, or a file where a folder should be: none there
+        return found
+
     def open_file(self, subpath: str) -> int:
         """A descriptor to read the file ``subpath``, reached without following any link."""
         folder, name = self._parent(subpath, create=False)
@@ -195,10 +217,11 @@ class LocalCopy:
         same_size: bool = False,
     ) -> Iterator[tuple[str, Digest | None, BaseException | None]]:
         """Size, sha256 and status of every file of ``sizes`` (subpath -> expected size), as
-        (subpath, digest, error); with ``same_size``, a file of another size is not read (neither
-        digest nor error). Files are taken folder by folder: each folder is opened once for a
-        batch of its files (small files share a batch, a large one has its own), and batches run
-        in parallel, unless the files are small on average (then one thread is faster)."""
+        (subpath, digest, error); with ``same_size``, a file of another size is not read (its
+        digest has its size and status and an empty sha256). Files are taken folder by folder:
+        each folder is opened once for a batch of its files (small files share a batch, a large
+        one has its own), and batches run in parallel, unless the files are small on average
+        (then one thread is faster)."""
         jobs = hash_jobs(jobs, sum(sizes.values()), len(sizes))
         batches: list[tuple[str, list[str]]] = []
         by_folder: dict[str, list[str]] = {}
@@ -237,18 +260,21 @@ class LocalCopy:
                                 if not stat.S_ISREG(status.st_mode):
                                     raise OSError(errno.EISDIR, "not a regular file", subpath)
                                 if same_size and status.st_size != sizes[subpath]:
-                                    done.append((subpath, None, None))
-                                    continue
-                                result = Digest(*_hash_fd(fd, status.st_size), status)
+                                    result = Digest(status.st_size, "", status)  # not read
+                                else:
+                                    result = Digest(*_hash_fd(fd, status.st_size), status)
                             finally:
                                 os.close(fd)
                         except OSError as error:
                             done.append((subpath, None, error))
                             continue
                         done.append((subpath, result, None))
-                hashed = [result for _, result, _ in done if result is not None]
-                bar.advance(sum(result.size for result in hashed))  # a batch at a time: under 8 MB
-                bar.file_done(len(hashed))
+                checked = [(subpath, result) for subpath, result, _ in done if result is not None]
+                # a batch at a time (under 8 MB); a file not read counts as the size it should have
+                bar.advance(
+                    sum(result.size if result.sha256 else sizes[subpath] for subpath, result in checked)
+                )
+                bar.file_done(len(checked))
                 return done
 
             for unit, results, error in run_parallel(work, batches, jobs):

@@ -101,9 +101,10 @@ class _Contents:
                 and status.st_size == sizes[index]
                 and stat.S_ISREG(status.st_mode)
             }
-        else:
+        else:  # only regular files are opened; their status comes with the hash
             held = [False] * len(paths)
-            candidates = dict(zip(paths, range(len(paths)), strict=True))
+            present = self.local.regular_files(paths)
+            candidates = {path: index for index, path in enumerate(paths) if path in present}
         wanted = {subpath: sizes[index] for subpath, index in candidates.items()}
         matched: dict[str, Digest] = {}
         identities: dict[tuple[int, int], str] = {}
@@ -118,6 +119,8 @@ class _Contents:
                 twin = identities.setdefault((status.st_dev, status.st_ino), subpath)
                 if twin != subpath:
                     twins.update((twin, subpath))
+            if not result.sha256:
+                continue  # another size: not read
             self.known[subpath] = result.sha256
             index = candidates[subpath]
             if digests[32 * index : 32 * index + 32].hex() == result.sha256:

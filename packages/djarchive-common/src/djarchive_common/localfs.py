@@ -210,7 +210,16 @@ class Folder:
     def open(self, name: str, flags: int, mode: int = 0o666) -> int:
         """A descriptor for the file ``name``; a link at that name is refused (``O_NOFOLLOW``), and
         a named pipe or device there is opened without waiting (no effect on regular files)."""
-        flags |= _NOFOLLOW | _CLOEXEC | _BINARY | _NO_WAIT
+        flags |= _NOFOLLOW | _CLOEXEC | _BINARY
+        try:
+            return self._open(name, flags | _NO_WAIT, mode)
+        except BlockingIOError:  # a lease held elsewhere (Samba, NFS): a regular file waits for it
+            status = self.lstat(name)
+            if status is None or not stat.S_ISREG(status.st_mode):
+                raise
+            return self._open(name, flags, mode)
+
+    def _open(self, name: str, flags: int, mode: int) -> int:
         if self._fd is not None:
             return os.open(name, flags, mode, dir_fd=self._fd)
         target = self._checked(name)

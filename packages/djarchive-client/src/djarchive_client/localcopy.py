@@ -192,13 +192,10 @@ class LocalCopy:
             prefix = f"{parent}/" if parent else ""
             try:
                 with self.folder.descend(parent.split("/") if parent else []) as folder:
-                    found.update(
-                        prefix + item.name
-                        for item in folder.entries()
-                        if item.name in names and item.is_file(follow_symlinks=False)
-                    )
+                    regular = {item.name for item in folder.entries() if item.is_file(follow_symlinks=False)}
             except (OSError, LocalPathError):
                 continue  # missing, behind a link, or a file where a folder should be: none there
+            found.update(prefix + name for name in names & regular)
         return found
 
     def open_file(self, subpath: str) -> int:

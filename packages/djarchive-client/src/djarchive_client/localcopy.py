@@ -151,18 +151,19 @@ class LocalCopy:
 
     # -- reading what is there ---------------------------------------------------------
 
+    def _folder_of(self, parent: str) -> Folder:
+        """The open folder ``parent`` (a posix subpath, "" for TARGET), each component checked."""
+        return self.folder.descend(parent.split("/") if parent else [])
+
     def stats(self, subpaths: Iterable[str]) -> dict[str, os.stat_result | str | None]:
         """The status of each path itself (not followed), one folder opened once for all its
         files: None for a missing path, a reason (text) for one that cannot be used: behind a
         link or a file where a folder should be, or one file reached by two paths (a mount)."""
-        by_folder: dict[str, list[str]] = {}
-        for subpath in subpaths:
-            by_folder.setdefault(subpath.rpartition("/")[0], []).append(subpath)
         found: dict[str, os.stat_result | str | None] = {}
         identities: dict[tuple[int, int], str] = {}
-        for parent, members in by_folder.items():
+        for parent, members in _by_folder(subpaths).items():
             try:
-                folder = self.folder.descend(parent.split("/") if parent else [])
+                folder = self._folder_of(parent)
             except FileNotFoundError:
                 found.update(dict.fromkeys(members))
                 continue
@@ -183,19 +184,14 @@ class LocalCopy:
     def regular_files(self, subpaths: Iterable[str]) -> set[str]:
         """Which of ``subpaths`` are regular files (not links, folders, pipes or devices), told by
         listing each folder once: no call per file where the file system gives each entry's type."""
-        by_folder: dict[str, set[str]] = {}
-        for subpath in subpaths:
-            parent, _, name = subpath.rpartition("/")
-            by_folder.setdefault(parent, set()).add(name)
         found: set[str] = set()
-        for parent, names in by_folder.items():
-            prefix = f"{parent}/" if parent else ""
+        for parent, members in _by_folder(subpaths).items():
             try:
-                with self.folder.descend(parent.split("/") if parent else []) as folder:
+                with self._folder_of(parent) as folder:
                     regular = {item.name for item in folder.entries() if item.is_file(follow_symlinks=False)}
             except (OSError, LocalPathError):
                 continue  # missing, behind a link, or a file where a folder should be: none there
-            found.update(prefix + name for name in names & regular)
+            found.update(subpath for subpath in members if subpath.rpartition("/")[2] in regular)
         return found
 
     def open_file(self, subpath: str) -> int:
@@ -221,10 +217,7 @@ class LocalCopy:
         (then one thread is faster)."""
         jobs = hash_jobs(jobs, sum(sizes.values()), len(sizes))
         batches: list[tuple[str, list[str]]] = []
-        by_folder: dict[str, list[str]] = {}
-        for subpath in sizes:
-            by_folder.setdefault(subpath.rpartition("/")[0], []).append(subpath)
-        for parent, members in by_folder.items():
+        for parent, members in _by_folder(sizes).items():
             batch: list[str] = []
             weight = 0
             for subpath in members:
@@ -245,7 +238,7 @@ class LocalCopy:
                 parent, members = batch
                 done: list[tuple[str, Digest | None, BaseException | None]] = []
                 try:
-                    folder = self.folder.descend(parent.split("/") if parent else [])
+                    folder = self._folder_of(parent)
                 except (OSError, LocalPathError) as error:
                     return [(subpath, None, error) for subpath in members]
                 with folder:
@@ -643,6 +636,14 @@ class LocalCopy:
         with self._record_lock:
             if self._record.discard(subpath):
                 self._dirty = True
+
+
+def _by_folder(subpaths: Iterable[str]) -> dict[str, list[str]]:
+    """The subpaths grouped by the folder that holds them (posix, "" for TARGET itself)."""
+    grouped: dict[str, list[str]] = {}
+    for subpath in subpaths:
+        grouped.setdefault(subpath.rpartition("/")[0], []).append(subpath)
+    return grouped
 
 
 def _hash_fd(fd: int, known_size: int = -1) -> tuple[int, str]:

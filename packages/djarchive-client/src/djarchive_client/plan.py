@@ -165,7 +165,7 @@ class _Contents:
         for subpath, result, error in self.local.hash_many(sizes, jobs=jobs, progress=progress):
             if error is not None or result is None:
                 continue
-            self.known[subpath] = sha256 = result[1]
+            self.known[subpath] = sha256 = result.sha256
             status = self.status[subpath]
             for entry in wanted[subpath]:
                 if entry.sha256 == sha256 and isinstance(status, os.stat_result):

@@ -144,8 +144,8 @@ def verify_copy(
             if error is not None:
                 reason = getattr(error, "strerror", None) or error
                 report.modified[entry.subpath] = f"unreadable ({reason})"
-            elif result is not None and result[1] != entry.sha256:
-                report.modified[entry.subpath] = f"sha256 {result[1]}, expected {entry.sha256}"
+            elif result is not None and result.sha256 != entry.sha256:
+                report.modified[entry.subpath] = f"sha256 {result.sha256}, expected {entry.sha256}"
             else:
                 report.verified += 1
         if events is not None:

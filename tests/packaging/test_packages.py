@@ -226,11 +226,30 @@ def fetch(environment: Environment, s3: str, bucket: str) -> None:
     environment.command("djarchive", "verify", DATASET, REVISION, str(target), "-q", env=client)
 
 
+def read_in_place(environment: Environment, s3: str, bucket: str, extra: str) -> None:
+    """What the extra is for: ``fsspec`` reads a published file through ``djarchive://`` (the protocol
+    found by fsspec's entry point, as pandas finds it); ``dask`` reads it with dask.dataframe too."""
+    code = {
+        "fsspec": "import fsspec; print(fsspec.open('djarchive://{path}').open().read().decode(), end='')",
+        "dask": "import dask.dataframe as dd; print(dd.read_csv('djarchive://{path}').compute().to_csv(index=False), end='')",
+    }[extra].format(path=f"{DATASET}/{REVISION}/top.csv")
+    env = {"DJARCHIVE_CLIENT_ENDPOINT": s3, "DJARCHIVE_CLIENT_BUCKET": bucket}
+    env |= {"DJARCHIVE_CLIENT_ACCESS_KEY": "packaging-client", "DJARCHIVE_CLIENT_SECRET_KEY": "packaging-secret"}
+    assert environment.command("python", "-c", code, env=env).stdout == FILES["top.csv"].decode()
+
+
 def client_then_admin(
-    environment: Environment, s3: str, install_client, install_admin, *, separate_common: bool = False
+    environment: Environment,
+    s3: str,
+    install_client,
+    install_admin,
+    *,
+    separate_common: bool = False,
+    extra: str | None = None,
 ) -> None:
     """The client alone, then the admin tool beside it (which publishes a revision), then the admin
-    tool uninstalled and the client alone again (which downloads it)."""
+    tool uninstalled and the client alone again (which downloads it, and reads it in place through
+    ``extra`` when the client was installed with one)."""
     install_client()
     assert_installed(environment, admin=False, separate_common=separate_common)
     install_admin()
@@ -240,6 +259,8 @@ def client_then_admin(
     environment.uninstall("djarchive-admin")
     assert_installed(environment, admin=False, separate_common=separate_common)
     fetch(environment, s3, bucket)
+    if extra is not None:
+        read_in_place(environment, s3, bucket, extra)
 
 
 # ----------------------------------------------------------------------------------------- fixtures
@@ -310,24 +331,27 @@ def environment(request, tmp_path, requirements) -> Environment:
 
 
 def test_root_of_a_clone(tmp_path, checkout, s3):
-    """`pip install .` in a clone, with every requirement from the package index; the admin tool
-    from its folder."""
+    """`pip install .[fsspec]` in a clone, with every requirement from the package index; the admin
+    tool from its folder."""
     environment = Environment(tmp_path / "root_of_a_clone")
     client_then_admin(
         environment,
         s3,
-        lambda: environment.pip("install", ".", cwd=checkout),
+        lambda: environment.pip("install", ".[fsspec]", cwd=checkout),
         lambda: environment.pip("install", "./packages/djarchive-admin", cwd=checkout),
+        extra="fsspec",
     )
 
 
 def test_git_url(environment, git_url, s3):
-    """`pip install git+URL`; the admin tool from its #subdirectory URL."""
+    """`pip install "djarchive-client[dask] @ git+URL"`, as the README shows an extra from git; the
+    admin tool from its #subdirectory URL."""
     client_then_admin(
         environment,
         s3,
-        lambda: environment.pip("install", git_url),
+        lambda: environment.pip("install", f"djarchive-client[dask] @ {git_url}"),
         lambda: environment.pip("install", f"{git_url}#subdirectory=packages/djarchive-admin"),
+        extra="dask",
     )
     assert '"vcs": "git"' in (environment.distributions()["djarchive-client"] / "direct_url.json").read_text()
 
@@ -351,22 +375,24 @@ def test_requirements_file(environment, git_url, checkout, s3, tmp_path):
     """`djarchive-client @ git+URL` in a requirements file: pip checks the name of what the root builds;
     the admin tool from a clone's folder."""
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text(f"djarchive-client @ {git_url}\n")
+    requirements.write_text(f"djarchive-client[fsspec] @ {git_url}\n")
     client_then_admin(
         environment,
         s3,
         lambda: environment.pip("install", "-r", str(requirements)),
         lambda: environment.pip("install", "./packages/djarchive-admin", cwd=checkout),
+        extra="fsspec",
     )
 
 
 def test_client_folder(environment, checkout, s3):
-    """`pip install ./packages/djarchive-client` alone, though no index has djarchive-common."""
+    """`pip install ./packages/djarchive-client[fsspec]` alone, though no index has djarchive-common."""
     client_then_admin(
         environment,
         s3,
-        lambda: environment.pip("install", "./packages/djarchive-client", cwd=checkout),
+        lambda: environment.pip("install", "./packages/djarchive-client[fsspec]", cwd=checkout),
         lambda: environment.pip("install", "./packages/djarchive-admin", cwd=checkout),
+        extra="fsspec",
     )
 
 
@@ -377,8 +403,11 @@ def test_client_subdirectory_url_with_the_newest_pip(environment, git_url, s3):
     client_then_admin(
         environment,
         s3,
-        lambda: environment.pip("install", f"{git_url}#subdirectory=packages/djarchive-client"),
+        lambda: environment.pip(
+            "install", f"djarchive-client[fsspec] @ {git_url}#subdirectory=packages/djarchive-client"
+        ),
         lambda: environment.pip("install", f"{git_url}#subdirectory=packages/djarchive-admin"),
+        extra="fsspec",
     )
 
 
@@ -391,8 +420,9 @@ def test_client_folder_with_uv(tmp_path, checkout, s3):
     client_then_admin(
         environment,
         s3,
-        lambda: environment.pip("install", "./packages/djarchive-client", cwd=checkout),
+        lambda: environment.pip("install", "./packages/djarchive-client[fsspec]", cwd=checkout),
         lambda: environment.pip("install", "./packages/djarchive-admin", cwd=checkout),
+        extra="fsspec",
     )
 
 
@@ -445,6 +475,26 @@ def test_every_package_builds_a_wheel_and_an_sdist_for_an_index(dist):
         assert not [line for line in requirements if "@" in line]
     with zipfile.ZipFile(wheel_of(dist, "djarchive-admin")) as wheel:
         assert f"djarchive_admin-{VERSION}.data/data/share/man/man1/djarchive-admin.1" in wheel.namelist()
+
+
+def test_the_root_and_the_client_folder_build_the_same_distribution(checkout, tmp_path):
+    """The repository root and packages/djarchive-client build one distribution: the same requirements,
+    extras, command and fsspec entry point (read from the packages' own pyproject.toml files)."""
+
+    def metadata(folder: Path) -> tuple[list[str], str]:
+        out = tmp_path / folder.name
+        run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(folder)])
+        (wheel,) = out.glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            info = f"djarchive_client-{VERSION}.dist-info"
+            lines = archive.read(f"{info}/METADATA").decode().splitlines()
+            entry_points = archive.read(f"{info}/entry_points.txt").decode()
+        return sorted(line for line in lines if line.startswith(("Requires-Dist:", "Provides-Extra:"))), entry_points
+
+    root, client = metadata(checkout), metadata(checkout / "packages" / "djarchive-client")
+    assert root == client
+    assert "Provides-Extra: fsspec" in root[0] and "Provides-Extra: dask" in root[0]
+    assert "djarchive = djarchive_client.filesystem:DJArchiveFileSystem" in root[1]
 
 
 def test_the_index_pair_then_the_admin_tool(dist, tmp_path, requirements, s3):

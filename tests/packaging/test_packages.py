@@ -229,12 +229,18 @@ def fetch(environment: Environment, s3: str, bucket: str) -> None:
 def read_in_place(environment: Environment, s3: str, bucket: str, extra: str) -> None:
     """What the extra is for: ``fsspec`` reads a published file through ``djarchive://`` (the protocol
     found by fsspec's entry point, as pandas finds it); ``dask`` reads it with dask.dataframe too."""
+    path = f"djarchive://{DATASET}/{REVISION}/top.csv"
     code = {
-        "fsspec": "import fsspec; print(fsspec.open('djarchive://{path}').open().read().decode(), end='')",
-        "dask": "import dask.dataframe as dd; print(dd.read_csv('djarchive://{path}').compute().to_csv(index=False), end='')",
-    }[extra].format(path=f"{DATASET}/{REVISION}/top.csv")
-    env = {"DJARCHIVE_CLIENT_ENDPOINT": s3, "DJARCHIVE_CLIENT_BUCKET": bucket}
-    env |= {"DJARCHIVE_CLIENT_ACCESS_KEY": "packaging-client", "DJARCHIVE_CLIENT_SECRET_KEY": "packaging-secret"}
+        "fsspec": f"import fsspec; print(fsspec.open({path!r}).open().read().decode(), end='')",
+        "dask": "import dask.dataframe as dd; "
+        f"print(dd.read_csv({path!r}).compute().to_csv(index=False), end='')",
+    }[extra]
+    env = {
+        "DJARCHIVE_CLIENT_ENDPOINT": s3,
+        "DJARCHIVE_CLIENT_BUCKET": bucket,
+        "DJARCHIVE_CLIENT_ACCESS_KEY": "packaging-client",
+        "DJARCHIVE_CLIENT_SECRET_KEY": "packaging-secret",
+    }
     assert environment.command("python", "-c", code, env=env).stdout == FILES["top.csv"].decode()
 
 
@@ -489,11 +495,13 @@ def test_the_root_and_the_client_folder_build_the_same_distribution(checkout, tm
             info = f"djarchive_client-{VERSION}.dist-info"
             lines = archive.read(f"{info}/METADATA").decode().splitlines()
             entry_points = archive.read(f"{info}/entry_points.txt").decode()
-        return sorted(line for line in lines if line.startswith(("Requires-Dist:", "Provides-Extra:"))), entry_points
+        wanted = ("Requires-Dist:", "Provides-Extra:")
+        return sorted(line for line in lines if line.startswith(wanted)), entry_points
 
     root, client = metadata(checkout), metadata(checkout / "packages" / "djarchive-client")
     assert root == client
-    assert "Provides-Extra: fsspec" in root[0] and "Provides-Extra: dask" in root[0]
+    assert "Provides-Extra: fsspec" in root[0]
+    assert "Provides-Extra: dask" in root[0]
     assert "djarchive = djarchive_client.filesystem:DJArchiveFileSystem" in root[1]
 
 

@@ -96,6 +96,15 @@ def start_server():
     return server, f"http://{host}:{port}"
 
 
+def show_environment(role: str, env: dict[str, str], base: dict[str, str]) -> None:
+    """Print what the demo sets for a role as shell lines, so every command shown can be run again by
+    hand (the key pair is the demo's own, valid only for its local server)."""
+    print(f"# the {role}'s settings:")
+    for name, value in env.items():
+        if base.get(name) != value:
+            print(f"export {name}={shlex.quote(value)}")
+
+
 def run(*argv: str, env: dict[str, str], cwd: Path) -> None:
     """Show a command, run it with the output going straight to the terminal, stop on failure."""
     print(f"$ {shlex.join(argv)}", flush=True)
@@ -122,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--keep", action="store_true", help="keep the working folder and print where it is")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the working folder and the server: after the demo, run its commands by hand in another "
+        "terminal (with the settings it printed, from the folder it names) until you press Ctrl-C",
+    )
     args = parser.parse_args(argv)
     for tool in ("djarchive", "djarchive-admin"):
         if not shutil.which(tool):
@@ -141,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         "DJARCHIVE_ADMIN_SECRET_KEY": ADMIN_SECRET,
     }
     client_env = {**base_env, "DJARCHIVE_CLIENT_ENDPOINT": url, "DJARCHIVE_CLIENT_BUCKET": BUCKET}
+    print(f"# every command below runs in {work}:\ncd {shlex.quote(str(work))}")
+    show_environment("curator", admin_env, base_env)
     try:
         source = work / "curation" / DATASET
         say(f"Generating a sample dataset in {source}")
@@ -156,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         client_env["DJARCHIVE_CLIENT_TRUSTED_KEYS_FILE"] = str(key) + ".pub"  # researchers trust it
 
-        say("A researcher browses the archive (anonymous)")
+        say("A researcher browses the archive (anonymous), trusting the curator's public key")
+        show_environment("researcher", client_env, base_env)
         run("djarchive", "datasets", env=client_env, cwd=work)
         run("djarchive", "revisions", env=client_env, cwd=work)
         run(
@@ -193,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         say("What the folder holds, and whether its revision still stands")
         run("djarchive", "status", target, env=client_env, cwd=work)
         run("djarchive", "verify", target, env=client_env, cwd=work)
+        if args.keep:
+            say(f"Kept {work} and the server at {url}: run the commands above by hand; Ctrl-C ends")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
     finally:
         say("Stopping the server")
         server.stop()

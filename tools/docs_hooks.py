@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -42,10 +43,6 @@ _CODE = re.compile(
     r"|\bdjarchive_(?:client|admin)\b|[\w~/.-]*\.json\b|\b[\w.-]*djarchive-manifest\.\w+"
 )
 _ESCAPE = re.compile(r"([\\`*_\[\]>|#])")
-
-for source in reversed(SOURCES):
-    if str(source) not in sys.path:
-        sys.path.insert(0, str(source))
 
 
 def on_files(files: Any, config: Any, **kwargs: Any) -> Any:
@@ -76,20 +73,31 @@ def on_page_content(html: str, **kwargs: Any) -> str:
 
 def render_cli(module_name: str) -> str:
     """The parser of ``module_name`` (its ``build_parser()``), as markdown."""
-    module = importlib.import_module(module_name)
-    if not Path(module.__file__ or "").resolve().is_relative_to(ROOT):
-        raise RuntimeError(
-            f"{module_name} is imported from {module.__file__}, not from this checkout ({ROOT})"
-        )
-    previous = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = str(WIDTH)  # argparse wraps usage lines at the terminal's width
-    try:
+    with _rendering():
+        module = importlib.import_module(module_name)
+        if not Path(module.__file__ or "").resolve().is_relative_to(ROOT):
+            raise RuntimeError(
+                f"{module_name} is imported from {module.__file__}, not from this checkout ({ROOT})"
+            )
         return "\n".join(_program(module.build_parser()))
+
+
+@contextlib.contextmanager
+def _rendering() -> Iterator[None]:
+    """This checkout's package sources first on ``sys.path`` (MkDocs restores the path after
+    loading a hook, so they are put there for each page), and usage lines wrapped at ``WIDTH``
+    columns whatever the terminal's width (argparse reads ``COLUMNS``)."""
+    path, columns = sys.path[:], os.environ.get("COLUMNS")
+    sys.path[:0] = [str(source) for source in SOURCES]
+    os.environ["COLUMNS"] = str(WIDTH)
+    try:
+        yield
     finally:
-        if previous is None:
+        sys.path[:] = path
+        if columns is None:
             del os.environ["COLUMNS"]
         else:
-            os.environ["COLUMNS"] = previous
+            os.environ["COLUMNS"] = columns
 
 
 def _program(parser: argparse.ArgumentParser) -> Iterator[str]:

@@ -36,11 +36,13 @@ _README_LINK = re.compile(r"<(docs/[^>]+)>`_")
 _DIRECTIVE = re.compile(r"^<!-- cli: ([\w.]+) -->$", re.MULTILINE)
 _ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj):(<code[^>]*>)(~?)([^<]*)</code>")
 _LABEL = re.compile(r"^([a-z][a-z ()]*):[ \t]*(.*)$", re.DOTALL)
-# Words of a help text shown as code: options, environment variables (and their ``_SUFFIX``
-# shorthands), configuration keys, store names and files.
+# Words of a help text shown as code: options (with a value in capitals, or jsonl), environment
+# variables (and their ``_SUFFIX`` shorthands), configuration keys, store names and files.
 _CODE = re.compile(
-    r"--[a-z][\w-]*|\bDJARCHIVE_[A-Z_]+|(?<![\w.])_[A-Z][A-Z_]+\b|\bdjarchive(?:\.[a-z_]+)*\.(?:[a-z_]+|\*)"
-    r"|\bdjarchive_(?:client|admin)\b|[\w~/.-]*\.json\b|\b[\w.-]*djarchive-manifest\.\w+"
+    r"--[a-z][\w-]*(?: (?:[A-Z][A-Z/]*[A-Z]\b|jsonl\b))?"
+    r"|\bDJARCHIVE_[A-Z_]+|(?<![\w.])_[A-Z][A-Z_]+\b"
+    r"|\bdjarchive(?:\.[a-z_]+)*\.(?:[a-z_]+|\*)|\bdjarchive_(?:client|admin)\b"
+    r"|[\w~/.-]*\.json\b|(?<![\w.~/-])[\w.~/-]*djarchive-manifest\.\w+"
 )
 _ESCAPE = re.compile(r"([\\`*_\[\]>|#])")
 

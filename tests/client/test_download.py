@@ -283,6 +283,41 @@ def test_a_first_pass_without_the_record_opens_each_file_once(
     assert client().verify("some-set", "000", target).intact
 
 
+def test_planning_writes_nothing_and_returns_what_hashing_proved(archive, seed_files, tmp_path):
+    from djarchive_client.localcopy import LocalCopy
+    from djarchive_client.plan import plan_download
+
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    client().download("some-set", "000", target, create_target=True)
+    (target / ".djarchive" / "verified.bin").unlink()
+    (target / "root.dat").write_bytes(b"\0" * len(seed_files["root.dat"]))  # same size, other bytes
+
+    def everything() -> dict[str, tuple[int, int]]:
+        return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(target.rglob("*"))}
+
+    before = everything()
+    manifest, _ = client().signed_manifest("some-set", "000")
+    local = LocalCopy(target)
+    try:
+        local.load_record()
+        plan, proved = plan_download(local, manifest, jobs=2)
+        assert not local.verified  # nothing recorded, not even in memory
+    finally:
+        local.close()
+    assert everything() == before  # nor written
+    assert [entry.subpath for entry in plan.fetch] == ["root.dat"]
+    assert sorted(proved) == sorted(set(seed_files) - {"root.dat"})
+    for subpath, digest in proved.items():
+        assert digest.sha256 == hashlib.sha256(seed_files[subpath]).hexdigest()
+        assert digest.status.st_mtime_ns == (target / subpath).stat().st_mtime_ns
+    summary = client().download("some-set", "000", target)  # the download records what it proves
+    assert (summary.fetched_files, summary.present_files) == (1, len(seed_files) - 1)
+    assert sorted(
+        path for path, _ in Record.from_bytes((target / ".djarchive" / "verified.bin").read_bytes()).items()
+    ) == sorted(seed_files)
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes (nor SIGALRM) on this platform")
 def test_a_named_pipe_where_a_file_belongs_is_never_waited_on(archive, seed_files, tmp_path):
     import signal

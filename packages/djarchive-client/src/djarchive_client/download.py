@@ -96,15 +96,17 @@ def _download(store: Store, manifest: Manifest, request: DownloadRequest) -> Dow
         sources = _reuse_sources(request.reuse)
         if request.dry_run:  # the same checks as a download, hashes included, but nothing is written
             local.load_record()
-            _plan(local, selected, upgrade, sources, request, summary)
+            _plan(local, selected, upgrade=upgrade, sources=sources, request=request, summary=summary)
             return summary
         with local:
-            plan, verified = _plan(local, selected, upgrade, sources, request, summary)
-            local.verified.remember_found(verified)  # what planning proved: the planner writes nothing
+            plan, proved = _plan(
+                local, selected, upgrade=upgrade, sources=sources, request=request, summary=summary
+            )
+            local.verified.remember_found(proved)  # what planning proved: the planner writes nothing
             if upgrade is not None:  # from here on TARGET is neither revision until this run ends
                 receipt = _receipt(store, request, summary, UPGRADING, previous=upgrade.revision)
                 local.write_receipt(receipt, manifest, upgrade.manifest)
-            _apply(store, local, plan, keys, request, summary)
+            _apply(store, local, plan, keys=keys, request=request, summary=summary)
             if not summary.failed and not request.selection.loose:
                 local.write_receipt(_receipt(store, request, summary, COMPLETE), manifest)
     finally:
@@ -239,6 +241,7 @@ def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[Loca
 def _plan(
     local: LocalCopy,
     selected: Sequence[Entry],
+    *,
     upgrade: Upgrade | None,
     sources: Sequence[tuple[LocalCopy, Manifest]],
     request: DownloadRequest,
@@ -246,7 +249,7 @@ def _plan(
 ) -> tuple[Plan, dict[str, Digest]]:
     """What the download does (:func:`plan_download`), told to the summary; and what hashing
     proved, to record."""
-    plan, verified = plan_download(
+    plan, proved = plan_download(
         local,
         selected,
         previous=upgrade.entries if upgrade is not None else None,
@@ -258,7 +261,7 @@ def _plan(
     summary.plan, summary.planned = plan, plan.fetch
     summary.present_files = len(plan.keep)
     summary.conflicts = {**plan.conflicts, **plan.left}
-    return plan, verified
+    return plan, proved
 
 
 # -- 3. apply --------------------------------------------------------------------------------
@@ -268,6 +271,7 @@ def _apply(
     store: Store,
     local: LocalCopy,
     plan: Plan,
+    *,
     keys: dict[str, str],
     request: DownloadRequest,
     summary: DownloadSummary,

@@ -81,7 +81,7 @@ class _Contents:
         self.use_record = trust_record and bool(local.verified)  # an empty record vouches for nothing
         self._subpaths = subpaths
         self.known: dict[str, str] = {}
-        self.verified: dict[str, Digest] = {}  # what hashing proved, with the status: to record
+        self.proved: dict[str, Digest] = {}  # what hashing proved, with the status: to record
 
     @functools.cached_property
     def status(self) -> dict[str, os.stat_result | str | None]:
@@ -134,7 +134,7 @@ class _Contents:
             matched.pop(subpath, None)
         for subpath in matched:
             held[candidates[subpath]] = True
-        self.verified.update(matched)
+        self.proved.update(matched)
         return held
 
     def consider(
@@ -171,7 +171,7 @@ class _Contents:
             status = self.status[subpath]
             for entry in wanted[subpath]:
                 if entry.sha256 == sha256 and isinstance(status, os.stat_result):
-                    self.verified[subpath] = Digest(entry.size, sha256, status)
+                    self.proved[subpath] = Digest(entry.size, sha256, status)
                     break
 
 
@@ -272,4 +272,4 @@ def plan_download(
             plan.remove.append(entry)
         else:
             plan.left[subpath] = "changed locally since it was downloaded: left in place"
-    return plan, contents.verified
+    return plan, contents.proved

@@ -33,8 +33,8 @@ from djarchive_common.manifest import shard as split
 from djarchive_common.store import Store
 from djarchive_common.text import files
 
-from .files import Digest
-from .localcopy import LocalCopy, target_path
+from .files import Digest, target_path
+from .localcopy import LocalCopy
 from .plan import Plan, plan_download
 from .receipt import COMPLETE, UPGRADING, Receipt, now
 from .request import DownloadOptions, DownloadRequest, Selection

@@ -19,12 +19,12 @@ from djarchive_common.layout import STATE_FOLDER
 from djarchive_common.localfs import Folder, open_root, storage_error
 from djarchive_common.manifest import Manifest
 
-from .files import Digest, TargetFiles, target_path
+from .files import TargetFiles, target_path
 from .lock import TargetLock
 from .receipt import Receipt, read_receipt, stored_manifests, write_receipt
 from .verified import VerifiedFiles
 
-__all__ = ["STATE_DIR", "Digest", "LocalCopy", "storage_error", "target_path"]
+__all__ = ["STATE_DIR", "LocalCopy", "storage_error"]
 
 STATE_DIR = STATE_FOLDER
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from djarchive_common.manifest import Entry, Manifest, Picked, size_of
 from djarchive_common.text import files, human_bytes
 
-from .localcopy import Digest, LocalCopy
+from .files import Digest
+from .localcopy import LocalCopy
 
 __all__ = ["Copy", "Plan", "plan_download"]
 

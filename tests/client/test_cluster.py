@@ -10,7 +10,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from djarchive_client import client, localcopy  # noqa: E402
+from djarchive_client import client  # noqa: E402
 from djarchive_client.cluster import download_on_cluster  # noqa: E402
 from djarchive_common.errors import PartialFailureError  # noqa: E402
 from tests.helpers import read_tree  # noqa: E402
@@ -19,9 +19,7 @@ KiB = 1024
 
 
 @pytest.mark.slow
-def test_four_shards_on_two_worker_processes_then_a_plain_download_does_nothing(
-    archive, tmp_path, monkeypatch
-):
+def test_four_shards_on_two_worker_processes_then_a_plain_download_does_nothing(archive, tmp_path, hashed):
     files = {f"session{n % 3}/chunk{n:03d}.bin": os.urandom(1 * KiB + n) for n in range(40)}
     files["big/video.bin"] = os.urandom(600 * KiB)
     archive.publish("ds", "1", files)
@@ -49,8 +47,7 @@ def test_four_shards_on_two_worker_processes_then_a_plain_download_does_nothing(
     assert "not found" in partial.failed["session1/chunk004.bin"]
     assert (partial.files, partial.fetched_files) == (41, 40)
 
-    hashed = []
-    monkeypatch.setattr(localcopy, "_hash_fd", lambda fd, *size: hashed.append(fd))
+    hashed.clear()
     for subpath in files:  # the data gone from the store: any fetch would fail
         if subpath != "session1/chunk004.bin":
             archive.remove(f"ds/1/{subpath}")

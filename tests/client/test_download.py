@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from djarchive_client import DJArchiveClient, client, localcopy
+from djarchive_client import DJArchiveClient, client, files
 from djarchive_client.record import Record
 from djarchive_common import transfer
 from djarchive_common.errors import (
@@ -211,32 +211,29 @@ def test_rerun_over_complete_copy_transfers_nothing(archive, big_files, tmp_path
     assert read_tree(target) == big_files
 
 
-def test_a_record_of_an_earlier_version_is_trusted_then_rewritten(archive, seed_files, tmp_path, monkeypatch):
+def test_a_record_of_an_earlier_version_is_trusted_then_rewritten(archive, seed_files, tmp_path, hashed):
     archive.publish("some-set", "000", seed_files)
     target = tmp_path / "copy"
     client().download("some-set", "000", target, create_target=True)
     state = target / ".djarchive"
     recorded = Record.from_bytes((state / "verified.bin").read_bytes())
-    files = {path: list(fields) for path, fields in recorded.items()}
-    assert sorted(files) == sorted(seed_files)
+    entries = {path: list(fields) for path, fields in recorded.items()}
+    assert sorted(entries) == sorted(seed_files)
     (state / "verified.bin").unlink()  # the copy as djarchive wrote it before: a JSON record
-    (state / "verified.json").write_text(json.dumps({"version": 1, "files": files}))
-    hashed: list[int] = []
-    monkeypatch.setattr(localcopy, "_hash_fd", lambda fd, *size: hashed.append(fd))
+    (state / "verified.json").write_text(json.dumps({"version": 1, "files": entries}))
+    hashed.clear()
     summary = client().download("some-set", "000", target)
     assert (summary.fetched_files, summary.present_files, hashed) == (0, len(seed_files), [])
     assert not (state / "verified.json").exists()
     assert list(Record.from_bytes((state / "verified.bin").read_bytes()).items()) == list(recorded.items())
 
 
-def test_a_rerun_hashes_only_the_files_changed_since_the_record(archive, seed_files, tmp_path, monkeypatch):
+def test_a_rerun_hashes_only_the_files_changed_since_the_record(archive, seed_files, tmp_path, hashed):
     archive.publish("some-set", "000", seed_files)
     target = tmp_path / "copy"
     client().download("some-set", "000", target, create_target=True)
     os.utime(target / "sub" / "sub.dat", ns=(1, 1))  # the same content, another mtime
-    hashed: list[int] = []
-    real = localcopy._hash_fd
-    monkeypatch.setattr(localcopy, "_hash_fd", lambda fd, *size: hashed.append(fd) or real(fd, *size))
+    hashed.clear()
     summary = client().download("some-set", "000", target)
     assert (summary.fetched_files, summary.present_files, len(hashed)) == (0, len(seed_files), 1)
     hashed.clear()  # the record vouches for it again
@@ -255,16 +252,18 @@ def test_hashing_an_open_file_reads_to_its_end(tmp_path, size):
     fd = os.open(path, os.O_RDONLY)
     try:
         expected = (size, hashlib.sha256(data).hexdigest())
-        assert localcopy._hash_fd(fd) == expected
-        assert localcopy._hash_fd(fd, size) == expected
+        assert files.hash_file(fd) == expected
+        assert files.hash_file(fd, size) == expected
         with open(path, "ab") as more:  # grown since its size was taken: still read to the end
             more.write(b"grown")
-        assert localcopy._hash_fd(fd, size) == (size + 5, hashlib.sha256(data + b"grown").hexdigest())
+        assert files.hash_file(fd, size) == (size + 5, hashlib.sha256(data + b"grown").hexdigest())
     finally:
         os.close(fd)
 
 
-def test_a_first_pass_without_the_record_opens_each_file_once(archive, seed_files, tmp_path, monkeypatch):
+def test_a_first_pass_without_the_record_opens_each_file_once(
+    archive, seed_files, tmp_path, monkeypatch, hashed
+):
     archive.publish("some-set", "000", seed_files)
     target = tmp_path / "copy"
     client().download("some-set", "000", target, create_target=True)
@@ -274,16 +273,49 @@ def test_a_first_pass_without_the_record_opens_each_file_once(archive, seed_file
     (target / "root2.dat").write_bytes(b"\0" * len(seed_files["root2.dat"]))  # same size, other bytes
     (target / "sub" / "other" / "other.dat").unlink()
     (target / "sub" / "other" / "other.dat").symlink_to(target / "root2.dat")  # a link: never followed
-    hashed: list[int] = []
-    real = localcopy._hash_fd
+    hashed.clear()
     with monkeypatch.context() as patch:
-        patch.setattr(localcopy, "_hash_fd", lambda fd, *size: hashed.append(fd) or real(fd, *size))
-        patch.setattr(localcopy.LocalCopy, "stats", lambda *args: pytest.fail("stat-ed before hashing"))
+        patch.setattr(files.TargetFiles, "stats", lambda *args: pytest.fail("stat-ed before hashing"))
         summary = client().download("some-set", "000", target)
     assert (summary.fetched_files, summary.present_files, len(hashed)) == (4, 2, 3)
     assert read_tree(target) == seed_files
     assert not (target / "sub" / "other" / "other.dat").is_symlink()
     assert client().verify("some-set", "000", target).intact
+
+
+def test_planning_writes_nothing_and_returns_what_hashing_proved(archive, seed_files, tmp_path):
+    from djarchive_client.localcopy import LocalCopy
+    from djarchive_client.plan import plan_download
+
+    archive.publish("some-set", "000", seed_files)
+    target = tmp_path / "copy"
+    client().download("some-set", "000", target, create_target=True)
+    (target / ".djarchive" / "verified.bin").unlink()
+    (target / "root.dat").write_bytes(b"\0" * len(seed_files["root.dat"]))  # same size, other bytes
+
+    def everything() -> dict[str, tuple[int, int]]:
+        return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(target.rglob("*"))}
+
+    before = everything()
+    manifest, _ = client().signed_manifest("some-set", "000")
+    local = LocalCopy(target)
+    try:
+        local.load_record()
+        plan, proved = plan_download(local, manifest, jobs=2)
+        assert not local.verified  # nothing recorded, not even in memory
+    finally:
+        local.close()
+    assert everything() == before  # nor written
+    assert [entry.subpath for entry in plan.fetch] == ["root.dat"]
+    assert sorted(proved) == sorted(set(seed_files) - {"root.dat"})
+    for subpath, digest in proved.items():
+        assert digest.sha256 == hashlib.sha256(seed_files[subpath]).hexdigest()
+        assert digest.status.st_mtime_ns == (target / subpath).stat().st_mtime_ns
+    summary = client().download("some-set", "000", target)  # the download records what it proves
+    assert (summary.fetched_files, summary.present_files) == (1, len(seed_files) - 1)
+    assert sorted(
+        path for path, _ in Record.from_bytes((target / ".djarchive" / "verified.bin").read_bytes()).items()
+    ) == sorted(seed_files)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes (nor SIGALRM) on this platform")

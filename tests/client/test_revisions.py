@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from djarchive_client import client, localcopy
+from djarchive_client import client, files
 from djarchive_client.cli import main
 from djarchive_common.errors import LocalPathError, ManifestError, PartialFailureError, RevisionRetractedError
 from djarchive_common.store import Store
@@ -50,20 +50,20 @@ class Spy:
     def __init__(self, monkeypatch):
         self.gets: list[str] = []
         self.hashed: list[str] = []
-        stream, hash_fd = Store.stream, localcopy._hash_fd
+        stream, hash_file = Store.stream, files.hash_file
 
         def spy_stream(store, key, offset=0, length=0, **options):
             if not key.endswith((".csv", ".json", ".sig")):
                 self.gets.append(key.split("/", 2)[2])
             return stream(store, key, offset, length, **options)
 
-        def spy_hash(fd, *size):
-            result = hash_fd(fd, *size)
+        def spy_hash(fd, known_size=-1):
+            result = hash_file(fd, known_size)
             self.hashed.append(result[0])  # the bytes hashed
             return result
 
         monkeypatch.setattr(Store, "stream", spy_stream)
-        monkeypatch.setattr(localcopy, "_hash_fd", spy_hash)
+        monkeypatch.setattr(files, "hash_file", spy_hash)
 
 
 # -- diff ----------------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def test_reuse_trusts_the_other_copys_record_and_hashes_nothing_it_vouches_for(t
     summary = client().download("ds", "B", tmp_path / "second", create_target=True, reuse=[first])
     assert read_tree(tmp_path / "second") == B
     assert summary.reused_files == 2
-    assert spy.hashed == []  # the fetched files are hashed as they arrive, not by _hash_fd
+    assert spy.hashed == []  # the fetched files are hashed as they arrive, not by hash_file
     assert sorted(spy.gets) == ["change/me.bin", "new/added.bin", "notes/edited.txt"]
     client().verify("ds", "B", tmp_path / "second")  # the copies hold B's bytes
 

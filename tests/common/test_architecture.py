@@ -64,7 +64,7 @@ def test_the_graph_is_read_from_real_sources():
     edges = graph()
     assert "djarchive_common.catalog" in edges["djarchive_client.archive"]
     assert "djarchive_common.catalog" in edges["djarchive_admin.archive"]
-    assert "djarchive_client.fetch" in edges["djarchive_client.download"]
+    assert "djarchive_client.fetch" in edges["djarchive_client.schedule"]
 
 
 def test_common_imports_neither_role_and_admin_never_imports_the_client():

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
     from .archive import DJArchiveClient, client
     from .diff import ManifestDiff
-    from .download import DownloadSummary
     from .status import CopyStatus
+    from .summary import DownloadSummary
     from .verify import VerifyReport
 
 __version__ = "0.1.0"
@@ -34,7 +34,7 @@ _SOURCES = {
     "DJArchiveClient": ".archive",
     "DJArchiveError": "djarchive_common.errors",
     "DatasetNotFoundError": "djarchive_common.errors",
-    "DownloadSummary": ".download",
+    "DownloadSummary": ".summary",
     "Entry": "djarchive_common.manifest",
     "IntegrityError": "djarchive_common.errors",
     "Manifest": "djarchive_common.manifest",

@@ -15,8 +15,10 @@ from djarchive_common.manifest import Manifest
 from djarchive_common.transfer import job_count
 
 from .diff import ManifestDiff, diff_manifests
-from .download import DownloadOptions, DownloadSummary, download_revision
+from .download import download_revision
+from .request import DownloadOptions, DownloadRequest, Selection
 from .status import CopyStatus, copy_status
+from .summary import DownloadSummary
 from .verify import VerifyReport, verify_copy, verify_offline
 
 if TYPE_CHECKING:
@@ -92,32 +94,27 @@ class DJArchiveClient(Catalog):
         """
         manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
         defaults = DownloadOptions()
-        options = DownloadOptions(
-            jobs=job_count(jobs),
-            part_size=part_size or defaults.part_size,
-            multipart_threshold=multipart_threshold or defaults.multipart_threshold,
-            recheck=recheck,
-        )
-        return download_revision(
-            self.store,
-            manifest,
+        request = DownloadRequest(
             dataset_name,
             revision,
             target_directory,
             create_target=create_target,
-            include=include,
-            exclude=exclude,
-            options=options,
-            progress=display_progress,
+            selection=Selection.of(include, exclude, paths=paths, shard=shard),
+            options=DownloadOptions(
+                jobs=job_count(jobs),
+                part_size=part_size or defaults.part_size,
+                multipart_threshold=multipart_threshold or defaults.multipart_threshold,
+                recheck=recheck,
+            ),
             dry_run=dry_run,
-            shard=shard,
-            reuse=reuse,
+            reuse=tuple(reuse),
             link=link,
-            retracted=retraction,
+            progress=display_progress,
             events=events,
+            retracted=retraction,
             signature=signature,
-            paths=paths,
         )
+        return download_revision(self.store, manifest, request)
 
     def _manifest_or_retracted(
         self, dataset: str, revision: str, allowed: bool

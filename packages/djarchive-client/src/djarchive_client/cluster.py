@@ -25,7 +25,7 @@ from djarchive_common.manifest import Entry
 from djarchive_common.text import files
 
 from .archive import DJArchiveClient
-from .download import DownloadSummary
+from .summary import DownloadSummary
 
 __all__ = ["download_on_cluster"]
 

@@ -8,6 +8,9 @@ TARGET under another path or in another local copy given with ``--reuse``, is mo
 the same dataset (an upgrade), the files of A that B lacks are removed, but only while they
 still match A; a file the user changed (it matches neither A nor B) is never overwritten nor
 removed: it is a conflict, reported with what to do.
+
+Planning writes nothing: what hashing proved along the way is returned beside the plan, for the
+download to record once it holds the target.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from dataclasses import dataclass, field
 from djarchive_common.manifest import Entry, Manifest, Picked, size_of
 from djarchive_common.text import files, human_bytes
 
-from .localcopy import Digest, LocalCopy
+from .files import Digest
+from .localcopy import LocalCopy
 
 __all__ = ["Copy", "Plan", "plan_download"]
 
@@ -74,15 +78,16 @@ class _Contents:
     unchanged since verified, a hash for files that could match something, else nothing."""
 
     def __init__(self, local: LocalCopy, subpaths: Iterable[str], *, trust_record: bool):
-        self.local = local
-        self.use_record = trust_record and local.has_record  # an empty record vouches for nothing
+        self.files, self.record = local.files, local.verified
+        self.use_record = trust_record and bool(local.verified)  # an empty record vouches for nothing
         self._subpaths = subpaths
         self.known: dict[str, str] = {}
+        self.proved: dict[str, Digest] = {}  # what hashing proved, with the status: to record
 
     @functools.cached_property
     def status(self) -> dict[str, os.stat_result | str | None]:
         """The status of every path (taken when first asked)."""
-        return self.local.stats(self._subpaths)
+        return self.files.stats(self._subpaths)
 
     def held(self, manifest: Manifest, jobs: int, progress: bool) -> list[bool]:
         """For each file of ``manifest``, whether its path holds its content: the record's word
@@ -92,7 +97,7 @@ class _Contents:
         paths, sizes, digests = manifest.columns
         if self.use_record:
             statuses = list(map(self.status.get, paths))
-            held = self.local.verified_mask(manifest, statuses)
+            held = self.record.mask(manifest, statuses)
             candidates = {
                 paths[index]: index
                 for index, status in enumerate(statuses)
@@ -103,13 +108,13 @@ class _Contents:
             }
         else:  # only regular files are opened; their status comes with the hash
             held = [False] * len(paths)
-            present = self.local.regular_files(paths)
+            present = self.files.regular_files(paths)
             candidates = {path: index for index, path in enumerate(paths) if path in present}
         wanted = {subpath: sizes[index] for subpath, index in candidates.items()}
         matched: dict[str, Digest] = {}
         identities: dict[tuple[int, int], str] = {}
         twins: set[str] = set()
-        for subpath, result, error in self.local.hash_many(
+        for subpath, result, error in self.files.hash_many(
             wanted, jobs=jobs, progress=progress, same_size=True
         ):
             if error is not None or result is None:
@@ -130,9 +135,7 @@ class _Contents:
             matched.pop(subpath, None)
         for subpath in matched:
             held[candidates[subpath]] = True
-        self.local.remember_all(
-            (Entry(subpath, found.size, found.sha256), found.status) for subpath, found in matched.items()
-        )
+        self.proved.update(matched)
         return held
 
     def consider(
@@ -145,14 +148,14 @@ class _Contents:
             return
         if self.use_record:
             for candidate in candidates:
-                if self.local.is_verified(candidate, status):
+                if self.record.vouches(candidate, status):
                     self.known[subpath] = candidate.sha256
                     return
         to_hash[subpath] = candidates
 
     def hash_where(self, wanted: dict[str, Sequence[Entry]], jobs: int, progress: bool) -> None:
-        """Hash the regular files whose size is that of a candidate there; record the ones that
-        match a candidate."""
+        """Hash the regular files whose size is that of a candidate there; keep the ones that
+        match a candidate, to record."""
         sizes = {}
         for subpath, candidates in wanted.items():
             status = self.status.get(subpath)
@@ -162,14 +165,14 @@ class _Contents:
                 and any(entry.size == status.st_size for entry in candidates)
             ):
                 sizes[subpath] = status.st_size
-        for subpath, result, error in self.local.hash_many(sizes, jobs=jobs, progress=progress):
+        for subpath, result, error in self.files.hash_many(sizes, jobs=jobs, progress=progress):
             if error is not None or result is None:
                 continue
             self.known[subpath] = sha256 = result.sha256
             status = self.status[subpath]
             for entry in wanted[subpath]:
                 if entry.sha256 == sha256 and isinstance(status, os.stat_result):
-                    self.local.remember(Entry(subpath, entry.size, sha256), status)
+                    self.proved[subpath] = Digest(entry.size, sha256, status)
                     break
 
 
@@ -182,12 +185,14 @@ def plan_download(
     recheck: bool = False,
     jobs: int,
     progress: bool = False,
-) -> Plan:
-    """Decide what downloading ``entries`` into ``local`` does. ``previous`` are the files of the
-    revision TARGET holds when it is another one (an upgrade); ``reuse`` are other local copies
-    with their manifests, whose content may serve instead of the network."""
-    if previous is None and not reuse and next(local.walk(), None) is None:
-        return Plan(fetch=entries)  # nothing on disk yet (a first download): every file is fetched
+) -> tuple[Plan, dict[str, Digest]]:
+    """Decide what downloading ``entries`` into ``local`` does, and say which files hashing
+    proved to hold their content (subpath -> digest, with the status the file had: for the
+    record of verified files). ``previous`` are the files of the revision TARGET holds when it
+    is another one (an upgrade); ``reuse`` are other local copies with their manifests, whose
+    content may serve instead of the network."""
+    if previous is None and not reuse and next(local.files.walk(), None) is None:
+        return Plan(fetch=entries), {}  # nothing on disk yet (a first download): every file is fetched
     fetch = Picked(entries)
     plan = Plan(fetch=fetch)
     # A manifest answers lookups by path itself (binary search): no second index of a million entries.
@@ -268,4 +273,4 @@ def plan_download(
             plan.remove.append(entry)
         else:
             plan.left[subpath] = "changed locally since it was downloaded: left in place"
-    return plan
+    return plan, contents.proved

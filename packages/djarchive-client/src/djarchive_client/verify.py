@@ -116,7 +116,7 @@ def verify_copy(
     try:
         if fast:
             local.load_record()
-        statuses = local.stats(entry.subpath for entry in selected)
+        statuses = local.files.stats(entry.subpath for entry in selected)
         to_hash: list[Entry] = []
         for entry in selected:
             status = statuses[entry.subpath]
@@ -128,12 +128,12 @@ def verify_copy(
                 report.modified[entry.subpath] = "not a regular file"
             elif status.st_size != entry.size:
                 report.modified[entry.subpath] = f"size {status.st_size}, expected {entry.size}"
-            elif fast and local.is_verified(entry, status):
+            elif fast and local.verified.vouches(entry, status):
                 report.verified += 1
             else:
                 to_hash.append(entry)
         wanted = {entry.subpath: entry for entry in to_hash}
-        checked = local.hash_many(
+        checked = local.files.hash_many(
             {entry.subpath: entry.size for entry in to_hash},
             jobs=jobs,
             progress=progress,
@@ -153,7 +153,7 @@ def verify_copy(
             bad = {**dict.fromkeys(report.missing, "missing"), **report.modified}
             for subpath, size in sizes.items():
                 events.file(subpath, size, "failed" if subpath in bad else "verified", bad.get(subpath))
-        walked = list(local.walk())
+        walked = list(local.files.walk())
         if report.intact and origin is not None:
             _note_verified(local, manifest, report, include, exclude, origin)
     finally:

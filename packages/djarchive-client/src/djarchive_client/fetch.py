@@ -55,11 +55,6 @@ def _write_all(fd: int, data: bytes, position: int | None = None) -> None:
             position += written
 
 
-def _what(key: str) -> str:
-    """The operation, as errors about the object at ``key`` name it."""
-    return f"downloading {key}"
-
-
 class WholeFile:
     """A file fetched with one GET and hashed as it streams."""
 
@@ -154,7 +149,13 @@ class Fetcher:
         byte is used or any room allocated."""
         self._check_stop()
         with opened(
-            self.store, key, offset=offset, length=length, size=entry.size, what=_what(key)
+            self.store,
+            key,
+            offset=offset,
+            length=length,
+            size=entry.size,
+            what=f"downloading {key}",
+            label="",
         ) as stream:
             with self._streams_lock:
                 self._streams.add(stream)
@@ -166,27 +167,13 @@ class Fetcher:
                     self._streams.discard(stream)
 
     def _receive(
-        self,
-        stream: Stream,
-        key: str,
-        start: int,
-        end: int,
-        write: Callable[[bytes, int], None],
-        *,
-        keep: bool = False,
+        self, stream: Stream, start: int, end: int, write: Callable[[bytes, int], None], *, keep: bool = False
     ) -> int:
         """Pass each chunk of ``stream`` and its position to ``write`` (nothing past ``end``);
         return the bytes received. On an error the progress bar takes them back, unless ``keep``
         (they stay in place)."""
-        return receive(
-            stream.chunks(self.buffer_size),
-            write,
-            start=start,
-            end=end,
-            what=_what(key),
-            advance=self.progress.advance,
-            keep=keep,
-        )
+        chunks = stream.chunks(self.buffer_size)
+        return receive(chunks, write, start=start, end=end, what="", advance=self.progress.advance, keep=keep)
 
     def _write(self, fd: int, data: bytes, position: int | None = None) -> None:
         try:
@@ -213,10 +200,10 @@ class Fetcher:
                     self._write(fd, data)
 
                 with self._stream(entry, key) as stream:
-                    received = self._receive(stream, key, 0, entry.size, write)
+                    received = self._receive(stream, 0, entry.size, write)
                 try:
-                    check_size(_what(key), received, entry.size)
-                    check_sha256(_what(key), digest.hexdigest(), entry.sha256)
+                    check_size("", received, entry.size)
+                    check_sha256("", digest.hexdigest(), entry.sha256)
                 except DJArchiveError:
                     self.progress.advance(-received)
                     raise
@@ -294,8 +281,8 @@ class Fetcher:
                         job.cursor = position + len(data)
                     self._catch_up(job, limit=self.buffer_size * 4)
 
-            received = self._receive(stream, key, start, end, write, keep=True)
-        check_size(f"{_what(key)} bytes {start}-{end - 1}", received, end - start)
+            received = self._receive(stream, start, end, write, keep=True)
+        check_size(f"bytes {start}-{end - 1}", received, end - start)
 
     def _catch_up(self, job: LargeFile, limit: int | None = None) -> None:
         """Hash bytes already in the file just past the cursor (at most ``limit``); hold job.lock."""
@@ -319,9 +306,8 @@ class Fetcher:
             if job.error is None:
                 with job.lock:
                     self._catch_up(job)
-                what = _what(self.key(job.entry))
-                check_size(what, job.cursor, job.entry.size)
-                check_sha256(what, job.digest.hexdigest(), job.entry.sha256)
+                check_size("", job.cursor, job.entry.size)
+                check_sha256("", job.digest.hexdigest(), job.entry.sha256)
                 status = os.fstat(job.fd)  # type: ignore[arg-type]
                 os.close(job.fd)  # type: ignore[arg-type]
                 job.fd = None

@@ -47,6 +47,7 @@ __all__ = [
     "hash_files",
     "hash_jobs",
     "job_count",
+    "map_parallel",
     "retry_call",
     "run_parallel",
 ]
@@ -212,6 +213,17 @@ def run_parallel(
         deadline = None if finished_normally else time.monotonic() + STOP_WAIT
         for thread in threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
+def map_parallel(function: Callable[[T], R], items: Sequence[T], workers: int) -> dict[T, R]:
+    """``{item: function(item)}`` for every item, ``workers`` at once (:func:`run_parallel`);
+    the first error is raised."""
+    results: dict[T, R] = {}
+    for item, result, error in run_parallel(function, items, workers):
+        if error is not None:
+            raise error
+        results[item] = result  # type: ignore[assignment]
+    return results
 
 
 def hash_file(path: str | os.PathLike[str], buffer_size: int = BUFFER_SIZE) -> tuple[int, str]:

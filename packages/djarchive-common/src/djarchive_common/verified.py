@@ -11,6 +11,9 @@ tombstones and leases (:meth:`Store.read_tagged <djarchive_common.store.Store.re
 * :func:`receive` passes the body's chunks on with their positions and stops at the first byte
   past the end expected.
 * :func:`check_size` and :func:`check_sha256` judge what arrived.
+
+Messages start with ``what``, the operation or the file they are about (a caller that names the
+file itself passes '').
 * :func:`read` does all of it for bytes wanted in memory, retried under a policy.
 
 A size or sha256 that does not match is an IntegrityError, ``retryable`` (the bytes came over a
@@ -60,18 +63,22 @@ def opened(
     limit: int | None = None,
     whole_ok: bool = False,
     what: str,
+    label: str | None = None,
 ) -> Iterator[Stream]:
     """A GET of ``key`` (``length`` bytes from ``offset``; length 0: the whole object), its
     answer checked before the body is touched: the object must be ``size`` bytes (when given
     and the answer says), or state its size and be no larger than ``limit`` (when given); a
-    range answered with the whole object raises RangesIgnored unless ``whole_ok``."""
+    range answered with the whole object raises RangesIgnored unless ``whole_ok``. ``what``
+    names the operation in errors; ``label``, when given, replaces it in those of the checks
+    ('' for none: the caller names the file itself)."""
+    about = what if label is None else label
     with source.stream(key, offset, length, what=what) as stream:
         if length and not whole_ok and stream.status != 206:
-            raise RangesIgnored(f"{what}: {source.name} ignores byte ranges")
+            raise RangesIgnored(_said(about, f"{source.name} ignores byte ranges"))
         real = stream.object_size
         if size is not None and real is not None and real != size:  # retried: it may be a proxy's cut
             raise IntegrityError(
-                f"{what}: the object is {real} bytes, the manifest says {size}", retryable=True
+                _said(about, f"the object is {real} bytes, the manifest says {size}"), retryable=True
             )
         if limit is not None:
             if real is None:
@@ -102,7 +109,9 @@ def receive(
         for data in chunks:
             following = position + len(data)
             if following > end:
-                raise IntegrityError(f"{what}: more bytes than the {end - start} expected", retryable=True)
+                raise IntegrityError(
+                    _said(what, f"more bytes than the {end - start} expected"), retryable=True
+                )
             write(data, position)
             position = following
             if advance is not None:
@@ -118,7 +127,9 @@ def check_size(what: str, received: int, expected: int) -> None:
     """Refuse a body that ended before ``expected`` bytes (IntegrityError, retryable); one that
     went past them :func:`receive` has refused already."""
     if received < expected:
-        raise IntegrityError(f"{what}: short read, received {received} of {expected} bytes", retryable=True)
+        raise IntegrityError(
+            _said(what, f"short read, received {received} of {expected} bytes"), retryable=True
+        )
 
 
 def check_sha256(what: str, sha256: str, expected: str, *, retryable: bool = True) -> None:
@@ -126,7 +137,7 @@ def check_sha256(what: str, sha256: str, expected: str, *, retryable: bool = Tru
     them again may help)."""
     if sha256 != expected:
         raise IntegrityError(
-            f"{what}: sha256 {sha256} does not match the manifest's {expected}", retryable=retryable
+            _said(what, f"sha256 {sha256} does not match the manifest's {expected}"), retryable=retryable
         )
 
 
@@ -183,6 +194,11 @@ def read(
         return b"".join(parts), etag
 
     return retry_call(attempt, what, policy)
+
+
+def _said(what: str, text: str) -> str:
+    """``text`` about ``what`` (an operation or a file; nothing when empty)."""
+    return f"{what}: {text}" if what else text
 
 
 def _window(chunks: Iterable[bytes], start: int, end: int) -> Iterator[bytes]:

@@ -36,6 +36,7 @@ __all__ = ["SHA256_METADATA", "ObjectInfo", "ObjectStream", "Store", "StoreOptio
 
 T = TypeVar("T")
 SHA256_METADATA = "sha256"  # stored as the x-amz-meta-sha256 header
+LISTING_PAGE = 1000  # keys asked for per listing request (S3's largest page)
 MAX_LISTING_PAGES = 100_000  # 100 million keys: more is a server that lies
 log = logging.getLogger("djarchive_common")
 
@@ -102,11 +103,16 @@ class Store:
     def _page(
         self, prefix: str, delimiter: str, *, token: str | None = None, start_after: str = ""
     ) -> tuple[list[Any], bool, str | None]:
-        """One page (up to 1000 entries) of a ListObjectsV2 listing, retried on its own:
+        """One page (up to LISTING_PAGE entries) of a ListObjectsV2 listing, retried on its own:
         (objects and prefixes, whether more follow, the continuation token)."""
         from minio.datatypes import parse_list_objects
 
-        query = {"list-type": "2", "delimiter": delimiter, "encoding-type": "url", "max-keys": "1000"}
+        query = {
+            "list-type": "2",
+            "delimiter": delimiter,
+            "encoding-type": "url",
+            "max-keys": str(LISTING_PAGE),
+        }
         query["prefix"] = prefix
         if token:
             query["continuation-token"] = token
@@ -162,7 +168,7 @@ class Store:
         self, prefix: str = "", *, after: str = "", jump: Callable[[str], str] | None = None
     ) -> Iterator[str]:
         """The keys under ``prefix`` in the store's order, from the first after ``after``, a page
-        (up to 1000 keys) per request. After each page, ``jump(last key)`` may name a later key
+        (up to LISTING_PAGE keys) per request. After each page, ``jump(last key)`` may name a later key
         to go on after: the keys between are skipped without being listed. Stop iterating to
         stop listing."""
         what = f"listing {prefix or 'the bucket'}"

@@ -60,16 +60,17 @@ def survey(store: Store, dataset: str | None = None) -> Survey:
         (names[start], names[min(start + size, len(names)) - 1]) for start in range(0, len(names), size or 1)
     ]
     marks: dict[tuple[str, str], frozenset[str]] = {}
-    for found in map_parallel(lambda run: _scan(store, prefix, *run), runs, LISTING_WORKERS).values():
+    for found in map_parallel(lambda run: _scan(store, *run), runs, LISTING_WORKERS).values():
         marks.update(found)
     return Survey(marks)
 
 
-def _scan(store: Store, prefix: str, first: str, last: str) -> dict[tuple[str, str], frozenset[str]]:
-    """The revisions among the keys from prefix ``first`` to prefix ``last`` (both end in '/')."""
+def _scan(store: Store, first: str, last: str) -> dict[tuple[str, str], frozenset[str]]:
+    """The revisions among the keys from prefix ``first`` to prefix ``last`` (both end in '/'),
+    listed under the prefix they share (servers that walk folders then walk fewer)."""
     stop = last[:-1] + _PAST
     found: dict[tuple[str, str], set[str]] = {}
-    for key in store.keys(prefix, after=first, jump=skip_to):
+    for key in store.keys(_shared(first, last), after=first, jump=skip_to):
         if key >= stop:
             break
         dataset, _, rest = key.partition("/")
@@ -97,6 +98,14 @@ def skip_to(key: str) -> str:
         if name < marker:
             return f"{dataset}/{revision}/{marker[:-1]}"  # just before the marker's key
     return f"{dataset}/{revision}{_PAST}"
+
+
+def _shared(first: str, last: str) -> str:
+    """The longest prefix of both strings (character by character: keys, not paths)."""
+    size = 0
+    while size < min(len(first), len(last)) and first[size] == last[size]:
+        size += 1
+    return first[:size]
 
 
 def _natural(pair: tuple[str, str]) -> tuple[object, ...]:

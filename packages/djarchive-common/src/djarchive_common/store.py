@@ -28,8 +28,6 @@ from .translation import condition_failed, is_missing, translated
 from .transport import StoreOptions, Stream, Transport
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
     from minio import Minio
 
 __all__ = ["SHA256_METADATA", "ObjectInfo", "ObjectStream", "Store", "StoreOptions"]
@@ -85,15 +83,11 @@ class Store:
         """What carries GETs of objects and PUTs of files (minio's unless another was given)."""
         return MinioTransport(self.minio, self.settings, self.options)
 
-    def translated(self, what: str) -> AbstractContextManager[None]:
-        """Translate minio/urllib3 errors raised inside the block into djarchive errors."""
-        return translated(what, self.settings)
-
     def call(self, what: str, func: Callable[[], T]) -> T:
         """Run one store operation, translated and retried under the retry policy."""
 
         def attempt() -> T:
-            with self.translated(what):
+            with translated(what, self.settings):
                 return func()
 
         return retry_call(attempt, what, self.options.retry)

@@ -9,10 +9,14 @@ Where retries happen, once for the whole tool:
   :class:`RetryPolicy`: at most ``attempts`` (5) tries for retryable errors (connection reset,
   timeout, 5xx and SlowDown, short read, hash mismatch), ``unreachable_attempts`` (3) when no
   connection can be made at all, with exponential backoff and jitter. Nothing retries around it.
-* **One exception, in the download**: a file fetched as parallel byte ranges whose assembled
-  sha256 is wrong cannot say which range was bad; it is fetched once more as one stream (one
+* **One exception, in the download**: a file fetched as parallel byte ranges that fails a check
+  with a retryable IntegrityError (an assembled sha256 that is wrong cannot say which range was
+  bad; a range of the wrong size may be a proxy's doing) is fetched once more as one stream (one
   more operation). So a small file gets at most 5 GETs, a file of ``n`` ranges at most
   ``5 n + 5``.
+
+Every size and sha256 check is :mod:`djarchive_common.verified`'s: a mismatch is a retryable
+IntegrityError, a failure to get bytes at all a TransferError.
 """
 
 from __future__ import annotations

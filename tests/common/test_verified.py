@@ -83,7 +83,7 @@ def test_a_whole_object_read_and_checked():
     ("source", "message"),
     [
         (Source(declared=len(DATA) + 1), "the object is 10241 bytes, the manifest says 10240"),
-        (Source(body=DATA[:-1], declared=None), "short read, received 10239 of 10240 bytes"),
+        (Source(body=DATA[:-1], declared=None), "short read: received 10239 bytes of 10240"),
         (Source(body=DATA + b"!", declared=None), "more bytes than the 10240 expected"),
         (Source(body=DATA[:-1] + b"!"), "sha256 [0-9a-f]{64} does not match the manifest's"),
     ],

@@ -128,7 +128,7 @@ def check_size(what: str, received: int, expected: int) -> None:
     went past them :func:`receive` has refused already."""
     if received < expected:
         raise IntegrityError(
-            _said(what, f"short read, received {received} of {expected} bytes"), retryable=True
+            _said(what, f"short read: received {received} bytes of {expected}"), retryable=True
         )
 
 

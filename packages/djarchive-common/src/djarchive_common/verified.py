@@ -11,10 +11,10 @@ tombstones and leases (:meth:`Store.read_tagged <djarchive_common.store.Store.re
 * :func:`receive` passes the body's chunks on with their positions and stops at the first byte
   past the end expected.
 * :func:`check_size` and :func:`check_sha256` judge what arrived.
+* :func:`read` does all of it for bytes wanted in memory, retried under a policy.
 
 Messages start with ``what``, the operation or the file they are about (a caller that names the
 file itself passes '').
-* :func:`read` does all of it for bytes wanted in memory, retried under a policy.
 
 A size or sha256 that does not match is an IntegrityError, ``retryable`` (the bytes came over a
 network that may have damaged them); a failure to get bytes at all is the source's
@@ -156,15 +156,15 @@ def read(
     """Bytes of ``key`` in memory and the object's ETag, checked, retried under ``policy``.
 
     With ``end``, bytes ``start`` to ``end`` (exclusive) by one ranged GET (a server that
-    ignores ranges is read up to ``end``; an empty range reads nothing and has no ETag); otherwise
-    the whole object. ``size`` is the object's
-    size when it is known (a manifest's entry); without it the object must state its size and
-    stay within ``limit``. ``sha256`` is checked when the whole object is read."""
+    ignores ranges is read up to ``end``; an empty range reads nothing and has no ETag);
+    otherwise the whole object. ``size`` is the object's size when it is known (a manifest's
+    entry); without it the object must state its size and stay within ``limit``. ``sha256`` is
+    checked when the whole object is read."""
     what = what or f"reading {key}"
     if end is not None and end <= start:
         return b"", ""
     length = 0 if end is None else end - start
-    hashed = sha256 is not None and not length
+    wanted = None if length else sha256
 
     def attempt() -> tuple[bytes, str]:
         parts: list[bytes] = []
@@ -186,11 +186,12 @@ def read(
             chunks: Iterable[bytes] = stream.chunks(max(1, min(expected, READ_SIZE)))
             if length and stream.status != 206:
                 chunks = _window(chunks, start, start + length)
-            received = receive(chunks, keep_and_hash if hashed else keep, start=0, end=expected, what=what)
+            write = keep if wanted is None else keep_and_hash
+            received = receive(chunks, write, start=0, end=expected, what=what)
             etag = stream.etag
         check_size(what, received, expected)
-        if hashed:
-            check_sha256(what, digest.hexdigest(), sha256)  # type: ignore[arg-type]
+        if wanted is not None:
+            check_sha256(what, digest.hexdigest(), wanted)
         return b"".join(parts), etag
 
     return retry_call(attempt, what, policy)

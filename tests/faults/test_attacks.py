@@ -262,6 +262,21 @@ def test_a_listing_that_never_ends_is_stopped(archive, via_proxy, capsys):
     assert "would never end" in line
 
 
+def test_a_scan_that_never_moves_on_is_stopped(archive, via_proxy, capsys):
+    """A server that answers every page of a key scan with the same truncated page: the scan stops
+    instead of asking for ever."""
+    archive.put("a/1/x", b"x")
+    same = ENDLESS.replace(
+        b"<KeyCount>0</KeyCount>",
+        b"<KeyCount>1</KeyCount><Contents><Key>a/1/x</Key><Size>1</Size></Contents>",
+    )
+    via_proxy(answer=lambda request: [response(same)] if "start-after=" in request.target else None)
+    code, _, err = run_cli(capsys, "datasets")
+    assert code == 1
+    [line] = error_lines(err, "djarchive")
+    assert "answers 'truncated' without a later key; its listing would never end" in line
+
+
 def test_a_trickled_manifest_is_cut(archive, via_proxy, capsys, monkeypatch):
     archive.publish("ds", "1", FILES)
     manifest = manifest_bytes(FILES)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import Catalog
 from djarchive_common.errors import (
+    Cancelled,
     DJArchiveError,
     IntegrityError,
     LocalPathError,
@@ -337,10 +338,6 @@ def _abort_open_uploads(store: Store, dataset: str, revision: str) -> None:
         return
     if count:
         log.info("aborted %d unfinished multipart uploads under %s/%s/", count, dataset, revision)
-
-
-class Cancelled(DJArchiveError):
-    """The upload is being stopped."""
 
 
 def upload_revision(

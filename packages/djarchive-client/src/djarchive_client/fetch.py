@@ -20,16 +20,19 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
-from djarchive_common.errors import DJArchiveError, IntegrityError, LocalStorageError, TransferError
+from djarchive_common.errors import Cancelled, DJArchiveError, LocalStorageError
+from djarchive_common.errors import RangesIgnored as RangesIgnored  # download imports it from here
 from djarchive_common.layout import object_key
 from djarchive_common.localfs import pread, pwrite
 from djarchive_common.manifest import Entry
-from djarchive_common.store import ObjectStream, Store
+from djarchive_common.store import Store
 from djarchive_common.transfer import Progress, retry_call
+from djarchive_common.transport import Stream
+from djarchive_common.verified import check_sha256, check_size, opened, receive
 
 from .localcopy import LocalCopy, storage_error
 
-__all__ = ["WRITE_SIZE", "Cancelled", "Fetcher", "LargeFile", "Range", "RangesIgnored", "WholeFile"]
+__all__ = ["WRITE_SIZE", "Fetcher", "LargeFile", "Range", "WholeFile"]
 
 WRITE_SIZE = 64 * 1024  # bytes per write system call (see _write_all)
 
@@ -50,14 +53,6 @@ def _write_all(fd: int, data: bytes, position: int | None = None) -> None:
         view = view[written:]
         if position is not None:
             position += written
-
-
-class Cancelled(DJArchiveError):
-    """The download is being stopped; workers leave quickly and clean up."""
-
-
-class RangesIgnored(DJArchiveError):
-    """The server answered a ranged GET with the whole object: fetch the file as one stream."""
 
 
 class WholeFile:
@@ -105,7 +100,9 @@ class Range:
 
 
 class Fetcher:
-    """Fetches files of one revision into a local copy, each verified before it is placed."""
+    """Fetches files of one revision into a local copy, each verified before it is placed.
+    ``store`` is the source of the bytes (:class:`~djarchive_common.verified.Source`) and its
+    retry policy applies."""
 
     def __init__(
         self,
@@ -126,7 +123,7 @@ class Fetcher:
         self.buffer_size = buffer_size
         self.keys = dict(keys or {})  # {local subpath: the revision's subpath} of renamed files
         self._stop = threading.Event()
-        self._streams: set[ObjectStream] = set()
+        self._streams: set[Stream] = set()
         self._streams_lock = threading.Lock()
 
     def key(self, entry: Entry) -> str:
@@ -145,55 +142,38 @@ class Fetcher:
             raise Cancelled("download stopped")
 
     @contextmanager
-    def _stream(self, entry: Entry, offset: int = 0, length: int = 0) -> Iterator[ObjectStream]:
-        """A GET of ``entry``'s object (a byte range when ``length``), known to :meth:`stop`; the
-        object's real size is checked against the manifest before any byte is used."""
+    def _stream(self, entry: Entry, key: str, offset: int = 0, length: int = 0) -> Iterator[Stream]:
+        """A GET of ``entry``'s object at ``key`` (a byte range when ``length``), known to
+        :meth:`stop`, opened by :func:`~djarchive_common.verified.opened`: the object's real size
+        is checked against the manifest (and a range answered whole is RangesIgnored) before any
+        byte is used or any room allocated."""
         self._check_stop()
-        with self.store.stream(self.key(entry), offset=offset, length=length) as stream:
+        with opened(
+            self.store,
+            key,
+            offset=offset,
+            length=length,
+            size=entry.size,
+            what=f"downloading {key}",
+            label="",
+        ) as stream:
             with self._streams_lock:
                 self._streams.add(stream)
             try:
                 self._check_stop()
-                if length and stream.status != 206:
-                    raise RangesIgnored(f"{self.store.settings.endpoint} ignores byte ranges")
-                real = stream.object_size
-                if (
-                    real is not None and real != entry.size
-                ):  # retried: it may be a proxy's cut, not the object
-                    raise TransferError(
-                        f"the object is {real} bytes, the manifest says {entry.size}", retryable=True
-                    )
                 yield stream
             finally:
                 with self._streams_lock:
                     self._streams.discard(stream)
 
     def _receive(
-        self, stream: ObjectStream, offset: int, write: Callable[[bytes, int], None], *, keep: bool = False
+        self, stream: Stream, start: int, end: int, write: Callable[[bytes, int], None], *, keep: bool = False
     ) -> int:
-        """Pass each chunk of ``stream`` and its position to ``write``; return the bytes received.
-        On an error the progress bar takes them back, unless ``keep`` (they stay in place)."""
-        position = offset
-        try:
-            for data in stream.chunks(self.buffer_size):
-                self._check_stop()
-                write(data, position)
-                position += len(data)
-                self.progress.advance(len(data))
-        except BaseException:
-            if not keep:
-                self.progress.advance(offset - position)
-            raise
-        return position - offset
-
-    @staticmethod
-    def _check_content(entry: Entry, size: int, sha256: str) -> None:
-        if size != entry.size:
-            raise TransferError(f"received {size} bytes, the manifest says {entry.size}", retryable=True)
-        if sha256 != entry.sha256:
-            raise IntegrityError(
-                f"sha256 {sha256} does not match the manifest's {entry.sha256}", retryable=True
-            )
+        """Pass each chunk of ``stream`` and its position to ``write`` (nothing past ``end``);
+        return the bytes received. On an error the progress bar takes them back, unless ``keep``
+        (they stay in place)."""
+        chunks = stream.chunks(self.buffer_size)
+        return receive(chunks, write, start=start, end=end, what="", advance=self.progress.advance, keep=keep)
 
     def _write(self, fd: int, data: bytes, position: int | None = None) -> None:
         try:
@@ -208,23 +188,22 @@ class Fetcher:
         return the placed file's status."""
 
         def attempt() -> os.stat_result:
+            key = self.key(entry)
             part, fd = self.local.new_part()
             placed = False
             try:
                 digest = hashlib.sha256()
 
                 def write(data: bytes, position: int) -> None:
-                    if position + len(data) > entry.size:  # stop before a huge object fills the disk
-                        raise IntegrityError(
-                            f"the object is larger than the {entry.size} bytes the manifest says"
-                        )
+                    self._check_stop()
                     digest.update(data)
                     self._write(fd, data)
 
-                with self._stream(entry) as stream:
-                    received = self._receive(stream, 0, write)
+                with self._stream(entry, key) as stream:
+                    received = self._receive(stream, 0, entry.size, write)
                 try:
-                    self._check_content(entry, received, digest.hexdigest())
+                    check_size("", received, entry.size)
+                    check_sha256("", digest.hexdigest(), entry.sha256)
                 except DJArchiveError:
                     self.progress.advance(-received)
                     raise
@@ -288,12 +267,12 @@ class Fetcher:
         if start >= end:
             return
 
-        with self._stream(job.entry, start, end - start) as stream:
+        key = self.key(job.entry)
+        with self._stream(job.entry, key, start, end - start) as stream:
             fd = self._open_large(job)
 
             def write(data: bytes, position: int) -> None:
-                if position + len(data) > end:
-                    raise TransferError(f"{job.entry.subpath}: the server sent more than the range asked for")
+                self._check_stop()
                 self._write(fd, data, position)
                 with job.lock:
                     job.written[index] = position + len(data) - offset
@@ -302,11 +281,8 @@ class Fetcher:
                         job.cursor = position + len(data)
                     self._catch_up(job, limit=self.buffer_size * 4)
 
-            received = self._receive(stream, start, write, keep=True)
-        if received != end - start:
-            raise TransferError(
-                f"short read: {received} of {end - start} bytes at offset {start}", retryable=True
-            )
+            received = self._receive(stream, start, end, write, keep=True)
+        check_size(f"bytes {start}-{end - 1}", received, end - start)
 
     def _catch_up(self, job: LargeFile, limit: int | None = None) -> None:
         """Hash bytes already in the file just past the cursor (at most ``limit``); hold job.lock."""
@@ -330,7 +306,8 @@ class Fetcher:
             if job.error is None:
                 with job.lock:
                     self._catch_up(job)
-                self._check_content(job.entry, job.cursor, job.digest.hexdigest())
+                check_size("", job.cursor, job.entry.size)
+                check_sha256("", job.digest.hexdigest(), job.entry.sha256)
                 status = os.fstat(job.fd)  # type: ignore[arg-type]
                 os.close(job.fd)  # type: ignore[arg-type]
                 job.fd = None

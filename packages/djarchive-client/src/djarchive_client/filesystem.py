@@ -52,7 +52,6 @@ filesystems answer (HTTP, GitHub, libarchive).
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import threading
@@ -63,25 +62,23 @@ from typing import Any, NoReturn
 
 from fsspec import AbstractFileSystem
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
-from fsspec.spec import AbstractBufferedFile
 
-from djarchive_common.errors import IntegrityError, LockedError, NotFoundError, TransferError
+from djarchive_common.errors import LockedError, NotFoundError
 from djarchive_common.layout import is_valid_name, object_key
 from djarchive_common.manifest import Entry, Manifest
-from djarchive_common.store import ObjectStream
-from djarchive_common.transfer import retry_call
+from djarchive_common.store import Store
+from djarchive_common.verified import check_sha256, read
 
 from .archive import DJArchiveClient
 from .download import DownloadSummary
+from .remotefile import EMPTY_SHA256, DJArchiveFile
 
-__all__ = ["DJArchiveFile", "DJArchiveFileSystem"]
+__all__ = ["DJArchiveFile", "DJArchiveFileSystem"]  # DJArchiveFile: from .remotefile
 
 log = logging.getLogger("djarchive_client")
-READ_SIZE = 256 * 1024  # bytes per read of a response body
 CACHE_TYPE = "blockcache"  # reads that jump back (HDF5's metadata) find their blocks again
 CACHE_BLOCKS = 8  # blocks kept per open file (fsspec's default block: 5 MiB)
 LOCK_WAIT = 300.0  # seconds a get waits for another download into the same folder to finish
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 READ_ONLY = "djarchive:// is read-only: published revisions never change"
 _PAIRS = "_djarchive_pairs"  # get() collects (remote, local) pairs through get_file under this keyword
 
@@ -297,68 +294,27 @@ class DJArchiveFileSystem(AbstractFileSystem):
             **kwargs,
         )
 
-    def _check_object(self, stream: ObjectStream, entry: Entry, key: str) -> None:
-        real = stream.object_size
-        if real is not None and real != entry.size:
-            raise IntegrityError(
-                f"{key}: the object is {real} bytes, the manifest says {entry.size}", retryable=True
-            )
+    @property
+    def source(self) -> Store:
+        """Where the bytes are read from: the archive's store (the primary source)."""
+        return self.client.store
 
     def _read_range(self, key: str, entry: Entry, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` (exclusive) of one file, by one ranged GET, retried as
-        :mod:`djarchive_common.transfer` says; nothing is verified."""
+        :mod:`djarchive_common.transfer` says; the object's size and the bytes' count are
+        checked, their content cannot be."""
         end = min(end, entry.size)
-        if start >= end:
-            return b""
         what = f"reading {key} bytes {start}-{end - 1}"
-        store = self.client.store
-
-        def attempt() -> bytes:
-            with store.stream(key, start, end - start, what=what) as stream:
-                self._check_object(stream, entry, key)
-                position = start if stream.status == 206 else 0  # a server ignoring Range sends it all
-                parts = []
-                for chunk in stream.chunks(READ_SIZE):
-                    low, high = max(start - position, 0), min(end - position, len(chunk))
-                    if low < high:
-                        parts.append(chunk[low:high] if (low, high) != (0, len(chunk)) else chunk)
-                    position += len(chunk)
-                    if position >= end:
-                        break
-            data = b"".join(parts)
-            if len(data) != end - start:
-                raise TransferError(f"{what}: received {len(data)} of {end - start} bytes", retryable=True)
-            return data
-
-        return retry_call(attempt, what, store.options.retry)
+        source = self.source
+        return read(source, key, source.options.retry, start=start, end=end, size=entry.size, what=what)[0]
 
     def _read_whole(self, key: str, entry: Entry) -> bytes:
         """A whole file, in one GET, checked against the manifest's size and sha256."""
         if entry.size == 0:
-            _check_digest(key, EMPTY_SHA256, entry.sha256, retryable=False)
+            check_sha256(f"reading {key}", EMPTY_SHA256, entry.sha256, retryable=False)
             return b""
-        what = f"reading {key}"
-        store = self.client.store
-
-        def attempt() -> bytes:
-            digest, parts, received = hashlib.sha256(), [], 0
-            with store.stream(key, what=what) as stream:
-                self._check_object(stream, entry, key)
-                for chunk in stream.chunks(READ_SIZE):
-                    received += len(chunk)
-                    if received > entry.size:
-                        raise IntegrityError(
-                            f"{key}: the object is larger than the {entry.size} bytes the manifest says",
-                            retryable=True,
-                        )
-                    digest.update(chunk)
-                    parts.append(chunk)
-            if received != entry.size:
-                raise TransferError(f"{what}: received {received} of {entry.size} bytes", retryable=True)
-            _check_digest(key, digest.hexdigest(), entry.sha256, retryable=True)
-            return b"".join(parts)
-
-        return retry_call(attempt, what, store.options.retry)
+        source = self.source
+        return read(source, key, source.options.retry, size=entry.size, sha256=entry.sha256)[0]
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         """A file's bytes; the whole file is verified against the manifest, a part cannot be."""
@@ -452,60 +408,6 @@ class DJArchiveFileSystem(AbstractFileSystem):
     mkdir = makedirs = mkdirs = rmdir = _read_only
     rm = rm_file = _rm = cp_file = copy = mv = _read_only
     pipe = pipe_file = put = put_file = touch = _read_only
-
-
-class DJArchiveFile(AbstractBufferedFile):
-    """A published file opened for reading: ranged GETs (``Store.stream``) through fsspec's block
-    cache. The bytes ``read`` returns in order from the start are hashed as they go (from the
-    cache or the network alike); the read that reaches the end checks the sha256 against the
-    manifest and raises IntegrityError instead of returning its bytes on a mismatch (every read
-    after it too), or sets ``verified``. Bytes read out of order cannot be verified."""
-
-    def __init__(self, fs: DJArchiveFileSystem, path: str, entry: Entry, key: str, **kwargs: Any):
-        self.entry, self.key = entry, key
-        self.verified = False
-        self._digest = hashlib.sha256()
-        self._hashed = 0  # bytes hashed, from the start
-        self._error: IntegrityError | None = None
-        if entry.size == 0:
-            _check_digest(key, EMPTY_SHA256, entry.sha256, retryable=False)
-            self.verified = True
-        super().__init__(fs, path, mode="rb", size=entry.size, **kwargs)
-
-    def _fetch_range(self, start: int, end: int) -> bytes:
-        return self.fs._read_range(self.key, self.entry, start, end)
-
-    def read(self, length: int = -1) -> bytes:
-        if self._error is not None:
-            raise self._error
-        start = self.loc
-        data = super().read(length)
-        self._follow(start, data)
-        return data
-
-    def _follow(self, start: int, data: bytes) -> None:
-        """Hash the part of ``data`` (read at ``start``) that continues what was hashed so far;
-        check the sha256 when it reaches the end of the file."""
-        end = start + len(data)
-        if not start <= self._hashed < end:
-            return
-        self._digest.update(memoryview(data)[self._hashed - start :])
-        self._hashed = end
-        if end < self.entry.size:
-            return
-        try:
-            _check_digest(self.key, self._digest.hexdigest(), self.entry.sha256, retryable=False)
-        except IntegrityError as error:
-            self._error = error
-            raise
-        self.verified = True
-
-
-def _check_digest(key: str, sha256: str, expected: str, *, retryable: bool) -> None:
-    if sha256 != expected:
-        raise IntegrityError(
-            f"{key}: sha256 {sha256} does not match the manifest's {expected}", retryable=retryable
-        )
 
 
 def _batches(items: Sequence[tuple[str, Path]]) -> Iterable[list[tuple[str, Path]]]:

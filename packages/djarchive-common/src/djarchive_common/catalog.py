@@ -14,11 +14,9 @@ before any caller can act on its manifest.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import Settings, resolve_settings
@@ -36,8 +34,8 @@ from .layout import (
     MANIFEST_NAME,
     SEPARATOR,
     STAGING_PREFIX,
+    TOMBSTONE_NAME,
     check_name,
-    is_valid_name,
     manifest_key,
     natural_key,
     retracted_manifest_key,
@@ -48,9 +46,10 @@ from .layout import (
     tombstone_key,
 )
 from .manifest import Entry, Manifest, parse_manifest, select_or_fail
+from .revision import INCOMPLETE, PUBLISHED, RETRACTED, STAGED, RevisionInfo, Tombstone
 from .store import Store, StoreOptions
-from .text import files, human_bytes
-from .transfer import run_parallel
+from .survey import LISTING_WORKERS, survey
+from .transfer import map_parallel
 
 if TYPE_CHECKING:
     from .signing import SignatureStatus, Trust
@@ -67,88 +66,11 @@ __all__ = [
     "RevisionInfo",
 ]
 
-K = TypeVar("K")
-V = TypeVar("V")
 T = TypeVar("T")
 log = logging.getLogger("djarchive_common")
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 # Read up to this much of a signatures file; signing.parse_signatures refuses more than 256 KiB.
 MAX_SIGNATURE_READ = 16 * 1024 * 1024
-LISTING_WORKERS = 16  # listing requests at once
-PUBLISHED = "published"  # the manifest is at its published key: clients see the revision
-STAGED = "staged"  # uploaded completely; the manifest waits at the staging key for publish
-RETRACTED = "retracted"  # hidden by its curators; a tombstone says why, the manifest is kept aside
-INCOMPLETE = "incomplete"  # data objects without any manifest: an upload that did not finish
-
-
-@dataclass(frozen=True)
-class Tombstone:
-    """Why and when a revision was retracted, and what supersedes it."""
-
-    reason: str
-    superseded_by: str | None
-    retracted_at: str
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Tombstone:
-        """Read a tombstone; anything unreadable becomes a tombstone without details."""
-        try:
-            fields = json.loads(data)
-        except (ValueError, RecursionError):
-            fields = {}
-        if not isinstance(fields, dict):
-            fields = {}
-        successor = fields.get("superseded_by")
-
-        def text(value: object) -> str:
-            return value[:500] if isinstance(value, str) else ""
-
-        return cls(
-            text(fields.get("reason")),
-            successor if is_valid_name(successor) else None,
-            text(fields.get("retracted_at")),
-        )
-
-    def to_bytes(self) -> bytes:
-        """The tombstone object's content."""
-        return json.dumps(
-            {"reason": self.reason, "superseded_by": self.superseded_by, "retracted_at": self.retracted_at}
-        ).encode()
-
-    def describe(self, dataset: str, revision: str) -> str:
-        """One sentence for people."""
-        text = f"{dataset} {revision} was retracted"
-        if self.retracted_at:
-            text += f" on {self.retracted_at[:10]}"
-        text += f": {self.reason}" if self.reason else " (no reason given)"
-        if self.superseded_by:
-            text += f"; use {self.superseded_by} instead"
-        return text
-
-
-@dataclass(frozen=True)
-class RevisionInfo:
-    """One revision with its state, file count and size."""
-
-    dataset: str
-    revision: str
-    state: str
-    files: int
-    bytes: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "dataset": self.dataset,
-            "revision": self.revision,
-            "state": self.state,
-            "files": self.files,
-            "bytes": self.bytes,
-        }
-
-    def __str__(self) -> str:
-        size = human_bytes(self.bytes)
-        return f"{self.dataset} {self.revision}: {self.state}, {files(self.files)} ({size})"
 
 
 class Catalog:
@@ -209,24 +131,13 @@ class Catalog:
 
     # -- published revisions -----------------------------------------------------------
 
-    def _names_under(self, prefix: str) -> list[str]:
-        """Valid dataset or revision names directly under ``prefix``."""
-        names = [name[len(prefix) :].rstrip("/") for name in self.store.prefixes(prefix)]
-        return [name for name in names if is_valid_name(name)]
+    def _catalog(self) -> list[tuple[str, list[str]]]:
+        """(dataset, published revisions) for every dataset with at least one, in natural order."""
+        return survey(self.store).published()
 
     def _published(self, dataset: str) -> list[str]:
         """The published revisions of ``dataset``, in natural order."""
-        candidates = self._names_under(f"{dataset}/")
-        exists = _each(lambda revision: self.store.exists(manifest_key(dataset, revision)), candidates)
-        return sorted((revision for revision in candidates if exists[revision]), key=natural_key)
-
-    def _catalog(self, datasets: Sequence[str] | None = None) -> list[tuple[str, list[str]]]:
-        """(dataset, published revisions) for every dataset with at least one, in natural order."""
-        names = self._names_under("") if datasets is None else list(datasets)
-        published = _each(self._published, names)
-        return sorted(
-            ((name, published[name]) for name in names if published[name]), key=lambda x: natural_key(x[0])
-        )
+        return [revision for _, revision in survey(self.store, dataset).having(MANIFEST_NAME)]
 
     def datasets(self) -> Iterator[str]:
         """Names of the datasets with at least one published revision."""
@@ -250,14 +161,10 @@ class Catalog:
     def retracted(self, dataset: str | None = None) -> list[tuple[str, str, Tombstone]]:
         """(dataset, revision, tombstone) of every retracted revision (of ``dataset``), in natural
         order: the revisions clients no longer list, and why."""
-        datasets = [check_name(dataset)] if dataset is not None else self._names_under("")
-        revisions = _each(lambda name: self._names_under(f"{name}/"), datasets)
-        pairs = [(name, revision) for name in datasets for revision in revisions[name]]
-        tombstones = _each(lambda pair: self.tombstone(*pair), pairs)
-        return sorted(
-            ((name, revision, tombstone) for (name, revision), tombstone in tombstones.items() if tombstone),
-            key=lambda item: (natural_key(item[0]), natural_key(item[1])),
-        )
+        found = survey(self.store, None if dataset is None else check_name(dataset))
+        pairs = found.having(TOMBSTONE_NAME)
+        tombstones = map_parallel(lambda pair: self.tombstone(*pair), pairs, LISTING_WORKERS)
+        return [(*pair, tombstone) for pair in pairs if (tombstone := tombstones[pair]) is not None]
 
     def _dataset_not_found(self, dataset: str) -> DatasetNotFoundError:
         available = [name for name, _ in self._catalog()]
@@ -271,11 +178,12 @@ class Catalog:
     def _revision_not_found(
         self, dataset: str, revision: str
     ) -> DatasetNotFoundError | RevisionNotFoundError:
-        published = self._published(dataset)
+        found = survey(self.store, dataset)
+        published = [name for _, name in found.having(MANIFEST_NAME)]
         if not published:
             return self._dataset_not_found(dataset)
         listing = ", ".join(published)
-        if revision in self._names_under(f"{dataset}/"):
+        if (dataset, revision) in found.marks:
             return RevisionNotFoundError(
                 f"revision {revision!r} of dataset {dataset!r} is not published; "
                 f"published revisions: {listing}"
@@ -451,34 +359,22 @@ class Catalog:
         """Every published revision (``all=True``: staged and incomplete ones too) with state and size."""
         if dataset is not None:
             check_name(dataset)
-        datasets = [dataset] if dataset is not None else self._names_under("")
+        found = survey(self.store, dataset)
         staged = self._staged(dataset) if all else set()
-        datasets = sorted(set(datasets) | {name for name, _ in staged}, key=natural_key)
-        revisions = _each(lambda name: self._names_under(f"{name}/"), datasets)
-        pairs = set(staged) | {(name, revision) for name in datasets for revision in revisions[name]}
-        infos = _each(
+        pairs = set(staged) | (set(found.marks) if all else set(found.having(MANIFEST_NAME)))
+        infos = map_parallel(
             lambda pair: self.revision_state(*pair, staged=pair in staged, published_only=not all),
             sorted(pairs),
+            LISTING_WORKERS,
         )
-        found = sorted(
+        found_infos = sorted(
             (info for info in infos.values() if info is not None),
             key=lambda info: (natural_key(info.dataset), natural_key(info.revision)),
         )
-        if dataset is not None and not found:
+        if dataset is not None and not found_infos:
             kind = "revisions" if all else "published revisions"
             raise DatasetNotFoundError(f"dataset {dataset!r} has no {kind} in {self.settings.url}")
-        return found
-
-
-def _each(function: Callable[[K], V], items: Sequence[K]) -> dict[K, V]:
-    """``{item: function(item)}`` for every item, LISTING_WORKERS requests at once; the first
-    error is raised."""
-    results: dict[K, V] = {}
-    for item, result, error in run_parallel(function, items, LISTING_WORKERS):
-        if error is not None:
-            raise error
-        results[item] = result  # type: ignore[assignment]
-    return results
+        return found_infos
 
 
 def _in_background(function: Callable[[], T]) -> Callable[[], T]:

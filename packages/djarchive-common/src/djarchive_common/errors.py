@@ -14,17 +14,19 @@ Library code raises these; only the command lines print them. The tree::
     │   └── ObjectNotFoundError
     ├── PermissionDeniedError       (also PermissionError)
     ├── RevisionPublishedError
-    ├── IntegrityError
+    ├── IntegrityError              (bytes of the wrong size or sha256; ``retryable`` when fetched)
     │   └── SignatureError          (no valid signature by a trusted key; carries ``reason``)
     ├── TransferError               (the store could not be reached or answered badly)
-    │   └── EndpointUnreachableError
+    │   ├── EndpointUnreachableError
+    │   └── RangesIgnored           (a ranged GET answered with the whole object)
     ├── LocalPathError              (unsafe or unusable local path)
     ├── LocalStorageError           (disk full, file too large, I/O error)
     ├── LockedError
+    ├── Cancelled                   (a download or upload is being stopped)
     └── PartialFailureError         (some files failed; carries the per-file report)
 
-minio's exceptions are translated into this tree in exactly one place,
-:mod:`djarchive_common.store`.
+minio's and urllib3's exceptions are translated into this tree in exactly one place,
+:mod:`djarchive_common.translation`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "Cancelled",
     "ConfigurationError",
     "DJArchiveError",
     "DatasetNotFoundError",
@@ -47,6 +50,7 @@ __all__ = [
     "ObjectNotFoundError",
     "PartialFailureError",
     "PermissionDeniedError",
+    "RangesIgnored",
     "RevisionNotFoundError",
     "RevisionPublishedError",
     "RevisionRetractedError",
@@ -116,7 +120,7 @@ class RevisionPublishedError(DJArchiveError):
 
 
 class IntegrityError(DJArchiveError):
-    """Bytes do not match the manifest's size or sha256."""
+    """Bytes do not match the size or sha256 they must have (the manifest's, the object's)."""
 
     def __init__(self, message: str, *, retryable: bool = False):
         super().__init__(message)
@@ -148,6 +152,10 @@ class EndpointUnreachableError(TransferError):
     """No connection to the endpoint could be made."""
 
 
+class RangesIgnored(TransferError):
+    """The server answered a ranged GET with the whole object: fetch the file as one stream."""
+
+
 class LocalPathError(DJArchiveError):
     """A local path is unsafe (it leads outside the target) or unusable."""
 
@@ -158,6 +166,11 @@ class LocalStorageError(DJArchiveError):
 
 class LockedError(DJArchiveError):
     """Another djarchive process holds the lock on this target or revision."""
+
+
+class Cancelled(DJArchiveError):
+    """A download or upload is being stopped (interrupted, or failed elsewhere): its workers leave
+    quickly and clean up."""
 
 
 class PartialFailureError(DJArchiveError):

@@ -9,10 +9,14 @@ Where retries happen, once for the whole tool:
   :class:`RetryPolicy`: at most ``attempts`` (5) tries for retryable errors (connection reset,
   timeout, 5xx and SlowDown, short read, hash mismatch), ``unreachable_attempts`` (3) when no
   connection can be made at all, with exponential backoff and jitter. Nothing retries around it.
-* **One exception, in the download**: a file fetched as parallel byte ranges whose assembled
-  sha256 is wrong cannot say which range was bad; it is fetched once more as one stream (one
+* **One exception, in the download**: a file fetched as parallel byte ranges that fails a check
+  with a retryable IntegrityError (an assembled sha256 that is wrong cannot say which range was
+  bad; a range of the wrong size may be a proxy's doing) is fetched once more as one stream (one
   more operation). So a small file gets at most 5 GETs, a file of ``n`` ranges at most
   ``5 n + 5``.
+
+Every size and sha256 check is :mod:`djarchive_common.verified`'s: a mismatch is a retryable
+IntegrityError, a failure to get bytes at all a TransferError.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ __all__ = [
     "hash_files",
     "hash_jobs",
     "job_count",
+    "map_parallel",
     "retry_call",
     "run_parallel",
 ]
@@ -212,6 +217,17 @@ def run_parallel(
         deadline = None if finished_normally else time.monotonic() + STOP_WAIT
         for thread in threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
+def map_parallel(function: Callable[[T], R], items: Sequence[T], workers: int) -> dict[T, R]:
+    """``{item: function(item)}`` for every item, ``workers`` at once (:func:`run_parallel`);
+    the first error is raised."""
+    results: dict[T, R] = {}
+    for item, result, error in run_parallel(function, items, workers):
+        if error is not None:
+            raise error
+        results[item] = result  # type: ignore[assignment]
+    return results
 
 
 def hash_file(path: str | os.PathLike[str], buffer_size: int = BUFFER_SIZE) -> tuple[int, str]:

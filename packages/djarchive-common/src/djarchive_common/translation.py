@@ -1,0 +1,141 @@
+"""minio's and urllib3's exceptions, turned into :mod:`djarchive_common.errors`: the only place.
+
+Every call the store makes through minio, and every read of a response body, runs under
+:func:`translated` (or hands its exception to :func:`translate`), so no caller ever sees a
+transport's own exception. Transient failures (connection reset, timeout, 5xx, SlowDown, an
+answer cut short) are marked ``retryable``; :mod:`djarchive_common.transfer` retries them.
+Messages name the operation and the endpoint, never a URL that could carry a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from xml.etree.ElementTree import ParseError
+
+from .errors import (
+    DJArchiveError,
+    EndpointUnreachableError,
+    NotFoundError,
+    ObjectNotFoundError,
+    PermissionDeniedError,
+    TransferError,
+)
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+__all__ = ["condition_failed", "is_missing", "translate", "translated"]
+
+_NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchVersion", "ResourceNotFound"}
+_DENIED = {
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccountProblem",
+    "InvalidToken",
+    "ExpiredToken",
+}
+_PRECONDITION = {"PreconditionFailed", "ConditionalRequestConflict"}
+_TRANSIENT = {
+    "SlowDown",
+    "SlowDownRead",
+    "SlowDownWrite",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "OperationAborted",
+    "XMinioServerNotInitialized",
+    "XMinioReadQuorum",
+    "XMinioWriteQuorum",
+}
+
+
+@contextmanager
+def translated(what: str, settings: Settings) -> Iterator[None]:
+    """Translate minio/urllib3 errors raised inside the block into djarchive errors; ``what``
+    names the operation in their messages."""
+    try:
+        yield
+    except DJArchiveError:
+        raise
+    except Exception as exc:
+        error = translate(exc, what, settings)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def translate(exc: Exception, what: str, settings: Settings) -> DJArchiveError | None:
+    """The djarchive error for ``exc``, raised by minio or urllib3 while doing ``what`` against
+    the store of ``settings``; None for an exception that is not theirs (a bug: let it show)."""
+    from minio.error import InvalidResponseError, S3Error, ServerError
+    from urllib3 import exceptions as http
+
+    where, endpoint = settings.url, settings.endpoint
+    if isinstance(exc, S3Error):
+        if exc.code == "NoSuchBucket":
+            return NotFoundError(f"bucket {settings.bucket!r} does not exist at {endpoint}")
+        if exc.code in _NOT_FOUND:
+            return ObjectNotFoundError(f"{what}: not found in {where}")
+        if exc.code in _DENIED:
+            return PermissionDeniedError(
+                f"{what}: access denied by {where} ({exc.code}); check the credentials and their permissions"
+            )
+        if exc.code == "InvalidRange":
+            return TransferError(f"{what}: the object is shorter than the byte range asked for")
+        transient = exc.code in _TRANSIENT
+        return TransferError(f"{what}: {where} answered {exc.code}: {exc.message}", retryable=transient)
+    if isinstance(exc, (ServerError, InvalidResponseError)):
+        status = getattr(exc, "_code", None) or getattr(exc, "status_code", None) or 0
+        if status == 403:
+            return PermissionDeniedError(f"{what}: access denied by {where} (HTTP 403)")
+        if status == 404:
+            return ObjectNotFoundError(f"{what}: not found in {where}")
+        return TransferError(
+            f"{what}: {where} answered HTTP {status or 'error'}", retryable=not status or status >= 500
+        )
+    if isinstance(exc, http.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, http.SSLError):
+        return TransferError(
+            f"{what}: TLS failure talking to {endpoint} ({_reason(exc)}); "
+            "for a private CA set SSL_CERT_FILE, for a plain-http endpoint pass secure=False"
+        )
+    if isinstance(exc, (http.NewConnectionError, http.ConnectTimeoutError, http.NameResolutionError)):
+        return EndpointUnreachableError(f"cannot reach {endpoint} ({_reason(exc)})", retryable=True)
+    if isinstance(exc, (http.ProtocolError, http.ReadTimeoutError, http.TimeoutError, http.HTTPError)):
+        return TransferError(f"{what}: connection to {endpoint} failed ({_reason(exc)})", retryable=True)
+    if isinstance(exc, (ParseError, UnicodeDecodeError)):  # an XML answer cut short or garbled
+        return TransferError(f"{what}: unreadable answer from {endpoint} ({exc})", retryable=True)
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return TransferError(f"{what}: connection to {endpoint} failed ({exc})", retryable=True)
+    return None
+
+
+def condition_failed(exc: Exception) -> bool:
+    """Whether ``exc`` is the store refusing a conditional write (If-Match, If-None-Match)."""
+    from minio.error import S3Error
+
+    return isinstance(exc, S3Error) and exc.code in _PRECONDITION
+
+
+def is_missing(exc: Exception) -> bool:
+    """Whether ``exc`` is the store saying the object does not exist."""
+    from minio.error import S3Error
+
+    return isinstance(exc, S3Error) and exc.code in _NOT_FOUND
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause for an urllib3 error, without URLs that could carry query secrets."""
+    text = str(exc)
+    for marker in ("Failed to establish a new connection: ", "Read timed out", "Connection refused"):
+        if marker in text:
+            return text[text.index(marker) :].rstrip(")'\"")
+    if isinstance(exc.__context__, BaseException) and str(exc.__context__):
+        return str(exc.__context__)
+    return text.split(": ", 1)[-1] if ": " in text else text or exc.__class__.__name__

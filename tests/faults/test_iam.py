@@ -103,8 +103,10 @@ def iam_server(tmp_path_factory) -> Iterator[IamServer]:
             aws_secret_access_key="setup",
         )
         admin_keys = user_with_policy(iam, "curator", ["s3:*"])
+        # AWS authorizes ListObjectsV2 as s3:ListBucket; moto 5.2.6 checks it under its operation's
+        # name, s3:ListObjectsV2 (not an IAM action on AWS), so the reader is given both.
         reader_keys = user_with_policy(
-            iam, "reader", ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"]
+            iam, "reader", ["s3:GetObject", "s3:ListBucket", "s3:ListObjectsV2", "s3:GetBucketLocation"]
         )
         setup = Minio(f"127.0.0.1:{port}", access_key="setup", secret_key="setup", secure=False)
         setup.make_bucket(BUCKET)

@@ -347,7 +347,7 @@ def test_the_bulk_reader_takes_only_lines_the_line_reader_reads_alike(text):
     line-by-line reader must read to the same fields."""
     from array import array
 
-    from djarchive_common.manifest import _chunk_by_line, _plain_chunk
+    from djarchive_common.manifest.parse import _chunk_by_line, _plain_chunk
 
     data = text.encode()
     bulk: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
@@ -399,7 +399,7 @@ def test_the_bulk_reader_takes_only_lines_the_line_reader_reads_alike(text):
 def test_the_bulk_reader_refuses_a_chunk_with_any_line_not_plain(bad):
     from array import array
 
-    from djarchive_common.manifest import _plain_chunk
+    from djarchive_common.manifest.parse import _plain_chunk
 
     lines = many_lines(50)
     lines[25] = bad
@@ -412,7 +412,7 @@ def test_the_bulk_reader_refuses_a_chunk_with_any_line_not_plain(bad):
 def test_the_bulk_reader_refuses_a_chunk_whose_first_or_last_line_is_cut():
     from array import array
 
-    from djarchive_common.manifest import _plain_chunk
+    from djarchive_common.manifest.parse import _plain_chunk
 
     fields: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
     assert not _plain_chunk(b"".join(many_lines(3))[:-1], *fields)

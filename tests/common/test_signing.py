@@ -363,7 +363,7 @@ def test_trust_configuration_errors(keys, tmp_path):
 @pytest.fixture
 def dj_config():
     """datajoint's live config (imported quietly), restored after the test."""
-    from djarchive_common.config import _import_datajoint
+    from djarchive_common.config.sources import _import_datajoint
 
     datajoint = _import_datajoint()
     assert datajoint is not None

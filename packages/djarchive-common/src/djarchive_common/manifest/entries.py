@@ -45,8 +45,9 @@ def sha256_at(digests: bytes, index: int) -> str:
 
 
 def sha256s(digests: bytes, start: int = 0, stop: int | None = None) -> list[str]:
-    """The hex sha256s from ``start`` to ``stop`` of packed raw digests, made in C-level passes."""
-    return SHA256_RE.findall(digests[32 * start : None if stop is None else 32 * stop].hex())
+    """The hex sha256s from ``start`` to ``stop`` of packed raw digests (one hex string cut up)."""
+    text = digests[32 * start : None if stop is None else 32 * stop].hex()
+    return [text[position : position + 64] for position in range(0, len(text), 64)]
 
 
 class Entry(NamedTuple):
@@ -121,14 +122,12 @@ class Manifest(Sequence[Entry]):
         return len(self._paths)
 
     def __iter__(self) -> Iterator[Entry]:
-        return map(Entry._make, self._rows())
+        return map(Entry._make, zip(self._paths, self._sizes, self._sha256s(), strict=True))
 
-    def _rows(self) -> Iterator[tuple[str, int, str]]:
-        """(path, size, sha256) of every entry, the digests made a batch at a time."""
-        paths, sizes = self._paths, self._sizes
-        for start in range(0, len(paths), _BATCH):
-            stop = start + _BATCH
-            yield from zip(paths[start:stop], sizes[start:stop], self.sha256s(start, stop), strict=True)
+    def _sha256s(self) -> Iterator[str]:
+        """Every sha256 in order, made a batch at a time."""
+        starts = range(0, len(self._paths), _BATCH)
+        return itertools.chain.from_iterable(map(self.sha256s, starts, itertools.count(_BATCH, _BATCH)))
 
     def _find(self, subpath: str) -> int:
         index = bisect.bisect_left(self._paths, subpath)
@@ -176,7 +175,7 @@ class Manifest(Sequence[Entry]):
     def to_bytes(self) -> bytes:
         """The manifest file's exact bytes."""
         out = io.StringIO()
-        for path, size, sha256 in self._rows():
+        for path, size, sha256 in zip(self._paths, self._sizes, self._sha256s(), strict=True):
             quoted = path.replace('"', '""')
             out.write(f'"{size}","{sha256}","{quoted}"\n')
         return out.getvalue().encode("utf-8")

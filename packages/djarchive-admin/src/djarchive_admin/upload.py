@@ -39,7 +39,7 @@ from djarchive_common.layout import (
     staged_manifest_key,
     staged_manifest_keys,
 )
-from djarchive_common.manifest import Entry, Manifest
+from djarchive_common.manifest import Entry, Manifest, diff_manifests, subpaths_of
 from djarchive_common.store import Store
 from djarchive_common.text import files, human_bytes, plural, some
 from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, run_parallel
@@ -57,7 +57,6 @@ __all__ = [
     "UploadOptions",
     "UploadPlan",
     "UploadSummary",
-    "diff_manifests",
     "plan_upload",
     "send",
     "upload_revision",
@@ -118,12 +117,17 @@ class Overwrite:
         )
 
 
-def diff_manifests(old: Manifest, new: Manifest) -> Overwrite:
-    """What replacing ``old`` by ``new`` changes."""
-    changed = [entry.subpath for entry in new if entry.subpath in old and old.get(entry.subpath) != entry]
-    removed = [entry.subpath for entry in old if entry.subpath not in new]
-    added = [entry.subpath for entry in new if entry.subpath not in old]
-    return Overwrite(len(old), old.total_size, changed, removed, added)
+def _overwrite(old: Manifest, new: Manifest) -> Overwrite:
+    """What replacing ``old`` by ``new`` changes, path by path."""
+    changes = diff_manifests(old, new)
+    changed = [after.subpath for _, after in changes.changed]
+    return Overwrite(
+        len(old),
+        old.total_size,
+        changed,
+        list(subpaths_of(changes.removed)),
+        list(subpaths_of(changes.added)),
+    )
 
 
 @dataclass
@@ -384,7 +388,7 @@ def upload_revision(
         for entry in plan.stored:
             events.file(entry.subpath, entry.size, "present")
     if published:
-        summary.overwrote = diff_manifests(old, manifest) if old is not None else None
+        summary.overwrote = _overwrite(old, manifest) if old is not None else None
         if old == manifest and not plan.todo and not plan.strays and publish:
             # forced over an identical, intact revision: nothing to change, and it stays visible
             summary.published = True

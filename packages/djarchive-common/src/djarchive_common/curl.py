@@ -188,15 +188,15 @@ class _Transfer:
         else:
             length = headers.get("content-length", "")
             first, total = 0, int(length) if length.isdigit() else None
-        self.position = first
-        self.etag = self.etag or headers.get("etag", "")
-        if self.stop is None and total is not None:
-            self.stop = total
-        self.head = Head(self.status, first, total, headers.get("etag", ""))
+        head = Head(self.status, first, total, headers.get("etag", ""))
         on_head = self.request.on_head  # type: ignore[union-attr]
         if on_head is not None:
-            on_head(self.head)
-        return self.head
+            on_head(head)  # before the answer is taken: a refused head teaches nothing
+        self.head, self.position = head, first
+        self.etag = self.etag or head.etag
+        if self.stop is None and total is not None:
+            self.stop = total
+        return head
 
     def outcome(self, code: int, message: str) -> BaseException | None:
         """The error of the attempt that just ended (None: it succeeded)."""

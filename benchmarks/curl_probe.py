@@ -11,7 +11,8 @@ prints the wall time and the client CPU (user + system of that process, from wai
   one thread driving libcurl's multi interface, 32 transfers at once, each body hashed and
   written as it arrives, checked, and renamed into place (L: one stream per file, or
   ``curl-ranges``: 64 MiB byte ranges written at their offsets, hashed from memory at the
-  cursor and read back only ahead of it, as fetch.py does);
+  cursor and read back only ahead of it, as fetch.py does; ``curl-2``: the files shared out to
+  two engines, each driven by its own thread);
 * ``minio32``: the same with minio-py and 32 threads (L: not run);
 * ``s5cmd``: ``s5cmd cp 's3://bucket/S/*' DEST/`` then hashcheck.py (hashlib, one thread per core).
 
@@ -102,7 +103,7 @@ class _RangedFile(_WholeFile):
     def __init__(self, dest: Path, size: int, sha: str, path: str, helpers=None):
         super().__init__(dest, size, sha, path)
         self.cursor = 0
-        self.written = {offset: 0 for offset in range(0, size, PART)}
+        self.written = dict.fromkeys(range(0, size, PART), 0)
         self.read_back = 0
         self.fd = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         os.posix_fallocate(self.fd, 0, size)
@@ -129,43 +130,59 @@ class _RangedFile(_WholeFile):
             self.cursor += len(chunk)
 
 
-def run_curl(endpoint: str, prefix: str, dest: Path, ranges: bool) -> None:
+def run_curl(endpoint: str, prefix: str, dest: Path, ranges: bool, drivers: int = 1) -> None:
+    """Every object of the shape through the engine; with ``drivers`` > 1, the files are shared
+    out to that many engines, each driven by its own thread (libcurl, hashlib and os.write
+    release the GIL, so a second core can take part)."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from djarchive_common.curl import CurlEngine, Get
     from djarchive_common.store import Store
 
     entries = _manifest(endpoint, prefix)
-    engine = CurlEngine(Store(_settings(endpoint)), max_transfers=32)
-    files = {}
-    left = {path: len(range(0, size, PART)) if ranges else 1 for size, _, path in entries}
-    helpers = ThreadPoolExecutor(4)  # creates, closes and renames files off the driver thread
+    store = Store(_settings(endpoint))
+    region = CurlEngine(store).region  # asked once, shared by the drivers
+    helpers = ThreadPoolExecutor(4)  # creates, closes and renames files off the driver threads
+    files: dict[str, _WholeFile] = {}
+    counts = {"connections": 0}
 
-    def requests():  # taken lazily: each file is created just ahead of its GET
-        for size, sha, path in entries:
-            sink = (_RangedFile if ranges else _WholeFile)(dest, size, sha, path, helpers)
-            files[path] = sink
-            key = f"{prefix}/{path}"
-            if ranges:
-                for offset in range(0, size, PART):
-                    length = min(PART, size - offset)
-                    yield Get(key, sink.on_data, offset, length, on_head=sink.on_head, tag=path)
-            else:
-                yield Get(key, sink.on_data, on_head=sink.on_head, tag=path)
+    def drive(group: list[tuple[int, str, str]]) -> None:
+        engine = CurlEngine(store, max_transfers=32 // drivers, region=region)
+        left = {path: len(range(0, size, PART)) if ranges else 1 for size, _, path in group}
 
-    finishing = []
-    for done in engine.run(requests()):
-        if done.error is not None:
-            raise SystemExit(f"{done.request.key}: {done.error}")
-        left[done.request.tag] -= 1
-        if not left[done.request.tag]:
-            finishing.append(helpers.submit(files[done.request.tag].finish))
-    for future in finishing:
-        future.result()
+        def requests():  # taken lazily: each file is created just ahead of its GET
+            for size, sha, path in group:
+                sink = (_RangedFile if ranges else _WholeFile)(dest, size, sha, path, helpers)
+                files[path] = sink
+                key = f"{prefix}/{path}"
+                if ranges:
+                    for offset in range(0, size, PART):
+                        length = min(PART, size - offset)
+                        yield Get(key, sink.on_data, offset, length, on_head=sink.on_head, tag=path)
+                else:
+                    yield Get(key, sink.on_data, on_head=sink.on_head, tag=path)
+
+        finishing = []
+        for done in engine.run(requests()):
+            if done.error is not None:
+                raise SystemExit(f"{done.request.key}: {done.error}")
+            left[done.request.tag] -= 1
+            if not left[done.request.tag]:
+                finishing.append(helpers.submit(files[done.request.tag].finish))
+        for future in finishing:
+            future.result()
+        counts["connections"] += engine.connections
+        engine.close()
+
+    threads = [threading.Thread(target=drive, args=(entries[n::drivers],)) for n in range(drivers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     helpers.shutdown()
     read_back = sum(getattr(sink, "read_back", 0) for sink in files.values())
-    print(f"connections={engine.connections} read_back={read_back}", file=sys.stderr)
-    engine.close()
+    print(f"connections={counts['connections']} read_back={read_back}", file=sys.stderr)
 
 
 def run_minio(endpoint: str, prefix: str, dest: Path) -> None:
@@ -177,7 +194,7 @@ def run_minio(endpoint: str, prefix: str, dest: Path) -> None:
     client = Store(_settings(endpoint)).minio
 
     def one(entry: tuple[int, str, str]) -> None:
-        size, sha, path = entry
+        _, sha, path = entry
         temp, digest = dest / f".{path}.part", hashlib.sha256()
         response = client.get_object(servers.BUCKET, f"{prefix}/{path}")
         try:
@@ -260,6 +277,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--large-mib", type=int, default=256)
+    parser.add_argument("--shapes", default="S,L", help="which shapes (S, L or both)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -267,7 +285,9 @@ def main() -> int:
         if tool == "minio32":
             run_minio(endpoint, prefix, Path(dest))
         else:
-            run_curl(endpoint, prefix, Path(dest), ranges=tool == "curl-ranges")
+            run_curl(
+                endpoint, prefix, Path(dest), ranges=tool == "curl-ranges", drivers=2 if "2" in tool else 1
+            )
         return 0
 
     s5cmd = shutil.which("s5cmd") or str(Path(sys.executable).with_name("s5cmd"))
@@ -282,20 +302,21 @@ def main() -> int:
         "AWS_CONFIG_FILE": str(work / "none"),
     }
     shapes = {
-        "S": (args.small, 16 * KiB, ["curl", "minio32", "s5cmd"]),
-        "L": (4, args.large_mib * MiB, ["curl", "curl-ranges", "s5cmd"]),
+        "S": (args.small, 16 * KiB, ["curl", "curl-2", "minio32", "s5cmd"]),
+        "L": (4, args.large_mib * MiB, ["curl", "curl-2", "curl-ranges", "s5cmd"]),
     }
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     with servers.S3rver() as server:
         endpoint = server.endpoint
         print(f"s3rver at {endpoint}; {server.version()}; s5cmd {subprocess.getoutput(s5cmd + ' version')}")
         for shape, (count, size, tools) in shapes.items():
+            if shape not in args.shapes.split(","):
+                continue
             files = make_shape(work, shape, count, size)
             started = time.perf_counter()
             upload(endpoint, shape, files)
-            print(
-                f"{shape}: {count} x {size // KiB} KiB uploaded by the engine in {time.perf_counter() - started:.2f} s"
-            )
+            took = time.perf_counter() - started
+            print(f"{shape}: {count} x {size // KiB} KiB uploaded by the engine in {took:.2f} s")
             manifest = work / f"manifest-{shape}.csv"
             manifest.write_text(
                 "".join(f'"{size}","{sha}","{path}"\n' for path, (_, sha) in sorted(files.items()))
@@ -334,15 +355,13 @@ def main() -> int:
                         results.setdefault((shape, tool), []).append(timed(command, env))
                         verify = [sys.executable, str(HERE / "hashcheck.py"), str(manifest), str(dest)]
                         timed(verify, env)  # the copy is right (not counted)
-                    print(
-                        f"  run {run + 1} {shape} {tool}: wall {results[(shape, tool if tool != 's5cmd' else 's5cmd+hashlib')][-1][0]:.2f} s"
-                    )
+                    name = "s5cmd+hashlib" if tool == "s5cmd" else tool
+                    print(f"  run {run + 1} {shape} {tool}: wall {results[(shape, name)][-1][0]:.2f} s")
                     shutil.rmtree(dest, ignore_errors=True)
             shutil.rmtree(work / f"source-{shape}", ignore_errors=True)
     print()
-    print(
-        f"{'shape':5} {'tool':15} {'wall s (runs)':32} {'cpu s (runs)':32} {'wall/floor':>10} {'cpu/floor':>10}"
-    )
+    heading = ("shape", "tool", "wall s (runs)", "cpu s (runs)", "wall/floor", "cpu/floor")
+    print("{:5} {:15} {:28} {:28} {:>10} {:>9}".format(*heading))
     for (shape, tool), runs in results.items():
         floor = results[(shape, "s5cmd+hashlib")]
         wall = statistics.median(run[0] for run in runs)
@@ -351,7 +370,7 @@ def main() -> int:
         floor_cpu = statistics.median(run[1] for run in floor)
         walls = " ".join(f"{run[0]:.2f}" for run in runs)
         cpus = " ".join(f"{run[1]:.2f}" for run in runs)
-        print(f"{shape:5} {tool:15} {walls:32} {cpus:32} {wall / floor_wall:10.2f} {cpu / floor_cpu:10.2f}")
+        print(f"{shape:5} {tool:15} {walls:28} {cpus:28} {wall / floor_wall:10.2f} {cpu / floor_cpu:9.2f}")
     return 0
 
 

@@ -390,10 +390,12 @@ def test_closing_the_generator_stops_the_transfers(archive, proxied):
     results = engine.run([Sink().get("ds/1/a"), Sink().get("ds/1/b")])
     first = next(results)
     assert first.request.key == "ds/1/b"
+    deadline = time.monotonic() + 5
+    while not proxy.counts["stall"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert proxy.counts["stall"] == 1
     results.close()  # the stalled GET's handle is removed and closed: the proxy sees the client leave
-    deadline = time.monotonic() + 5
-    while proxy._sockets and time.monotonic() < deadline:
+    while proxy._sockets and time.monotonic() < deadline + 5:
         time.sleep(0.01)
     assert not proxy._sockets
 

@@ -113,13 +113,13 @@ class _Transfer:
 
     def on_header(self, line: bytes) -> int | None:
         try:
-            if line.startswith(b"HTTP/"):
+            if line[:5] == b"HTTP/":
                 self.status, self.headers = int(line.split(b" ", 2)[1]), {}
-            else:
+            elif line[:1] in b"CcEe":  # Content-Range, Content-Length, ETag: the rest is not read
                 name, colon, value = line.partition(b":")
-                name = name.strip().lower()
-                if colon and name.decode("latin-1") in _HEADERS_WANTED:
-                    self.headers[name.decode("latin-1")] = value.strip().decode("latin-1")
+                text = name.strip().lower().decode("latin-1")
+                if colon and text in _HEADERS_WANTED:
+                    self.headers[text] = value.strip().decode("latin-1")
         except BaseException as exc:
             self.fault = exc
             return 0

@@ -475,9 +475,10 @@ def test_a_put_is_retried_from_its_start(archive, proxied, tmp_path):
 
 
 class Capture:
-    """A one-shot HTTP server that records the request it gets and answers 200."""
+    """A one-shot HTTP server that records the request it gets and answers 200 (or ``answer``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: bytes = b'HTTP/1.1 200 OK\r\nETag: "e"\r\nContent-Length: 0\r\n\r\n') -> None:
+        self.answer = answer
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.head = b""
@@ -494,7 +495,7 @@ class Capture:
             length = int(self.headers().get("content-length", "0"))
             while len(body) < length:
                 body += connection.recv(65536)
-            connection.sendall(b'HTTP/1.1 200 OK\r\nETag: "e"\r\nContent-Length: 0\r\n\r\n')
+            connection.sendall(self.answer)
         self.server.close()
 
     def headers(self) -> dict[str, str]:
@@ -537,6 +538,26 @@ def test_libcurl_signs_the_real_sha256_of_a_put_body(archive, tmp_path):
         date=date,
     )
     assert authorization == expected["Authorization"]
+
+
+def test_a_server_that_checks_the_digest_and_refuses_the_body_is_an_integrity_error(archive, tmp_path):
+    """What AWS and MinIO answer when the body's sha256 is not x-amz-content-sha256 (moto and
+    s3rver do not check it)."""
+    body = (
+        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>XAmzContentSHA256Mismatch</Code>"
+        b"<Message>The provided 'x-amz-content-sha256' header does not match what was computed."
+        b"</Message></Error>"
+    )
+    capture = Capture(b"HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    path = tmp_path / "f"
+    path.write_bytes(b"changed since it was hashed")
+    settings = resolve_settings("admin", endpoint=f"http://127.0.0.1:{capture.port}")
+    with engine_for(settings, retry=RetryPolicy(attempts=1)) as engine, open(path, "rb") as handle:
+        done = run_one(engine, Put("ds/1/f", handle.fileno(), 0, 27, "0" * 64))
+    assert isinstance(done.error, IntegrityError)
+    assert done.error.retryable
+    assert "refused the body (XAmzContentSHA256Mismatch)" in str(done.error)
+    assert done.status == 400
 
 
 # -- proxies from the environment -----------------------------------------------------

@@ -13,6 +13,7 @@ from xml.sax.saxutils import unescape
 from .errors import (
     DJArchiveError,
     EndpointUnreachableError,
+    IntegrityError,
     NotFoundError,
     ObjectNotFoundError,
     PermissionDeniedError,
@@ -30,6 +31,7 @@ _UNREACHABLE = {5, 6, 7}  # proxy or host not resolved, no connection
 _TIMEOUT = 28
 _TLS = {35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98}
 _BROKEN = {8, 16, 18, 52, 55, 56, 92, 95}  # weird reply, HTTP/2, short body, empty reply, send/recv
+_DIGEST_MISMATCH = {"XAmzContentSHA256Mismatch", "BadDigest"}  # AWS and MinIO check what is sent
 _ERROR_CODE = re.compile(rb"<Code>([^<]{1,200})</Code>")
 _ERROR_MESSAGE = re.compile(rb"<Message>([^<]{0,1000})</Message>")
 
@@ -115,6 +117,12 @@ def translate_status(engine: CurlEngine, what: str, status: int, body: bytes) ->
         )
     if code == "InvalidRange":
         return TransferError(f"{what}: the object is shorter than the byte range asked for")
+    if code in _DIGEST_MISMATCH:  # the body's sha256 is not what x-amz-content-sha256 said
+        return IntegrityError(
+            f"{what}: {where} refused the body ({code}): its sha256 is not the one sent with it; "
+            "it changed since it was hashed, or was damaged on the way",
+            retryable=True,
+        )
     if code == "PreconditionFailed":  # the If-Match of a resumed GET
         return TransferError(f"{what}: the object changed while it was being downloaded", retryable=True)
     return TransferError(f"{what}: {where} answered {code}: {message}", retryable=code in _TRANSIENT)

@@ -314,6 +314,7 @@ def test_a_transient_error_then_success(archive, proxied):
     assert (done.error, done.attempts, bytes(sink.body)) == (None, 3, b"abc")
 
 
+@pytest.mark.slow  # libcurl's rate is an average over its last seconds: ~5 s more
 def test_a_stalled_body_is_cut_by_the_minimum_rate_and_resumed(archive, proxied):
     data = os.urandom(300_000)
     archive.put("ds/1/a", data)
@@ -331,6 +332,7 @@ def test_a_stalled_body_is_cut_by_the_minimum_rate_and_resumed(archive, proxied)
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.slow  # libcurl's rate is an average over its last seconds: ~5 s more
 def test_a_stall_past_the_budget_says_why(archive, proxied):
     archive.put("ds/1/a", b"x" * 100_000)
     engine, _ = proxied({"read_timeout": 1.0, "retry": RetryPolicy(attempts=1)}, rule=lambda r, a: "stall")

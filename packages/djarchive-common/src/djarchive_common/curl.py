@@ -169,6 +169,13 @@ class _Transfer:
 
             return int(pycurl.READFUNC_ABORT)
 
+    def on_seek(self, offset: int, origin: int) -> int:
+        """Rewind the body (libcurl resends it on a fresh connection when a reused one was dead)."""
+        if origin != os.SEEK_SET or not 0 <= offset <= self.request.length:
+            return 2  # CURL_SEEKFUNC_CANTSEEK
+        self.sent = offset
+        return 0
+
     def answered(self) -> Head:
         """Read the head of a 2xx answer to a GET and tell the caller (who may refuse it)."""
         headers, what = self.headers, self.what
@@ -345,6 +352,7 @@ class CurlEngine:
             handle.setopt(pycurl.UPLOAD, 1)
             handle.setopt(pycurl.INFILESIZE_LARGE, request.length)
             handle.setopt(pycurl.READFUNCTION, transfer.on_read)
+            handle.setopt(pycurl.SEEKFUNCTION, transfer.on_seek)
         handle.setopt(pycurl.URL, url)
         handle.setopt(pycurl.HTTPHEADER, headers)
         handle.setopt(pycurl.HEADERFUNCTION, transfer.on_header)

@@ -30,7 +30,7 @@ __all__ = ["Done", "Get", "Head", "Put", "translate_curl", "translate_status"]
 _UNREACHABLE = {5, 6, 7}  # proxy or host not resolved, no connection
 _TIMEOUT = 28
 _TLS = {35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98}
-_BROKEN = {8, 16, 18, 52, 55, 56, 92, 95}  # weird reply, HTTP/2, short body, empty reply, send/recv
+_BROKEN = {8, 16, 18, 52, 55, 56, 65, 92, 95}  # odd or empty reply, short body, send/recv, rewind
 _DIGEST_MISMATCH = {"XAmzContentSHA256Mismatch", "BadDigest"}  # AWS and MinIO check what is sent
 _ERROR_CODE = re.compile(rb"<Code>([^<]{1,200})</Code>")
 _ERROR_MESSAGE = re.compile(rb"<Message>([^<]{0,1000})</Message>")
@@ -52,7 +52,8 @@ class Get:
     ``on_head`` sees each answer's head before its body and may refuse it by raising (a
     retryable error is retried); ``on_data(data, position)`` receives the body in pieces of at
     most :data:`djarchive_common.curl.RECEIVE_BUFFER` bytes, each at its position in the object,
-    in order, never a byte twice nor outside the range asked for.
+    in order, never a byte twice nor outside the range asked for. A callback that raises must
+    not have used the piece: a retry delivers it again.
     """
 
     key: str

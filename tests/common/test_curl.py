@@ -664,6 +664,40 @@ def test_signatures_by_libcurl_pass_a_server_that_checks_them(enforcing, tmp_pat
     engine.close()
 
 
+def test_a_part_put_signed_by_libcurl_passes_a_server_that_checks_it(enforcing, tmp_path):
+    """The query (partNumber, uploadId) is part of what libcurl signs."""
+    from minio import Minio
+    from minio.datatypes import Part
+
+    minio = Minio(
+        enforcing.url.split("//")[1],
+        access_key=enforcing.access_key,
+        secret_key=enforcing.secret_key,
+        secure=False,
+    )
+    data = os.urandom(3000)
+    path = tmp_path / "part"
+    path.write_bytes(data)
+    upload_id = minio._create_multipart_upload("private", "multi part.bin", {})
+    with (
+        enforcing_engine(enforcing, enforcing.access_key, enforcing.secret_key) as engine,
+        open(path, "rb") as handle,
+    ):
+        query = {"partNumber": "1", "uploadId": upload_id}
+        put = Put(
+            "multi part.bin", handle.fileno(), 0, len(data), hashlib.sha256(data).hexdigest(), query=query
+        )
+        done = run_one(engine, put)
+    assert done.error is None
+    minio._complete_multipart_upload("private", "multi part.bin", upload_id, [Part(1, done.etag)])
+    response = minio.get_object("private", "multi part.bin")
+    try:
+        assert response.read() == data
+    finally:
+        response.close()
+        response.release_conn()
+
+
 @pytest.mark.parametrize("which", ["wrong secret", "unknown key", "anonymous"])
 def test_bad_credentials_are_permission_denied_and_never_shown(enforcing, which):
     access, secret = {

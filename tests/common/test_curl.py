@@ -582,6 +582,20 @@ def test_the_proxy_of_the_environment_is_used_unless_no_proxy_exempts_the_endpoi
             assert proxy.requests[0].target == f"{s3_server.url}/{archive.bucket}/ds/1/a"
 
 
+def test_a_proxy_password_is_never_shown(archive, s3_server, monkeypatch):
+    from djarchive_common.logs import redact
+
+    archive.put("ds/1/a", b"via an authenticated proxy")
+    with FaultProxy((s3_server.host, s3_server.port)) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://someone:Pr0xy%2Fpass-word@{proxy.endpoint}")
+        sink = Sink()
+        with engine_for(resolve_settings("admin")) as engine:
+            assert run_one(engine, sink.get("ds/1/a")).error is None
+        assert bytes(sink.body) == b"via an authenticated proxy"
+        assert proxy.requests[0].header("proxy-authorization").startswith("Basic ")
+    assert "Pr0xy/pass-word" not in redact("the proxy's password Pr0xy/pass-word")
+
+
 # -- a server that checks signatures --------------------------------------------------
 
 

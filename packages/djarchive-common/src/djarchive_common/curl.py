@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from .curlrequest import Done, Get, Head, Put, translate_curl, translate_status
 from .errors import DJArchiveError, LocalStorageError, TransferError
@@ -249,9 +249,10 @@ class CurlEngine:
         self._region = region
         scheme = "https" if self.settings.secure else "http"
         self._base = f"{scheme}://{self.settings.endpoint}/{quote(self.settings.bucket, safe='')}/"
-        self._proxy = store.proxy or ""
-        if "@" in self._proxy:
-            register_secrets([self._proxy.partition("://")[2].rpartition("@")[0].partition(":")[2]])
+        self._proxy = store.proxy or ""  # HTTPS_PROXY/HTTP_PROXY and NO_PROXY read as minio's path reads them
+        password = urlsplit(self._proxy).password
+        if password:
+            register_secrets([password, unquote(password)])
         self._multi: pycurl.CurlMulti | None = None
         self._idle: list[pycurl.Curl] = []
         self._cancel = threading.Event()

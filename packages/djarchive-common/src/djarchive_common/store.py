@@ -37,12 +37,13 @@ from .lazy import lazy_exports
 from .logs import register_secrets
 from .text import plural
 from .transfer import MAX_JOBS, RetryPolicy, retry_call
+from .writes import CHECKSUM_SHA256, WriteChecks, Written, put_bytes, put_file, signing_client
 
 if TYPE_CHECKING:
     from minio import Minio
     from urllib3 import BaseHTTPResponse
 
-__all__ = ["SHA256_METADATA", "ObjectInfo", "ObjectStream", "Store", "StoreOptions"]
+__all__ = ["SHA256_METADATA", "Answer", "ObjectInfo", "ObjectStream", "Store", "StoreOptions"]
 
 T = TypeVar("T")
 SHA256_METADATA = "sha256"  # stored as the x-amz-meta-sha256 header
@@ -118,6 +119,17 @@ class ObjectInfo(NamedTuple):
     key: str
     size: int
     sha256: str | None = None  # from x-amz-meta-sha256, when stat'ed
+    etag: str | None = None  # without quotes
+    checksum: str | None = None  # x-amz-checksum-sha256 as the server keeps it, when stat'ed for it
+
+
+class Answer(NamedTuple):
+    """A server's answer to one request, error answers included (:meth:`Store.ask`)."""
+
+    status: int
+    code: str  # the S3 error code, '' for a success
+    headers: Mapping[str, str]
+    body: bytes
 
 
 class ObjectStream:
@@ -213,6 +225,7 @@ class Store:
     def __init__(self, settings: Settings, options: StoreOptions | None = None):
         self.settings = settings
         self.options = options or StoreOptions.from_environment()
+        self.write_checks = WriteChecks()  # what the server does with digests (the admin probes it)
         register_secrets(settings.secrets)
 
     def __repr__(self) -> str:
@@ -229,7 +242,7 @@ class Store:
         import certifi
         import urllib3
 
-        Minio = _import_minio()
+        Minio = signing_client(_import_minio())
         pool: dict[str, Any] = {
             "num_pools": 4,
             "maxsize": self.options.pool_size,
@@ -393,7 +406,7 @@ class Store:
         return self.call(
             f"listing {prefix}",
             lambda: [
-                ObjectInfo(obj.object_name, int(obj.size or 0))
+                ObjectInfo(obj.object_name, int(obj.size or 0), etag=(obj.etag or "").strip('"') or None)
                 for obj in self._list(prefix, "")
                 if not obj.is_dir and obj.object_name
             ],
@@ -403,14 +416,25 @@ class Store:
         """Whether ``key`` exists, asked by listing (anonymous HEADs of missing keys may get 403)."""
         return any(info.key == key for info in self.objects(key))
 
-    def stat(self, key: str) -> ObjectInfo | None:
-        """Size and sha256 metadata of one object, or None when it does not exist."""
+    def stat(self, key: str, *, checksum: bool = False) -> ObjectInfo | None:
+        """Size, sha256 metadata and ETag of one object (``checksum``: and the sha256 checksum the
+        server keeps, asked for with ``x-amz-checksum-mode``), or None when it does not exist."""
+        headers = {"x-amz-checksum-mode": "ENABLED"} if checksum else None
         try:
-            found = self.call(f"checking {key}", lambda: self.minio.stat_object(self.bucket, key))
+            found = self.call(
+                f"checking {key}",
+                lambda: self.minio.stat_object(self.bucket, key, extra_headers=headers),  # type: ignore[arg-type]
+            )
         except ObjectNotFoundError:
             return None
         metadata = {name.lower(): value for name, value in (found.metadata or {}).items()}
-        return ObjectInfo(key, int(found.size or 0), metadata.get(f"x-amz-meta-{SHA256_METADATA}"))
+        return ObjectInfo(
+            key,
+            int(found.size or 0),
+            metadata.get(f"x-amz-meta-{SHA256_METADATA}"),
+            (found.etag or "").strip('"') or None,
+            metadata.get(CHECKSUM_SHA256),
+        )
 
     def read(self, key: str, limit: int) -> bytes:
         """The whole content of a small object; refuse objects larger than ``limit`` bytes."""
@@ -463,50 +487,72 @@ class Store:
         *,
         part_size: int,
         parallel_parts: int = 1,
-    ) -> None:
-        """Upload a file (multipart above ``part_size``) with its sha256 as user metadata.
+    ) -> Written:
+        """Upload a file (multipart above ``part_size``) with its sha256 as user metadata and as the
+        digests the server can check (:mod:`djarchive_common.writes`); return what was written.
 
         When the answer to an upload is lost (minio then reports a failure, e.g. NoSuchUpload
         for a multipart upload the server did complete), the stored object is checked and
-        accepted if its size and sha256 are right.
+        accepted if its size and sha256 metadata are right (not proven: publish reads it back).
         """
         size = os.stat(path).st_size
 
-        def attempt() -> None:
-            try:
-                with self.translated(f"uploading {key}"):
-                    self.minio.fput_object(
-                        self.bucket,
-                        key,
-                        os.fspath(path),
-                        metadata={SHA256_METADATA: sha256},
-                        part_size=part_size,
-                        num_parallel_uploads=parallel_parts,
-                    )
-            except TransferError:
-                stored = self.stat(key)
-                if stored is not None and (stored.size, stored.sha256) == (size, sha256):
-                    log.info("uploading %s: the answer was lost, but the stored object is complete", key)
-                    return
-                raise
+        def recover() -> Written | None:
+            stored = self.stat(key)
+            if stored is not None and (stored.size, stored.sha256) == (size, sha256):
+                return Written(stored.etag or "", proven=False)
+            return None
 
-        retry_call(attempt, f"uploading {key}", self.options.retry)
-
-    def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
-        """Upload a small object from memory."""
-        import io
-
-        self.call(
-            f"writing {key}",
-            lambda: self.minio.put_object(
-                self.bucket,
-                key,
-                io.BytesIO(data),
-                len(data),
-                content_type="text/csv" if key.endswith(".csv") else "application/octet-stream",
-                metadata=dict(metadata or {}),
-            ),
+        headers = {f"x-amz-meta-{SHA256_METADATA}": sha256}
+        return put_file(
+            self,
+            key,
+            path,
+            sha256,
+            headers,
+            part_size=part_size,
+            parallel_parts=parallel_parts,
+            recover=recover,
         )
+
+    def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> Written:
+        """Upload a small object from memory, with its digests; return what was written."""
+        headers = {f"x-amz-meta-{name}": value for name, value in (metadata or {}).items()}
+        headers["Content-Type"] = "text/csv" if key.endswith(".csv") else "application/octet-stream"
+        return put_bytes(self, key, data, headers)
+
+    def ask(
+        self,
+        method: str,
+        key: str = "",
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """One request, for finding out what the server does (the admin's probe): an error answer
+        (4xx) is returned, not raised; transient failures are retried, and translated."""
+        from minio.error import S3Error
+
+        def attempt() -> Answer:
+            try:
+                response = self.minio._execute(
+                    method,
+                    self.bucket,
+                    key or None,
+                    body=body,
+                    headers=dict(headers or {}),
+                    query_params=dict(query or {}),
+                )
+            except S3Error as exc:
+                status = exc.response.status if exc.response is not None else 0
+                if status >= 500 or exc.code in _TRANSIENT:
+                    raise
+                answer = exc.response.headers if exc.response is not None else {}
+                return Answer(status, exc.code or f"HTTP {status}", dict(answer), b"")
+            return Answer(response.status, "", dict(response.headers), response.data)
+
+        return self.call(f"{method} {key or self.bucket}", attempt)
 
     def write_if(self, key: str, data: bytes, etag: str | None = None) -> str | None:
         """Write a small object only if ``key`` does not exist (``etag`` None: ``If-None-Match: *``)
@@ -547,8 +593,16 @@ class Store:
         """Abort every unfinished multipart upload under ``prefix`` (they are billed until then);
         return how many."""
 
+        from minio.error import S3Error
+
         def abort() -> int:
-            result = self.minio._list_multipart_uploads(self.bucket, prefix=prefix)
+            try:
+                result = self.minio._list_multipart_uploads(self.bucket, prefix=prefix)
+            except S3Error as exc:
+                if exc.code != "NotImplemented":
+                    raise
+                return 0  # a server that cannot list them (s3rver) cannot be asked to abort them
+
             uploads = [(upload.object_name, upload.upload_id) for upload in result.uploads]
             for name, upload_id in uploads:
                 if name and upload_id:

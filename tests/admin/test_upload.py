@@ -564,7 +564,9 @@ def test_upload_does_not_check_again_what_it_just_sent(archive, admin_tool, sour
     """Publish after an upload lists the revision but does not HEAD the objects it just wrote."""
     stats = []
     original = Store.stat
-    monkeypatch.setattr(Store, "stat", lambda self, key: (stats.append(key), original(self, key))[1])
+    monkeypatch.setattr(
+        Store, "stat", lambda self, key, **options: (stats.append(key), original(self, key, **options))[1]
+    )
     admin_tool.upload(DATASET, REVISION, source)
     assert [key for key in stats if key.startswith(f"{DATASET}/{REVISION}/") and "manifest" not in key] == []
     stats.clear()

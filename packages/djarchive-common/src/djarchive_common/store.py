@@ -128,7 +128,7 @@ class Answer(NamedTuple):
 
     status: int
     code: str  # the S3 error code, '' for a success
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # names in lower case
     body: bytes
 
 
@@ -546,11 +546,11 @@ class Store:
                 )
             except S3Error as exc:
                 status = exc.response.status if exc.response is not None else 0
-                if status >= 500 or exc.code in _TRANSIENT:
+                if (status >= 500 and exc.code != "NotImplemented") or exc.code in _TRANSIENT:
                     raise
                 answer = exc.response.headers if exc.response is not None else {}
-                return Answer(status, exc.code or f"HTTP {status}", dict(answer), b"")
-            return Answer(response.status, "", dict(response.headers), response.data)
+                return Answer(status, exc.code or f"HTTP {status}", _lower(answer), b"")
+            return Answer(response.status, "", _lower(response.headers), response.data)
 
         return self.call(f"{method} {key or self.bucket}", attempt)
 
@@ -671,6 +671,10 @@ def _import_minio_without_admin() -> None:
         if vars(minio).get(name, stand_in) in (stand_in, None):
             vars(minio).pop(name, None)
     minio.__getattr__ = lazy_exports("minio", {"MinioAdmin": ".minioadmin"})  # type: ignore[method-assign]
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 def _reason(exc: BaseException) -> str:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHECKSUM_SHA256",
     "CONTENT_SHA256",
+    "Multipart",
     "WriteChecks",
     "Written",
     "checksum_of",
@@ -42,6 +43,7 @@ __all__ = [
     "put_bytes",
     "put_file",
     "signing_client",
+    "xml_text",
 ]
 
 log = logging.getLogger("djarchive_common")
@@ -123,9 +125,14 @@ def _etag(response: Any) -> str:
     return str(response.headers.get("etag") or "").strip('"')
 
 
-def _text(answer: bytes, name: str) -> str:
-    """The text of the first element called ``name`` in an XML answer, whatever its namespace."""
-    for element in ElementTree.fromstring(answer).iter():
+def xml_text(answer: bytes, name: str) -> str:
+    """The text of the first element called ``name`` in an XML answer, whatever its namespace;
+    '' when there is none or the answer is no XML."""
+    try:
+        elements = list(ElementTree.fromstring(answer).iter())
+    except ElementTree.ParseError:
+        return ""
+    for element in elements:
         if element.tag == name or element.tag.endswith("}" + name):
             return (element.text or "").strip()
     return ""
@@ -135,10 +142,10 @@ def _md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def _proof(store: Store, what: str, data: bytes, etag: str) -> bool:
+def _proof(store: Store, what: str, data: bytes, etag: str, checks: WriteChecks | None = None) -> bool:
     """Whether an accepted PUT of ``data`` answered with ``etag`` proves the server stored ``data``;
     a damaged body (an MD5 ETag of other bytes) is a retryable IntegrityError."""
-    checks = store.write_checks
+    checks = checks or store.write_checks
     if checks.digests_checked:
         return True
     if not checks.etag_md5:
@@ -207,8 +214,17 @@ def put_file(
         if len(data) != size:
             raise IntegrityError(f"uploading {key}: {path} changed size while it was being read")
         return put_bytes(store, key, data, headers, sha256_hex, recover=recover)
+
+    def read(offset: int, length: int) -> bytes:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(length)
+        if len(data) != length:
+            raise IntegrityError(f"uploading {key}: {path} changed size while it was being read")
+        return data
+
     try:
-        return _Multipart(store, key, path, size, part_size, headers).send(parallel_parts)
+        return Multipart(store, key, size, part_size, headers, read).send(parallel_parts)
     except TransferError:
         found = recover() if recover is not None else None
         if found is None:
@@ -217,21 +233,23 @@ def put_file(
         return found
 
 
-class _Multipart:
-    """One multipart upload of a file: create, the parts (each read, hashed and sent on its own,
-    retried on its own), complete; aborted when it fails."""
+class Multipart:
+    """One multipart upload of ``size`` bytes that ``read(offset, length)`` gives: create, the parts
+    (each read, hashed and sent on its own, retried on its own), complete; aborted when it fails.
+    ``checks`` default to the store's."""
 
     def __init__(
         self,
         store: Store,
         key: str,
-        path: str | os.PathLike[str],
         size: int,
         part_size: int,
         headers: Mapping[str, str],
+        read: Callable[[int, int], bytes],
+        checks: WriteChecks | None = None,
     ):
-        self.store, self.key, self.path, self.size, self.part_size = store, key, path, size, part_size
-        self.checks = store.write_checks
+        self.store, self.key, self.size, self.part_size, self.read = store, key, size, part_size, read
+        self.checks = checks or store.write_checks
         self.headers = {"Content-Type": "application/octet-stream", **headers}
         if self.checks.part_checksums:
             self.headers["x-amz-checksum-algorithm"] = "SHA256"
@@ -247,7 +265,7 @@ class _Multipart:
     def send(self, parallel: int) -> Written:
         what = f"starting the upload of {self.key}"
         response = self._call(what, "POST", {"uploads": ""}, None, dict(self.headers))
-        self.upload_id = _text(response.data, "UploadId")
+        self.upload_id = xml_text(response.data, "UploadId")
         if not self.upload_id:
             raise TransferError(f"{what}: the server's answer names no upload id")
         try:
@@ -261,12 +279,7 @@ class _Multipart:
     def _part(self, number: int) -> tuple[int, str, str, bool]:
         """Send part ``number``: (number, ETag, sha256 in hex, proven)."""
         offset = (number - 1) * self.part_size
-        length = min(self.part_size, self.size - offset)
-        with open(self.path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read(length)
-        if len(data) != length:
-            raise IntegrityError(f"uploading {self.key}: {self.path} changed size while it was being read")
+        data = self.read(offset, min(self.part_size, self.size - offset))
         digest = hashlib.sha256(data).hexdigest()
         what = f"uploading part {number} of {self.key}"
         query = {"partNumber": str(number), "uploadId": self.upload_id}
@@ -276,7 +289,7 @@ class _Multipart:
             headers = digest_headers(digest, checks)
             response = _execute(self.store, "PUT", self.key, body=data, headers=headers, query=query)
             etag = _etag(response)
-            return number, etag, digest, _proof(self.store, what, data, etag)
+            return number, etag, digest, _proof(self.store, what, data, etag, self.checks)
 
         return self.store.call(what, put)
 
@@ -299,8 +312,10 @@ class _Multipart:
             response = _execute(store, "POST", self.key, body=body, headers=headers, query=query)
             if b"<Error>" in response.data[:200] or b"<Error " in response.data[:200]:
                 # S3 may answer 200 and an error in the body when the completion failed late
-                raise TransferError(f"{what}: {_text(response.data, 'Code') or 'an error'}", retryable=True)
-            return _text(response.data, "ETag").strip('"')
+                raise TransferError(
+                    f"{what}: {xml_text(response.data, 'Code') or 'an error'}", retryable=True
+                )
+            return xml_text(response.data, "ETag").strip('"')
 
         etag = store.call(what, complete)
         return Written(etag, all(proven for *_, proven in parts))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -69,7 +70,10 @@ def test_large_file_goes_multipart_with_metadata(archive, admin_tool, tmp_path):
     admin_tool.upload(DATASET, REVISION, source, part_size=5 * MiB)
 
     stat = archive.minio.stat_object(archive.bucket, f"{DATASET}/{REVISION}/big.bin")
-    assert stat.etag.endswith("-3")  # three parts: S3's multipart ETag
+    if archive.server.kind == "s3rver":  # s3rver's ETag of a multipart object is its content's MD5
+        assert stat.etag == hashlib.md5(files["big.bin"]).hexdigest()
+    else:
+        assert stat.etag.endswith("-3")  # three parts: S3's multipart ETag
     assert stat.metadata["x-amz-meta-sha256"] == sha256(files["big.bin"])
     assert archive.get(f"{DATASET}/{REVISION}/big.bin") == files["big.bin"]
 

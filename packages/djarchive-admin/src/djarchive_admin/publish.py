@@ -21,6 +21,7 @@ from djarchive_common.catalog import MAX_MANIFEST_BYTES, PUBLISHED, RETRACTED, C
 from djarchive_common.errors import (
     DJArchiveError,
     IntegrityError,
+    LockedError,
     ManifestError,
     ObjectNotFoundError,
     RevisionNotFoundError,
@@ -105,8 +106,9 @@ class StoreCheck:
         """Every entry is stored as the manifest says, and nothing else is under the prefix."""
         return not self.missing and not self.wrong and not self.strays
 
-    def error(self, doing: str = "publish") -> DJArchiveError:
-        """The error that refuses ``doing`` (ObjectNotFoundError when files are missing)."""
+    def error(self, doing: str = "publish", *, deleted: bool = False) -> DJArchiveError:
+        """The error that refuses ``doing`` (ObjectNotFoundError when files are missing);
+        ``deleted``: the objects that do not match were deleted, so that an upload sends them again."""
         problems = []
         if self.missing:
             problems.append(
@@ -117,7 +119,7 @@ class StoreCheck:
             wrong = [f"{subpath} ({reason})" for subpath, reason in sorted(self.wrong.items())]
             problems.append(
                 f"{plural(len(wrong), 'stored object')} {'does' if len(wrong) == 1 else 'do'} not match "
-                f"the manifest: {some(wrong)}"
+                f"the manifest: {some(wrong)}" + (" (deleted, to be sent again)" if deleted else "")
             )
         if self.strays:
             problems.append(
@@ -301,7 +303,12 @@ def publish_revision(
         store, name, revision, manifest, jobs=jobs, written=written, checksums_trusted=checksums_trusted
     )
     if not check.ok:
-        raise check.error("publish")
+        deleted = bool(check.wrong) and not published and (lease is None or not _lost(lease))
+        if (
+            deleted
+        ):  # bytes the manifest does not describe, in a revision nobody reads: an upload resends them
+            store.remove_many([object_key(name, revision, subpath) for subpath in check.wrong])
+        raise check.error("publish", deleted=deleted)
     if lease is not None:
         lease.check()
     data = manifest.to_bytes()
@@ -328,6 +335,15 @@ def publish_revision(
     )
     log.info("%s", result)
     return result
+
+
+def _lost(lease: RevisionLease) -> bool:
+    """Whether another writer took the lease (then nothing of the revision is ours to delete)."""
+    try:
+        lease.check()
+    except LockedError:
+        return True
+    return False
 
 
 def retract_revision(

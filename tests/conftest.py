@@ -1,5 +1,5 @@
 """Shared fixtures: configuration isolation and a real S3 server on 127.0.0.1: moto, or the one
-``DJARCHIVE_TEST_SERVER`` names (s3rver, or an external server; see tests/servers.py)."""
+``DJARCHIVE_TEST_SERVER`` names (s3rver, or an external server; see tests/s3servers.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import manifest_bytes, sha256
-from tests.servers import ServerSpec, server_spec, start_s3rver
+from tests.s3servers import ServerSpec, server_spec, start_s3rver
 
 SERVER = server_spec()  # read once, before any test drops the DJARCHIVE_* variables
 ADMIN_ACCESS_KEY = SERVER.access_key
@@ -156,7 +156,7 @@ def _external(spec: ServerSpec) -> Iterator[S3Server]:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """The session's S3 server (see tests/servers.py): moto's ThreadedMotoServer on a free port by
+    """The session's S3 server (see tests/s3servers.py): moto's ThreadedMotoServer on a free port by
     default; s3rver in a Node process, or an external server, as ``DJARCHIVE_TEST_SERVER`` says."""
     if SERVER.kind == "s3rver":
         yield from _s3rver(tmp_path_factory.mktemp("s3rver"))

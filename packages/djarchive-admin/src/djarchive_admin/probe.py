@@ -171,15 +171,22 @@ class _Probe:
     def __init__(self, store: Store):
         self.store = store
         self.base = f"{PROBE_PREFIX}{uuid.uuid4().hex}~"
-        self.keys: list[str] = []
+        self.keys: list[str] = []  # the probe objects written, to be deleted
 
     def _key(self, name: str) -> str:
-        key = self.base + name
-        self.keys.append(key)
-        return key
+        return self.base + name
 
-    def _put(self, key: str, body: bytes, headers: dict[str, str] | None = None) -> Answer:
-        return self.store.ask("PUT", key, body=body, headers=headers)
+    def _written(self, key: str) -> None:
+        if key not in self.keys:
+            self.keys.append(key)
+
+    def _put(
+        self, key: str, body: bytes, headers: dict[str, str] | None = None, *, refusal: bool = False
+    ) -> Answer:
+        answer = self.store.ask("PUT", key, body=body, headers=headers, refusal=refusal)
+        if not answer.code or answer.code in _PRECONDITION:  # 412: the object exists
+            self._written(key)
+        return answer
 
     def run(self) -> ServerSupport:
         try:
@@ -197,7 +204,8 @@ class _Probe:
             )
         finally:
             try:
-                self.store.remove_many(self.keys)
+                if self.keys:
+                    self.store.remove_many(self.keys)
             except DJArchiveError as error:
                 log.warning("could not delete the probe objects %s*: %s", self.base, error)
 
@@ -220,10 +228,9 @@ class _Probe:
         key = self._key("digest")
         body = os.urandom(64)
         digest, other = hashlib.sha256(body).hexdigest(), hashlib.sha256(b"other").hexdigest()
-        payload = bool(self._put(key, body, {CONTENT_SHA256: other}).code)
-        checksum = bool(
-            self._put(key, body, {CONTENT_SHA256: digest, CHECKSUM_SHA256: checksum_of(other)}).code
-        )
+        payload = bool(self._put(key, body, {CONTENT_SHA256: other}, refusal=True).code)
+        wrong = {CONTENT_SHA256: digest, CHECKSUM_SHA256: checksum_of(other)}
+        checksum = bool(self._put(key, body, wrong, refusal=True).code)
         answer = self._put(key, body, {CONTENT_SHA256: digest, CHECKSUM_SHA256: checksum_of(digest)})
         accepted = not answer.code
         if not accepted:  # the header itself is refused: it is not sent again
@@ -251,6 +258,7 @@ class _Probe:
             upload = Multipart(
                 self.store, key, len(body), len(body), {}, lambda at, n: body[at : at + n], checks
             )
+            self._written(key)  # a completion whose answer is lost leaves it too
             try:
                 upload.send(1)
             except DJArchiveError as error:

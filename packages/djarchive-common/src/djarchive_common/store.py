@@ -503,7 +503,7 @@ class Store:
                 return Written(stored.etag or "", proven=False)
             return None
 
-        headers = {f"x-amz-meta-{SHA256_METADATA}": sha256}
+        headers = {f"x-amz-meta-{SHA256_METADATA}": sha256, "Content-Type": "application/octet-stream"}
         return put_file(
             self,
             key,
@@ -529,9 +529,12 @@ class Store:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         query: Mapping[str, str] | None = None,
+        refusal: bool = False,
     ) -> Answer:
         """One request, for finding out what the server does (the admin's probe): an error answer
-        (4xx) is returned, not raised; transient failures are retried, and translated."""
+        (4xx) is returned, not raised, except a missing bucket or refused credentials (unless
+        ``refusal``: the request is made to be refused); transient failures are retried, and
+        translated."""
         from minio.error import S3Error
 
         def attempt() -> Answer:
@@ -547,6 +550,8 @@ class Store:
             except S3Error as exc:
                 status = exc.response.status if exc.response is not None else 0
                 if (status >= 500 and exc.code != "NotImplemented") or exc.code in _TRANSIENT:
+                    raise
+                if not refusal and (exc.code == "NoSuchBucket" or exc.code in _DENIED):
                     raise
                 answer = exc.response.headers if exc.response is not None else {}
                 return Answer(status, exc.code or f"HTTP {status}", _lower(answer), b"")

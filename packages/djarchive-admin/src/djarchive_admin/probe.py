@@ -27,7 +27,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from djarchive_common.errors import DJArchiveError, TransferError
+from djarchive_common.errors import DJArchiveError, ObjectNotFoundError, TransferError
 from djarchive_common.layout import PROBE_PREFIX
 from djarchive_common.store import Answer, Store
 from djarchive_common.writes import (
@@ -204,8 +204,8 @@ class _Probe:
             )
         finally:
             try:
-                if self.keys:
-                    self.store.remove_many(self.keys)
+                for key in self.keys:  # one DELETE each: three at most
+                    self.store.remove(key)
             except DJArchiveError as error:
                 log.warning("could not delete the probe objects %s*: %s", self.base, error)
 
@@ -258,14 +258,16 @@ class _Probe:
             upload = Multipart(
                 self.store, key, len(body), len(body), {}, lambda at, n: body[at : at + n], checks
             )
-            self._written(key)  # a completion whose answer is lost leaves it too
+            self._written(key)
             try:
                 upload.send(1)
-            except DJArchiveError as error:
+            except DJArchiveError as error:  # a completion whose answer was lost still completed
                 log.debug("probing a multipart upload (per-part checksums: %s): %s", part_checksums, error)
+            try:
+                if self.store.read(key, 1024) == body:
+                    return True, part_checksums
+            except ObjectNotFoundError:
                 continue
-            if self.store.read(key, 1024) == body:
-                return True, part_checksums
         return False, False
 
     def _listing(self) -> bool:

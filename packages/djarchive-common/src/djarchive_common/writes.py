@@ -187,10 +187,23 @@ def put_bytes(
                 raise
             log.info("%s: the answer was lost, but the stored object is complete", what)
             return found
-        etag = _etag(response)
+        etag = _etag(response) or _stored_etag(store, key)
         return Written(etag, _proof(store, what, data, etag))
 
     return retry_call(attempt, what, store.options.retry)
+
+
+def _stored_etag(store: Store, key: str) -> str:
+    """The ETag of an object just written, for a server whose answer did not give it."""
+    stored = store.stat(key)
+    return stored.etag or "" if stored is not None else ""
+
+
+def _required(what: str, value: str, name: str) -> str:
+    """``value``, which the server's answer must hold; its absence is a broken answer, retried."""
+    if not value:
+        raise TransferError(f"{what}: the server's answer holds no {name}", retryable=True)
+    return value
 
 
 def put_file(
@@ -256,18 +269,15 @@ class Multipart:
         self.count = -(-size // part_size)
         self.upload_id = ""
 
-    def _call(self, what: str, method: str, query: dict[str, str], body: bytes | None, headers: Any) -> Any:
-        store = self.store
-        return store.call(
-            what, lambda: _execute(store, method, self.key, body=body, headers=headers, query=query)
-        )
-
     def send(self, parallel: int) -> Written:
         what = f"starting the upload of {self.key}"
-        response = self._call(what, "POST", {"uploads": ""}, None, dict(self.headers))
-        self.upload_id = xml_text(response.data, "UploadId")
-        if not self.upload_id:
-            raise TransferError(f"{what}: the server's answer names no upload id")
+        store = self.store
+
+        def start() -> str:
+            response = _execute(store, "POST", self.key, headers=self.headers, query={"uploads": ""})
+            return _required(what, xml_text(response.data, "UploadId"), "an upload id")
+
+        self.upload_id = store.call(what, start)
         try:
             with ThreadPoolExecutor(max(1, min(parallel, self.count)), "djarchive-part") as pool:
                 parts = list(pool.map(self._part, range(1, self.count + 1)))
@@ -288,7 +298,7 @@ class Multipart:
         def put() -> tuple[int, str, str, bool]:
             headers = digest_headers(digest, checks)
             response = _execute(self.store, "PUT", self.key, body=data, headers=headers, query=query)
-            etag = _etag(response)
+            etag = _required(what, _etag(response), "an ETag")
             return number, etag, digest, _proof(self.store, what, data, etag, self.checks)
 
         return self.store.call(what, put)
@@ -315,15 +325,15 @@ class Multipart:
                 raise TransferError(
                     f"{what}: {xml_text(response.data, 'Code') or 'an error'}", retryable=True
                 )
-            return xml_text(response.data, "ETag").strip('"')
+            return _required(what, xml_text(response.data, "ETag").strip('"'), "an ETag")
 
         etag = store.call(what, complete)
         return Written(etag, all(proven for *_, proven in parts))
 
     def _abort(self) -> None:
+        store, what = self.store, f"aborting the upload of {self.key}"
+        query = {"uploadId": self.upload_id}
         try:
-            self._call(
-                f"aborting the upload of {self.key}", "DELETE", {"uploadId": self.upload_id}, None, None
-            )
+            store.call(what, lambda: _execute(store, "DELETE", self.key, query=query))
         except DJArchiveError as exc:  # the prefix-wide abort after a failed upload gets another chance
-            log.debug("aborting the upload of %s: %s", self.key, exc)
+            log.debug("%s: %s", what, exc)

@@ -597,7 +597,6 @@ class Store:
     def abort_uploads(self, prefix: str) -> int:
         """Abort every unfinished multipart upload under ``prefix`` (they are billed until then);
         return how many."""
-
         from minio.error import S3Error
 
         def abort() -> int:
@@ -607,7 +606,6 @@ class Store:
                 if exc.code != "NotImplemented":
                     raise
                 return 0  # a server that cannot list them (s3rver) cannot be asked to abort them
-
             uploads = [(upload.object_name, upload.upload_id) for upload in result.uploads]
             for name, upload_id in uploads:
                 if name and upload_id:

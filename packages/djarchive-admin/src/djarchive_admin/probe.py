@@ -271,15 +271,18 @@ class _Probe:
         return False, False
 
     def _listing(self) -> bool:
-        """Whether ListObjectsV2 pages the three probe keys two, then one, with a continuation token."""
-        query = {"list-type": "2", "prefix": self.base, "max-keys": "2"}
+        """Whether ListObjectsV2 pages the probe keys (two or three) one at a time with a continuation
+        token, in key order."""
+        query = {"list-type": "2", "prefix": self.base, "max-keys": "1"}
         try:
             first = self.store.ask("GET", query=query)
             token = xml_text(first.body, "NextContinuationToken")
-            if first.code or not token or xml_text(first.body, "KeyCount") != "2":
+            if first.code or not token or xml_text(first.body, "KeyCount") != "1":
                 return False
             second = self.store.ask("GET", query={**query, "continuation-token": token})
         except TransferError as error:
             log.debug("probing ListObjectsV2: %s", error)
             return False
-        return not second.code and xml_text(second.body, "KeyCount") == "1"
+        keys = sorted(self.keys)
+        pages = [xml_text(first.body, "Key"), xml_text(second.body, "Key")]
+        return not second.code and xml_text(second.body, "KeyCount") == "1" and pages == keys[:2]

@@ -522,9 +522,11 @@ def test_single_writer_from_argument_environment_and_datajoint(isolated_config):
 
 @only_dj2
 def test_single_writer_from_the_datajoint2_store(isolated_config):
-    from djarchive_common.config import resolve_single_writer
-
     store = {"protocol": "s3", "endpoint": "minio:9000", "bucket": "b", "single_writer": True}
     (isolated_config / "datajoint.json").write_text(json.dumps({"stores": {"djarchive_admin": store}}))
-    found, source = resolve_single_writer(environ={"HOME": str(isolated_config)})
-    assert (found, source) == (True, "datajoint config stores.djarchive_admin.single_writer")
+    code = "from djarchive_common.config import resolve_single_writer as r; print(r())"
+    # a fresh interpreter: datajoint 2.x reads datajoint.json once, when it is imported
+    result = subprocess.run([sys.executable, "-c", code], cwd=isolated_config, capture_output=True, text=True)
+    assert result.stdout.strip() == "(True, 'datajoint config stores.djarchive_admin.single_writer')", (
+        result.stderr
+    )

@@ -15,6 +15,7 @@ from .settings import (
     Settings,
     resolve_settings,
     resolve_sign_key,
+    resolve_single_writer,
     resolve_trust,
 )
 from .sources import DataJointConfig, datajoint_config, datajoint_loglevel, datajoint_setting
@@ -30,5 +31,6 @@ __all__ = [
     "datajoint_setting",
     "resolve_settings",
     "resolve_sign_key",
+    "resolve_single_writer",
     "resolve_trust",
 ]

@@ -23,6 +23,9 @@ ADMIN_ACCESS_KEY = SERVER.access_key
 ADMIN_SECRET_KEY = SERVER.secret_key
 CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY = SERVER.client_keys  # for tests of a client with credentials
 OWN_LOGGERS = ("djarchive_common", "djarchive_client", "djarchive_admin", "minio", "urllib3")
+# The transport of bulk bodies the run forces (DJARCHIVE_TRANSPORT=curl|minio; unset: curl where
+# pycurl is installed), kept for every test while the other DJARCHIVE_* variables are dropped.
+TRANSPORT = os.environ.get("DJARCHIVE_TRANSPORT", "")
 
 
 def _version(distribution: str) -> str:
@@ -33,9 +36,12 @@ def _version(distribution: str) -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    names = ("datajoint", "minio", "moto", "urllib3", "djarchive-client", "djarchive-admin")
+    names = ("datajoint", "minio", "moto", "urllib3", "pycurl", "djarchive-client", "djarchive-admin")
     where = SERVER.kind + (f" at {SERVER.endpoint}" if SERVER.endpoint else "")
-    return ["versions: " + ", ".join(f"{name} {_version(name)}" for name in names), f"S3 server: {where}"]
+    return [
+        "versions: " + ", ".join(f"{name} {_version(name)}" for name in names),
+        f"S3 server: {where}; bulk transport: {TRANSPORT or 'default (curl where pycurl imports)'}",
+    ]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -59,6 +65,8 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     for name in list(os.environ):
         if name.startswith(("DJ_", "DJARCHIVE_")):
             monkeypatch.delenv(name)
+    if TRANSPORT:
+        monkeypatch.setenv("DJARCHIVE_TRANSPORT", TRANSPORT)
     home = tmp_path / "home"
     work = tmp_path / "cwd"
     home.mkdir()

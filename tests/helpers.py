@@ -169,3 +169,64 @@ def bash_complete(script: Path, function: str, line: str) -> list[str]:
     )
     result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True)
     return result.stdout.split()
+
+
+def bulk_transport() -> str:
+    """The transport of bulk bodies in this run ("curl" or "minio"; DJARCHIVE_TRANSPORT forces one)."""
+    from djarchive_common.transport import bulk_transport as chosen
+
+    return chosen()
+
+
+def spy_gets(monkeypatch, *, skip: tuple[str, ...] = (".csv", ".sig", ".json")) -> list[tuple[str, int, int]]:
+    """Record the GETs of data objects as (key, offset, length; 0: to the end), whichever transport
+    carries them: the store's streams (minio) or the requests handed to libcurl's engine. Keys
+    ending in ``skip`` (manifests, signatures, leases) are left out."""
+    from djarchive_common.curl import CurlEngine, Get
+    from djarchive_common.store import Store
+
+    gets: list[tuple[str, int, int]] = []
+    stream, run = Store.stream, CurlEngine.run
+
+    def spy_stream(store, key, offset=0, length=0, **options):
+        if not key.endswith(skip):
+            gets.append((key, offset, length))
+        return stream(store, key, offset, length, **options)
+
+    def spy_run(engine, requests):
+        def recorded():
+            for request in requests:
+                if isinstance(request, Get) and not request.key.endswith(skip):
+                    gets.append((request.key, request.offset, request.length))
+                yield request
+
+        return run(engine, recorded())
+
+    monkeypatch.setattr(Store, "stream", spy_stream)
+    monkeypatch.setattr(CurlEngine, "run", spy_run)
+    return gets
+
+
+def engine_in_flight(monkeypatch, size_of: Callable[[object], int]) -> list[list[int]]:
+    """Record, each time libcurl's engine starts a GET, the sizes (``size_of(request)``) of every
+    GET then in flight (started, not yet ended): snapshots as :func:`overlapping_calls` takes."""
+    from djarchive_common.curl import CurlEngine, Get
+
+    run, seen = CurlEngine.run, []
+
+    def spy_run(engine, requests):
+        flying: dict[int, int] = {}
+
+        def started():
+            for request in requests:
+                if isinstance(request, Get):
+                    flying[id(request)] = size_of(request)
+                    seen.append(sorted(flying.values()))
+                yield request
+
+        for done in run(engine, started()):
+            flying.pop(id(done.request), None)
+            yield done
+
+    monkeypatch.setattr(CurlEngine, "run", spy_run)
+    return seen

@@ -22,7 +22,15 @@ from djarchive_common.errors import (
 )
 from djarchive_common.store import StoreOptions
 from djarchive_common.transfer import RetryPolicy
-from tests.helpers import manifest_bytes, most_at_once, overlapping_calls, read_tree
+from tests.helpers import (
+    bulk_transport,
+    engine_in_flight,
+    manifest_bytes,
+    most_at_once,
+    overlapping_calls,
+    read_tree,
+    spy_gets,
+)
 
 KiB = 1024
 FAST_RETRIES = StoreOptions(retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02))
@@ -54,25 +62,35 @@ def test_download_is_byte_exact(archive, big_files, tmp_path):
 
 def test_default_large_file_path_uses_ranges(archive, tmp_path, monkeypatch):
     """Ranges are requested as planned, each a separate GET, and hashed in order."""
-    from djarchive_common.store import Store
-
     data = os.urandom(300 * KiB + 5)
     archive.publish("ds", "1", {"big.bin": data})
-    calls = []
-    original = Store.stream
-
-    def spy(self, key, offset=0, length=0, **options):
-        if not key.endswith(("djarchive-manifest.csv", "djarchive-manifest.sig")):
-            calls.append((key, offset, length))
-        return original(self, key, offset, length, **options)
-
-    monkeypatch.setattr(Store, "stream", spy)
+    calls = spy_gets(monkeypatch)
     client().download("ds", "1", tmp_path / "t", create_target=True, **SMALL_PARTS)
     assert (tmp_path / "t" / "big.bin").read_bytes() == data
     assert sorted(calls) == [
         ("ds/1/big.bin", offset, min(64 * KiB, len(data) - offset))
         for offset in range(0, len(data), 64 * KiB)
     ]
+
+
+def test_enough_large_files_come_in_one_stream_each_on_libcurl(archive, tmp_path, monkeypatch):
+    """With libcurl, as many large files as it takes to keep the link busy (schedule.STREAMS)
+    come in one GET each, hashed as they arrive; fewer are cut into ranges (above). The worker
+    pool of the minio path cuts them into ranges whatever their number."""
+    from djarchive_client.schedule import STREAMS
+
+    data = {f"big{n}.bin": os.urandom(200 * KiB + n) for n in range(STREAMS)}
+    archive.publish("ds", "1", data)
+    calls = spy_gets(monkeypatch)
+    client().download("ds", "1", tmp_path / "t", create_target=True, **SMALL_PARTS)
+    assert read_tree(tmp_path / "t") == data
+    whole = sorted(key for key, offset, length in calls if (offset, length) == (0, 0))
+    if bulk_transport() == "curl":
+        assert whole == [f"ds/1/{name}" for name in sorted(data)]
+        assert len(calls) == STREAMS
+    else:
+        assert whole == []
+        assert len(calls) == STREAMS * 4
 
 
 def test_writes_that_take_only_part_of_the_data_lose_nothing(archive, big_files, tmp_path, monkeypatch):
@@ -136,6 +154,14 @@ def test_small_files_get_twice_the_transfers_large_ones_no_more_than_jobs(archiv
     files = {f"small/{n:02d}.bin": os.urandom(KiB) for n in range(16)}
     files.update({f"large/{n:02d}.bin": os.urandom(300 * KiB) for n in range(6)})
     archive.publish("ds", "1", files)
+    if bulk_transport() == "curl":  # one thread: the GETs in flight on the engine, counted
+        seen = engine_in_flight(monkeypatch, lambda request: request.tag.unit.entry.size)
+        client().download("ds", "1", tmp_path / "t", create_target=True, jobs=2)
+        assert read_tree(tmp_path / "t") == files
+        assert most_at_once(seen)["large"] == 2  # the large ones come first, two at a time
+        assert most_at_once(seen)["small"] <= 4
+        assert max(map(len, seen)) == 4
+        return
     seen = overlapping_calls(
         monkeypatch,
         Fetcher,
@@ -154,7 +180,7 @@ def test_ranges_arriving_in_any_order_are_hashed_right(archive, tmp_path, monkey
     import random
     import time
 
-    data = {f"big{n}.bin": os.urandom(2048 * KiB + n) for n in range(5)}
+    data = {f"big{n}.bin": os.urandom(2048 * KiB + n) for n in range(3)}  # fewer than STREAMS
     archive.publish("ds", "1", data)
     import hashlib
 
@@ -175,23 +201,15 @@ def test_ranges_arriving_in_any_order_are_hashed_right(archive, tmp_path, monkey
         def hexdigest(self):
             return self.digest.hexdigest()
 
-    from djarchive_common.store import Store
-
-    requests, real_open = [], Store.stream
-
-    def spy(self, key, offset=0, length=0, **options):
-        if not key.endswith(("djarchive-manifest.csv", "djarchive-manifest.sig")):
-            requests.append(length)
-        return real_open(self, key, offset, length, **options)
-
+    gets = spy_gets(monkeypatch)
     monkeypatch.setattr(os, "pwrite", slow_pwrite)
     monkeypatch.setattr(hashlib, "sha256", SlowDigest)
-    monkeypatch.setattr(Store, "stream", spy)
     summary = client().download("ds", "1", tmp_path / "t", create_target=True, jobs=16, **SMALL_PARTS)
     monkeypatch.undo()
     assert read_tree(tmp_path / "t") == data
-    assert summary.fetched_files == 5
+    assert summary.fetched_files == 3
     # Every file verified in its first pass: only range requests, none repeated as a whole.
+    requests = [length for _, _, length in gets]
     assert 0 not in requests
     assert len(requests) == sum(-(-len(content) // (64 * KiB)) for content in data.values())
 
@@ -477,11 +495,12 @@ def test_transient_corruption_heals_on_retry(archive, seed_files, tmp_path, monk
     archive.put("some-set/000/root.dat", b"X" * len(good))
     sleeps = []
 
-    def repair_then_continue(seconds):
-        sleeps.append(seconds)
+    def repair_then_continue(policy, attempt):  # the pause before a retry, on either transport
+        sleeps.append(attempt)
         archive.put("some-set/000/root.dat", good)
+        return 0.0
 
-    monkeypatch.setattr(transfer.time, "sleep", repair_then_continue)
+    monkeypatch.setattr(RetryPolicy, "delay", repair_then_continue)
     summary = client().download("some-set", "000", tmp_path / "t", create_target=True)
     assert summary.ok
     assert sleeps  # it backed off before the retry

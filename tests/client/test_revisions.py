@@ -11,8 +11,7 @@ import pytest
 from djarchive_client import client, files
 from djarchive_client.cli import main
 from djarchive_common.errors import LocalPathError, ManifestError, PartialFailureError, RevisionRetractedError
-from djarchive_common.store import Store
-from tests.helpers import read_tree
+from tests.helpers import read_tree, spy_gets
 
 KiB = 1024
 A = {
@@ -48,22 +47,20 @@ class Spy:
     """Counts what the store served (data GETs) and what was hashed locally."""
 
     def __init__(self, monkeypatch):
-        self.gets: list[str] = []
+        self.requests = spy_gets(monkeypatch)
         self.hashed: list[str] = []
-        stream, hash_file = Store.stream, files.hash_file
-
-        def spy_stream(store, key, offset=0, length=0, **options):
-            if not key.endswith((".csv", ".json", ".sig")):
-                self.gets.append(key.split("/", 2)[2])
-            return stream(store, key, offset, length, **options)
+        hash_file = files.hash_file
 
         def spy_hash(fd, known_size=-1):
             result = hash_file(fd, known_size)
             self.hashed.append(result[0])  # the bytes hashed
             return result
 
-        monkeypatch.setattr(Store, "stream", spy_stream)
         monkeypatch.setattr(files, "hash_file", spy_hash)
+
+    @property
+    def gets(self) -> list[str]:
+        return [key.split("/", 2)[2] for key, _, _ in self.requests]
 
 
 # -- diff ----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from djarchive_common.errors import Cancelled, DJArchiveError, LocalStorageError
 from djarchive_common.errors import RangesIgnored as RangesIgnored  # download imports it from here
@@ -32,12 +33,15 @@ from djarchive_common.verified import check_sha256, check_size, opened, receive
 
 from .localcopy import LocalCopy, storage_error
 
+if TYPE_CHECKING:
+    from djarchive_common.curl import CurlEngine
+
 __all__ = ["WRITE_SIZE", "Fetcher", "LargeFile", "Range", "WholeFile"]
 
 WRITE_SIZE = 64 * 1024  # bytes per write system call (see _write_all)
 
 
-def _write_all(fd: int, data: bytes, position: int | None = None) -> None:
+def _write_all(fd: int, data: bytes | bytearray, position: int | None = None) -> None:
     """Write all of ``data`` (at ``position``, if given), at most WRITE_SIZE per system call.
 
     The kernel sizes new page-cache folios by the write, and on the benchmark VM large ones
@@ -125,6 +129,7 @@ class Fetcher:
         self._stop = threading.Event()
         self._streams: set[Stream] = set()
         self._streams_lock = threading.Lock()
+        self.engine: CurlEngine | None = None  # the libcurl engine of a batch (djarchive_client.batch)
 
     def key(self, entry: Entry) -> str:
         return object_key(self.dataset, self.revision, self.keys.get(entry.subpath, entry.subpath))
@@ -132,6 +137,8 @@ class Fetcher:
     def stop(self) -> None:
         """Stop every transfer now: open connections are shut down, workers leave."""
         self._stop.set()
+        if self.engine is not None:
+            self.engine.cancel()
         with self._streams_lock:
             streams = list(self._streams)
         for stream in streams:
@@ -175,7 +182,8 @@ class Fetcher:
         chunks = stream.chunks(self.buffer_size)
         return receive(chunks, write, start=start, end=end, what="", advance=self.progress.advance, keep=keep)
 
-    def _write(self, fd: int, data: bytes, position: int | None = None) -> None:
+    def write(self, fd: int, data: bytes | bytearray, position: int | None = None) -> None:
+        """Write ``data`` to the temporary file ``fd`` (at ``position``); a failure is the disk's."""
         try:
             _write_all(fd, data, position)
         except OSError as exc:
@@ -197,7 +205,7 @@ class Fetcher:
                 def write(data: bytes, position: int) -> None:
                     self._check_stop()
                     digest.update(data)
-                    self._write(fd, data)
+                    self.write(fd, data)
 
                 with self._stream(entry, key) as stream:
                     received = self._receive(stream, 0, entry.size, write)
@@ -241,21 +249,25 @@ class Fetcher:
         with job.lock:
             job.remaining -= 1
             last = job.remaining == 0
-        return self._finish_large(job) if last else None
+        return self.finish_large(job) if last else None
 
-    def _open_large(self, job: LargeFile) -> int:
+    def open_large(self, job: LargeFile) -> int:
         """The job's temporary file, created and pre-allocated by the first range to arrive (the
         object's size is known to match the manifest by then)."""
         with job.lock:
             if job.fd is None:
                 job.part, job.fd = self.local.new_part()
-                if hasattr(os, "posix_fallocate"):
-                    try:
-                        os.posix_fallocate(job.fd, 0, job.entry.size)  # a full disk fails now, not halfway
-                    except OSError as exc:
-                        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # the file system cannot
-                            raise storage_error(exc, self.local.destination(job.entry.subpath)) from None
+                self.allocate(job.fd, job.entry)
             return job.fd
+
+    def allocate(self, fd: int, entry: Entry) -> None:
+        """Reserve the room of ``entry`` in its temporary file: a full disk fails now, not halfway."""
+        if hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fd, 0, entry.size)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # the file system cannot
+                    raise storage_error(exc, self.local.destination(entry.subpath)) from None
 
     def _fetch_range_once(self, job: LargeFile, index: int) -> None:
         """Fetch what the range still lacks. A retry resumes where the last attempt stopped: bytes
@@ -269,22 +281,22 @@ class Fetcher:
 
         key = self.key(job.entry)
         with self._stream(job.entry, key, start, end - start) as stream:
-            fd = self._open_large(job)
+            fd = self.open_large(job)
 
             def write(data: bytes, position: int) -> None:
                 self._check_stop()
-                self._write(fd, data, position)
+                self.write(fd, data, position)
                 with job.lock:
                     job.written[index] = position + len(data) - offset
                     if position <= job.cursor < position + len(data):
                         job.digest.update(memoryview(data)[job.cursor - position :])
                         job.cursor = position + len(data)
-                    self._catch_up(job, limit=self.buffer_size * 4)
+                    self.catch_up(job, limit=self.buffer_size * 4)
 
             received = self._receive(stream, start, end, write, keep=True)
         check_size(f"bytes {start}-{end - 1}", received, end - start)
 
-    def _catch_up(self, job: LargeFile, limit: int | None = None) -> None:
+    def catch_up(self, job: LargeFile, limit: int | None = None) -> None:
         """Hash bytes already in the file just past the cursor (at most ``limit``); hold job.lock."""
         budget = job.entry.size if limit is None else limit
         while budget > 0 and job.cursor < job.entry.size:
@@ -300,12 +312,12 @@ class Fetcher:
             job.cursor += len(data)
             budget -= len(data)
 
-    def _finish_large(self, job: LargeFile) -> os.stat_result:
+    def finish_large(self, job: LargeFile) -> os.stat_result:
         status = None
         try:
             if job.error is None:
                 with job.lock:
-                    self._catch_up(job)
+                    self.catch_up(job)
                 check_size("", job.cursor, job.entry.size)
                 check_sha256("", job.digest.hexdigest(), job.entry.sha256)
                 status = os.fstat(job.fd)  # type: ignore[arg-type]

@@ -2,10 +2,14 @@
 
 Small files are one unit each; a large one (at least ``multipart_threshold``) is cut into byte
 ranges of ``part_size``. Ranges of several large files come first, interleaved so that workers
-spread over the files, then whole files, the largest first: the shortest tail. The units run on
-one worker pool over one connection pool (:class:`djarchive_common.transfer.Slots`);
-:mod:`djarchive_client.fetch` fetches, verifies and places each file, and what was placed is
-recorded as verified (the record saved every few seconds, so a killed run loses little).
+spread over the files, then whole files, the largest first: the shortest tail. Where the store's
+bulk bodies go through libcurl (:attr:`Store.curl <djarchive_common.store.Store.curl>`), the
+units are GETs on one engine driven by this thread (:mod:`djarchive_client.batch`), and large
+files come in one stream each when there are at least ``STREAMS`` of them (hashed from memory,
+never read back); otherwise they run on one worker pool over one connection pool
+(:class:`djarchive_common.transfer.Slots`) and :mod:`djarchive_client.fetch` fetches, verifies
+and places each file. What was placed is recorded as verified (the record saved every few
+seconds, so a killed run loses little).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 
 from djarchive_common.errors import IntegrityError, LocalStorageError
 from djarchive_common.manifest import Entry, size_of
@@ -30,6 +35,7 @@ __all__ = ["Scheduler", "fetch_all"]
 
 log = logging.getLogger("djarchive_client")
 RECORD_SAVE_SECONDS = 2.0
+STREAMS = 4  # large files that keep a link busy in one stream each (libcurl: no ranges then)
 
 
 def fetch_all(
@@ -88,18 +94,30 @@ class Scheduler:
         wholes: list[WholeFile | Range] = []
         large: list[list[Range]] = []
         self.record.forget_all(entry.subpath for entry in todo)
+        threshold = self.options.multipart_threshold
+        if ranges and self._curl(todo):  # enough large files to keep the link busy: one stream each
+            ranges = sum(entry.size >= threshold for entry in todo) < min(STREAMS, self.options.jobs)
         for entry in todo:
-            if ranges and entry.size >= self.options.multipart_threshold:
+            if ranges and entry.size >= threshold:
                 large.append(LargeFile(entry, self.options.part_size).units())
             else:
                 wholes.append(WholeFile(entry))
         wholes.sort(key=lambda unit: unit.entry.size, reverse=True)
         return _interleave(large) + wholes  # the largest first: the shortest tail
 
-    def _pass(self, todo: Sequence[Entry], *, ranges: bool) -> list[Entry]:
-        """One pass over ``todo``; return the large files to fetch again as one stream."""
-        slots = Slots(self.options.jobs, self.fetcher.store.options.pool_size)
-        fetcher, summary = self.fetcher, self.summary
+    def _curl(self, todo: Sequence[Entry]) -> bool:
+        """Whether ``todo`` goes through libcurl (asked only when there is something to fetch)."""
+        return bool(todo) and self.fetcher.store.curl
+
+    def _units(
+        self, units: list[WholeFile | Range], slots: Slots
+    ) -> Iterator[tuple[WholeFile | Range, os.stat_result | None, BaseException | None]]:
+        """Fetch ``units``: on libcurl's engine, or on the worker pool; (unit, placed, error)."""
+        fetcher = self.fetcher
+        if units and fetcher.store.curl:
+            from .batch import fetch_batch
+
+            return fetch_batch(fetcher, units, jobs=self.options.jobs, transfers=slots.workers)
 
         def fetch(unit: WholeFile | Range) -> os.stat_result | None:
             if isinstance(unit, WholeFile):
@@ -109,38 +127,45 @@ class Scheduler:
         def work(unit: WholeFile | Range) -> os.stat_result | None:
             return slots.run(unit.entry.size, lambda: fetch(unit))
 
+        return run_parallel(work, units, slots.workers)
+
+    def _pass(self, todo: Sequence[Entry], *, ranges: bool) -> list[Entry]:
+        """One pass over ``todo``; return the large files to fetch again as one stream."""
+        slots = Slots(self.options.jobs, self.fetcher.store.options.pool_size)
+        fetcher, summary = self.fetcher, self.summary
         again: list[Entry] = []
         last_save = time.monotonic()
         try:
-            for unit, placed, error in run_parallel(work, self._plan(todo, ranges), slots.workers):
-                entry = unit.entry
-                if error is not None:
-                    if isinstance(error, LocalStorageError):
-                        raise error
-                    if isinstance(unit, Range) and (
-                        isinstance(error, RangesIgnored)
-                        or (isinstance(error, IntegrityError) and error.retryable)
-                    ):
-                        again.append(entry)
+            with closing(self._units(self._plan(todo, ranges), slots)) as results:  # type: ignore[type-var]
+                for unit, placed, error in results:
+                    entry = unit.entry
+                    if error is not None:
+                        if isinstance(error, LocalStorageError):
+                            raise error
+                        if isinstance(unit, Range) and (
+                            isinstance(error, RangesIgnored)
+                            or (isinstance(error, IntegrityError) and error.retryable)
+                        ):
+                            again.append(entry)
+                            continue
+                        summary.failed[entry.subpath] = str(error)
+                        log.debug("failed: %s: %s", entry.subpath, error)
+                        fetcher.progress.file_done()
+                        if self.events is not None:
+                            self.events.file(entry.subpath, entry.size, "failed", str(error))
                         continue
-                    summary.failed[entry.subpath] = str(error)
-                    log.debug("failed: %s: %s", entry.subpath, error)
+                    if placed is None:  # a range of a file that is not complete yet
+                        continue
+                    self.record.remember(entry, placed)
+                    summary.fetched_files += 1
+                    summary.fetched_bytes += entry.size
                     fetcher.progress.file_done()
                     if self.events is not None:
-                        self.events.file(entry.subpath, entry.size, "failed", str(error))
-                    continue
-                if placed is None:  # a range of a file that is not complete yet
-                    continue
-                self.record.remember(entry, placed)
-                summary.fetched_files += 1
-                summary.fetched_bytes += entry.size
-                fetcher.progress.file_done()
-                if self.events is not None:
-                    self.events.file(entry.subpath, entry.size, "fetched")
-                log.debug("fetched %s (%d bytes)", entry.subpath, entry.size)
-                if time.monotonic() - last_save > RECORD_SAVE_SECONDS:
-                    self.local.save_record()
-                    last_save = time.monotonic()
+                        self.events.file(entry.subpath, entry.size, "fetched")
+                    log.debug("fetched %s (%d bytes)", entry.subpath, entry.size)
+                    if time.monotonic() - last_save > RECORD_SAVE_SECONDS:
+                        self.local.save_record()
+                        last_save = time.monotonic()
         except BaseException:
             fetcher.stop()
             raise

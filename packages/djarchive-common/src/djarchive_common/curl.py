@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
@@ -35,7 +35,7 @@ from .curlrequest import Done, Get, Head, Put, translate_curl, translate_status
 from .errors import DJArchiveError, LocalStorageError, TransferError
 from .localfs import pread
 from .logs import register_secrets
-from .transfer import DEFAULT_WORKERS, MAX_JOBS
+from .transfer import DEFAULT_WORKERS, MAX_JOBS, RetryPolicy
 
 if TYPE_CHECKING:
     import pycurl
@@ -49,6 +49,7 @@ RECEIVE_BUFFER = 256 * 1024  # the most one on_data call receives (libcurl's rec
 SEND_BUFFER = 1024 * 1024  # bytes read from the file per read callback of a PUT
 TICK = 0.05  # seconds the driver waits on sockets before it looks at cancel() again
 _HEADERS_WANTED = {"content-range", "content-length", "etag"}
+_END = object()  # the requests' iterable is exhausted
 
 
 def available() -> bool:
@@ -75,6 +76,7 @@ class _Transfer:
         "headers",
         "position",
         "request",
+        "restart",
         "sent",
         "start",
         "status",
@@ -89,10 +91,13 @@ class _Transfer:
         self.etag = ""  # the first answer's, for If-Match on a resumed GET
         self.stop: int | None = request.offset + request.length if request.length else None
         self.handle: Any = None
+        self.restart = False  # the next attempt starts from the first byte (the body was refused)
 
     def begin(self) -> None:
         """Reset what belongs to one attempt."""
         self.attempt += 1
+        if self.restart:
+            self.restart, self.delivered, self.etag = False, 0, ""
         self.status = 0
         self.headers: dict[str, str] = {}
         self.head: Head | None = None
@@ -157,6 +162,10 @@ class _Transfer:
             left = request.length - self.sent
             if left <= 0:
                 return b""
+            if request.data is not None:  # type: ignore[union-attr]
+                data = request.data[self.sent : self.sent + size]  # type: ignore[union-attr]
+                self.sent += len(data)
+                return data
             data = pread(request.fd, min(size, left), request.offset + self.sent)  # type: ignore[union-attr]
             if not data:
                 raise LocalStorageError(
@@ -207,7 +216,19 @@ class _Transfer:
         return head
 
     def outcome(self, code: int, message: str) -> BaseException | None:
-        """The error of the attempt that just ended (None: it succeeded)."""
+        """The error of the attempt that just ended (None: it succeeded); a GET's body that
+        arrived whole is shown to its ``on_end``, whose refusal makes the next attempt start over."""
+        error = self._outcome(code, message)
+        on_end = getattr(self.request, "on_end", None)
+        if error is None and on_end is not None:
+            try:
+                on_end()
+            except BaseException as exc:
+                self.restart = True
+                return exc
+        return error
+
+    def _outcome(self, code: int, message: str) -> BaseException | None:
         if self.fault is not None:
             return self.fault
         if code and not (self.trimmed and code == 23):  # 23: we ended a body that ran past the range
@@ -240,12 +261,20 @@ class CurlEngine:
     Raises ImportError when pycurl is missing (see :func:`available`).
     """
 
-    def __init__(self, store: Store, *, max_transfers: int = DEFAULT_WORKERS, region: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_transfers: int = DEFAULT_WORKERS,
+        region: str | None = None,
+        retry: RetryPolicy | None = None,
+    ):
         import pycurl
 
         self._pycurl = pycurl
         self.store = store
         self.settings, self.options = store.settings, store.options
+        self.retry = retry or store.options.retry
         self.max_transfers = max(1, min(MAX_JOBS, int(max_transfers)))
         self._region = region
         scheme = "https" if self.settings.secure else "http"
@@ -346,11 +375,16 @@ class CurlEngine:
         else:
             if request.query:
                 url += "?" + urlencode(request.query, quote_via=quote)
+            given = {name.lower() for name in request.headers}
             headers = [
                 "Expect:",  # no 100-continue round trip (and no wait on servers that never send one)
-                "Content-Type: application/octet-stream",
+                *([] if "content-type" in given else ["Content-Type: application/octet-stream"]),
                 f"x-amz-content-sha256: {request.sha256}",
-                *(f"{name}: {value}" for name, value in request.headers.items()),
+                *(
+                    f"{name}: {value}"
+                    for name, value in request.headers.items()
+                    if name.lower() != "x-amz-content-sha256"
+                ),
             ]
             handle.setopt(pycurl.UPLOAD, 1)
             handle.setopt(pycurl.INFILESIZE_LARGE, request.length)
@@ -366,12 +400,14 @@ class CurlEngine:
 
     # -- the event loop ----------------------------------------------------------------
 
-    def run(self, requests: Iterable[Get | Put]) -> Iterator[Done]:
-        """Carry out ``requests`` (taken as slots free up, so the iterable may be lazy), at most
-        ``max_transfers`` at once; yield each one's :class:`Done` as it ends, retried as the
-        store's policy allows. Errors of a request (project errors, OSErrors raised by its
-        callbacks) are in its Done; anything else a callback raises (a bug, KeyboardInterrupt)
-        stops every transfer and propagates. Closing the generator stops the transfers too."""
+    def run(self, requests: Iterable[Get | Put | None]) -> Generator[Done, None, None]:
+        """Carry out ``requests`` (taken as slots free up, so the iterable may be lazy; a None from
+        it means nothing to start now: it is asked again once a transfer ends or after a short
+        wait), at most ``max_transfers`` at once; yield each one's :class:`Done` as it ends,
+        retried as the engine's policy allows (the store's unless it was given one). Errors of a
+        request (project errors, OSErrors raised by its callbacks) are in its Done; anything
+        else a callback raises (a bug, KeyboardInterrupt) stops every transfer and propagates.
+        Closing the generator stops the transfers too."""
         pycurl = self._pycurl
         if self._multi is None:
             self._multi = pycurl.CurlMulti()
@@ -395,11 +431,13 @@ class CurlEngine:
                 while waiting and waiting[0][0] <= now and len(active) < self.max_transfers:
                     self._start(heapq.heappop(waiting)[2], active)
                 while more and len(active) < self.max_transfers:
-                    request = next(source, None)
+                    request = next(source, _END)
                     if request is None:
+                        break
+                    if request is _END:
                         more = False
                     else:
-                        self._start(_Transfer(self, request), active)
+                        self._start(_Transfer(self, request), active)  # type: ignore[arg-type]
                 if not (active or waiting or more):
                     return
                 while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
@@ -431,7 +469,7 @@ class CurlEngine:
 
     def _retry(self, transfer: _Transfer, error: BaseException, waiting: list[Any]) -> bool:
         """Schedule another attempt when the policy allows; False when the error is final."""
-        policy = self.options.retry
+        policy = self.retry
         if self.cancelled or not policy.allows(transfer.attempt, error):
             return False
         pause = policy.delay(transfer.attempt)

@@ -53,7 +53,9 @@ class Get:
     retryable error is retried); ``on_data(data, position)`` receives the body in pieces of at
     most :data:`djarchive_common.curl.RECEIVE_BUFFER` bytes, each at its position in the object,
     in order, never a byte twice nor outside the range asked for. A callback that raises must
-    not have used the piece: a retry delivers it again.
+    not have used the piece: a retry delivers it again. ``on_end`` sees a body that arrived
+    whole and may refuse it (a sha256 that does not match): a retryable refusal starts the GET
+    again from its first byte, and ``on_head`` then sees an answer at the request's offset.
     """
 
     key: str
@@ -61,14 +63,17 @@ class Get:
     offset: int = 0
     length: int = 0
     on_head: Callable[[Head], object] | None = None
+    on_end: Callable[[], object] | None = None
     what: str = ""  # names the request in messages; "downloading KEY" by default
     tag: Any = None  # the caller's own
 
 
 @dataclass(eq=False)
 class Put:
-    """A PUT of ``length`` bytes of the open file ``fd`` from ``offset`` (a whole object, or with
-    ``query`` partNumber and uploadId a part of a multipart upload), whose sha256 is ``sha256``."""
+    """A PUT of ``length`` bytes of the open file ``fd`` from ``offset``, or of ``data`` when it is
+    given (fd, offset and length are then ignored): a whole object, or with ``query`` partNumber
+    and uploadId a part of a multipart upload, whose sha256 is ``sha256``. ``headers`` may name
+    the Content-Type (application/octet-stream otherwise)."""
 
     key: str
     fd: int
@@ -79,6 +84,11 @@ class Put:
     query: Mapping[str, str] = field(default_factory=dict)
     what: str = ""  # "uploading KEY" by default
     tag: Any = None
+    data: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.data is not None:
+            self.offset, self.length = 0, len(self.data)
 
 
 @dataclass

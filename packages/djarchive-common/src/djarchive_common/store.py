@@ -1,18 +1,22 @@
 """The bucket: listings, HEADs, reads, writes, conditional writes and multipart clean-up.
 
 One :class:`Store` per client and role. Control calls (listings, HEADs, conditional writes,
-deletes) go through its minio client (:func:`djarchive_common.connection.connect`); data calls
-(GETs of objects, PUTs of files) through its :class:`~djarchive_common.transport.Transport`,
-minio's by default. Every error arrives translated (:mod:`djarchive_common.translation`)
-and marked ``retryable`` when it is transient; retries follow
-:mod:`djarchive_common.transfer`. A store is the primary :class:`~djarchive_common.verified.Source`
-of the archive's bytes: its reads are checked by :mod:`djarchive_common.verified`.
+deletes) go through its minio client (:func:`djarchive_common.connection.connect`); single reads
+of objects (manifests, signatures, the filesystem's ranges) through its
+:class:`~djarchive_common.transport.Transport`, minio's by default; bulk bodies (a download's
+files, every PUT of :mod:`djarchive_common.writes`) through libcurl (:meth:`Store.engine`) when
+:attr:`Store.curl` says so, else through the transport and minio. Every error arrives
+translated (:mod:`djarchive_common.translation`) and marked ``retryable`` when it is transient;
+retries follow :mod:`djarchive_common.transfer`. A store is the primary
+:class:`~djarchive_common.verified.Source` of the archive's bytes: its reads are checked by
+:mod:`djarchive_common.verified`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -30,6 +34,9 @@ from .writes import CHECKSUM_SHA256, WriteChecks, Written, put_bytes, put_file
 
 if TYPE_CHECKING:
     from minio import Minio
+
+    from .curl import CurlEngine, Done, Put
+    from .transfer import RetryPolicy
 
 __all__ = ["SHA256_METADATA", "Answer", "ObjectInfo", "ObjectStream", "Store", "StoreOptions"]
 
@@ -70,8 +77,11 @@ class Store:
         self.options = options or StoreOptions.from_environment()
         self.write_checks = WriteChecks()  # what the server does with digests (the admin probes it)
         register_secrets(settings.secrets)
+        self._given_transport = transport is not None
         if transport is not None:
             self.transport = transport
+        self._idle_engines: list[CurlEngine] = []  # for PUTs (send), one per PUT at a time
+        self._engines_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Store {self.settings.url}>"
@@ -95,6 +105,52 @@ class Store:
     def transport(self) -> Transport:
         """What carries GETs of objects and PUTs of files (minio's unless another was given)."""
         return MinioTransport(self.minio, self.settings, self.options)
+
+    @cached_property
+    def curl(self) -> bool:
+        """Whether bulk bodies go through libcurl (:func:`~djarchive_common.transport.bulk_transport`;
+        never for a store given a transport of its own). Imports pycurl when first asked."""
+        from .transport import bulk_transport
+
+        return not self._given_transport and bulk_transport() == "curl"
+
+    @cached_property
+    def region(self) -> str:
+        """The bucket's region, for libcurl's SigV4 (minio asks the server once)."""
+        return self.call(f"finding the region of {self.bucket}", lambda: self.minio._get_region(self.bucket))
+
+    def engine(self, max_transfers: int, *, retry: RetryPolicy | None = None) -> CurlEngine:
+        """A new libcurl engine for this store's objects (see :mod:`djarchive_common.curl`),
+        retrying under ``retry`` (the store's policy by default). Close it after use."""
+        from .curl import CurlEngine
+
+        region = "us-east-1" if self.settings.anonymous else self.region
+        return CurlEngine(self, max_transfers=max_transfers, region=region, retry=retry)
+
+    def send(self, request: Put) -> Done:
+        """One PUT through an engine of its own, no retry of its own (:mod:`.writes` retries the
+        whole write); engines (and their keep-alive connections) are reused from PUT to PUT."""
+        with self._engines_lock:
+            engine = self._idle_engines.pop() if self._idle_engines else None
+        if engine is None:
+            from .transfer import RetryPolicy
+
+            engine = self.engine(1, retry=RetryPolicy(attempts=1, unreachable_attempts=1))
+        try:
+            [done] = engine.run([request])
+        except BaseException:
+            engine.close()
+            raise
+        with self._engines_lock:
+            self._idle_engines.append(engine)
+        return done
+
+    def close(self) -> None:
+        """Close the connections of the engines :meth:`send` keeps (the minio pool stays)."""
+        with self._engines_lock:
+            engines, self._idle_engines = self._idle_engines, []
+        for engine in engines:
+            engine.close()
 
     def call(self, what: str, func: Callable[[], T]) -> T:
         """Run one store operation, translated and retried under the retry policy."""

@@ -9,10 +9,15 @@ libcurl's multi interface, replaces it by implementing these two protocols and b
 ``Store(..., transport=...)``; nothing above the store changes, because callers only ever see
 djarchive errors and :class:`Stream` objects. :class:`StoreOptions` is what every transport is
 tuned by.
+
+Bulk data (a download's files and ranges, an upload's objects and parts) goes through libcurl's
+multi interface (:mod:`djarchive_common.curl`) where pycurl can be imported, else through this
+seam's transport and minio: :func:`bulk_transport` says which, ``DJARCHIVE_TRANSPORT`` forces one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator
@@ -22,7 +27,40 @@ from typing import Any, Protocol
 from .errors import ConfigurationError
 from .transfer import MAX_JOBS, RetryPolicy
 
-__all__ = ["Stream", "StoreOptions", "Transport"]
+__all__ = ["TRANSPORT_VARIABLE", "Stream", "StoreOptions", "Transport", "bulk_transport"]
+
+TRANSPORT_VARIABLE = "DJARCHIVE_TRANSPORT"
+TRANSPORTS = ("curl", "minio")
+log = logging.getLogger("djarchive_common")
+_chosen: dict[str, str] = {}  # the environment's value: the transport chosen for it (asked once)
+
+
+def bulk_transport() -> str:
+    """What carries bulk object bodies: "curl" (libcurl through pycurl) where pycurl can be
+    imported, else "minio" (one debug line says why); ``DJARCHIVE_TRANSPORT=curl|minio`` forces
+    one, and a forced curl without pycurl is a ConfigurationError. pycurl is imported here, so
+    callers ask only once they have bodies to move."""
+    wanted = os.environ.get(TRANSPORT_VARIABLE, "").strip().lower()
+    if wanted in _chosen:
+        return _chosen[wanted]
+    if wanted and wanted not in TRANSPORTS:
+        raise ConfigurationError(
+            f"invalid {TRANSPORT_VARIABLE}={wanted!r}: use {' or '.join(TRANSPORTS)} (or leave it unset)"
+        )
+    chosen = wanted or "curl"
+    if chosen == "curl":
+        try:
+            import pycurl  # noqa: F401
+        except ImportError as exc:  # a --no-deps install, or a pycurl built against a missing libcurl
+            if wanted:
+                raise ConfigurationError(
+                    f"{TRANSPORT_VARIABLE}=curl, but pycurl cannot be imported ({exc}); "
+                    "install pycurl, or unset the variable to use minio"
+                ) from None
+            log.debug("pycurl cannot be imported (%s): object bodies go through minio", exc)
+            chosen = "minio"
+    _chosen[wanted] = chosen
+    return chosen
 
 
 def _env_seconds(name: str, default: float, *, zero: bool = False) -> float:

@@ -10,6 +10,11 @@ supports them). On a server that checks no digest but whose ETags are the MD5 of
 (moto, s3rver), each answer's ETag is compared with the MD5 of the bytes sent: a part or object
 that arrived damaged is sent again. What the admin's probe found out about the server is a
 :class:`WriteChecks`; the store applies it to every write.
+
+The PUTs (whole objects and parts) go through libcurl where the store says so
+(:attr:`Store.curl <djarchive_common.store.Store.curl>`: libcurl signs the same
+``x-amz-content-sha256`` itself), else through minio; creating, completing and aborting a
+multipart upload stay on minio.
 """
 
 from __future__ import annotations
@@ -126,6 +131,29 @@ def _etag(response: Any) -> str:
     return str(response.headers.get("etag") or "").strip('"')
 
 
+def _put(
+    store: Store,
+    what: str,
+    key: str,
+    data: bytes,
+    headers: Mapping[str, str],
+    query: Mapping[str, str] | None = None,
+) -> str:
+    """One PUT of ``data`` with ``headers`` (``x-amz-content-sha256`` among them), translated, not
+    retried; the ETag of the answer without quotes ('' when it gave none)."""
+    if store.curl:
+        from .curlrequest import Put
+
+        sha256 = headers[CONTENT_SHA256]
+        request = Put(key, -1, 0, len(data), sha256, headers, query or {}, what=what, data=data)
+        done = store.send(request)
+        if done.error is not None:
+            raise done.error
+        return done.etag.strip('"')
+    with translated(what, store.settings):
+        return _etag(_execute(store, "PUT", key, body=data, headers=headers, query=query))
+
+
 def xml_text(answer: bytes, name: str) -> str:
     """The text of the first element called ``name`` in an XML answer, whatever its namespace;
     '' when there is none or the answer is no XML."""
@@ -180,15 +208,14 @@ def put_bytes(
     def attempt() -> Written:
         request = {**headers, **digest_headers(digest, store.write_checks)}
         try:
-            with translated(what, store.settings):
-                response = _execute(store, "PUT", key, body=data, headers=request)
+            etag = _put(store, what, key, data, request)
         except TransferError:
             found = recover() if recover is not None else None
             if found is None:
                 raise
             log.info("%s: the answer was lost, but the stored object is complete", what)
             return found
-        etag = _etag(response) or _stored_etag(store, key)
+        etag = etag or _stored_etag(store, key)
         return Written(etag, _proof(store, what, data, etag))
 
     return retry_call(attempt, what, store.options.retry)
@@ -298,8 +325,7 @@ class Multipart:
 
         def put() -> tuple[int, str, str, bool]:
             headers = digest_headers(digest, checks)
-            response = _execute(self.store, "PUT", self.key, body=data, headers=headers, query=query)
-            etag = _required(what, _etag(response), "an ETag")
+            etag = _required(what, _put(self.store, what, self.key, data, headers, query), "an ETag")
             return number, etag, digest, _proof(self.store, what, data, etag, self.checks)
 
         return self.store.call(what, put)

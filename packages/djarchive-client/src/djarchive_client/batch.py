@@ -1,0 +1,306 @@
+"""The fetch stage on libcurl: a download's units as GETs on one engine, driven by the caller.
+
+:func:`fetch_batch` hands the scheduler's units (whole files; byte ranges of large ones) to one
+:class:`~djarchive_common.curl.CurlEngine` as :class:`~djarchive_common.curl.Get` requests, taken
+lazily, and yields the same (unit, placed file's status, error) triples as the worker pool of
+:mod:`djarchive_client.schedule`. The calling thread drives libcurl's event loop, so Ctrl-C
+reaches it, and :meth:`Fetcher.stop <djarchive_client.fetch.Fetcher.stop>` cancels the engine.
+
+Each body is hashed from memory and written as it arrives, in the engine's callbacks: a file in
+one GET (small, or large in one stream) is never read back; byte ranges of a large file follow
+:mod:`djarchive_client.fetch`'s hash cursor. The first answer's size is checked against the
+manifest before a byte is written, a range answered whole is :class:`RangesIgnored`, and a body
+of the wrong size or sha256 is refused at its end. File-system work that may wait stays off the
+driver: helper threads create the temporary files ahead of their GETs, and close, check and
+place each finished file.
+
+Retries are the engine's, one budget per GET under the store's policy: a GET cut short resumes
+after the bytes already delivered (``If-Match`` the first answer's ETag), a refused body starts
+over from its first byte. A large file whose assembled sha256 is wrong is the scheduler's to
+fetch again as one stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from djarchive_common.curl import Done, Get, Head
+from djarchive_common.errors import DJArchiveError, IntegrityError, RangesIgnored
+from djarchive_common.transfer import SMALL_FILE
+from djarchive_common.verified import check_sha256, check_size
+
+from .fetch import WRITE_SIZE, Fetcher, Range, WholeFile
+
+__all__ = ["HELPERS", "fetch_batch"]
+
+HELPERS = 3  # threads creating, closing and placing files beside the driver
+Unit = WholeFile | Range
+Result = tuple[Unit, os.stat_result | None, BaseException | None]
+
+
+def _object_size(head: Head, size: int) -> None:
+    """Refuse an answer whose object is not the manifest's size (retried: a proxy may cut it)."""
+    if head.object_size is not None and head.object_size != size:
+        raise IntegrityError(
+            f"the object is {head.object_size} bytes, the manifest says {size}", retryable=True
+        )
+
+
+class _WholeSink:
+    """One file in one GET: written into a temporary file (created ahead by a helper) and hashed
+    as it arrives, checked at its end; a refused body starts over in the same file."""
+
+    def __init__(self, batch: _Batch, unit: WholeFile):
+        self.batch, self.unit, self.entry = batch, unit, unit.entry
+        self.large = self.entry.size > SMALL_FILE
+        self.creating: Future[tuple[str, int]] = batch.helpers.submit(batch.fetcher.local.new_part)
+        self.part: str | None = None  # the temporary file, once taken from ``creating``
+        self.fd = -1
+        self.placed = False
+        self.digest = hashlib.sha256()
+        self.received = 0
+        self.pending = bytearray()  # received, not yet written (written WRITE_SIZE at a time)
+
+    def request(self) -> Get:
+        key = self.batch.fetcher.key(self.entry)
+        return Get(key, self.on_data, on_head=self.on_head, on_end=self.on_end, tag=self)
+
+    def on_head(self, head: Head) -> None:
+        _object_size(head, self.entry.size)
+        if self.fd < 0:
+            self.part, self.fd = self.creating.result()
+            if self.large:
+                self.batch.fetcher.allocate(self.fd, self.entry)
+        if head.offset != self.received:  # the body was refused: it starts over
+            os.ftruncate(self.fd, 0)
+            os.lseek(self.fd, 0, os.SEEK_SET)
+            self.batch.fetcher.progress.advance(-self.received)
+            self.digest, self.received, self.pending = hashlib.sha256(), 0, bytearray()
+
+    def on_data(self, data: bytes, position: int) -> None:
+        self.digest.update(data)
+        self.pending += data
+        if len(self.pending) >= WRITE_SIZE:
+            self.flush()
+        self.received += len(data)
+        self.batch.fetcher.progress.advance(len(data))
+
+    def flush(self) -> None:
+        """Write what was received and not written yet."""
+        if self.pending:
+            self.batch.fetcher.write(self.fd, self.pending)
+            self.pending = bytearray()
+
+    def on_end(self) -> None:
+        self.flush()
+        check_size("", self.received, self.entry.size)
+        check_sha256("", self.digest.hexdigest(), self.entry.sha256)
+
+    def ended(self, done: Done) -> None:
+        """The GET is over: place the file, or forget it."""
+        batch = self.batch
+        if done.error is None:
+            batch.finish(self.unit, self._place)
+            return
+        batch.fetcher.progress.advance(-self.received)
+        batch.report(self.unit, None, done.error)
+        batch.helpers.submit(self.discard)
+
+    def _place(self) -> os.stat_result:
+        status = os.fstat(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        self.batch.fetcher.local.place(self.part, self.entry.subpath)  # type: ignore[arg-type]
+        self.placed = True
+        return status
+
+    def discard(self) -> None:
+        """Close and delete the temporary file, if it was made and not placed (on a helper, or
+        once the helpers are gone)."""
+        if self.placed:
+            return
+        if self.part is None:
+            if self.creating.cancel() or self.creating.exception() is not None:
+                return
+            self.part, self.fd = self.creating.result()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.batch.fetcher.local.discard(self.part)
+        self.placed = True  # nothing left to discard
+
+
+class _RangeSink:
+    """One byte range of a large file (:class:`~djarchive_client.fetch.LargeFile`), written at
+    its offsets; the hash follows the file's cursor, from memory when the bytes arrive at it."""
+
+    def __init__(self, batch: _Batch, unit: Range):
+        self.batch, self.unit, self.job = batch, unit, unit.job
+        self.large = True
+        self.fd = -1
+        self.pending = bytearray()  # received, not yet written: the bytes from ``pending_at``
+        self.pending_at = 0
+
+    def request(self) -> Get:
+        job, fetcher = self.job, self.batch.fetcher
+        offset, length = job.ranges[self.unit.index]
+        start = offset + job.written[self.unit.index]
+        key = fetcher.key(job.entry)
+        return Get(key, self.on_data, start, offset + length - start, on_head=self.on_head, tag=self)
+
+    def on_head(self, head: Head) -> None:
+        fetcher = self.batch.fetcher
+        if head.status != 206:
+            raise RangesIgnored(f"{fetcher.store.name} ignores byte ranges")
+        _object_size(head, self.job.entry.size)
+        if self.fd < 0:
+            self.fd = fetcher.open_large(self.job)
+        self.flush()  # a resumed GET: what the last attempt delivered goes to the file first
+
+    def on_data(self, data: bytes, position: int) -> None:
+        job = self.job
+        with job.lock:
+            if position <= job.cursor < position + len(data):  # at the cursor: hashed from memory
+                job.digest.update(memoryview(data)[job.cursor - position :])
+                job.cursor = position + len(data)
+        if not self.pending:
+            self.pending_at = position
+        self.pending += data
+        if len(self.pending) >= WRITE_SIZE:
+            self.flush()
+        self.batch.fetcher.progress.advance(len(data))
+
+    def flush(self) -> None:
+        """Write what was received and not written yet, then hash what the cursor can reach of
+        the bytes written ahead of it."""
+        if not self.pending:
+            return
+        job, fetcher = self.job, self.batch.fetcher
+        fetcher.write(self.fd, self.pending, self.pending_at)
+        end, self.pending = self.pending_at + len(self.pending), bytearray()
+        with job.lock:
+            job.written[self.unit.index] = end - job.ranges[self.unit.index][0]
+            fetcher.catch_up(job, limit=fetcher.buffer_size * 4)
+
+    def ended(self, done: Done) -> None:
+        """One range fewer to wait for; the last one finishes the file (or reports its error)."""
+        job, error = self.job, done.error
+        try:
+            self.flush()
+        except (DJArchiveError, OSError) as exc:
+            error = error or exc
+        if error is not None and job.error is None:
+            job.error = error
+        job.remaining -= 1
+        if not job.remaining:
+            self.batch.finish(self.unit, lambda: self.batch.fetcher.finish_large(job))
+
+    def discard(self) -> None:
+        """Nothing of its own: the file is the job's (finish_large deletes it on an error)."""
+
+
+_Sink = _WholeSink | _RangeSink
+
+
+class _Batch:
+    """The state of one batch: what is ahead, what runs, what the helpers finished."""
+
+    def __init__(self, fetcher: Fetcher, jobs: int, helpers: ThreadPoolExecutor, lookahead: int):
+        self.fetcher, self.jobs, self.helpers, self.lookahead = fetcher, jobs, helpers, lookahead
+        self.large_running = 0
+        self.reports: queue.SimpleQueue[Result] = queue.SimpleQueue()
+        self.pending = 0  # helper tasks whose report is still to come
+        self.sinks: list[_Sink] = []  # every sink made, for the clean-up
+
+    def report(self, unit: Unit, placed: os.stat_result | None, error: BaseException | None) -> None:
+        self.pending += 1
+        self.reports.put((unit, placed, error))
+
+    def finish(self, unit: Unit, work: Callable) -> None:
+        """Run ``work`` (close, check, place) on a helper; its outcome becomes ``unit``'s report."""
+
+        def run() -> None:
+            try:
+                self.reports.put((unit, work(), None))
+            except BaseException as exc:
+                self.reports.put((unit, None, exc))
+
+        self.pending += 1
+        self.helpers.submit(run)
+
+    def requests(self, units: Iterable[Unit]) -> Iterator[Get | None]:
+        """The GETs of ``units`` in their order, each file created ahead of its GET; a large
+        transfer waits (None: nothing to start now) while ``jobs`` of them run."""
+        ahead: deque[_Sink] = deque()
+        source = iter(units)
+        while True:
+            while len(ahead) < self.lookahead:
+                unit = next(source, None)
+                if unit is None:
+                    break
+                whole = isinstance(unit, WholeFile)
+                sink: _Sink = _WholeSink(self, unit) if whole else _RangeSink(self, unit)  # type: ignore[arg-type]
+                self.sinks.append(sink)
+                ahead.append(sink)
+            if not ahead:
+                return
+            chosen = next((s for s in ahead if not s.large or self.large_running < self.jobs), None)
+            if chosen is None:
+                yield None
+                continue
+            ahead.remove(chosen)
+            if isinstance(chosen, _RangeSink) and chosen.job.error is not None:  # the file failed
+                chosen.ended(Done(chosen.request(), chosen.job.error))  # type: ignore[arg-type]
+                continue
+            if chosen.large:
+                self.large_running += 1
+            yield chosen.request()
+
+    def ended(self, done: Done) -> None:
+        sink: _Sink = done.request.tag
+        if sink.large:
+            self.large_running -= 1
+        sink.ended(done)
+
+    def take(self, block: bool) -> Iterator[Result]:
+        """The reports that are in (``block``: wait for at least one)."""
+        while self.pending:
+            try:
+                report = self.reports.get(block=block, timeout=0.2 if block else None)
+            except queue.Empty:
+                if block:
+                    continue
+                return
+            self.pending -= 1
+            block = False
+            yield report
+
+
+def fetch_batch(fetcher: Fetcher, units: Iterable[Unit], *, jobs: int, transfers: int) -> Iterator[Result]:
+    """Fetch ``units`` on one engine, at most ``transfers`` at once of which at most ``jobs``
+    large (more than SMALL_FILE bytes); yield (unit, placed file's status or None, error or None)
+    as files are placed or fail (a range's triple comes when its whole file is done). Errors of
+    one file are reported in its triple; anything else propagates and stops everything."""
+    engine = fetcher.store.engine(transfers)
+    helpers = ThreadPoolExecutor(HELPERS, "djarchive-files")
+    batch = _Batch(fetcher, jobs, helpers, lookahead=transfers)
+    fetcher.engine = engine
+    running = engine.run(batch.requests(units))
+    try:
+        for done in running:
+            batch.ended(done)
+            yield from batch.take(block=False)
+        while batch.pending:
+            yield from batch.take(block=True)
+    finally:
+        running.close()
+        helpers.shutdown(wait=True, cancel_futures=True)
+        for sink in batch.sinks:
+            sink.discard()
+        fetcher.engine = None
+        engine.close()

@@ -106,7 +106,7 @@ def test_partial_failure_lists_files_and_exits_nonzero(published, seed_files, ca
     published.put("some-set/000/root.dat", b"Z" * len(seed_files["root.dat"]))
     from djarchive_common import transfer
 
-    monkeypatch.setattr(transfer.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(transfer.RetryPolicy, "delay", lambda policy, attempt: 0.0)  # no pauses
     code, out, err = run(capsys, "download", "some-set", "000", str(tmp_path / "t"))
     assert code == 1
     lines = err.splitlines()

@@ -91,7 +91,7 @@ def test_json_partial_failure_carries_the_summary(published, seed_files, capsys,
     from djarchive_common import transfer
 
     published.put("some-set/000/root.dat", b"Z" * len(seed_files["root.dat"]))
-    monkeypatch.setattr(transfer.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(transfer.RetryPolicy, "delay", lambda policy, attempt: 0.0)  # no pauses
 
     document = failure(capsys, "download", "some-set", "000", str(tmp_path / "t"))
 

@@ -108,7 +108,7 @@ def test_a_failed_download_raises_with_a_summary_that_unpacks(
 ):
     from djarchive_common import transfer
 
-    monkeypatch.setattr(transfer.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(transfer.RetryPolicy, "delay", lambda policy, attempt: 0.0)  # no pauses
     callers_archive.put("workflow-dlc-data/v1/root.dat", b"Z" * len(seed_files["root.dat"]))  # corrupted
     os.makedirs(tmp_path / "t")
 

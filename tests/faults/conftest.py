@@ -41,9 +41,16 @@ def via_proxy(archive, make_proxy, monkeypatch) -> Callable[..., FaultProxy]:
 
 @pytest.fixture
 def no_backoff(monkeypatch) -> list[float]:
-    """Retries without their pauses (in this process); the pauses asked for are recorded."""
-    from djarchive_common import transfer
+    """Retries without their pauses (in this process, on either transport); the pauses the
+    retry policy asked for are recorded."""
+    from djarchive_common.transfer import RetryPolicy
 
     pauses: list[float] = []
-    monkeypatch.setattr(transfer.time, "sleep", pauses.append)
+    delay = RetryPolicy.delay
+
+    def recorded(policy: RetryPolicy, attempt: int) -> float:
+        pauses.append(delay(policy, attempt))
+        return 0.0
+
+    monkeypatch.setattr(RetryPolicy, "delay", recorded)
     return pauses

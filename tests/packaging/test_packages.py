@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("djarchive-common", "djarchive-client", "djarchive-admin")
 VERSION = "0.1.0"
 # What the archive's Dockerfiles install before `pip install --no-deps git+URL`.
-PREINSTALLED = ("minio", "datajoint", "tqdm", "urllib3", "certifi")
+PREINSTALLED = ("minio", "datajoint", "tqdm", "urllib3", "certifi", "pycurl")
 BIN = "Scripts" if os.name == "nt" else "bin"
 DATASET, REVISION = "some-set", "000"
 FILES = {

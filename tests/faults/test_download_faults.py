@@ -12,6 +12,7 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -57,6 +58,22 @@ def mixed(rates: dict[str, float], seed: int):
 
 def ranged(requests: list[Request]) -> list[Request]:
     return [request for request in requests if request.header("range")]
+
+
+def first_gets(wanted) -> Callable[[Request, int], str | None]:
+    """A proxy rule stalling the first GET of each file (or range) that ``wanted(request)``
+    accepts. A GET resumed after the bytes it got asks for a shorter range with the same end, so
+    (path, end of range) names a file or range across its attempts, on either transport."""
+    seen: Counter[tuple[str, str]] = Counter()
+
+    def rule(request: Request, attempt: int) -> str | None:
+        if not wanted(request):
+            return None
+        key = (request.path, request.header("range").rpartition("-")[2])
+        seen[key] += 1
+        return "stall" if seen[key] == 1 else None
+
+    return rule
 
 
 @pytest.fixture
@@ -150,13 +167,11 @@ def test_every_data_connection_cut_through_the_cli(archive, via_proxy, tmp_path,
 def test_stalled_responses_hit_the_read_timeout_and_are_retried(published, via_proxy, tmp_path, monkeypatch):
     monkeypatch.setenv("DJARCHIVE_READ_TIMEOUT", "0.5")
 
-    def stall_first_tries(request: Request, attempt: int) -> str | None:
-        stalled = request.path.endswith((MANIFEST, "chunk003.bin")) or request.header("range").startswith(
-            "bytes=65536-"
-        )
-        return "stall" if stalled and attempt == 0 else None
+    def stalled(request: Request) -> bool:
+        second_range = request.header("range").endswith("-131071")
+        return request.path.endswith((MANIFEST, "chunk003.bin")) or second_range
 
-    proxy = via_proxy(rule=stall_first_tries, stall_seconds=60)
+    proxy = via_proxy(rule=first_gets(stalled), stall_seconds=60)
     started = time.monotonic()
     summary = download(tmp_path / "t")
     assert time.monotonic() - started < 15  # 60 s stalls: only the read timeout can have ended them
@@ -167,7 +182,7 @@ def test_stalled_responses_hit_the_read_timeout_and_are_retried(published, via_p
 
 def test_a_stall_through_the_cli_with_default_retries(archive, via_proxy, tmp_path):
     archive.publish("ds", "1", SMALL)
-    proxy = via_proxy(rule=lambda request, attempt: "stall" if attempt == 0 and is_data(request) else None)
+    proxy = via_proxy(rule=first_gets(is_data))
     env = {**archive.client_env, "DJARCHIVE_READ_TIMEOUT": "1"}
     started = time.monotonic()
     result = python("-m", "djarchive_client.cli", "download", "ds", "1", str(tmp_path / "t"), env=env)

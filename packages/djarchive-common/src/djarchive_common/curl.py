@@ -73,6 +73,7 @@ class _Transfer:
         "fault",
         "handle",
         "head",
+        "head_ended",
         "headers",
         "position",
         "request",
@@ -99,6 +100,7 @@ class _Transfer:
         if self.restart:
             self.restart, self.delivered, self.etag = False, 0, ""
         self.status = 0
+        self.head_ended = False
         self.headers: dict[str, str] = {}
         self.head: Head | None = None
         self.start = self.request.offset + self.delivered
@@ -121,6 +123,9 @@ class _Transfer:
         try:
             if line[:5] == b"HTTP/":
                 self.status, self.headers = int(line.split(b" ", 2)[1]), {}
+                self.head_ended = False
+            elif line in (b"\r\n", b"\n"):  # libcurl takes a connection closed within a head as its end
+                self.head_ended = True
             elif line[:1] in b"CcEe":  # Content-Range, Content-Length, ETag: the rest is not read
                 name, colon, value = line.partition(b":")
                 text = name.strip().lower().decode("latin-1")
@@ -235,6 +240,11 @@ class _Transfer:
             if self.head is not None and isinstance(self.request, Get) and self.short_read() is None:
                 return None  # every byte asked for arrived before the connection failed
             return translate_curl(self.engine, self, code, message)
+        if not self.head_ended:
+            endpoint = self.engine.settings.endpoint
+            return TransferError(
+                f"{self.what}: connection to {endpoint} failed (the answer ended in its head)", retryable=True
+            )
         if not 200 <= self.status < 300:
             return translate_status(self.engine, self.what, self.status, bytes(self.error_body))
         if isinstance(self.request, Put):
@@ -391,7 +401,10 @@ class CurlEngine:
             handle.setopt(pycurl.READFUNCTION, transfer.on_read)
             handle.setopt(pycurl.SEEKFUNCTION, transfer.on_seek)
         handle.setopt(pycurl.URL, url)
-        handle.setopt(pycurl.HTTPHEADER, headers)
+        if headers:
+            handle.setopt(pycurl.HTTPHEADER, headers)
+        else:  # an empty list would leave a reused handle's last headers (a Range, an If-Match) set
+            handle.unsetopt(pycurl.HTTPHEADER)
         handle.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         handle.setopt(pycurl.WRITEFUNCTION, transfer.on_body)
         transfer.handle = handle

@@ -241,6 +241,82 @@ def test_a_retryable_refusal_is_retried(archive, engine):
     assert (done.error, done.attempts, len(calls)) == (None, 2, 2)
 
 
+def test_a_body_refused_at_its_end_is_fetched_again_from_its_first_byte(archive, engine):
+    data = os.urandom(3 * RECEIVE_BUFFER + 7)
+    archive.put("ds/1/a", data)
+    sink, ends = Sink(), []
+
+    def check_once() -> None:
+        ends.append(len(sink.body))
+        if len(ends) == 1:
+            raise IntegrityError("sha256 ... does not match the manifest's ...", retryable=True)
+
+    get = sink.get("ds/1/a")
+    get.on_end = check_once
+    done = run_one(engine, get)
+    assert (done.error, done.attempts) == (None, 2)
+    assert ends == [len(data), 2 * len(data)]  # the second body came whole, from byte 0
+    assert [head.offset for head in sink.heads] == [0, 0]
+    assert bytes(sink.body) == data + data
+
+
+def test_a_body_refused_to_the_end_of_the_budget_is_the_refusal(archive, engine):
+    archive.put("ds/1/a", b"abc")
+
+    def refuse() -> None:
+        raise IntegrityError("sha256 ... does not match the manifest's ...", retryable=True)
+
+    done = run_one(engine, Get("ds/1/a", lambda chunk, at: None, on_end=refuse))
+    assert isinstance(done.error, IntegrityError)
+    assert done.attempts == QUICK.attempts
+
+
+def test_requests_may_wait_for_a_slot_of_their_own(archive, engine):
+    """A None from the requests means nothing to start now: the engine asks again later."""
+    for n in range(3):
+        archive.put(f"ds/1/{n}", bytes([n]) * 100)
+    sinks = [Sink() for _ in range(3)]
+    asked: list[str] = []
+
+    def requests():
+        for n, sink in enumerate(sinks):
+            while n and not all(s.body for s in sinks[:n]):  # one at a time: the last one ended first
+                asked.append("wait")
+                yield None
+            asked.append(f"start {n}")
+            yield sink.get(f"ds/1/{n}")
+
+    assert all(done.error is None for done in engine.run(requests()))
+    assert [bytes(sink.body) for sink in sinks] == [bytes([n]) * 100 for n in range(3)]
+    assert asked.count("wait") >= 2
+    assert [item for item in asked if item != "wait"] == ["start 0", "start 1", "start 2"]
+
+
+def test_a_reused_handle_forgets_the_last_requests_headers(archive, admin):
+    """A ranged GET, then a whole one on the same handle (one transfer at a time): no Range and
+    no If-Match of the first reach the second."""
+    archive.put("ds/1/a", os.urandom(1000))
+    whole = os.urandom(5000)
+    archive.put("ds/1/b", whole)
+    store = Store(admin, StoreOptions(retry=QUICK))
+    with CurlEngine(store, max_transfers=1, region="us-east-1") as engine:
+        first, second = Sink(), Sink()
+        dones = list(engine.run([first.get("ds/1/a", 10, 20), second.get("ds/1/b")]))
+    assert [done.error for done in dones] == [None, None]
+    assert (second.heads[0].status, bytes(second.body)) == (200, whole)
+
+
+def test_an_answer_cut_in_its_head_is_a_cut_connection(archive, proxied):
+    """libcurl takes a connection closed within a head as its end: an empty answer that would
+    pass for a complete one. It is a retryable failure, and the retry gets the body."""
+    archive.put("ds/1/a", b"x" * 5000)
+    engine, proxy = proxied(rule=lambda request, attempt: ("truncate", 0.005) if attempt == 0 else None)
+    sink = Sink()
+    done = run_one(engine, sink.get("ds/1/a"))
+    assert (done.error, done.attempts, bytes(sink.body)) == (None, 2, b"x" * 5000)
+    assert proxy.counts["truncate"] == 1
+
+
 def test_a_bug_in_a_callback_propagates_and_stops_everything(archive, engine):
     archive.put("ds/1/a", b"x" * 5000)
 
@@ -418,6 +494,18 @@ def test_a_whole_put_carries_its_sha256_and_metadata(archive, engine, tmp_path):
     stat = archive.minio.stat_object(archive.bucket, "ds/2/file.bin")
     assert stat.metadata["x-amz-meta-sha256"] == digest
     assert done.etag == f'"{stat.etag}"' == f'"{hashlib.md5(data).hexdigest()}"'
+
+
+def test_a_put_from_memory_with_a_content_type_of_its_own(archive, engine):
+    data = b"a,b\n1,2\n"
+    digest = hashlib.sha256(data).hexdigest()
+    headers = {"Content-Type": "text/csv", "x-amz-meta-sha256": digest}
+    done = run_one(engine, Put("ds/2/table.csv", -1, 0, 0, digest, headers, data=data))
+    assert (done.error, done.status) == (None, 200)
+    assert archive.get("ds/2/table.csv") == data
+    stat = archive.minio.stat_object(archive.bucket, "ds/2/table.csv")
+    assert stat.content_type == "text/csv"
+    assert stat.metadata["x-amz-meta-sha256"] == digest
 
 
 def test_parts_are_put_from_their_offsets_and_complete_a_multipart_upload(archive, engine, tmp_path):

@@ -108,11 +108,12 @@ class Store:
 
     @cached_property
     def curl(self) -> bool:
-        """Whether bulk bodies go through libcurl (:func:`~djarchive_common.transport.bulk_transport`;
-        never for a store given a transport of its own). Imports pycurl when first asked."""
+        """Whether bulk bodies go through libcurl (:func:`~djarchive_common.transport.bulk_transport`
+        of ``options.transport``; never for a store given a transport of its own). Imports pycurl
+        when first asked."""
         from .transport import bulk_transport
 
-        return not self._given_transport and bulk_transport() == "curl"
+        return not self._given_transport and bulk_transport(self.options.transport) == "curl"
 
     @cached_property
     def region(self) -> str:

@@ -32,21 +32,28 @@ __all__ = ["TRANSPORT_VARIABLE", "Stream", "StoreOptions", "Transport", "bulk_tr
 TRANSPORT_VARIABLE = "DJARCHIVE_TRANSPORT"
 TRANSPORTS = ("curl", "minio")
 log = logging.getLogger("djarchive_common")
-_chosen: dict[str, str] = {}  # the environment's value: the transport chosen for it (asked once)
+_chosen: dict[str, str] = {}  # what was asked for: the transport chosen (pycurl imported once)
 
 
-def bulk_transport() -> str:
-    """What carries bulk object bodies: "curl" (libcurl through pycurl) where pycurl can be
-    imported, else "minio" (one debug line says why); ``DJARCHIVE_TRANSPORT=curl|minio`` forces
-    one, and a forced curl without pycurl is a ConfigurationError. pycurl is imported here, so
-    callers ask only once they have bodies to move."""
+def _env_transport() -> str:
+    """``DJARCHIVE_TRANSPORT``: "curl", "minio", or "" (unset: curl where pycurl imports)."""
     wanted = os.environ.get(TRANSPORT_VARIABLE, "").strip().lower()
-    if wanted in _chosen:
-        return _chosen[wanted]
     if wanted and wanted not in TRANSPORTS:
         raise ConfigurationError(
             f"invalid {TRANSPORT_VARIABLE}={wanted!r}: use {' or '.join(TRANSPORTS)} (or leave it unset)"
         )
+    return wanted
+
+
+def bulk_transport(wanted: str = "") -> str:
+    """What carries bulk object bodies: "curl" (libcurl through pycurl) where pycurl can be
+    imported, else "minio" (one debug line says why); ``wanted`` ("curl" or "minio",
+    ``StoreOptions.transport``) forces one, and a forced curl without pycurl is a
+    ConfigurationError; "" reads ``DJARCHIVE_TRANSPORT``. pycurl is imported here, so callers
+    ask once they have bodies to move."""
+    wanted = wanted or _env_transport()
+    if wanted in _chosen:
+        return _chosen[wanted]
     chosen = wanted or "curl"
     if chosen == "curl":
         try:
@@ -80,22 +87,26 @@ def _env_seconds(name: str, default: float, *, zero: bool = False) -> float:
 
 @dataclass(frozen=True)
 class StoreOptions:
-    """Connection tuning: pool size, timeouts (seconds) and the retry policy."""
+    """Connection tuning: pool size, timeouts (seconds), the retry policy, and the transport of bulk
+    bodies ("curl", "minio", or "": curl where pycurl imports; see :func:`bulk_transport`)."""
 
     pool_size: int = MAX_JOBS
     connect_timeout: float = 5.0
     read_timeout: float = 30.0  # the longest wait for one read; also the grace before min_rate applies
     min_rate: float = 1024.0  # bytes/s: a body arriving slower than this on average is cut (0: never)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    transport: str = ""
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> StoreOptions:
-        """Defaults, with ``DJARCHIVE_CONNECT_TIMEOUT``, ``DJARCHIVE_READ_TIMEOUT`` (seconds) and
-        ``DJARCHIVE_MIN_RATE`` (bytes per second, 0 to turn the check off) applied."""
+        """Defaults, with ``DJARCHIVE_CONNECT_TIMEOUT``, ``DJARCHIVE_READ_TIMEOUT`` (seconds),
+        ``DJARCHIVE_MIN_RATE`` (bytes per second, 0 to turn the check off) and
+        ``DJARCHIVE_TRANSPORT`` (curl or minio) applied."""
         values: dict[str, Any] = {
             "connect_timeout": _env_seconds("DJARCHIVE_CONNECT_TIMEOUT", cls.connect_timeout),
             "read_timeout": _env_seconds("DJARCHIVE_READ_TIMEOUT", cls.read_timeout),
             "min_rate": _env_seconds("DJARCHIVE_MIN_RATE", cls.min_rate, zero=True),
+            "transport": _env_transport(),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,11 +35,15 @@ from djarchive_common.errors import DJArchiveError, IntegrityError, RangesIgnore
 from djarchive_common.transfer import SMALL_FILE
 from djarchive_common.verified import check_sha256, check_size
 
-from .fetch import WRITE_SIZE, Fetcher, Range, WholeFile
+from .fetch import Fetcher, Range, WholeFile
 
 __all__ = ["HELPERS", "fetch_batch"]
 
 HELPERS = 3  # threads creating, closing and placing files beside the driver
+HASHERS = 2  # threads hashing and writing the streams of large files beside the driver
+STREAMED = 4 * 1024 * 1024  # files at least this large are hashed and written by a hasher
+BLOCK = 1024 * 1024  # bytes gathered before they are hashed and written (libcurl hands over 16 KiB)
+IN_FLIGHT = 32 * 1024 * 1024  # bytes received and not yet hashed and written, at most
 Unit = WholeFile | Range
 Result = tuple[Unit, os.stat_result | None, BaseException | None]
 
@@ -49,6 +54,69 @@ def _object_size(head: Head, size: int) -> None:
         raise IntegrityError(
             f"the object is {head.object_size} bytes, the manifest says {size}", retryable=True
         )
+
+
+class _Room:
+    """A budget of bytes held in memory between the driver and the hashers."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+        self.changed = threading.Condition()
+
+    def take(self, count: int) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.used == 0 or self.used + count <= self.limit)
+            self.used += count
+
+    def give(self, count: int) -> None:
+        with self.changed:
+            self.used -= count
+            self.changed.notify_all()
+
+
+class _Hashed:
+    """A large file's bytes, hashed and written in order by a hasher thread while the driver
+    receives (hashlib and os.write release the GIL, so another core takes part)."""
+
+    def __init__(self, sink: _WholeSink, pool: ThreadPoolExecutor, room: _Room):
+        self.sink, self.pool, self.room = sink, pool, room
+        self.chunks: deque[bytearray] = deque()
+        self.lock = threading.Lock()
+        self.idle = threading.Event()
+        self.idle.set()
+        self.error: BaseException | None = None
+
+    def put(self, data: bytearray) -> None:
+        """Queue ``data`` (the driver waits while the budget is spent); a hasher's error is raised."""
+        if self.error is not None:
+            raise self.error
+        self.room.take(len(data))
+        with self.lock:
+            self.chunks.append(data)
+            if self.idle.is_set():
+                self.idle.clear()
+                self.pool.submit(self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            with self.lock:
+                if not self.chunks:
+                    self.idle.set()
+                    return
+                data = self.chunks.popleft()
+            try:
+                if self.error is None:
+                    self.sink.take(data)
+            except BaseException as exc:
+                self.error = exc
+            finally:
+                self.room.give(len(data))
+
+    def wait(self) -> None:
+        """Until every byte queued is hashed and written; a hasher's error is raised."""
+        self.idle.wait()
+        if self.error is not None:
+            raise self.error
 
 
 class _WholeSink:
@@ -63,8 +131,9 @@ class _WholeSink:
         self.fd = -1
         self.placed = False
         self.digest = hashlib.sha256()
-        self.received = 0
-        self.pending = bytearray()  # received, not yet written (written WRITE_SIZE at a time)
+        self.received = 0  # bytes of the body so far (this attempt's and the ones it resumes)
+        self.block = bytearray()  # received, not yet hashed and written
+        self.hashed = _Hashed(self, batch.hashers, batch.room) if self.entry.size >= STREAMED else None
 
     def request(self) -> Get:
         key = self.batch.fetcher.key(self.entry)
@@ -77,27 +146,40 @@ class _WholeSink:
             if self.large:
                 self.batch.fetcher.allocate(self.fd, self.entry)
         if head.offset != self.received:  # the body was refused: it starts over
+            if self.hashed is not None:
+                self.hashed.wait()
             os.ftruncate(self.fd, 0)
             os.lseek(self.fd, 0, os.SEEK_SET)
-            self.batch.fetcher.progress.advance(-self.received)
-            self.digest, self.received, self.pending = hashlib.sha256(), 0, bytearray()
+            self.batch.fetcher.progress.advance(len(self.block) - self.received)
+            self.digest, self.received, self.block = hashlib.sha256(), 0, bytearray()
 
     def on_data(self, data: bytes, position: int) -> None:
-        self.digest.update(data)
-        self.pending += data
-        if len(self.pending) >= WRITE_SIZE:
-            self.flush()
+        # libcurl hands over 16 KiB at a time: they are gathered into blocks, hashed and written
+        # (WRITE_SIZE per system call) a block at a time, by a hasher for a large file.
+        self.block += data
         self.received += len(data)
-        self.batch.fetcher.progress.advance(len(data))
+        if len(self.block) >= BLOCK:
+            self.pass_block()
 
-    def flush(self) -> None:
-        """Write what was received and not written yet."""
-        if self.pending:
-            self.batch.fetcher.write(self.fd, self.pending)
-            self.pending = bytearray()
+    def pass_block(self) -> None:
+        """Hash and write the block received (or queue it for the hasher)."""
+        block, self.block = self.block, bytearray()
+        if self.hashed is not None:
+            self.hashed.put(block)
+        else:
+            self.take(block)
+        self.batch.fetcher.progress.advance(len(block))
+
+    def take(self, block: bytearray) -> None:
+        """Hash ``block`` and write it, in the order received."""
+        self.digest.update(block)
+        self.batch.fetcher.write(self.fd, block)
 
     def on_end(self) -> None:
-        self.flush()
+        if self.block:
+            self.pass_block()
+        if self.hashed is not None:
+            self.hashed.wait()
         check_size("", self.received, self.entry.size)
         check_sha256("", self.digest.hexdigest(), self.entry.sha256)
 
@@ -107,7 +189,7 @@ class _WholeSink:
         if done.error is None:
             batch.finish(self.unit, self._place)
             return
-        batch.fetcher.progress.advance(-self.received)
+        batch.fetcher.progress.advance(len(self.block) - self.received)
         batch.report(self.unit, None, done.error)
         batch.helpers.submit(self.discard)
 
@@ -124,6 +206,8 @@ class _WholeSink:
         once the helpers are gone)."""
         if self.placed:
             return
+        if self.hashed is not None:
+            self.hashed.idle.wait()
         if self.part is None:
             if self.creating.cancel() or self.creating.exception() is not None:
                 return
@@ -163,29 +247,28 @@ class _RangeSink:
         self.flush()  # a resumed GET: what the last attempt delivered goes to the file first
 
     def on_data(self, data: bytes, position: int) -> None:
-        job = self.job
-        with job.lock:
-            if position <= job.cursor < position + len(data):  # at the cursor: hashed from memory
-                job.digest.update(memoryview(data)[job.cursor - position :])
-                job.cursor = position + len(data)
         if not self.pending:
             self.pending_at = position
         self.pending += data
-        if len(self.pending) >= WRITE_SIZE:
+        if len(self.pending) >= BLOCK:
             self.flush()
-        self.batch.fetcher.progress.advance(len(data))
 
     def flush(self) -> None:
-        """Write what was received and not written yet, then hash what the cursor can reach of
-        the bytes written ahead of it."""
+        """Write what was received and not written yet, hash it from memory if it is at the
+        cursor, then hash what the cursor can reach of the bytes written ahead of it."""
         if not self.pending:
             return
         job, fetcher = self.job, self.batch.fetcher
-        fetcher.write(self.fd, self.pending, self.pending_at)
-        end, self.pending = self.pending_at + len(self.pending), bytearray()
+        block, start = self.pending, self.pending_at
+        fetcher.write(self.fd, block, start)
+        end, self.pending = start + len(block), bytearray()
         with job.lock:
+            if start <= job.cursor < end:
+                job.digest.update(memoryview(block)[job.cursor - start :])
+                job.cursor = end
             job.written[self.unit.index] = end - job.ranges[self.unit.index][0]
             fetcher.catch_up(job, limit=fetcher.buffer_size * 4)
+        fetcher.progress.advance(len(block))
 
     def ended(self, done: Done) -> None:
         """One range fewer to wait for; the last one finishes the file (or reports its error)."""
@@ -210,8 +293,16 @@ _Sink = _WholeSink | _RangeSink
 class _Batch:
     """The state of one batch: what is ahead, what runs, what the helpers finished."""
 
-    def __init__(self, fetcher: Fetcher, jobs: int, helpers: ThreadPoolExecutor, lookahead: int):
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        jobs: int,
+        helpers: ThreadPoolExecutor,
+        hashers: ThreadPoolExecutor,
+        lookahead: int,
+    ):
         self.fetcher, self.jobs, self.helpers, self.lookahead = fetcher, jobs, helpers, lookahead
+        self.hashers, self.room = hashers, _Room(IN_FLIGHT)
         self.large_running = 0
         self.reports: queue.SimpleQueue[Result] = queue.SimpleQueue()
         self.pending = 0  # helper tasks whose report is still to come
@@ -288,7 +379,8 @@ def fetch_batch(fetcher: Fetcher, units: Iterable[Unit], *, jobs: int, transfers
     one file are reported in its triple; anything else propagates and stops everything."""
     engine = fetcher.store.engine(transfers)
     helpers = ThreadPoolExecutor(HELPERS, "djarchive-files")
-    batch = _Batch(fetcher, jobs, helpers, lookahead=transfers)
+    hashers = ThreadPoolExecutor(HASHERS, "djarchive-hash")
+    batch = _Batch(fetcher, jobs, helpers, hashers, lookahead=transfers)
     fetcher.engine = engine
     running = engine.run(batch.requests(units))
     try:
@@ -299,6 +391,7 @@ def fetch_batch(fetcher: Fetcher, units: Iterable[Unit], *, jobs: int, transfers
             yield from batch.take(block=True)
     finally:
         running.close()
+        hashers.shutdown(wait=True)
         helpers.shutdown(wait=True, cancel_futures=True)
         for sink in batch.sinks:
             sink.discard()

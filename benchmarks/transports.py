@@ -1,0 +1,222 @@
+"""Issue 27: djarchive on libcurl and on minio, side by side, against s5cmd on the same s3rver.
+
+    python benchmarks/transports.py [--rounds 3] [--parts s,l,upload,rerun] [--network loopback,latency]
+
+Starts s3rver (benchmarks/servers.py), publishes S (2,000 x 16 KiB) and L (4 x 256 MiB) with
+djarchive-admin, then runs every measurement ``--rounds`` times, the tools taking turns within
+each round (so a burst of load on the shared machine hits all of them alike), on loopback and
+through the latency proxy (20 ms each way), each command in its own process, timed by
+``run.run_command`` (wall, and the child's CPU: user + system from wait4):
+
+* **download** S and L into an empty folder: ``djarchive download -q`` with
+  ``DJARCHIVE_TRANSPORT=curl``, the same with ``=minio``, and ``s5cmd cp`` followed by
+  ``hashcheck.py`` (hashlib over the manifest, one thread per core): the floor, "s5cmd + hashlib";
+* **rerun**: the same ``djarchive download`` again over the complete copy (L: the no-op re-run,
+  against the cold download of the same round);
+* **upload** S: ``djarchive-admin upload -q`` (hash, PUT with digests, publish) into a new
+  revision with each transport, against ``s5cmd cp`` of the folder and of its manifest.
+
+Medians per tool go to a table with issue 27's ratios and targets; the raw samples and the load
+average go to ``.work/results/transports-<stamp>.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import generate  # noqa: E402
+import run  # noqa: E402
+import servers  # noqa: E402
+
+WORK = servers.WORK
+DATASETS = {"S": "bench-s", "L": "bench-l"}
+TRANSPORTS = ("curl", "minio")
+Command = list[str]
+
+
+def _load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+class Bench:
+    """The runs of one invocation: samples by (network, phase, shape, tool)."""
+
+    def __init__(self, endpoint: str, rounds: int):
+        self.endpoint, self.rounds = endpoint, rounds
+        self.samples: dict[tuple[str, str, str, str], list[run.Sample]] = {}
+        self.loads: list[str] = []
+        self.logs = WORK / "logs" / "transports"
+        self.copies = WORK / "copies" / "transports"
+        self.djarchive = run.find("djarchive") or "djarchive"
+        self.admin = run.find("djarchive-admin") or "djarchive-admin"
+        self.s5cmd = run.find("s5cmd") or "s5cmd"
+        self.uploads = 0
+
+    def env(self, endpoint: str, transport: str | None = None) -> dict[str, str]:
+        env = run.tool_env(endpoint, WORK)
+        if transport:
+            env["DJARCHIVE_TRANSPORT"] = transport
+        return env
+
+    def time(self, key: tuple[str, str, str, str], steps: list[Command], env: dict[str, str]) -> run.Sample:
+        sample = run.Sample()
+        for step in steps:
+            sample.add(run.run_command(step, env, WORK, self.logs / f"{'-'.join(key)}.log".replace(" ", "_")))
+        self.samples.setdefault(key, []).append(sample)
+        print(f"  {'/'.join(key):44s} wall {sample.wall:6.2f} s  cpu {sample.cpu:6.2f} s"
+              f"{'' if sample.ok else '  FAILED ' + sample.note}", flush=True)
+        return sample
+
+    def fresh(self, name: str) -> Path:
+        dest = self.copies / name
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return dest
+
+    def download(self, network: str, endpoint: str, shape: str, data: generate.Dataset, rerun: bool) -> None:
+        dataset = DATASETS[shape]
+        for transport in TRANSPORTS:
+            dest = self.fresh(f"{shape}-{transport}")
+            command = [self.djarchive, "download", "-q", dataset, "v1", str(dest)]
+            env = self.env(endpoint, transport)
+            self.time((network, "download", shape, f"djarchive {transport}"), [command], env)
+            if rerun:
+                self.time((network, "rerun", shape, f"djarchive {transport}"), [command], env)
+            shutil.rmtree(dest, ignore_errors=True)
+        dest = self.fresh(f"{shape}-s5cmd")
+        s5 = [self.s5cmd, "--endpoint-url", endpoint]
+        steps = [
+            [*s5, "cp", f"s3://{servers.BUCKET}/{dataset}/v1/*", f"{dest}/"],
+            [sys.executable, str(HERE / "hashcheck.py"), str(data.manifest), str(dest)],
+        ]
+        env = self.env(endpoint)
+        self.time((network, "download", shape, "s5cmd"), steps[:1], env)
+        self.samples[(network, "download", shape, "s5cmd + hashlib")] = []
+        self.time((network, "download", shape, "hashlib"), steps[1:], env)
+        both = run.Sample()
+        both.add(self.samples[(network, "download", shape, "s5cmd")][-1])
+        both.add(self.samples[(network, "download", shape, "hashlib")][-1])
+        self.samples.setdefault((network, "download", shape, "s5cmd + hashlib"), []).append(both)
+        shutil.rmtree(dest, ignore_errors=True)
+
+    def upload(self, network: str, endpoint: str, data: generate.Dataset) -> None:
+        source = WORK / "upload-src" / "transports-S"
+        if not source.exists():
+            run._link_copy(data.root, source)
+        for transport in TRANSPORTS:
+            self.uploads += 1
+            command = [self.admin, "upload", "-q", "bench-up", f"r{self.uploads}", str(source)]
+            self.time((network, "upload", "S", f"djarchive {transport}"), [command], self.env(endpoint, transport))
+        self.uploads += 1
+        s5 = [self.s5cmd, "--endpoint-url", endpoint]
+        prefix = f"s3://{servers.BUCKET}/bench-up/r{self.uploads}/"
+        steps = [[*s5, "cp", f"{source}/*", prefix], [*s5, "cp", str(data.manifest), prefix + run.MANIFEST_NAME]]
+        self.time((network, "upload", "S", "s5cmd"), steps, self.env(endpoint))
+
+    def median(self, key: tuple[str, str, str, str], what: Callable[[run.Sample], float]) -> float:
+        return statistics.median(what(sample) for sample in self.samples.get(key, []) or [run.Sample()])
+
+
+def report(bench: Bench, networks: list[str], notes: list[str]) -> str:
+    lines = ["# djarchive on libcurl and on minio against s5cmd (issue 27)", ""]
+    lines += [f"- {note}" for note in notes]
+    lines += [f"- load average at each round's start: {'; '.join(bench.loads)}", ""]
+    lines += ["| network | phase | shape | tool | wall s (runs) | cpu s (runs) | median wall | median cpu |"]
+    lines += ["| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (network, phase, shape, tool), samples in bench.samples.items():
+        walls = " ".join(f"{s.wall:.2f}" for s in samples)
+        cpus = " ".join(f"{s.cpu:.2f}" for s in samples)
+        wall = statistics.median(s.wall for s in samples)
+        cpu = statistics.median(s.cpu for s in samples)
+        failed = "" if all(s.ok for s in samples) else " (FAILED)"
+        lines.append(f"| {network} | {phase} | {shape} | {tool}{failed} | {walls} | {cpus} | {wall:.2f} | {cpu:.2f} |")
+    lines += ["", "## Issue 27's targets (medians)", "", "| target | curl | minio | limit |", "| --- | --- | --- | --- |"]
+    wall = lambda sample: sample.wall  # noqa: E731
+    cpu = lambda sample: sample.cpu  # noqa: E731
+    for network in networks:
+        for shape, limit in (("S", 0.8), ("L", 0.9)):
+            floor = bench.median((network, "download", shape, "s5cmd + hashlib"), wall)
+            if not floor:
+                continue
+            ratios = [bench.median((network, "download", shape, f"djarchive {t}"), wall) / floor for t in TRANSPORTS]
+            lines.append(f"| download {shape}, {network}: wall / (s5cmd + hashlib) | {ratios[0]:.2f} | {ratios[1]:.2f} | ≤ {limit} |")
+        floor = bench.median((network, "download", "L", "s5cmd + hashlib"), cpu)
+        if floor:
+            ratios = [bench.median((network, "download", "L", f"djarchive {t}"), cpu) / floor for t in TRANSPORTS]
+            lines.append(f"| L client CPU, {network}: / (s5cmd's + hashlib's) | {ratios[0]:.2f} | {ratios[1]:.2f} | ≤ 1.0 |")
+        floor = bench.median((network, "upload", "S", "s5cmd"), wall)
+        if floor:
+            ratios = [bench.median((network, "upload", "S", f"djarchive {t}"), wall) / floor for t in TRANSPORTS]
+            lines.append(f"| upload S, {network}: wall / s5cmd | {ratios[0]:.2f} | {ratios[1]:.2f} | ≤ 0.9 |")
+        cold = [bench.median((network, "download", "L", f"djarchive {t}"), wall) for t in TRANSPORTS]
+        again = [bench.median((network, "rerun", "L", f"djarchive {t}"), wall) for t in TRANSPORTS]
+        if all(cold) and all(again):
+            lines.append(
+                f"| no-op re-run L, {network}: wall / cold | {again[0] / cold[0]:.3f} | {again[1] / cold[1]:.3f} | ≤ 0.15 |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--parts", default="s,l,upload,rerun", help="s, l, upload, rerun (with l)")
+    parser.add_argument("--network", default="loopback,latency")
+    parser.add_argument("--delay", type=float, default=0.020, help="seconds each way through the proxy")
+    args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    networks = args.network.split(",")
+    run.write_bytecode()
+    shapes = [shape for shape in ("S", "L") if shape.lower() in parts or (shape == "S" and "upload" in parts)]
+    data = {shape: generate.generate(shape) for shape in shapes}
+    notes = [
+        f"machine: {run.machine()}",
+        f"s5cmd: {run._version([run.find('s5cmd') or 's5cmd', 'version'])}",
+        f"pycurl: {run._module_version('pycurl')}",
+        f"rounds: {args.rounds}; tools alternate within each round",
+    ]
+    with servers.S3rver() as server:
+        notes.append(f"server: {server.version()}")
+        for shape in shapes:
+            how = run.publish(server.endpoint, data[shape], DATASETS[shape], "v1", use_admin=True)
+            notes.append(f"{shape} published by {how}")
+        bench = Bench(server.endpoint, args.rounds)
+        for number in range(1, args.rounds + 1):
+            bench.loads.append(_load())
+            print(f"round {number} (load {bench.loads[-1]})", flush=True)
+            for network in networks:
+                proxy = servers.LatencyProxy(server.port, args.delay) if network == "latency" else None
+                with proxy if proxy is not None else _nothing():
+                    endpoint = proxy.endpoint if proxy is not None else server.endpoint
+                    if "s" in parts:
+                        bench.download(network, endpoint, "S", data["S"], rerun=False)
+                    if "l" in parts:
+                        bench.download(network, endpoint, "L", data["L"], rerun="rerun" in parts)
+                    if "upload" in parts:
+                        bench.upload(network, endpoint, data["S"])
+    text = report(bench, networks, notes)
+    raw = {"/".join(key): [vars(sample) for sample in samples] for key, samples in bench.samples.items()}
+    run.save_results(text, {"notes": notes, "loads": bench.loads, "samples": raw}, prefix="transports-")
+    return 0
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

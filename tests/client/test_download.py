@@ -97,7 +97,7 @@ def test_writes_that_take_only_part_of_the_data_lose_nothing(archive, big_files,
     """A write may store fewer bytes than it was given; the rest must still reach the file."""
     archive.publish("some-set", "000", big_files)
     real_write, real_pwrite = os.write, os.pwrite
-    calls = {"write": 0, "pwrite": 0}
+    calls = {"write": 0, "pwrite": 0, "writev": 0}
 
     def short_write(fd, data):
         calls["write"] += 1
@@ -107,8 +107,13 @@ def test_writes_that_take_only_part_of_the_data_lose_nothing(archive, big_files,
         calls["pwrite"] += 1
         return real_pwrite(fd, memoryview(data)[:1000], position)
 
+    def short_writev(fd, pieces):  # libcurl's pieces are gathered by writev (the first 1000 bytes)
+        calls["writev"] += 1
+        return real_write(fd, memoryview(b"".join(pieces))[:1000])
+
     monkeypatch.setattr(os, "write", short_write)
     monkeypatch.setattr(os, "pwrite", short_pwrite)
+    monkeypatch.setattr(os, "writev", short_writev)
     target = tmp_path / "t"
     client().download("some-set", "000", target, create_target=True, **SMALL_PARTS)
     monkeypatch.undo()
@@ -124,7 +129,7 @@ def test_data_reaches_the_disk_in_writes_of_at_most_write_size(archive, big_file
 
     files = {**big_files, "whole.bin": os.urandom(300 * KiB + 5)}
     archive.publish("some-set", "000", files)
-    real_write, real_pwrite = os.write, os.pwrite
+    real_write, real_pwrite, real_writev = os.write, os.pwrite, os.writev
     sizes: dict[str, list[int]] = {"write": [], "pwrite": []}
 
     def spy_write(fd, data):
@@ -135,8 +140,13 @@ def test_data_reaches_the_disk_in_writes_of_at_most_write_size(archive, big_file
         sizes["pwrite"].append(len(data))
         return real_pwrite(fd, data, position)
 
+    def spy_writev(fd, pieces):
+        sizes["write"].append(sum(map(len, pieces)))
+        return real_writev(fd, pieces)
+
     monkeypatch.setattr(os, "write", spy_write)
     monkeypatch.setattr(os, "pwrite", spy_pwrite)
+    monkeypatch.setattr(os, "writev", spy_writev)
     target = tmp_path / "t"
     client().download(
         "some-set", "000", target, create_target=True, part_size=512 * KiB, multipart_threshold=1024 * KiB

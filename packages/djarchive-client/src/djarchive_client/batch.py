@@ -80,19 +80,20 @@ class _Hashed:
 
     def __init__(self, sink: _WholeSink, pool: ThreadPoolExecutor, room: _Room):
         self.sink, self.pool, self.room = sink, pool, room
-        self.chunks: deque[bytearray] = deque()
+        self.chunks: deque[tuple[list[bytes], int]] = deque()
         self.lock = threading.Lock()
         self.idle = threading.Event()
         self.idle.set()
         self.error: BaseException | None = None
 
-    def put(self, data: bytearray) -> None:
-        """Queue ``data`` (the driver waits while the budget is spent); a hasher's error is raised."""
+    def put(self, block: list[bytes], size: int) -> None:
+        """Queue ``block`` of ``size`` bytes (the driver waits while the budget is spent); a
+        hasher's error is raised."""
         if self.error is not None:
             raise self.error
-        self.room.take(len(data))
+        self.room.take(size)
         with self.lock:
-            self.chunks.append(data)
+            self.chunks.append((block, size))
             if self.idle.is_set():
                 self.idle.clear()
                 self.pool.submit(self._drain)
@@ -103,14 +104,14 @@ class _Hashed:
                 if not self.chunks:
                     self.idle.set()
                     return
-                data = self.chunks.popleft()
+                block, size = self.chunks.popleft()
             try:
                 if self.error is None:
-                    self.sink.take(data)
+                    self.sink.take(block)
             except BaseException as exc:
                 self.error = exc
             finally:
-                self.room.give(len(data))
+                self.room.give(size)
 
     def wait(self) -> None:
         """Until every byte queued is hashed and written; a hasher's error is raised."""
@@ -132,7 +133,8 @@ class _WholeSink:
         self.placed = False
         self.digest = hashlib.sha256()
         self.received = 0  # bytes of the body so far (this attempt's and the ones it resumes)
-        self.block = bytearray()  # received, not yet hashed and written
+        self.block: list[bytes] = []  # received, not yet hashed and written: ``pending`` bytes
+        self.pending = 0
         self.hashed = _Hashed(self, batch.hashers, batch.room) if self.entry.size >= STREAMED else None
 
     def request(self) -> Get:
@@ -150,30 +152,33 @@ class _WholeSink:
                 self.hashed.wait()
             os.ftruncate(self.fd, 0)
             os.lseek(self.fd, 0, os.SEEK_SET)
-            self.batch.fetcher.progress.advance(len(self.block) - self.received)
-            self.digest, self.received, self.block = hashlib.sha256(), 0, bytearray()
+            self.batch.fetcher.progress.advance(self.pending - self.received)
+            self.digest, self.received, self.block, self.pending = hashlib.sha256(), 0, [], 0
 
     def on_data(self, data: bytes, position: int) -> None:
-        # libcurl hands over 16 KiB at a time: they are gathered into blocks, hashed and written
-        # (WRITE_SIZE per system call) a block at a time, by a hasher for a large file.
-        self.block += data
+        # libcurl hands over 16 KiB at a time: they are gathered (not copied) into blocks, hashed
+        # and written (writev, WRITE_SIZE per system call) a block at a time, by a hasher for a
+        # large file.
+        self.block.append(data)
+        self.pending += len(data)
         self.received += len(data)
-        if len(self.block) >= BLOCK:
+        if self.pending >= BLOCK:
             self.pass_block()
 
     def pass_block(self) -> None:
         """Hash and write the block received (or queue it for the hasher)."""
-        block, self.block = self.block, bytearray()
+        block, size, self.block, self.pending = self.block, self.pending, [], 0
         if self.hashed is not None:
-            self.hashed.put(block)
+            self.hashed.put(block, size)
         else:
             self.take(block)
-        self.batch.fetcher.progress.advance(len(block))
+        self.batch.fetcher.progress.advance(size)
 
-    def take(self, block: bytearray) -> None:
+    def take(self, block: list[bytes]) -> None:
         """Hash ``block`` and write it, in the order received."""
-        self.digest.update(block)
-        self.batch.fetcher.write(self.fd, block)
+        for piece in block:
+            self.digest.update(piece)
+        self.batch.fetcher.write_pieces(self.fd, block)
 
     def on_end(self) -> None:
         if self.block:
@@ -189,7 +194,7 @@ class _WholeSink:
         if done.error is None:
             batch.finish(self.unit, self._place)
             return
-        batch.fetcher.progress.advance(len(self.block) - self.received)
+        batch.fetcher.progress.advance(self.pending - self.received)
         batch.report(self.unit, None, done.error)
         batch.helpers.submit(self.discard)
 

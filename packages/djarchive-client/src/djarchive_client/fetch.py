@@ -59,6 +59,22 @@ def _write_all(fd: int, data: bytes | bytearray, position: int | None = None) ->
             position += written
 
 
+def _write_pieces(fd: int, pieces: list[bytes]) -> None:
+    """Write ``pieces`` one after the other, gathered by ``writev`` into system calls of at most
+    WRITE_SIZE (as :func:`_write_all`), without joining them first."""
+    group: list[bytes] = []
+    size = 0
+    for piece in [*pieces, b""]:
+        if group and (not piece or size + len(piece) > WRITE_SIZE):
+            written = os.writev(fd, group) if hasattr(os, "writev") else 0
+            if written < size:  # a short write (or no writev): the rest the plain way
+                _write_all(fd, b"".join(group)[written:])
+            group, size = [], 0
+        if piece:
+            group.append(piece)
+            size += len(piece)
+
+
 class WholeFile:
     """A file fetched with one GET and hashed as it streams."""
 
@@ -186,6 +202,13 @@ class Fetcher:
         """Write ``data`` to the temporary file ``fd`` (at ``position``); a failure is the disk's."""
         try:
             _write_all(fd, data, position)
+        except OSError as exc:
+            raise storage_error(exc, self.local.root / ".djarchive" / "tmp") from None
+
+    def write_pieces(self, fd: int, pieces: list[bytes]) -> None:
+        """Write ``pieces`` in order at the temporary file's position; a failure is the disk's."""
+        try:
+            _write_pieces(fd, pieces)
         except OSError as exc:
             raise storage_error(exc, self.local.root / ".djarchive" / "tmp") from None
 

@@ -4,7 +4,8 @@
 
 Starts s3rver (benchmarks/servers.py), publishes S (2,000 x 16 KiB) and L (4 x 256 MiB) with
 djarchive-admin, then runs every measurement ``--rounds`` times, the tools taking turns within
-each round (so a burst of load on the shared machine hits all of them alike), on loopback and
+each round, each going first in turn, after ``sync`` (so a burst of load on the shared machine,
+or the writeback of what the last one wrote, hits all of them alike), on loopback and
 through the latency proxy (20 ms each way), each command in its own process, timed by
 ``run.run_command`` (wall, and the child's CPU: user + system from wait4):
 
@@ -69,6 +70,7 @@ class Bench:
         return env
 
     def time(self, key: tuple[str, str, str, str], steps: list[Command], env: dict[str, str]) -> run.Sample:
+        os.sync()  # what the last command wrote goes to disk now, not during this one
         sample = run.Sample()
         for step in steps:
             sample.add(run.run_command(step, env, WORK, self.logs / f"{'-'.join(key)}.log".replace(" ", "_")))
@@ -88,15 +90,20 @@ class Bench:
         return dest
 
     def download(self, network: str, endpoint: str, shape: str, data: generate.Dataset, rerun: bool) -> None:
-        dataset = DATASETS[shape]
-        for transport in TRANSPORTS:
-            dest = self.fresh(f"{shape}-{transport}")
-            command = [self.djarchive, "download", "-q", dataset, "v1", str(dest)]
-            env = self.env(endpoint, transport)
-            self.time((network, "download", shape, f"djarchive {transport}"), [command], env)
+        for tool in _turn(["curl", "minio", "s5cmd"], len(self.loads)):
+            if tool == "s5cmd":
+                self._s5cmd_download(network, endpoint, shape, data)
+                continue
+            dest = self.fresh(f"{shape}-{tool}")
+            command = [self.djarchive, "download", "-q", DATASETS[shape], "v1", str(dest)]
+            env = self.env(endpoint, tool)
+            self.time((network, "download", shape, f"djarchive {tool}"), [command], env)
             if rerun:
-                self.time((network, "rerun", shape, f"djarchive {transport}"), [command], env)
+                self.time((network, "rerun", shape, f"djarchive {tool}"), [command], env)
             shutil.rmtree(dest, ignore_errors=True)
+
+    def _s5cmd_download(self, network: str, endpoint: str, shape: str, data: generate.Dataset) -> None:
+        dataset = DATASETS[shape]
         dest = self.fresh(f"{shape}-s5cmd")
         s5 = [self.s5cmd, "--endpoint-url", endpoint]
         steps = [
@@ -117,12 +124,16 @@ class Bench:
         source = WORK / "upload-src" / "transports-S"
         if not source.exists():
             run._link_copy(data.root, source)
-        for transport in TRANSPORTS:
+        for tool in _turn(["curl", "minio", "s5cmd"], len(self.loads)):
             self.uploads += 1
+            if tool == "s5cmd":
+                self._s5cmd_upload(network, endpoint, data, source)
+                continue
             command = [self.admin, "upload", "-q", "bench-up", f"r{self.uploads}", str(source)]
-            env = self.env(endpoint, transport)
-            self.time((network, "upload", "S", f"djarchive {transport}"), [command], env)
-        self.uploads += 1
+            env = self.env(endpoint, tool)
+            self.time((network, "upload", "S", f"djarchive {tool}"), [command], env)
+
+    def _s5cmd_upload(self, network: str, endpoint: str, data: generate.Dataset, source: Path) -> None:
         s5 = [self.s5cmd, "--endpoint-url", endpoint]
         prefix = f"s3://{servers.BUCKET}/bench-up/r{self.uploads}/"
         steps = [
@@ -133,6 +144,13 @@ class Bench:
 
     def median(self, key: tuple[str, str, str, str], what: Callable[[run.Sample], float]) -> float:
         return statistics.median(what(sample) for sample in self.samples.get(key, []) or [run.Sample()])
+
+
+def _turn(tools: list[str], round_number: int) -> list[str]:
+    """``tools`` in the order of round ``round_number`` (1-based): each goes first in turn, so
+    none always runs after the same one (the page cache's writeback of a large download, say)."""
+    shift = (round_number - 1) % len(tools)
+    return tools[shift:] + tools[:shift]
 
 
 def report(bench: Bench, networks: list[str], notes: list[str]) -> str:

@@ -202,6 +202,7 @@ class DJArchiveAdmin(Catalog):
         display_progress: bool = False,
         events: Events | None = None,
         sign_key: SignKey | None = None,
+        delta: bool = True,
     ) -> UploadSummary:
         """Upload ``source_directory`` as revision ``revision`` of dataset ``name``, then publish it.
 
@@ -211,7 +212,9 @@ class DJArchiveAdmin(Catalog):
         again. ``publish=False`` stops after staging the manifest. A published revision is
         refused unless ``force``, which replaces it (it is hidden while the upload runs) and
         deletes objects the new manifest does not list. With a signing key (``sign_key``, or the
-        configured one) the revision is signed as it is published.
+        configured one) the revision is signed as it is published. Content that earlier published
+        revisions of the dataset hold is copied in the archive instead of sent, unless
+        ``delta=False`` (see docs/how-to/delta.md).
         """
         self._checked(name, revision)
         root = source_root(source_directory)
@@ -221,7 +224,8 @@ class DJArchiveAdmin(Catalog):
                 "not to an upload with --no-publish (publish=False)"
             )
         signer = self.signer(sign_key) if publish else None  # checked before anything is sent
-        options = UploadOptions(jobs=job_count(jobs), **({"part_size": part_size} if part_size else {}))
+        tuning: dict[str, Any] = {"part_size": part_size} if part_size else {}
+        options = UploadOptions(jobs=job_count(jobs), reuse=delta, **tuning)
         with self._lease(name, revision) as lease:
             return upload_revision(
                 self,

@@ -64,6 +64,7 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
         display_progress=console.progress,
         events=console.events(),
         sign_key=args.sign_key,
+        delta=args.delta,
     )
     if summary.overwrote is not None:
         console.warn(f"overwrote {summary.dataset} {summary.revision}: {summary.overwrote}")

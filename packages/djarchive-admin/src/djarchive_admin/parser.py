@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         "anything is sent; otherwise the manifest is built in memory. Files are uploaded\n"
         "concurrently (multipart when large), each with its sha256 as x-amz-meta-sha256;\n"
         "objects already stored with the same size and sha256 are skipped, so re-running an\n"
-        "interrupted upload resumes it. A published revision is refused unless --force.",
+        "interrupted upload resumes it. Content an earlier published revision of NAME holds is\n"
+        "copied in the archive instead of sent (--no-delta: send everything). A published\n"
+        "revision is refused unless --force.",
     )
     upload.add_argument("dataset", metavar="NAME", help="dataset name")
     upload.add_argument("revision", metavar="REVISION", help="revision name")
@@ -130,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="overwrite a published revision (it is hidden while the upload runs) and delete "
         "objects the new manifest does not list",
+    )
+    upload.add_argument(
+        "--no-delta",
+        dest="delta",
+        action="store_false",
+        help="send every file, even content the archive already holds (no server-side copies)",
     )
     _add_filter(upload)
     _add_sign_key(upload, "sign the revision as it is published")

@@ -4,8 +4,8 @@ Every object has an ``"event"`` field; these names and fields are stable (more m
 
 ``start``     ``files``, ``bytes`` (what the command will go through), and what it works on
 ``file``      ``path``, ``bytes``, ``status`` (``fetched``, ``present``, ``reused`` or ``failed`` for a
-              download; ``verified`` or ``failed`` for a verify; ``uploaded``, ``present`` or ``failed``
-              for an upload), and ``reason`` when failed
+              download; ``verified`` or ``failed`` for a verify; ``uploaded``, ``copied`` (in the archive),
+              ``present`` or ``failed`` for an upload), and ``reason`` when failed
 ``progress``  running totals ``files_done``, ``bytes_done``, ``files``, ``bytes``, at most a few a second
 ``end``       the command's summary (as ``--json`` prints it), always the last line
 """

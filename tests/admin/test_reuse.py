@@ -28,7 +28,9 @@ DATASET = "ds"
 def revision_one(count: int = 40, seed: int = 1) -> dict[str, bytes]:
     """``count`` files of 100-500 KiB in a few folders."""
     rng = random.Random(seed)
-    return {f"s{i % 4}/f{i:02d}.bin": rng.randbytes(rng.randrange(100 * KiB, 500 * KiB)) for i in range(count)}
+    return {
+        f"s{i % 4}/f{i:02d}.bin": rng.randbytes(rng.randrange(100 * KiB, 500 * KiB)) for i in range(count)
+    }
 
 
 def changed(files: dict[str, bytes]) -> tuple[dict[str, bytes], int]:

@@ -109,6 +109,7 @@ def _download(store: Store, manifest: Manifest, request: DownloadRequest) -> Dow
             _apply(store, local, plan, keys=keys, request=request, summary=summary)
             if not summary.failed and not request.selection.loose:
                 local.write_receipt(_receipt(store, request, summary, COMPLETE), manifest)
+                local.clear_partials(lambda: _unselected(manifest, selected))
     finally:
         local.close()
         for copy, _ in sources:
@@ -122,6 +123,12 @@ def _download(store: Store, manifest: Manifest, request: DownloadRequest) -> Dow
             summary,
         )
     return summary
+
+
+def _unselected(manifest: Manifest, selected: Sequence[Entry]) -> list[str]:
+    """The paths of the revision this download did not select."""
+    chosen = {entry.subpath for entry in selected}
+    return [subpath for subpath in manifest.subpaths if subpath not in chosen]
 
 
 # -- 1. select -------------------------------------------------------------------------------

@@ -4,8 +4,10 @@ A file streams into a temporary file in this run's folder under ``TARGET/.djarch
 while its sha256 is computed; only a file whose size and hash match the manifest is renamed
 into place (:meth:`LocalCopy.place`, which opens every folder on the way at that moment and
 refuses links). Small files are one GET each. A large one is cut into byte ranges fetched by
-several workers and written at their offsets; the first answer states the object's real size,
-and only when it matches the manifest is the file pre-allocated. The hash follows a cursor
+several workers and written at their offsets into its partial file, kept across runs with a
+journal of what was written (:mod:`djarchive_client.partial`): a run after an interruption
+fetches only the bytes still missing. The first answer states the object's real size, and only
+when it matches the manifest is a new file pre-allocated. The hash follows a cursor
 through the file: bytes arriving at the cursor are hashed from memory, bytes written ahead of
 it are read back when it gets there. A server that ignores ``Range`` gets the file as one
 stream. Scheduling is :mod:`djarchive_client.download`'s.
@@ -20,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
-from djarchive_common.errors import Cancelled, DJArchiveError, LocalStorageError
+from djarchive_common.errors import Cancelled, DJArchiveError, IntegrityError, LocalStorageError
 from djarchive_common.errors import RangesIgnored as RangesIgnored  # download imports it from here
 from djarchive_common.layout import object_key
 from djarchive_common.localfs import pread, pwrite
@@ -31,6 +33,7 @@ from djarchive_common.transport import Stream
 from djarchive_common.verified import check_sha256, check_size, opened, receive
 
 from .localcopy import LocalCopy, storage_error
+from .partial import Partial
 
 __all__ = ["WRITE_SIZE", "Fetcher", "LargeFile", "Range", "WholeFile"]
 
@@ -78,7 +81,8 @@ class LargeFile:
         self.digest = hashlib.sha256()
         self.lock = threading.Lock()
         self.fd: int | None = None
-        self.part: str | None = None
+        self.partial: Partial | None = None  # the file being written, with its journal
+        self.base = [offset for offset, _ in self.ranges]  # where this run's bytes of each range start
         self.error: BaseException | None = None
 
     def units(self) -> list[Range]:
@@ -125,17 +129,22 @@ class Fetcher:
         self._stop = threading.Event()
         self._streams: set[Stream] = set()
         self._streams_lock = threading.Lock()
+        self._partials: set[Partial] = set()  # the partial files open in this run
 
     def key(self, entry: Entry) -> str:
         return object_key(self.dataset, self.revision, self.keys.get(entry.subpath, entry.subpath))
 
     def stop(self) -> None:
-        """Stop every transfer now: open connections are shut down, workers leave."""
+        """Stop every transfer now: open connections are shut down, workers leave; the journals
+        of the partial files say what they hold, for the next run."""
         self._stop.set()
         with self._streams_lock:
             streams = list(self._streams)
+            partials = list(self._partials)
         for stream in streams:
             stream.abort()
+        for partial in partials:
+            partial.flush()
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
@@ -243,18 +252,28 @@ class Fetcher:
             last = job.remaining == 0
         return self._finish_large(job) if last else None
 
+    def _resume(self, job: LargeFile) -> Partial:
+        """The job's partial file, found by the first range to run: what an earlier run wrote
+        (checked) counts as written, and only the rest of each range is fetched."""
+        with job.lock:
+            if job.partial is None:
+                partial = self.local.partials.resume(job.entry)
+                for index, (offset, length) in enumerate(job.ranges):
+                    job.written[index] = partial.present(offset, length)
+                    job.base[index] = offset + job.written[index]
+                job.fd = partial.fd
+                job.partial = partial
+                with self._streams_lock:
+                    self._partials.add(partial)
+                self.progress.advance(sum(job.written))
+            return job.partial
+
     def _open_large(self, job: LargeFile) -> int:
-        """The job's temporary file, created and pre-allocated by the first range to arrive (the
-        object's size is known to match the manifest by then)."""
+        """The job's file, created and pre-allocated by the first range to arrive when no earlier
+        run left one (the object's size is known to match the manifest by then)."""
         with job.lock:
             if job.fd is None:
-                job.part, job.fd = self.local.new_part()
-                if hasattr(os, "posix_fallocate"):
-                    try:
-                        os.posix_fallocate(job.fd, 0, job.entry.size)  # a full disk fails now, not halfway
-                    except OSError as exc:
-                        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # the file system cannot
-                            raise storage_error(exc, self.local.destination(job.entry.subpath)) from None
+                job.fd = job.partial.open()  # type: ignore[union-attr]
             return job.fd
 
     def _fetch_range_once(self, job: LargeFile, index: int) -> None:
@@ -262,6 +281,7 @@ class Fetcher:
         in place may already be hashed, and must never be overwritten by bytes that are not."""
         offset, length = job.ranges[index]
         end = offset + length
+        partial = self._resume(job)
         with job.lock:
             start = offset + job.written[index]
         if start >= end:
@@ -280,6 +300,7 @@ class Fetcher:
                         job.digest.update(memoryview(data)[job.cursor - position :])
                         job.cursor = position + len(data)
                     self._catch_up(job, limit=self.buffer_size * 4)
+                partial.wrote(job.base[index], position, data)
 
             received = self._receive(stream, start, end, write, keep=True)
         check_size(f"bytes {start}-{end - 1}", received, end - start)
@@ -301,25 +322,30 @@ class Fetcher:
             budget -= len(data)
 
     def _finish_large(self, job: LargeFile) -> os.stat_result:
+        """Verify the whole file and place it; on failure keep it for the next run, unless its
+        bytes are wrong (the whole file's sha256, or a server that ignored the ranges)."""
         status = None
+        partial = job.partial
         try:
-            if job.error is None:
+            if job.error is None and partial is not None:
                 with job.lock:
                     self._catch_up(job)
                 check_size("", job.cursor, job.entry.size)
                 check_sha256("", job.digest.hexdigest(), job.entry.sha256)
                 status = os.fstat(job.fd)  # type: ignore[arg-type]
-                os.close(job.fd)  # type: ignore[arg-type]
                 job.fd = None
-                self.local.place(job.part, job.entry.subpath)  # type: ignore[arg-type]
+                partial.place(self.local.files)
         except BaseException as exc:
             job.error = exc
         finally:
-            if job.fd is not None:
-                os.close(job.fd)
-                job.fd = None
-            if job.error is not None and job.part is not None:
-                self.local.discard(job.part)
+            job.fd = None
+            if partial is not None:
+                with self._streams_lock:
+                    self._partials.discard(partial)
+                if isinstance(job.error, (IntegrityError, RangesIgnored)):
+                    partial.discard()
+                elif job.error is not None:
+                    partial.close()
         if job.error is not None:
             raise job.error
         return status  # type: ignore[return-value]

@@ -311,10 +311,15 @@ class TargetFiles:
     def place(self, part: str, subpath: str) -> None:
         """Rename the temporary file ``part`` to ``subpath``, its folders created as needed; every
         folder on the way is opened now, and a link anywhere refuses the move."""
+        self.place_from(self._temporary, part, subpath)  # type: ignore[arg-type]
+
+    def place_from(self, source: Folder, name: str, subpath: str) -> None:
+        """Rename the file ``name`` of the folder ``source`` (under ``.djarchive``) to ``subpath``,
+        as :meth:`place` does."""
         try:
-            folder, name = self._parent(subpath, create=True)
+            folder, target = self._parent(subpath, create=True)
             with folder:
-                self._temporary.rename(part, folder, name)  # type: ignore[union-attr]
+                source.rename(name, folder, target)
         except OSError as exc:
             raise storage_error(exc, self.destination(subpath)) from None
 

@@ -5,13 +5,15 @@ djarchive keeps its own files under ``TARGET/.djarchive/`` (a name no manifest m
 (held while a download writes), ``verified.bin`` (what it has verified, so a re-run does not hash
 the dataset again), ``receipt.json`` with the stored manifest (what the copy holds) and
 ``tmp/<run>/`` (temporary downloads, renamed into place once verified; a later run deletes what
-a killed one left).
+a killed one left) and ``partial/`` (large files partly fetched, with the journal that lets the
+next run resume them: :mod:`.partial`).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from djarchive_common.errors import NotFoundError
@@ -21,6 +23,7 @@ from djarchive_common.manifest import Manifest
 
 from .files import TargetFiles, target_path
 from .lock import TargetLock
+from .partial import PARTIAL_FOLDER, Partials
 from .receipt import Receipt, read_receipt, stored_manifests, write_receipt
 from .verified import VerifiedFiles
 
@@ -56,6 +59,7 @@ class LocalCopy:
         self.verified = VerifiedFiles(self.root, shard, run)
         self._lock = TargetLock(path, shard)
         self._state: Folder | None = None
+        self._partials: Partials | None = None
 
     def __repr__(self) -> str:
         return f"<LocalCopy {self.path}>"
@@ -63,6 +67,9 @@ class LocalCopy:
     def close(self) -> None:
         """Release the lock and every open folder."""
         self.unlock()
+        if self._partials is not None:
+            self._partials.close()
+            self._partials = None
         for folder in (self._state, self.folder):
             if folder is not None:
                 folder.close()
@@ -94,6 +101,23 @@ class LocalCopy:
     def discard(self, part: str) -> None:
         """Delete a temporary file."""
         self.files.discard(part)
+
+    @property
+    def partials(self) -> Partials:
+        """The large files partly fetched, kept across runs (``.djarchive/partial/``)."""
+        if self._partials is None:
+            self._partials = Partials(self._state_folder())
+        return self._partials
+
+    def clear_partials(self, keep: Callable[[], Iterable[str]] = tuple) -> None:
+        """Delete what interrupted runs left partly fetched, but for the paths ``keep()`` names
+        (a complete copy needs none of the others)."""
+        if self._partials is None and self._state_folder().lstat(PARTIAL_FOLDER) is None:
+            return
+        try:
+            self.partials.clear(keep)
+        except OSError as exc:
+            raise storage_error(exc, self.root / STATE_DIR / PARTIAL_FOLDER) from None
 
     # -- the lock ----------------------------------------------------------------------
 

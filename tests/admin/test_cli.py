@@ -302,10 +302,10 @@ def test_bash_completion_covers_the_admin_commands(capsys, tmp_path):
         return bash_complete(script, "_djarchive_admin_complete", line)
 
     assert complete("djarchive-admin re") == ["retract", "revisions"]
-    assert complete("djarchive-admin upload --no") == ["--no-publish"]
+    assert complete("djarchive-admin upload --no") == ["--no-delta", "--no-publish"]
     assert "--purge" in complete("djarchive-admin retract --")
     assert complete("djarchive-admin --endpoint minio.lab:9000 --bucket b up") == ["upload"]
-    assert complete("djarchive-admin upload --filter '^x' --jobs 4 --no") == ["--no-publish"]
+    assert complete("djarchive-admin upload --filter '^x' --jobs 4 --no") == ["--no-delta", "--no-publish"]
 
 
 def test_help_is_light():

@@ -22,19 +22,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import Catalog
+from djarchive_common.chunks import Chunker
 from djarchive_common.copies import MAX_COPY_SIZE
 from djarchive_common.errors import (
     Cancelled,
     DJArchiveError,
     IntegrityError,
-    LocalPathError,
     ManifestError,
     PartialFailureError,
     RevisionPublishedError,
 )
 from djarchive_common.events import Events
 from djarchive_common.layout import (
-    MANIFEST_NAME,
+    chunks_key,
     manifest_key,
     object_key,
     revision_prefix,
@@ -47,11 +47,11 @@ from djarchive_common.text import files, human_bytes, plural, some
 from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, run_parallel
 from djarchive_common.writes import Written
 
+from .delta import send_less
 from .lease import RevisionLease
 from .plan import UploadPlan, archive_holdings, plan_upload
 from .publish import publish_revision, refuse_changed_retraction
-from .reuse import copy_in_archive
-from .scan import SourceFile, build_manifest, check_source, scan_source
+from .scan import SourceFile, source_manifest
 from .sign import sign_revision
 
 if TYPE_CHECKING:
@@ -82,8 +82,10 @@ class UploadOptions:
     jobs: int = DEFAULT_WORKERS
     part_size: int = 16 * MiB  # files larger than this are sent as multipart uploads of this part size
     memory: int = 128 * MiB  # file data held in memory by all uploads at once (minio reads parts whole)
-    reuse: bool = True  # copy content earlier published revisions hold instead of sending it
+    reuse: bool = True  # copy content earlier revisions hold, index large files, send their deltas
     max_copy_size: int = MAX_COPY_SIZE  # larger objects are copied as multipart uploads of ranges
+    delta_threshold: int = 64 * MiB  # files at least this large get a chunk index (and deltas)
+    chunker: Chunker = field(default_factory=Chunker)
 
     def __post_init__(self) -> None:
         if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
@@ -338,8 +340,11 @@ def upload_revision(
     store = catalog.store
     summary = UploadSummary(name, revision, str(root))
     old, published = _published_manifest(catalog, name, revision, force)
-    manifest, sources = _source_manifest(root, filename_filter, options.jobs, progress, summary)
+    manifest, sources, summary.manifest_source = source_manifest(
+        root, filename_filter, options.jobs, progress
+    )
     summary.files, summary.bytes = len(manifest), manifest.total_size
+    sources_by_path = {file.subpath: file for file in sources}
     if not force:
         refuse_changed_retraction(catalog, name, revision, manifest)
 
@@ -372,22 +377,13 @@ def upload_revision(
         _drop_stale_staged(catalog, key, manifest)
     _abort_open_uploads(store, name, revision)  # left by an earlier run that died
     try:
-        todo = plan.todo
-        if plan.copies:
-            copied, failed = copy_in_archive(
-                store,
-                name,
-                revision,
-                plan.copies,
-                summary.written,
-                jobs=options.jobs,
-                part_size_for=options.part_size_for,
-                max_copy_size=options.max_copy_size,
-                events=events,
-            )
-            summary.copied_files, summary.copied_bytes = len(copied), sum(entry.size for entry in copied)
-            todo = [*todo, *failed]
+        items = [(entry, sources_by_path[entry.subpath]) for entry in manifest]
+        todo, index = send_less(catalog, name, revision, items, plan, summary, options, events)
         send(store, name, revision, todo, summary, options=options, progress=progress, events=events)
+        if index is not None and index.files:
+            store.put_bytes(chunks_key(name, revision), index.to_bytes())
+        else:
+            store.remove(chunks_key(name, revision))  # one of other content, left by an earlier upload
         if plan.strays:
             store.remove_many([revision_prefix(name, revision) + subpath for subpath in plan.strays])
             summary.removed = list(plan.strays)
@@ -460,28 +456,6 @@ def _published_manifest(
             "to overwrite it"
         )
     return old, True
-
-
-def _source_manifest(
-    root: Path,
-    filename_filter: str | re.Pattern[str] | None,
-    jobs: int,
-    progress: bool,
-    summary: UploadSummary,
-) -> tuple[Manifest, list[SourceFile]]:
-    """SOURCE's manifest and files: its own manifest, checked against every file before
-    anything is sent, or one built in memory."""
-    sources = scan_source(root, filename_filter)
-    if (root / MANIFEST_NAME).is_file():
-        manifest, sources = check_source(root, sources, jobs=jobs, progress=progress)
-        summary.manifest_source = str(root / MANIFEST_NAME)
-    else:
-        if not sources:
-            raise LocalPathError(f"source folder {root} has no files to archive")
-        manifest = build_manifest(sources, jobs=jobs, progress=progress)
-    if not manifest:
-        raise LocalPathError(f"{root / MANIFEST_NAME} lists no files: nothing to upload")
-    return manifest, sources
 
 
 def _drop_stale_staged(catalog: Catalog, key: str, manifest: Manifest) -> None:

@@ -2,7 +2,8 @@
 
 Published data lives at ``<dataset>/<revision>/<subpath>`` with the manifest,
 written last, at ``<dataset>/<revision>/djarchive-manifest.csv``, and its signatures, when it
-is signed, at ``<dataset>/<revision>/djarchive-manifest.sig``.
+is signed, at ``<dataset>/<revision>/djarchive-manifest.sig``; the chunk index of its large
+files, when it has any, at ``<dataset>/<revision>/djarchive-chunks.json``.
 
 djarchive's own bookkeeping lives in flat top-level keys, with no ``/`` in them, so
 that it creates no top-level prefix: the archive's original client lists every
@@ -31,6 +32,7 @@ import unicodedata
 from .errors import InvalidNameError
 
 __all__ = [
+    "CHUNKS_NAME",
     "LEGACY_STAGING_PREFIX",
     "LOCKS_PREFIX",
     "PROBE_PREFIX",
@@ -44,6 +46,7 @@ __all__ = [
     "TOMBSTONE_NAME",
     "check_name",
     "check_subpath",
+    "chunks_key",
     "is_valid_name",
     "legacy_staged_manifest_key",
     "lock_key",
@@ -65,7 +68,10 @@ MANIFEST_NAME = "djarchive-manifest.csv"
 SIGNATURE_NAME = "djarchive-manifest.sig"  # signed statements about the manifest (DESIGN §10)
 TOMBSTONE_NAME = "djarchive-retraction.json"  # why and when a revision was retracted (DESIGN §9)
 RETRACTED_MANIFEST_NAME = "djarchive-manifest.retracted.csv"  # a retracted revision's manifest, kept
-RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME, TOMBSTONE_NAME, RETRACTED_MANIFEST_NAME})
+CHUNKS_NAME = "djarchive-chunks.json"  # the content-defined chunks of its large files (DESIGN §13)
+RESERVED_NAMES = frozenset(
+    {MANIFEST_NAME, SIGNATURE_NAME, TOMBSTONE_NAME, RETRACTED_MANIFEST_NAME, CHUNKS_NAME}
+)
 STATE_FOLDER = ".djarchive"  # djarchive's own folder in a local copy; no manifest path may enter it
 SEPARATOR = "~"  # joins the parts of bookkeeping keys; no dataset or revision name contains it
 STAGING_PREFIX = ".djarchive~staging~"
@@ -168,6 +174,11 @@ def manifest_key(dataset: str, revision: str) -> str:
 def signature_key(dataset: str, revision: str) -> str:
     """The key of a published revision's signatures (written before its manifest)."""
     return revision_prefix(dataset, revision) + SIGNATURE_NAME
+
+
+def chunks_key(dataset: str, revision: str) -> str:
+    """The key of a revision's chunk index (written before its manifest, when it has large files)."""
+    return revision_prefix(dataset, revision) + CHUNKS_NAME
 
 
 def tombstone_key(dataset: str, revision: str) -> str:

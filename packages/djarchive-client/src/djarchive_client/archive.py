@@ -66,6 +66,7 @@ class DJArchiveClient(Catalog):
         jobs: int | None = None,
         dry_run: bool = False,
         recheck: bool = False,
+        delta: bool = True,
         part_size: int | None = None,
         multipart_threshold: int | None = None,
         shard: tuple[int, int] | None = None,
@@ -89,7 +90,9 @@ class DJArchiveClient(Catalog):
         kept, moved, fetched, removed; files you changed are left alone and reported). Content
         already in the local copies named by ``reuse`` is copied (and checked) instead of
         fetched; ``link=True`` hard-links it instead. A retracted revision is refused unless
-        ``allow_retracted``. The summary's ``signature`` is the revision's signature status,
+        ``allow_retracted``. A large file whose earlier version is on disk (upgrade, ``reuse``) is
+        fetched by the chunks it lacks when the revision has a chunk index, unless ``delta=False``;
+        it is verified whole all the same. The summary's ``signature`` is the revision's signature status,
         checked before anything else.
         """
         manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
@@ -105,6 +108,7 @@ class DJArchiveClient(Catalog):
                 part_size=part_size or defaults.part_size,
                 multipart_threshold=multipart_threshold or defaults.multipart_threshold,
                 recheck=recheck,
+                delta=delta,
             ),
             dry_run=dry_run,
             reuse=tuple(reuse),

@@ -155,6 +155,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
         jobs=args.jobs,
         dry_run=args.dry_run,
         recheck=args.recheck,
+        delta=args.delta,
         shard=args.shard,
         reuse=args.reuse,
         link=args.link,

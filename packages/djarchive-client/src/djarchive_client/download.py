@@ -33,6 +33,7 @@ from djarchive_common.manifest import shard as split
 from djarchive_common.store import Store
 from djarchive_common.text import files
 
+from .delta import describe_deltas, fetch_deltas
 from .files import Digest, target_path
 from .localcopy import LocalCopy
 from .plan import Plan, plan_download
@@ -96,7 +97,12 @@ def _download(store: Store, manifest: Manifest, request: DownloadRequest) -> Dow
         sources = _reuse_sources(request.reuse)
         if request.dry_run:  # the same checks as a download, hashes included, but nothing is written
             local.load_record()
-            _plan(local, selected, upgrade=upgrade, sources=sources, request=request, summary=summary)
+            plan, _ = _plan(
+                local, selected, upgrade=upgrade, sources=sources, request=request, summary=summary
+            )
+            if (upgrade is not None or sources) and request.options.delta:
+                copies = [local.files, *(copy.files for copy, _ in sources)]
+                plan.deltas = summary.deltas = describe_deltas(store, request, plan.fetch, copies)
             return summary
         with local:
             plan, proved = _plan(
@@ -106,7 +112,8 @@ def _download(store: Store, manifest: Manifest, request: DownloadRequest) -> Dow
             if upgrade is not None:  # from here on TARGET is neither revision until this run ends
                 receipt = _receipt(store, request, summary, UPGRADING, previous=upgrade.revision)
                 local.write_receipt(receipt, manifest, upgrade.manifest)
-            _apply(store, local, plan, keys=keys, request=request, summary=summary)
+            others = [copy for copy, _ in sources] if upgrade is not None or sources else None
+            _apply(store, local, plan, keys=keys, request=request, summary=summary, copies=others)
             if not summary.failed and not request.selection.loose:
                 local.write_receipt(_receipt(store, request, summary, COMPLETE), manifest)
                 local.clear_partials(lambda: _unselected(manifest, selected))
@@ -282,15 +289,23 @@ def _apply(
     keys: dict[str, str],
     request: DownloadRequest,
     summary: DownloadSummary,
+    copies: Sequence[LocalCopy] | None = None,
 ) -> None:
     """Carry out ``plan`` in ``local`` (the lock held): report what is kept, use the content on
-    local disk, fetch the rest, remove the old revision's files, fail the conflicts."""
+    local disk, fetch the rest (large files by their changed chunks where an upgrade or the
+    ``copies`` given with ``--reuse`` hold earlier versions: ``copies`` is None when neither is
+    there), remove the old revision's files, fail the conflicts."""
     events = request.events
     if events is not None:
         for entry in plan.keep:
             events.file(entry.subpath, entry.size, "present")
     unusable = _use_local_content(local, plan, request, summary)
-    fetch_all(store, local, [*plan.fetch, *unusable], request=request, keys=keys, summary=summary)
+    todo = [*plan.fetch, *unusable]
+    if copies is not None and request.options.delta:
+        named = [entry for entry in todo if entry.subpath not in keys]  # renamed ones: fetched whole
+        left = fetch_deltas(store, local, named, request=request, summary=summary, copies=copies)
+        todo = left + [entry for entry in todo if entry.subpath in keys]
+    fetch_all(store, local, todo, request=request, keys=keys, summary=summary)
     for entry in plan.remove:
         local.files.remove(entry.subpath)
         local.verified.forget(entry.subpath)

@@ -157,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--recheck", action="store_true", help="hash every local file again instead of trusting the record"
     )
     download.add_argument(
+        "--no-delta",
+        dest="delta",
+        action="store_false",
+        help="fetch changed large files whole, not by the chunks the local copy lacks",
+    )
+    download.add_argument(
         "--reuse",
         metavar="DIR",
         action="append",

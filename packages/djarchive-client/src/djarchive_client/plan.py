@@ -53,6 +53,7 @@ class Plan:
     remove: list[Entry] = field(default_factory=list)  # A's files that B does not have
     conflicts: dict[str, str] = field(default_factory=dict)  # paths of B not overwritten, and why
     left: dict[str, str] = field(default_factory=dict)  # A's paths not removed, and why
+    deltas: dict[str, str] = field(default_factory=dict)  # paths fetched by their chunks, and how much
 
     def lines(self) -> Iterator[str]:
         """One line per action, as ``--dry-run`` prints them: action, bytes, path."""
@@ -60,7 +61,9 @@ class Plan:
         yield from (f"move\t{entry.size}\t{old} -> {entry.subpath}" for entry, old in self.move)
         for item in self.copy:
             yield f"reuse\t{item.entry.size}\t{item.source.destination(item.subpath)} -> {item.entry.subpath}"
-        yield from (f"fetch\t{size}\t{subpath}" for subpath, size, _ in self.fetch)
+        for subpath, size, _ in self.fetch:
+            delta = self.deltas.get(subpath)
+            yield f"fetch\t{size}\t{subpath}" + (f" (by its chunks: {delta})" if delta else "")
         yield from (f"remove\t{entry.size}\t{entry.subpath}" for entry in self.remove)
         yield from (f"conflict\t-\t{subpath}: {why}" for subpath, why in sorted(self.conflicts.items()))
         yield from (f"leave\t-\t{subpath}: {why}" for subpath, why in sorted(self.left.items()))

@@ -34,6 +34,7 @@ class DownloadOptions:
     multipart_threshold: int = 64 * MiB  # files at least this big are fetched in ranges
     buffer_size: int = 256 * 1024  # per read; small, so that many workers stay in little memory
     recheck: bool = False  # hash every local file again instead of trusting the record
+    delta: bool = True  # fetch large files by their changed chunks where local files hold the rest
 
 
 @dataclass(frozen=True)

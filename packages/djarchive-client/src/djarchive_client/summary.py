@@ -54,6 +54,9 @@ class DownloadSummary:
     removed: list[str] = field(default_factory=list)  # files of the previous revision removed
     conflicts: dict[str, str] = field(default_factory=dict)  # files of yours left alone, and why
     upgraded_from: str | None = None  # the revision TARGET held before this download
+    delta_files: int = 0  # fetched by their chunks: local chunks copied, the rest fetched
+    delta_bytes: int = 0  # their size (fetched_bytes counts what was fetched of them)
+    deltas: dict[str, str] = field(default_factory=dict)  # subpath -> what its delta fetches
     retracted: str | None = None  # why the revision was retracted, when downloaded anyway
     signature: SignatureStatus | None = None  # the revision's signature, as checked before the download
     plan: Plan | None = field(default=None, repr=False)
@@ -97,6 +100,8 @@ class DownloadSummary:
             "removed": self.removed,
             "conflicts": self.conflicts,
             "upgraded_from": self.upgraded_from,
+            "delta_files": self.delta_files,
+            "delta_bytes": self.delta_bytes,
             "retracted": self.retracted,
             "ok": self.ok,
             "signature": self.signature.to_dict() if self.signature is not None else None,
@@ -129,6 +134,8 @@ class DownloadSummary:
             f"fetched {self.fetched_files} ({human_bytes(self.fetched_bytes)}), "
             f"{self.present_files} already present"
         )
+        if self.delta_files:
+            text += f" ({self.delta_files} by their changed chunks, of {human_bytes(self.delta_bytes)})"
         if self.reused_files:
             text += f", {self.reused_files} from local disk ({human_bytes(self.reused_bytes)})"
         if self.removed:

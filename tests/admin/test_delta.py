@@ -152,3 +152,38 @@ def test_no_delta_publishes_no_index_and_sends_whole(archive, proxy, small_delta
 
     assert proxy.body_bytes()[0] - before >= len(big)
     assert f"{DATASET}/2/djarchive-chunks.json" not in archive.keys()
+
+
+def test_the_signature_covers_the_index(archive, small_delta, tmp_path):
+    """A signed revision's statement names its index; a client that trusts the key uses only that
+    index: another one is ignored (the upgrade fetches whole), and the result is right either way."""
+    from djarchive_admin import keygen
+    from djarchive_common.signing import parse_signatures
+
+    line, _, _ = keygen(tmp_path / "curator.key")
+    big = os.urandom(8 * MiB)
+    changed = big[: 4 * MiB] + os.urandom(1000) + big[4 * MiB + 1000 :]
+    for revision, data in (("1", big), ("2", changed)):
+        admin().upload(
+            DATASET,
+            revision,
+            write_tree(tmp_path / revision, {"big.bin": data}),
+            sign_key=tmp_path / "curator.key",
+        )
+    index = archive.get(f"{DATASET}/2/djarchive-chunks.json")
+    [signed] = parse_signatures(archive.get(f"{DATASET}/2/djarchive-manifest.sig"))
+    assert signed.statement.chunks_sha256 == hashlib.sha256(index).hexdigest()
+    reader = DJArchiveClient(trusted_keys=[line])
+    target = tmp_path / "copy"
+    reader.download(DATASET, "1", target, create_target=True, part_size=MiB, multipart_threshold=2 * MiB)
+
+    assert reader.download(DATASET, "2", target, dry_run=True).deltas  # the signed index is used
+
+    other = ChunkIndex.from_bytes(index)
+    other.files["big.bin"].chunks = list(
+        ChunkIndex.from_bytes(archive.get(f"{DATASET}/1/djarchive-chunks.json")).files["big.bin"].chunks
+    )
+    archive.put(f"{DATASET}/2/djarchive-chunks.json", other.to_bytes())
+    summary = reader.download(DATASET, "2", target)
+    assert summary.delta_files == 0
+    assert read_tree(target) == {"big.bin": changed}

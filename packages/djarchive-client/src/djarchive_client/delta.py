@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from djarchive_common.chunks import MAX_INDEX_BYTES, ChunkIndex, file_chunks
 from djarchive_common.errors import (
@@ -38,6 +39,9 @@ from .files import TargetFiles, hash_file
 from .localcopy import LocalCopy, storage_error
 from .request import DownloadRequest
 from .summary import DownloadSummary
+
+if TYPE_CHECKING:
+    from djarchive_common.signing import SignatureStatus
 
 __all__ = ["DeltaPlan", "describe_deltas", "fetch_delta", "fetch_deltas", "plan_deltas", "read_index"]
 
@@ -69,11 +73,18 @@ class DeltaPlan:
         )
 
 
-def read_index(store: Store, dataset: str, revision: str) -> ChunkIndex | None:
-    """The revision's chunk index, or None without one (or with one that is invalid)."""
+def read_index(
+    store: Store, dataset: str, revision: str, signature: SignatureStatus | None = None
+) -> ChunkIndex | None:
+    """The revision's chunk index, or None without one (or with one that is invalid, or other
+    than the one the revision's valid ``signature`` names)."""
     key = chunks_key(dataset, revision)
     try:
-        return ChunkIndex.from_bytes(store.read(key, MAX_INDEX_BYTES), source=key)
+        data = store.read(key, MAX_INDEX_BYTES)
+        signed = signature.chunks_sha256 if signature is not None and signature.valid else None
+        if signed is not None and hashlib.sha256(data).hexdigest() != signed:
+            raise IntegrityError(f"{key} is not the chunk index the revision's signature names")
+        return ChunkIndex.from_bytes(data, source=key)
     except ObjectNotFoundError:
         return None
     except DJArchiveError as error:
@@ -239,7 +250,7 @@ def fetch_deltas(
     left to fetch whole (a delta that failed included)."""
     if not todo:
         return list(todo)
-    index = read_index(store, request.dataset, request.revision)
+    index = read_index(store, request.dataset, request.revision, request.signature)
     if index is None:
         return list(todo)
     plans = plan_deltas(index, todo, [local.files, *(copy.files for copy in copies)])
@@ -286,7 +297,7 @@ def describe_deltas(
 ) -> dict[str, str]:
     """subpath -> what fetching it by its chunks would fetch ("fetch 3.1 MB of 512 MB, 12 chunks"),
     for a dry run: the local files are read, nothing is written."""
-    index = read_index(store, request.dataset, request.revision) if todo else None
+    index = read_index(store, request.dataset, request.revision, request.signature) if todo else None
     if index is None:
         return {}
     return {subpath: str(plan) for subpath, plan in plan_deltas(index, todo, copies).items()}

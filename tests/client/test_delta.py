@@ -166,3 +166,16 @@ def test_dry_run_says_what_each_delta_fetches(archive, tmp_path, capsys):
     pattern = rf"fetch\t{SIZE + 100}\tbig.bin \(by its chunks: fetch [0-9.]+ kB of 16.8 MB, [0-9]+ chunks?\)"
     assert re.fullmatch(pattern, line), line
     assert read_tree(target) == {"big.bin": OLD}  # a dry run writes nothing
+
+
+def test_diff_says_what_fetching_by_chunks_saves(archive, tmp_path, capsys):
+    publish(archive, "1", {"big.bin": OLD}, tmp_path)
+    publish(archive, "2", {"big.bin": CHANGES["insert"]}, tmp_path)
+
+    difference = client().diff("ds", "1", "2")
+
+    assert difference.fetch_bytes == SIZE + 100
+    assert difference.delta_bytes is not None
+    assert difference.delta_bytes <= 2 * CHUNKER.max_size  # the chunks around the insertion
+    assert main(["diff", "ds", "1", "2"]) == 0
+    assert "by the chunks of changed large files" in capsys.readouterr().out

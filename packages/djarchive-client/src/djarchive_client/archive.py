@@ -201,10 +201,15 @@ class DJArchiveClient(Catalog):
         return copy_status(target_directory, origin)
 
     def diff(self, dataset: str, old: str, new: str) -> ManifestDiff:
-        """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests."""
+        """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests (and
+        their chunk indexes, when both have one: what fetching changed large files by their
+        chunks saves)."""
+        from .delta import read_index
+
         old_manifest, _, _ = self._manifest_or_retracted(dataset, old, True)
-        new_manifest, _, _ = self._manifest_or_retracted(dataset, new, True)
-        return diff_revisions(dataset, old, old_manifest, new, new_manifest)
+        new_manifest, _, signature = self._manifest_or_retracted(dataset, new, True)
+        indexes = (read_index(self.store, dataset, old), read_index(self.store, dataset, new, signature))
+        return diff_revisions(dataset, old, old_manifest, new, new_manifest, indexes=indexes)
 
 
 client = DJArchiveClient.client

@@ -6,12 +6,11 @@ import importlib
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from djarchive_common.catalog import Catalog
+from djarchive_common.catalog import Catalog, ManifestRead
 from djarchive_common.errors import ConfigurationError, RevisionRetractedError
 from djarchive_common.events import Events
-from djarchive_common.manifest import Manifest
 from djarchive_common.transfer import job_count
 
 from .diff import ManifestDiff, diff_revisions
@@ -20,9 +19,6 @@ from .request import DownloadOptions, DownloadRequest, Selection
 from .status import CopyStatus, copy_status
 from .summary import DownloadSummary
 from .verify import VerifyReport, verify_copy, verify_offline
-
-if TYPE_CHECKING:
-    from djarchive_common.signing import SignatureStatus
 
 __all__ = ["DJArchiveClient", "client"]
 
@@ -36,6 +32,12 @@ class DJArchiveClient(Catalog):
     downloading and verifying local copies. With trusted keys configured (``trusted_keys=``,
     ``--trust``, ``DJARCHIVE_CLIENT_TRUSTED_KEYS``, DataJoint), every manifest is refused without
     a valid signature by one of them (SignatureError) before anything is written.
+
+    ``mirrors`` (``--mirror``, ``DJARCHIVE_CLIENT_MIRRORS``, DataJoint) are base URLs serving
+    copies of the archive's keys: downloads take data from the store and the mirrors, the
+    fastest first, every byte verified; when the store cannot be reached, a manifest may come
+    from a mirror if a trusted key signed it (:meth:`read_revision
+    <djarchive_common.catalog.Catalog.read_revision>`).
     """
 
     role = "client"
@@ -92,7 +94,7 @@ class DJArchiveClient(Catalog):
         ``allow_retracted``. The summary's ``signature`` is the revision's signature status,
         checked before anything else.
         """
-        manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
+        read, retraction = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
         defaults = DownloadOptions()
         request = DownloadRequest(
             dataset_name,
@@ -112,25 +114,27 @@ class DJArchiveClient(Catalog):
             progress=display_progress,
             events=events,
             retracted=retraction,
-            signature=signature,
+            signature=read.signature,
+            mirrors=self.mirrors,
+            down=(self.store.name,) if read.origin != self.store.name else (),
+            note=read.note,
         )
-        return download_revision(self.store, manifest, request)
+        return download_revision(self.store, read.manifest, request)
 
     def _manifest_or_retracted(
         self, dataset: str, revision: str, allowed: bool
-    ) -> tuple[Manifest, str | None, SignatureStatus]:
-        """The revision's manifest, or, for a retracted revision when ``allowed``, the manifest it
-        kept and why it was retracted; with the signature status of either (the kept manifest
-        is the one that was signed)."""
+    ) -> tuple[ManifestRead, str | None]:
+        """The revision's manifest (with its signature status, and where it came from), or, for
+        a retracted revision when ``allowed``, the manifest it kept (the one that was signed),
+        and why it was retracted."""
         try:
-            manifest, signature = self.signed_manifest(dataset, revision)
-            return manifest, None, signature
+            return self.read_revision(dataset, revision), None
         except RevisionRetractedError as error:
             if not allowed:
                 raise
             log.warning("%s", error)
-            manifest, signature = self.signed_manifest(dataset, revision, retracted=True)
-            return manifest, str(error).split(" (allow_retracted")[0], signature
+            read = self.read_revision(dataset, revision, retracted=True)
+            return read, str(error).split(" (allow_retracted")[0]
 
     def verify(
         self,
@@ -149,9 +153,9 @@ class DJArchiveClient(Catalog):
 
         An intact copy gets a receipt (or its time of verification updated). A retracted revision
         is checked against the manifest it kept, and the report says it was retracted."""
-        manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, True)
+        read, retraction = self._manifest_or_retracted(dataset_name, revision, True)
         report = verify_copy(
-            manifest,
+            read.manifest,
             dataset_name,
             revision,
             target_directory,
@@ -162,9 +166,9 @@ class DJArchiveClient(Catalog):
             progress=display_progress,
             origin=self.settings,
             events=events,
-            signature=signature,
+            signature=read.signature,
         )
-        report.note = retraction or report.note
+        report.note = retraction or read.note or report.note
         return report
 
     def verify_local(
@@ -192,15 +196,22 @@ class DJArchiveClient(Catalog):
         origin = (
             self
             if same
-            else type(self)(endpoint=receipt.endpoint, bucket=receipt.bucket, secure=receipt.secure)
+            else type(self)(
+                endpoint=receipt.endpoint,
+                bucket=receipt.bucket,
+                secure=receipt.secure,
+                trusted_keys=self._trust_options[0],
+                revoked_keys=self._trust_options[1],
+                mirrors=self._mirror_options,
+            )
         )
         return copy_status(target_directory, origin)
 
     def diff(self, dataset: str, old: str, new: str) -> ManifestDiff:
         """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests."""
-        old_manifest, _, _ = self._manifest_or_retracted(dataset, old, True)
-        new_manifest, _, _ = self._manifest_or_retracted(dataset, new, True)
-        return diff_revisions(dataset, old, old_manifest, new, new_manifest)
+        old_read, _ = self._manifest_or_retracted(dataset, old, True)
+        new_read, _ = self._manifest_or_retracted(dataset, new, True)
+        return diff_revisions(dataset, old, old_read.manifest, new, new_read.manifest)
 
 
 client = DJArchiveClient.client

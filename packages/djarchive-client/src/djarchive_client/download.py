@@ -108,7 +108,8 @@ def _download(store: Store, manifest: Manifest, request: DownloadRequest) -> Dow
                 local.write_receipt(receipt, manifest, upgrade.manifest)
             _apply(store, local, plan, keys=keys, request=request, summary=summary)
             if not summary.failed and not request.selection.loose:
-                local.write_receipt(_receipt(store, request, summary, COMPLETE), manifest)
+                receipt = _receipt(store, request, summary, COMPLETE, held=local.receipt())
+                local.write_receipt(receipt, manifest)
     finally:
         local.close()
         for copy, _ in sources:
@@ -177,6 +178,8 @@ def _start(request: DownloadRequest, selected: Sequence[Entry]) -> DownloadSumma
         shard=request.selection.shard,
         retracted=request.retracted,
         signature=request.signature,
+        mirrors=tuple(source.name for source in request.mirrors),
+        note=request.note,
     )
     if request.events is not None and not request.dry_run:
         request.events.start(
@@ -340,11 +343,22 @@ def _reused(entry: Entry, request: DownloadRequest, summary: DownloadSummary) ->
 
 
 def _receipt(
-    store: Store, request: DownloadRequest, summary: DownloadSummary, state: str, previous: str | None = None
+    store: Store,
+    request: DownloadRequest,
+    summary: DownloadSummary,
+    state: str,
+    previous: str | None = None,
+    *,
+    held: Receipt | None = None,
 ) -> Receipt:
     """What TARGET holds after (``COMPLETE``) or during (``UPGRADING`` from ``previous``) the
-    download; :meth:`LocalCopy.write_receipt` adds the manifests' sha256."""
+    download; :meth:`LocalCopy.write_receipt` adds the manifests' sha256. The bytes by source
+    add to those of ``held``, the receipt there, when it is of this revision."""
     stamp = now()
+    sources = dict(summary.sources)
+    if held is not None and (held.dataset, held.revision) == (request.dataset, request.revision):
+        for name, count in held.sources.items():
+            sources[name] = sources.get(name, 0) + count
     return Receipt(
         request.dataset,
         request.revision,
@@ -359,6 +373,7 @@ def _receipt(
         exclude=list(request.selection.exclude),
         previous=previous,
         signature=request.signature.to_dict() if request.signature is not None else None,
+        sources=sources,
         tool=f"djarchive-client {__version__}",
         downloaded_at=stamp,
         verified_at=stamp,

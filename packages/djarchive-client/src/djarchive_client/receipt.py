@@ -65,6 +65,7 @@ class Receipt:
     previous: str | None = None  # the revision an unfinished upgrade started from
     previous_sha256: str | None = None
     signature: dict[str, Any] | None = None  # the signature status when it was checked
+    sources: dict[str, int] = field(default_factory=dict)  # bytes downloaded, by source (store, mirrors)
     tool: str = ""
     downloaded_at: str = ""
     verified_at: str = ""
@@ -85,7 +86,19 @@ class Receipt:
                 raise ValueError(f"{name} is not a string")
         if not (is_valid_name(receipt.dataset) and is_valid_name(receipt.revision)):
             raise ValueError("invalid dataset or revision name")
+        served = receipt.sources if isinstance(receipt.sources, dict) else {}
+        receipt.sources = {
+            name: count
+            for name, count in served.items()
+            if isinstance(name, str) and isinstance(count, int) and not isinstance(count, bool)
+        }
         return receipt
+
+    @property
+    def mirrors(self) -> dict[str, int]:
+        """The bytes that came from elsewhere than the archive the receipt names (mirrors)."""
+        primary = f"{'https' if self.secure else 'http'}://{self.endpoint}/{self.bucket}"
+        return {name: count for name, count in self.sources.items() if name != primary}
 
     @property
     def selection(self) -> str:
@@ -103,6 +116,10 @@ class Receipt:
         signer = (self.signature or {}).get("signer")
         if signer:
             text += f", signed by key {signer}"
+        mirrors = self.mirrors
+        if mirrors:
+            served = ", ".join(f"{name} ({human_bytes(count)})" for name, count in mirrors.items())
+            text += f", data also from {served}"
         return text + f", verified {self.verified_at or self.downloaded_at}"
 
 

@@ -141,15 +141,24 @@ class SignatureError(IntegrityError):
 
 
 class TransferError(DJArchiveError):
-    """The store failed to answer, or answered badly, after the retries allowed."""
+    """The store failed to answer, or answered badly, after the retries allowed. ``unreachable``
+    says that no answer came at all (refused, reset or timed out before a status), as opposed
+    to an answer that was an error (a 5xx): only the first lets a signed manifest come from a
+    mirror."""
 
-    def __init__(self, message: str, *, retryable: bool = False):
+    unreachable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool = False, unreachable: bool | None = None):
         super().__init__(message)
         self.retryable = retryable
+        if unreachable is not None:
+            self.unreachable = unreachable
 
 
 class EndpointUnreachableError(TransferError):
     """No connection to the endpoint could be made."""
+
+    unreachable = True
 
 
 class RangesIgnored(TransferError):

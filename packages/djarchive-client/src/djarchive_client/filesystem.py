@@ -16,8 +16,11 @@ place::
 The connection comes from the usual configuration (the ``client`` role: environment, DataJoint,
 defaults), or from storage options: ``endpoint``, ``bucket``, ``secure``, ``access_key``,
 ``secret_key``, as :class:`~djarchive_client.archive.DJArchiveClient` takes them; ``jobs`` sets
-the parallel transfers of ``get``. A pickled filesystem carries only the options it was given,
-so Dask workers resolve the rest from their own environment; reprs never show a secret.
+the parallel transfers of ``get``; ``mirrors`` (base URLs ending in '/', else
+``DJARCHIVE_CLIENT_MIRRORS`` or DataJoint's) are other sources of the files' bytes, each read
+verified as the store's, the fastest first, another when one fails. A pickled filesystem carries
+only the options it was given, so Dask workers resolve the rest from their own environment;
+reprs never show a secret.
 
 Everything below a revision comes from its manifest (fetched once per filesystem instance and
 revision, validated, published revisions only): listings, ``info`` (``size``, ``sha256``),
@@ -67,11 +70,13 @@ from djarchive_common.errors import LockedError, NotFoundError
 from djarchive_common.layout import is_valid_name, object_key
 from djarchive_common.manifest import Entry, Manifest
 from djarchive_common.store import Store
+from djarchive_common.transfer import RetryPolicy
 from djarchive_common.verified import check_sha256, read
 
 from .archive import DJArchiveClient
 from .download import DownloadSummary
 from .remotefile import EMPTY_SHA256, DJArchiveFile
+from .sources import Sources
 
 __all__ = ["DJArchiveFile", "DJArchiveFileSystem"]  # DJArchiveFile: from .remotefile
 
@@ -80,6 +85,7 @@ CACHE_TYPE = "blockcache"  # reads that jump back (HDF5's metadata) find their b
 CACHE_BLOCKS = 8  # blocks kept per open file (fsspec's default block: 5 MiB)
 LOCK_WAIT = 300.0  # seconds a get waits for another download into the same folder to finish
 READ_ONLY = "djarchive:// is read-only: published revisions never change"
+ONCE = RetryPolicy(attempts=1, unreachable_attempts=1)  # one GET per source: Sources retries
 _PAIRS = "_djarchive_pairs"  # get() collects (remote, local) pairs through get_file under this keyword
 
 
@@ -146,9 +152,10 @@ class _Revision:
 class DJArchiveFileSystem(AbstractFileSystem):
     """Published revisions of one archive bucket, read-only, as ``djarchive://DATASET/REVISION/path``.
 
-    ``endpoint``, ``bucket``, ``secure``, ``access_key`` and ``secret_key`` override the
-    configuration (as :class:`~djarchive_client.archive.DJArchiveClient` takes them); ``jobs``
-    sets the parallel transfers of ``get``. Other keywords go to fsspec (listings cache).
+    ``endpoint``, ``bucket``, ``secure``, ``access_key``, ``secret_key`` and ``mirrors``
+    override the configuration (as :class:`~djarchive_client.archive.DJArchiveClient` takes
+    them); ``jobs`` sets the parallel transfers of ``get``. Other keywords go to fsspec
+    (listings cache).
     See the module's documentation for what is verified when.
     """
 
@@ -164,13 +171,20 @@ class DJArchiveFileSystem(AbstractFileSystem):
         secure: bool | None = None,
         *,
         jobs: int | None = None,
+        mirrors: str | Sequence[str] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.client = DJArchiveClient(
-            endpoint=endpoint, bucket=bucket, access_key=access_key, secret_key=secret_key, secure=secure
+            endpoint=endpoint,
+            bucket=bucket,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            mirrors=mirrors,
         )
         self.jobs = jobs
+        self._sources: Sources | None = None
         self._revisions: dict[tuple[str, str], _Revision] = {}
         self._revisions_lock = threading.Lock()
 
@@ -296,25 +310,39 @@ class DJArchiveFileSystem(AbstractFileSystem):
 
     @property
     def source(self) -> Store:
-        """Where the bytes are read from: the archive's store (the primary source)."""
+        """The archive's store (the primary source; see :attr:`sources`)."""
         return self.client.store
 
+    @property
+    def sources(self) -> Sources:
+        """Where the bytes are read from: the store and the mirrors, the fastest first."""
+        if self._sources is None:
+            store = self.client.store
+            self._sources = Sources([store, *self.client.mirrors], store.options.retry)
+        return self._sources
+
     def _read_range(self, key: str, entry: Entry, start: int, end: int) -> bytes:
-        """Bytes ``start`` to ``end`` (exclusive) of one file, by one ranged GET, retried as
-        :mod:`djarchive_common.transfer` says; the object's size and the bytes' count are
-        checked, their content cannot be."""
+        """Bytes ``start`` to ``end`` (exclusive) of one file, by one ranged GET, on another
+        source or again as :class:`~djarchive_client.sources.Sources` says; the object's size
+        and the bytes' count are checked, their content cannot be."""
         end = min(end, entry.size)
         what = f"reading {key} bytes {start}-{end - 1}"
-        source = self.source
-        return read(source, key, source.options.retry, start=start, end=end, size=entry.size, what=what)[0]
+        return self.sources.call(
+            lambda source: read(source, key, ONCE, start=start, end=end, size=entry.size, what=what)[0],
+            what,
+            size=end - start,
+        )
 
     def _read_whole(self, key: str, entry: Entry) -> bytes:
         """A whole file, in one GET, checked against the manifest's size and sha256."""
         if entry.size == 0:
             check_sha256(f"reading {key}", EMPTY_SHA256, entry.sha256, retryable=False)
             return b""
-        source = self.source
-        return read(source, key, source.options.retry, size=entry.size, sha256=entry.sha256)[0]
+        return self.sources.call(
+            lambda source: read(source, key, ONCE, size=entry.size, sha256=entry.sha256)[0],
+            f"reading {key}",
+            size=entry.size,
+        )
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         """A file's bytes; the whole file is verified against the manifest, a part cannot be."""

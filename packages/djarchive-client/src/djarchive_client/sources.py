@@ -38,7 +38,7 @@ from djarchive_common.errors import (
     RangesIgnored,
     TransferError,
 )
-from djarchive_common.transfer import RetryPolicy
+from djarchive_common.transfer import RetryPolicy, back_off
 from djarchive_common.verified import Source
 
 __all__ = ["DROP_AFTER", "Sources"]
@@ -110,17 +110,15 @@ class Sources:
         last: DJArchiveError | None = None
         transient: DJArchiveError | None = None  # the last error of this round worth a retry
         while True:
+            if ranged and not self._ranges_served():  # the caller fetches whole files instead
+                raise RangesIgnored(f"{what}: no source in use serves byte ranges")
             tracked = self._choose(size, ranged, tried | spent)
             if tracked is None:
-                if last is None:  # every source ignores ranges: the caller fetches whole files
-                    raise RangesIgnored(f"{what}: no source serves byte ranges")
+                if last is None:  # nothing tried: no source fits this transfer
+                    raise RangesIgnored(f"{what}: no source in use serves byte ranges")
                 if transient is None or not self.policy.allows(attempt, transient):
                     raise transient or last
-                pause = self.policy.delay(attempt)
-                log.info(
-                    "%s failed (%s); retrying in %.1f s (attempt %d)", what, transient, pause, attempt + 1
-                )
-                time.sleep(pause)
+                back_off(self.policy, attempt, transient, what)
                 attempt, tried, transient = attempt + 1, set(), None
                 if spent >= set(self._tracked):
                     spent -= wrong
@@ -159,6 +157,11 @@ class Sources:
                 raise
             self._settle(tracked, size, started, True)
             return result
+
+    def _ranges_served(self) -> bool:
+        """Whether a source in use (not dropped) serves byte ranges, as far as is known."""
+        with self._lock:
+            return any(tracked.ranges and not tracked.dropped for tracked in self._tracked)
 
     def _choose(self, size: int, ranged: bool, excluded: set[_Tracked]) -> _Tracked | None:
         """The source where ``size`` more bytes would be done first, among those not excluded

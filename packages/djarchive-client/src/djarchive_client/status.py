@@ -2,7 +2,9 @@
 
 The local part comes from the copy's receipt alone; the archive part (still published,
 retracted and why, superseded by newer revisions) is asked of the archive the copy came from,
-and reported as unknown when it cannot be reached.
+and reported as unknown when it cannot be reached; then configured mirrors are asked whether
+they serve the revision (its manifest signed by a trusted key), which cannot say whether it was
+retracted since. The receipt says which sources (the archive, mirrors) served the copy.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from djarchive_common.catalog import Catalog, Tombstone
 from djarchive_common.errors import DJArchiveError
 from djarchive_common.layout import natural_key
+from djarchive_common.mirror import manifest_from_mirrors, unreachable
 
 from .localcopy import LocalCopy
 from .receipt import UPGRADING, Receipt
@@ -35,6 +38,7 @@ class CopyStatus:
     unreachable: str | None = None  # why the archive could not be asked
     tombstone: Tombstone | None = None
     newer: list[str] = field(default_factory=list)
+    mirror: str | None = None  # a mirror serving the revision while the archive is unreachable
 
     @property
     def warnings(self) -> list[str]:
@@ -51,6 +55,11 @@ class CopyStatus:
             found.append(self.tombstone.describe(receipt.dataset, receipt.revision))
         if receipt is not None and self.newer:
             found.append(f"newer revisions of {receipt.dataset} are published: {', '.join(self.newer)}")
+        if receipt is not None and self.mirror is not None:
+            found.append(
+                f"the mirror {self.mirror} serves {receipt.dataset} {receipt.revision} (signed by a trusted "
+                "key), but only the archive can say whether it was retracted: that could not be checked"
+            )
         return found
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +79,7 @@ class CopyStatus:
                 else None
             ),
             "newer": self.newer,
+            "mirror": self.mirror,
             "warnings": self.warnings,
         }
 
@@ -102,6 +112,7 @@ def copy_status(target: str | os.PathLike[str], catalog: Catalog | None) -> Copy
     except DJArchiveError as error:
         if not isinstance(error, FileNotFoundError):
             status.unreachable = str(error)
+            status.mirror = _mirror_serving(catalog, receipt, error)
             return status
         published = []
     try:
@@ -116,3 +127,20 @@ def copy_status(target: str | os.PathLike[str], catalog: Catalog | None) -> Copy
     mine = natural_key(receipt.revision)
     status.newer = [revision for revision in published if natural_key(revision) > mine]
     return status
+
+
+def _mirror_serving(catalog: Catalog, receipt: Receipt, cause: DJArchiveError) -> str | None:
+    """The first configured mirror that serves the copy's revision, the manifest the receipt
+    names signed by a trusted key, when the archive could not be reached at all (``cause``)."""
+    if not unreachable(cause):
+        return None
+    try:
+        mirrors = catalog.mirrors
+        if not mirrors or not catalog.trust.enforced:
+            return None
+        read = manifest_from_mirrors(
+            mirrors, receipt.dataset, receipt.revision, catalog.trust, cause, catalog.store.options.retry
+        )
+    except DJArchiveError:
+        return None
+    return read.origin if read.manifest.sha256 == receipt.manifest_sha256 else None

@@ -53,11 +53,11 @@ DJARCHIVE_CLIENT_REVOKED_KEYS or djarchive.client.revoked_keys are never trusted
 
 mirrors: --mirror URL (repeatable), else DJARCHIVE_CLIENT_MIRRORS (URLs separated
 by spaces or commas), else djarchive.client.mirrors in DataJoint's configuration:
-base URLs ending in '/' (a static web server over a folder made by
-'djarchive-admin mirror', a public bucket in path style) serving the archive's
-keys. Data comes from the archive and the mirrors, every byte verified; when the
-archive is unreachable, a manifest is taken from a mirror only if a trusted key
-signed it for that dataset and revision.
+base URLs ending in '/' serving the archive's keys (a static web server over a
+folder made by djarchive-admin mirror, a public bucket in path style). Data comes
+from the archive and the mirrors, every byte verified; when the archive is
+unreachable, a manifest is taken from a mirror only if a trusted key signed it for
+that dataset and revision.
 
 exit status: 0 success, 1 failure (one line on stderr), 2 bad usage or bad
 configuration, 130 interrupted. With --json a failure also prints a JSON object

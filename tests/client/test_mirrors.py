@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -400,3 +402,21 @@ def test_verify_and_files_read_a_signed_manifest_from_a_mirror(
     assert code == 0, err
     assert len(out.strip().splitlines()) == len(seed_files)
     assert "could not be checked" in err
+
+
+def test_mirrors_from_datajoint_json(isolated_config):
+    """datajoint 2.x: ``mirrors`` of the store ``djarchive_client`` in datajoint.json."""
+    datajoint = pytest.importorskip("datajoint")
+    if not str(datajoint.__version__).startswith("2."):
+        pytest.skip("datajoint 2.x configuration (tox factor dj2)")
+    store = {
+        "protocol": "s3",
+        "endpoint": "e.example.org",
+        "bucket": "b",
+        "mirrors": ["https://m.example.org/x/"],
+    }
+    (isolated_config / "datajoint.json").write_text(json.dumps({"stores": {"djarchive_client": store}}))
+    code = "from djarchive_client import client; print([m.url for m in client().mirrors])"
+    result = subprocess.run([sys.executable, "-c", code], cwd=isolated_config, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['https://m.example.org/x/']"

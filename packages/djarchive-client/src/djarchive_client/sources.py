@@ -90,11 +90,6 @@ class Sources:
         self._stopped.set()
 
     @property
-    def names(self) -> list[str]:
-        """The sources' names, the primary first."""
-        return [tracked.name for tracked in self._tracked]
-
-    @property
     def several(self) -> bool:
         """Whether there is more than one source to choose from."""
         return len(self._tracked) > 1

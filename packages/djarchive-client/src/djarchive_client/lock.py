@@ -13,6 +13,7 @@ so that a refused run can say who holds the lock.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -61,10 +62,8 @@ class TargetLock:
         if self._marked is not None:
             state, mark = self._marked
             self._marked = None
-            try:
+            with contextlib.suppress(OSError):  # a stale mark names a pid that holds nothing
                 state.unlink(mark, missing_ok=True)
-            except OSError:
-                pass  # a stale mark only names a pid that no longer holds the lock
         while self._fds:
             os.close(self._fds.pop())
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from djarchive_common import __version__
 from djarchive_common.config import Settings
-from djarchive_common.errors import LockedError, NotFoundError
+from djarchive_common.errors import LocalPathError, LocalStorageError, LockedError, NotFoundError
 from djarchive_common.events import Events
 from djarchive_common.manifest import Entry, Manifest, matches, select_or_fail, size_of
 from djarchive_common.text import files
@@ -41,6 +41,7 @@ class VerifyReport:
     extra: list[str] = field(default_factory=list)
     seconds: float = 0.0
     note: str = ""  # what else the holder should know (an unfinished upgrade, a retraction)
+    unrecorded: str = ""  # why the copy's receipt could not be written or updated, when it could not
     signature: SignatureStatus | None = None  # the revision's signature, as checked before verifying
 
     @property
@@ -63,6 +64,7 @@ class VerifyReport:
             "intact": self.intact,
             "seconds": round(self.seconds, 3),
             "note": self.note,
+            "unrecorded": self.unrecorded,
             "signature": self.signature.to_dict() if self.signature is not None else None,
         }
 
@@ -74,7 +76,11 @@ class VerifyReport:
             text = f"{name}: NOT intact: {len(self.missing)} missing, {len(self.modified)} modified"
         if self.extra:
             text += f", {len(self.extra)} extra {'file' if len(self.extra) == 1 else 'files'}"
-        return text + (f"\nwarning: {self.note}" if self.note else "")
+        if self.note:
+            text += f"\nwarning: {self.note}"
+        if self.unrecorded:
+            text += f"\nnote: this verification is not recorded in the copy ({self.unrecorded})"
+        return text
 
 
 def verify_copy(
@@ -97,7 +103,8 @@ def verify_copy(
     ``fast`` trusts djarchive's record of files it verified earlier when size and mtime
     are unchanged, instead of hashing them again. No data file is written; when the copy is
     intact and ``origin`` (the archive the manifest came from) is given, its receipt is written
-    or its time of verification updated (unless a download holds the copy at that moment).
+    or its time of verification updated; when that cannot be done (a download holds the copy, it
+    cannot be written), ``unrecorded`` says why and the findings stand.
     ``signature`` is the manifest's signature status, carried by the report.
     """
     started = time.monotonic()
@@ -179,8 +186,13 @@ def _note_verified(
     origin: Settings,
 ) -> None:
     """Leave a receipt for an intact copy, or update the one there: only when TARGET has none or
-    one of this very revision and selection, and no download holds it now."""
-    held = local.receipt()
+    one of this very revision and selection. What cannot be recorded (a copy this process cannot
+    write, a damaged receipt, a download holding the copy) is said in the report."""
+    try:
+        held = local.receipt()
+    except LocalPathError as error:
+        report.unrecorded = str(error)
+        return
     if held is not None:
         receipt = held
         if (receipt.dataset, receipt.revision, receipt.include, receipt.exclude, receipt.state) != (
@@ -212,14 +224,20 @@ def _note_verified(
             downloaded_at=stamp,
             verified_at=stamp,
         )
+    _record(local, receipt, manifest, report)
+
+
+def _record(local: LocalCopy, receipt: Receipt, manifest: Manifest, report: VerifyReport) -> None:
+    """Write ``receipt`` under the copy's lock; what prevents it goes to ``report.unrecorded``
+    (verifying needs to read the copy, never to write it)."""
     try:
         local.lock()
-    except LockedError:
-        return
-    try:
-        local.write_receipt(receipt, manifest)
-    finally:
-        local.unlock()
+        try:
+            local.write_receipt(receipt, manifest)
+        finally:
+            local.unlock()
+    except (LockedError, LocalPathError, LocalStorageError) as error:
+        report.unrecorded = str(error)
 
 
 def verify_offline(
@@ -262,14 +280,7 @@ def verify_offline(
         local = LocalCopy(target)
         try:
             receipt.verified_at = now()
-            try:
-                local.lock()
-            except LockedError:
-                return report
-            try:
-                local.write_receipt(receipt, manifest)
-            finally:
-                local.unlock()
+            _record(local, receipt, manifest, report)
         finally:
             local.close()
     return report

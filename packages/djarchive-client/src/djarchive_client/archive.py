@@ -183,18 +183,10 @@ class DJArchiveClient(Catalog):
 
     def status(self, target_directory: str | os.PathLike[str] = ".", *, offline: bool = False) -> CopyStatus:
         """What a local copy holds (its receipt) and, unless ``offline``, where its revision
-        stands in the archive it came from: still published, retracted, superseded."""
-        local = copy_status(target_directory, None)
-        if offline or local.receipt is None:
-            return local
-        receipt = local.receipt
-        same = (receipt.endpoint, receipt.bucket) == (self.endpoint, self.bucket)
-        origin = (
-            self
-            if same
-            else type(self)(endpoint=receipt.endpoint, bucket=receipt.bucket, secure=receipt.secure)
-        )
-        return copy_status(target_directory, origin)
+        stands in this archive: still published, retracted, superseded. A copy whose receipt
+        names another archive (endpoint, bucket or scheme) is reported as such, never asked
+        there: the configured credentials go only to the configured archive."""
+        return copy_status(target_directory, None if offline else self)
 
     def diff(self, dataset: str, old: str, new: str) -> ManifestDiff:
         """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests."""

@@ -114,7 +114,7 @@ class Receipt:
             text += f" ({self.selection})"
         signer = (self.signature or {}).get("signer")
         if signer:
-            text += f", signed by key {signer}"
+            text += f", signed by key {signer} (recorded at download, not re-checked)"
         return text + f", verified {self.verified_at or self.downloaded_at}"
 
 

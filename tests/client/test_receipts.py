@@ -14,6 +14,7 @@ import pytest
 from djarchive_client import client
 from djarchive_client.cli import main
 from tests.faults.support import error_lines
+from tests.helpers import read_tree
 
 FILES = {"a/x.bin": b"x" * 100, "top.bin": b"top"}
 
@@ -145,3 +146,63 @@ def test_a_target_that_is_a_file_gets_one_wording_everywhere(archive, tmp_path, 
         lines.append(line.split("error: ", 1)[1])
     assert set(lines) == {f"{str(afile)!r} is not a folder"}, lines
     assert afile.read_text() == "mine"
+
+
+# -- 7. a published revision that changed since the copy was made is noticed -------------------------
+
+
+def republish(archive, files: dict[str, bytes]) -> None:
+    """What a curator's forced republish leaves: revision 1 of ds, with other content."""
+    for key in archive.keys("ds/1/"):
+        archive.remove(key)
+    archive.publish("ds", "1", files)
+
+
+def test_a_forced_republish_stops_the_download_until_accepted(archive, tmp_path, capsys):
+    archive.publish("ds", "1", FILES)
+    target = tmp_path / "t"
+    client().download("ds", "1", target, create_target=True)
+    old = json.loads((target / ".djarchive" / "receipt.json").read_text())["manifest_sha256"]
+    (target / "mine.txt").write_bytes(b"a file of mine")
+    changed = {"a/x.bin": b"y" * 100, "new.bin": b"new"}  # top.bin gone, a/x.bin changed
+    republish(archive, changed)
+    new = client().manifest("ds", "1").sha256
+
+    code, out, err = run(capsys, "download", "ds", "1", str(target))
+    assert code == 1
+    [line] = error_lines(err, "djarchive")
+    assert old in line
+    assert new in line
+    assert "--accept-republished" in line
+    assert (target / "a" / "x.bin").read_bytes() == FILES["a/x.bin"]  # nothing changed
+    assert not (target / "new.bin").exists()
+
+    for argv in (["status", str(target)], ["verify", "ds", "1", str(target)]):
+        out = run(capsys, *argv)[1]
+        assert "changed in the archive since this copy was made" in out, argv
+        assert old in out
+        assert new in out
+    assert old in client().status(target).republished
+    assert new in client().verify("ds", "1", target).republished
+
+    code, out, err = run(capsys, "download", "ds", "1", str(target), "--accept-republished", "-q")
+    assert (code, err) == (0, "")
+    assert read_tree(target) == {**changed, "mine.txt": b"a file of mine"}  # upgraded; yours kept
+    assert json.loads((target / ".djarchive" / "receipt.json").read_text())["manifest_sha256"] == new
+    assert run(capsys, "download", "ds", "1", str(target), "-q")[0] == 0
+    assert "changed in the archive" not in run(capsys, "status", str(target))[1]
+
+
+def test_the_library_takes_the_same_decision(archive, tmp_path):
+    from djarchive_common.errors import RevisionChangedError
+
+    archive.publish("ds", "1", FILES)
+    target = tmp_path / "t"
+    client().download("ds", "1", target, create_target=True)
+    republish(archive, {"top.bin": b"other"})
+    with pytest.raises(RevisionChangedError, match="accept_republished=True"):
+        client().download("ds", "1", target)
+    with pytest.raises(RevisionChangedError):
+        client().download("ds", "1", target, shard=(1, 1))
+    assert client().download("ds", "1", target, accept_republished=True).ok
+    assert read_tree(target) == {"top.bin": b"other"}

@@ -72,6 +72,7 @@ class DJArchiveClient(Catalog):
         reuse: Sequence[str | os.PathLike[str]] = (),
         link: bool = False,
         allow_retracted: bool = False,
+        accept_republished: bool = False,
         events: Events | None = None,
         paths: Iterable[str] | Mapping[str, str] | None = None,
     ) -> DownloadSummary:
@@ -89,8 +90,11 @@ class DJArchiveClient(Catalog):
         kept, moved, fetched, removed; files you changed are left alone and reported). Content
         already in the local copies named by ``reuse`` is copied (and checked) instead of
         fetched; ``link=True`` hard-links it instead. A retracted revision is refused unless
-        ``allow_retracted``. The summary's ``signature`` is the revision's signature status,
-        checked before anything else.
+        ``allow_retracted``. When the revision changed in the archive since the folder's receipt
+        was written (a forced republish), RevisionChangedError names both manifests' sha256
+        unless ``accept_republished``: then the folder is upgraded to the revision as it is now.
+        The summary's ``signature`` is the revision's signature status, checked before anything
+        else.
         """
         manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
         defaults = DownloadOptions()
@@ -112,6 +116,7 @@ class DJArchiveClient(Catalog):
             progress=display_progress,
             events=events,
             retracted=retraction,
+            accept_republished=accept_republished,
             signature=signature,
         )
         return download_revision(self.store, manifest, request)

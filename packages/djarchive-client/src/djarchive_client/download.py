@@ -27,8 +27,9 @@ from djarchive_common.errors import (
     LocalPathError,
     NotFoundError,
     PartialFailureError,
+    RevisionChangedError,
 )
-from djarchive_common.manifest import Entry, Manifest, select, select_or_fail, size_of
+from djarchive_common.manifest import Entry, Manifest, matches, select, select_or_fail, size_of
 from djarchive_common.manifest import shard as split
 from djarchive_common.store import Store
 from djarchive_common.text import files
@@ -36,7 +37,7 @@ from djarchive_common.text import files
 from .files import Digest, target_path
 from .localcopy import LocalCopy
 from .plan import Plan, plan_download
-from .receipt import COMPLETE, UPGRADING, Receipt, now
+from .receipt import COMPLETE, UPGRADING, Receipt, now, republished
 from .request import DownloadOptions, DownloadRequest, Selection
 from .schedule import fetch_all
 from .summary import DownloadSummary
@@ -91,7 +92,7 @@ def _download(store: Store, manifest: Manifest, request: DownloadRequest) -> Dow
     sources: list[tuple[LocalCopy, Manifest]] = []
     try:
         local.files.check_destinations(selected)  # refuses links and aliased folders before any write
-        upgrade = None if request.selection.loose else _upgrade_from(local, request)
+        upgrade = None if request.selection.paths is not None else _upgrade_from(local, request, manifest)
         summary.upgraded_from = upgrade.revision if upgrade is not None else None
         sources = _reuse_sources(request.reuse)
         if request.dry_run:  # the same checks as a download, hashes included, but nothing is written
@@ -103,7 +104,7 @@ def _download(store: Store, manifest: Manifest, request: DownloadRequest) -> Dow
                 local, selected, upgrade=upgrade, sources=sources, request=request, summary=summary
             )
             local.verified.remember_found(proved)  # what planning proved: the planner writes nothing
-            if upgrade is not None:  # from here on TARGET is neither revision until this run ends
+            if upgrade is not None and not request.selection.loose:  # neither revision until it ends
                 receipt = _receipt(store, request, summary, UPGRADING, previous=upgrade.revision)
                 local.write_receipt(receipt, manifest, upgrade.manifest)
             _apply(store, local, plan, keys=keys, request=request, summary=summary)
@@ -192,9 +193,12 @@ def _start(request: DownloadRequest, selected: Sequence[Entry]) -> DownloadSumma
 # -- 2. plan ---------------------------------------------------------------------------------
 
 
-def _upgrade_from(local: LocalCopy, request: DownloadRequest) -> Upgrade | None:
-    """What TARGET holds when it is another revision of the dataset (or an unfinished upgrade to
-    this one); refuse a TARGET holding another dataset."""
+def _upgrade_from(local: LocalCopy, request: DownloadRequest, manifest: Manifest) -> Upgrade | None:
+    """What TARGET holds when it is another revision of the dataset, an unfinished upgrade to this
+    one, or this one as it was published before a forced republish (``manifest`` is the revision
+    as published now: a change stops the download unless the request accepts it); refuse a
+    TARGET holding another dataset. The old revision's files are those its receipt selected and
+    the request selects: an upgrade with ``--include/--exclude`` changes nothing else."""
     receipt = local.receipt()
     if receipt is None:
         return None
@@ -204,14 +208,29 @@ def _upgrade_from(local: LocalCopy, request: DownloadRequest) -> Upgrade | None:
             f"{local.path} holds {receipt.dataset} {receipt.revision}, not {dataset}: download {dataset} "
             "into another folder"
         )
-    if receipt.revision == revision and receipt.state != UPGRADING:
+    changed = republished(receipt, manifest.sha256) if receipt.revision == revision else ""
+    if changed and not request.accept_republished:
+        raise RevisionChangedError(
+            f"{changed}; nothing was changed in {local.path}: download with --accept-republished "
+            "(accept_republished=True) to bring the copy to the revision as it is published now",
+            recorded=receipt.manifest_sha256,
+            published=manifest.sha256,
+        )
+    if receipt.revision == revision and receipt.state != UPGRADING and not changed:
         return None
-    manifest, previous = local.stored_manifests(receipt)
+    stored, previous = local.stored_manifests(receipt)
+    selection = request.selection
     if receipt.state == UPGRADING and previous is not None and receipt.previous:
-        return Upgrade(receipt.previous, previous, select(previous, receipt.include, receipt.exclude))
-    if receipt.revision == revision:
+        stored = previous
+        held = receipt.previous
+    elif receipt.revision == revision and not changed:
         return None
-    return Upgrade(receipt.revision, manifest, select(manifest, receipt.include, receipt.exclude))
+    else:
+        held = receipt.revision
+    entries = select(stored, receipt.include, receipt.exclude)
+    if selection.include or selection.exclude:
+        entries = [entry for entry in entries if matches(entry.subpath, selection.include, selection.exclude)]
+    return Upgrade(held, stored, entries)
 
 
 def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[LocalCopy, Manifest]]:
@@ -255,6 +274,7 @@ def _plan(
         previous=upgrade.entries if upgrade is not None else None,
         reuse=sources,
         recheck=request.options.recheck,
+        remove_old=request.selection.shard is None,
         jobs=request.options.jobs,
         progress=request.progress,
     )

@@ -30,6 +30,7 @@ __all__ = [
     "UPGRADING",
     "Receipt",
     "read_receipt",
+    "republished",
     "stored_manifests",
     "write_receipt",
 ]
@@ -161,6 +162,18 @@ def _is(value: object, kind: object) -> bool:
     if kind == (dict, None):
         return value is None or isinstance(value, dict)
     return type(value) is kind
+
+
+def republished(receipt: Receipt, published: str) -> str:
+    """What to say when the archive's manifest of the receipt's revision (sha256 ``published``)
+    is not the one the receipt records; "" when it is."""
+    if receipt.manifest_sha256 == published:
+        return ""
+    return (
+        f"{receipt.dataset} {receipt.revision} changed in the archive since this copy was made (a forced "
+        f"republish): the copy's receipt records manifest sha256 {receipt.manifest_sha256}, the "
+        f"archive's manifest is {published}"
+    )
 
 
 def _sha256(data: bytes) -> str:

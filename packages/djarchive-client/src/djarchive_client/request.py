@@ -86,6 +86,7 @@ class DownloadRequest:
     progress: bool = False  # progress bars (on a terminal)
     events: Events | None = None  # machine-readable progress
     retracted: str | None = None  # why the revision was retracted, when it is downloaded anyway
+    accept_republished: bool = False  # go on when the revision changed since TARGET's receipt
     signature: SignatureStatus | None = None  # the manifest's signature, as checked before
 
     @property

@@ -20,7 +20,7 @@ from djarchive_common.errors import DJArchiveError
 from djarchive_common.layout import STATE_FOLDER, natural_key
 
 from .localcopy import LocalCopy
-from .receipt import UPGRADING, Receipt
+from .receipt import UPGRADING, Receipt, republished
 
 __all__ = ["CopyStatus", "copy_status", "origin", "same_archive"]
 
@@ -40,6 +40,7 @@ class CopyStatus:
     tombstone: Tombstone | None = None
     newer: list[str] = field(default_factory=list)
     elsewhere: str | None = None  # the copy came from another archive than the configured one
+    republished: str | None = None  # the revision changed in the archive since the copy was made
     incomplete: bool = False  # no receipt, but djarchive's folder: a first download did not finish
 
     @property
@@ -55,6 +56,8 @@ class CopyStatus:
             )
         if receipt is not None and self.tombstone is not None:
             found.append(self.tombstone.describe(receipt.dataset, receipt.revision))
+        if self.republished:
+            found.append(self.republished)
         if receipt is not None and self.newer:
             found.append(f"newer revisions of {receipt.dataset} are published: {', '.join(self.newer)}")
         return found
@@ -77,6 +80,7 @@ class CopyStatus:
             ),
             "newer": self.newer,
             "elsewhere": self.elsewhere,
+            "republished": self.republished,
             "incomplete": self.incomplete,
             "warnings": self.warnings,
         }
@@ -89,6 +93,8 @@ class CopyStatus:
         lines = [f"{self.target}: {self.receipt}"]
         if self.archive is not None:
             lines.append(f"in the archive: {self.archive}")
+            if self.unreachable:
+                lines.append(f"warning: {self.unreachable}")
         elif self.elsewhere:
             lines.append(f"in the archive: {self.elsewhere}")
         elif self.unreachable:
@@ -130,6 +136,12 @@ def copy_status(target: str | os.PathLike[str], catalog: Catalog | None) -> Copy
         return status
     if receipt.revision in published:
         status.archive = PUBLISHED
+        try:
+            current = catalog.manifest(receipt.dataset, receipt.revision)
+        except DJArchiveError as error:
+            status.unreachable = f"its manifest could not be compared with the copy's: {error}"
+        else:
+            status.republished = republished(receipt, current.sha256) or None
     else:
         status.archive = RETRACTED if status.tombstone is not None else UNPUBLISHED
     mine = natural_key(receipt.revision)

@@ -18,7 +18,9 @@ from djarchive_common.text import files
 from djarchive_common.transfer import DEFAULT_WORKERS
 
 from .localcopy import LocalCopy
-from .receipt import COMPLETE, UPGRADING, Receipt, now
+from .receipt import COMPLETE, UPGRADING, Receipt, now, republished
+from .status import origin as origin_of
+from .status import same_archive
 
 if TYPE_CHECKING:
     from djarchive_common.signing import SignatureStatus
@@ -42,6 +44,7 @@ class VerifyReport:
     seconds: float = 0.0
     note: str = ""  # what else the holder should know (an unfinished upgrade, a retraction)
     unrecorded: str = ""  # why the copy's receipt could not be written or updated, when it could not
+    republished: str = ""  # the revision changed in the archive since the copy's receipt was written
     signature: SignatureStatus | None = None  # the revision's signature, as checked before verifying
 
     @property
@@ -65,6 +68,7 @@ class VerifyReport:
             "seconds": round(self.seconds, 3),
             "note": self.note,
             "unrecorded": self.unrecorded,
+            "republished": self.republished,
             "signature": self.signature.to_dict() if self.signature is not None else None,
         }
 
@@ -78,6 +82,8 @@ class VerifyReport:
             text += f", {len(self.extra)} extra {'file' if len(self.extra) == 1 else 'files'}"
         if self.note:
             text += f"\nwarning: {self.note}"
+        if self.republished:
+            text += f"\nwarning: {self.republished}"
         if self.unrecorded:
             text += f"\nnote: this verification is not recorded in the copy ({self.unrecorded})"
         return text
@@ -121,6 +127,8 @@ def verify_copy(
         events.start(len(selected), report.bytes, dataset=dataset, revision=revision, target=str(target))
     local = LocalCopy(target)
     try:
+        if origin is not None:
+            report.republished = _changed_since(local, manifest, report, origin)
         if fast:
             local.load_record()
         statuses = local.files.stats(entry.subpath for entry in selected)
@@ -193,6 +201,9 @@ def _note_verified(
     except LocalPathError as error:
         report.unrecorded = str(error)
         return
+    if held is not None and not same_archive(held, origin):
+        report.unrecorded = f"its receipt says it came from {origin_of(held)}, not from {origin.url}"
+        return
     if held is not None:
         receipt = held
         if (receipt.dataset, receipt.revision, receipt.include, receipt.exclude, receipt.state) != (
@@ -225,6 +236,18 @@ def _note_verified(
             verified_at=stamp,
         )
     _record(local, receipt, manifest, report)
+
+
+def _changed_since(local: LocalCopy, manifest: Manifest, report: VerifyReport, origin: Settings) -> str:
+    """What to say when the copy's receipt, from this archive, recorded another manifest of this
+    revision than the archive's now (a forced republish since); "" otherwise."""
+    try:
+        held = local.receipt()
+    except LocalPathError:
+        return ""  # said when the receipt is to be updated
+    if held is None or (held.dataset, held.revision) != (report.dataset, report.revision):
+        return ""
+    return republished(held, manifest.sha256) if same_archive(held, origin) else ""
 
 
 def _record(local: LocalCopy, receipt: Receipt, manifest: Manifest, report: VerifyReport) -> None:

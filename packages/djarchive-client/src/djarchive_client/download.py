@@ -234,7 +234,8 @@ def _upgrade_from(local: LocalCopy, request: DownloadRequest, manifest: Manifest
 
 
 def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[LocalCopy, Manifest]]:
-    """Other local copies to take content from, with the manifests their receipts hold."""
+    """Other local copies to take content from, with the manifests their receipts hold (which
+    say where the content could be; every file taken is hashed: their records are no evidence)."""
     sources: list[tuple[LocalCopy, Manifest]] = []
     try:
         for folder in folders:
@@ -245,7 +246,6 @@ def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[Loca
                     raise LocalPathError(
                         f"--reuse {folder}: not a djarchive copy (it has no receipt to say what it holds)"
                     )
-                copy.load_record()  # what it verified, and when: its unchanged files are not re-hashed
                 sources.append((copy, copy.stored_manifests(held)[0]))
             except BaseException:
                 copy.close()
@@ -319,7 +319,8 @@ def _use_local_content(
 ) -> list[Entry]:
     """Stage the copies (every source read before anything is replaced), move what moved, then
     place the copies; return the entries whose local content turned out unusable (to fetch).
-    A source's record vouches for its files unless the request asks to hash everything again."""
+    Copies from other folders are hashed as they are staged; TARGET's own record vouches for
+    its own files unless the request asks to hash everything again."""
     staged: list[tuple[Entry, str, os.stat_result]] = []
     unusable: list[Entry] = []
     record = local.verified
@@ -330,7 +331,7 @@ def _use_local_content(
                 item.subpath,
                 item.entry,
                 link=request.link and item.source is not local,
-                record=None if request.options.recheck else item.source.verified,
+                record=local.verified if item.source is local and not request.options.recheck else None,
             )
         except (IntegrityError, LocalPathError, OSError) as error:
             log.info("cannot reuse %s for %s (%s): fetching it", item.subpath, item.entry.subpath, error)

@@ -328,24 +328,25 @@ class TargetFiles:
         record: VerifiedFiles | None = None,
     ) -> tuple[str, os.stat_result]:
         """Stage a verified copy of ``source``'s file ``subpath`` as the content of ``entry``: a
-        new temporary file (a reflink where the file system can, else a copy; a hard link when
-        ``link``), checked for ``entry``'s size and sha256 before it is returned; place it with
-        :meth:`place`. Return the temporary file's name and status. When ``record`` (the
-        source's record of verified files) vouches for the file (unchanged since it was verified
-        there, and still so after the copy), the check is the record's and nothing is hashed
-        again."""
+        new temporary file checked for ``entry``'s size and sha256 before it is returned; place
+        it with :meth:`place`. Return the temporary file's name and status.
+
+        What is checked is what is placed: a private copy (a reflink where the file system can)
+        hashed through its own descriptor, or, with ``link``, a hard link to the very file that
+        is hashed (:meth:`_link_checked`); where no such link can be made (another file system,
+        no hard links there, the name swapped meanwhile), a copy. ``record`` is this TARGET's own
+        record, for copies inside it: a file it vouches for, unchanged during the copy, is not
+        hashed again. Another folder's record is never evidence: pass none for its files."""
         fd_in = source.open_file(subpath)
         part: str | None = None
         fd_out = -1
         try:
             before = os.fstat(fd_in)
-            vouched = record is not None and record.vouches(Entry(subpath, entry.size, entry.sha256), before)
             if link:
-                if not vouched:
-                    size, sha256 = hash_file(fd_in)
-                    _check_copy(entry, size, sha256, source.destination(subpath))
-                part = self._link_part(source, subpath)
-                return part, self._temporary.lstat(part)  # type: ignore[union-attr,return-value]
+                linked = self._link_checked(source, subpath, fd_in, entry)
+                if linked is not None:
+                    return linked
+            vouched = record is not None and record.vouches(Entry(subpath, entry.size, entry.sha256), before)
             part, fd_out = self.new_part()
             _copy_data(fd_in, fd_out, entry.size)
             copied = os.fstat(fd_out)
@@ -362,6 +363,43 @@ class TargetFiles:
             os.close(fd_in)
             if fd_out >= 0:
                 os.close(fd_out)
+
+    def _link_checked(
+        self, source: TargetFiles, subpath: str, fd_in: int, entry: Entry
+    ) -> tuple[str, os.stat_result] | None:
+        """A hard link, in this run's temporary folder, to the file open as ``fd_in`` (``source``'s
+        ``subpath``), hashed through that descriptor; or None where none can be made (then the
+        caller copies from the descriptor). The link is made by name, so it is kept only when it
+        is the descriptor's own file (device and inode): a name swapped for a link or another
+        file in between is never placed. Where the platform does not tell files' identities
+        (``st_ino`` 0), no link is made at all."""
+        if os.fstat(fd_in).st_ino == 0:
+            return None
+        name = f"{next(self._numbers)}.part"
+        folder, file_name = source._parent(subpath, create=False)
+        with folder:
+            try:
+                folder.link(file_name, self._temporary, name)  # type: ignore[arg-type]
+            except OSError as exc:
+                if exc.errno not in _NO_LINK:
+                    raise storage_error(exc, self.root / STATE_FOLDER / TEMPORARY) from None
+                log.info("cannot hard-link %s (%s): copying it", source.destination(subpath), exc.strerror)
+                return None
+        try:
+            linked = self._temporary.lstat(name)  # type: ignore[union-attr]
+            held = os.fstat(fd_in)  # after the link: the link changed its status (ctime)
+            if linked is None or (linked.st_dev, linked.st_ino) != (held.st_dev, held.st_ino):
+                log.info("%s changed as it was linked: copying it", source.destination(subpath))
+                self.discard(name)
+                return None
+            size, sha256 = hash_file(fd_in, held.st_size)
+            if not _unchanged(held, os.fstat(fd_in)):
+                raise IntegrityError(f"{source.destination(subpath)} changed while it was checked")
+            _check_copy(entry, size, sha256, source.destination(subpath))
+        except BaseException:
+            self.discard(name)
+            raise
+        return name, linked
 
     def move(self, old: str, new: str) -> os.stat_result:
         """Rename the file ``old`` to ``new`` inside TARGET (folders on both ways opened, links
@@ -395,17 +433,6 @@ class TargetFiles:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise storage_error(exc, self.destination(subpath)) from None
 
-    def _link_part(self, source: TargetFiles, subpath: str) -> str:
-        """A hard link to ``source``'s file in this run's temporary folder."""
-        name = f"{next(self._numbers)}.part"
-        folder, file_name = source._parent(subpath, create=False)
-        with folder:
-            try:
-                folder.link(file_name, self._temporary, name)  # type: ignore[arg-type]
-            except OSError as exc:
-                raise storage_error(exc, self.root / STATE_FOLDER / TEMPORARY) from None
-        return name
-
     def discard(self, part: str) -> None:
         """Delete a temporary file."""
         if self._temporary is not None:
@@ -413,6 +440,22 @@ class TargetFiles:
                 self._temporary.unlink(part, missing_ok=True)
             except OSError as exc:
                 log.info("could not delete the temporary file %s: %s", part, exc)
+
+
+# Why a hard link cannot be made here, though a copy can: another file system, none supported,
+# too many links to the file, not allowed (protected_hardlinks, another user's file).
+_NO_LINK = frozenset(
+    code
+    for code in (
+        errno.EXDEV,
+        errno.EPERM,
+        errno.EACCES,
+        errno.EMLINK,
+        errno.ENOSYS,
+        getattr(errno, "ENOTSUP", errno.EOPNOTSUPP),
+        errno.EOPNOTSUPP,
+    )
+)
 
 
 def _by_folder(subpaths: Iterable[str]) -> dict[str, list[str]]:

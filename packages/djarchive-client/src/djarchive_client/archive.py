@@ -84,7 +84,9 @@ class DJArchiveClient(Catalog):
         ``shard=(K, N)`` downloads only the K-th of N byte-balanced parts, so that N runs (on
         one machine or on many sharing the folder) share the work. ``paths`` names files exactly
         (no globs): subpaths, or a mapping of subpaths to paths relative to the target, to place
-        files under other names (what fsspec's ``get`` needs).
+        files under other names (what fsspec's ``get`` needs): they are added to the folder, and a
+        folder that is not a djarchive copy is left holding them and nothing else (no lock, record
+        or receipt; the temporary files in a hidden folder of their own, deleted at the end).
 
         When the folder holds another revision of the dataset, it is upgraded in place (files
         kept, moved, fetched, removed; files you changed are left alone and reported). Content

@@ -29,6 +29,7 @@ from djarchive_common.errors import (
     PartialFailureError,
     RevisionChangedError,
 )
+from djarchive_common.layout import STATE_FOLDER
 from djarchive_common.manifest import Entry, Manifest, matches, select, select_or_fail, size_of
 from djarchive_common.manifest import shard as split
 from djarchive_common.store import Store
@@ -62,7 +63,8 @@ def download_revision(store: Store, manifest: Manifest, request: DownloadRequest
     Files in place are kept, content already on disk (in TARGET, or in the copies named by
     ``reuse``) is moved or copied instead of fetched, and when TARGET holds another revision of
     the dataset it is upgraded in place. A successful download of the revision (not a shard, nor
-    files named exactly: those add files to TARGET) leaves a receipt. ``request.events``
+    files named exactly: those add files to TARGET) leaves a receipt; files named exactly into a
+    folder that is not a copy leave nothing else there (no ``.djarchive``). ``request.events``
     receives machine-readable progress, its last event included (:mod:`djarchive_common.events`).
     """
     events = request.events
@@ -91,6 +93,8 @@ def _download(store: Store, manifest: Manifest, request: DownloadRequest) -> Dow
     local = LocalCopy(request.target, create=create, shard=request.selection.shard)
     sources: list[tuple[LocalCopy, Manifest]] = []
     try:
+        if request.selection.paths is not None and local.folder.lstat(STATE_FOLDER) is None:
+            local.keep_no_state()  # named files added to a folder that is not a copy: nothing else
         local.files.check_destinations(selected)  # refuses links and aliased folders before any write
         upgrade = None if request.selection.paths is not None else _upgrade_from(local, request, manifest)
         summary.upgraded_from = upgrade.revision if upgrade is not None else None

@@ -80,6 +80,7 @@ class TargetFiles:
         self.root = folder.path
         self.run = run
         self._temporary: Folder | None = None
+        self._private: str | None = None  # the name of this run's own folder in TARGET, if it has one
         self._numbers = itertools.count()
 
     # -- paths -------------------------------------------------------------------------
@@ -251,7 +252,7 @@ class TargetFiles:
 
         def below(folder: Folder, prefix: str) -> Iterator[str]:
             for item in sorted(folder.entries(), key=lambda item: item.name):
-                if prefix == "" and item.name == STATE_FOLDER:
+                if prefix == "" and item.name in (STATE_FOLDER, self._private):
                     continue
                 if item.is_dir(follow_symlinks=False):
                     try:
@@ -284,13 +285,27 @@ class TargetFiles:
         except OSError as exc:
             raise storage_error(exc, state.path / TEMPORARY) from None
 
+    def open_private(self) -> None:
+        """Open this run's temporary folder as a hidden folder of its own in TARGET, for a run
+        that keeps no state there (:meth:`close_run` with TARGET's folder deletes it)."""
+        name = f"{STATE_FOLDER}-{self.run}.tmp"
+        try:
+            self._temporary = self.folder.child(name, create=True)
+        except OSError as exc:
+            raise storage_error(exc, self.root / name) from None
+        self._private = name
+
     def close_run(self, state: Folder) -> None:
-        """Delete this run's temporary folder (in ``state``) and what is left in it."""
+        """Delete this run's temporary folder (in ``state``: ``.djarchive``, or TARGET for a
+        private one) and what is left in it."""
         folder, self._temporary = self._temporary, None
         if folder is None:
             return
         folder.close()
         try:
+            if self._private is not None:
+                state.remove_tree(self._private)
+                return
             with state.child(TEMPORARY) as temporary:
                 temporary.remove_tree(self.run)
         except OSError as exc:

@@ -24,9 +24,9 @@ import pytest
 
 pytest.importorskip("fsspec")
 
-from fsspec.tests.abstract import AbstractFixtures, AbstractGetTests, AbstractOpenTests  # noqa: E402
+from fsspec.tests.abstract import AbstractFixtures, AbstractGetTests, AbstractOpenTests
 
-from djarchive_client.filesystem import DJArchiveFileSystem  # noqa: E402
+from djarchive_client.filesystem import DJArchiveFileSystem
 
 DATASET, REVISION = "scenarios", "1"
 
@@ -122,11 +122,10 @@ class TestDJArchiveGetAndOpen(AbstractFixtures, AbstractGetTests, AbstractOpenTe
     """fsspec's AbstractGetTests and AbstractOpenTests, every one of them, on djarchive://."""
 
     @pytest.fixture
-    def fs(self, archive) -> Iterator[PublishingFileSystem]:
-        filesystem = PublishingFileSystem(
+    def fs(self, archive) -> PublishingFileSystem:
+        return PublishingFileSystem(
             endpoint=archive.server.url, bucket=archive.bucket, archive=archive, skip_instance_cache=True
         )
-        yield filesystem
 
     @pytest.fixture
     def fs_join(self):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from djarchive_client import client, files
+from djarchive_client import client, reuse
 from djarchive_common.localfs import Folder
 from tests.helpers import read_tree
 
@@ -72,7 +72,7 @@ def test_a_name_swapped_for_a_link_as_it_is_reused_places_the_checked_file(
             victim.rename(saved)
             victim.symlink_to(outside)
 
-    real_link, real_copy = Folder.link, files._copy_data
+    real_link, real_copy = Folder.link, reuse._copy_data
 
     def link_after_swap(self, name, to, new_name):
         swap()
@@ -83,7 +83,7 @@ def test_a_name_swapped_for_a_link_as_it_is_reused_places_the_checked_file(
         return real_copy(fd_in, fd_out, size)
 
     monkeypatch.setattr(Folder, "link", link_after_swap)
-    monkeypatch.setattr(files, "_copy_data", copy_after_swap)
+    monkeypatch.setattr(reuse, "_copy_data", copy_after_swap)
     second = tmp_path / "second"
     summary = client().download("ds", "B", second, create_target=True, reuse=[first], link=link)
     assert swapped

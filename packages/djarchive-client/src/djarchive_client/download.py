@@ -40,6 +40,7 @@ from .localcopy import LocalCopy
 from .plan import Plan, plan_download
 from .receipt import COMPLETE, UPGRADING, Receipt, now, republished
 from .request import DownloadOptions, DownloadRequest, Selection
+from .reuse import copy_in
 from .schedule import fetch_all
 from .summary import DownloadSummary
 
@@ -330,7 +331,8 @@ def _use_local_content(
     record = local.verified
     for item in plan.copy:
         try:
-            part, status = local.files.copy_in(
+            part, status = copy_in(
+                local.files,
                 item.source.files,
                 item.subpath,
                 item.entry,

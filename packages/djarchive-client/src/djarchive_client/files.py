@@ -5,8 +5,8 @@ checked at the moment of use, never through a symbolic link. Reading: the status
 (a folder opened once for all its files), which are regular files, their sha256 (:func:`hash_file`,
 folder by folder, in parallel batches). Writing: temporary files in this run's folder
 ``TARGET/.djarchive/tmp/<run>/`` (what dead runs left there is deleted by the next plain run),
-renamed into place once verified; files moved inside TARGET, copied in from other copies,
-removed.
+renamed into place once verified; files moved inside TARGET, linked in from other copies
+(:mod:`djarchive_client.reuse` checks what is copied or linked in), removed.
 """
 
 from __future__ import annotations
@@ -19,16 +19,13 @@ import os
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from djarchive_common.errors import IntegrityError, LocalPathError
+from djarchive_common.errors import LocalPathError
 from djarchive_common.layout import STATE_FOLDER
-from djarchive_common.localfs import Folder, pread, pwrite, storage_error
+from djarchive_common.localfs import Folder, pread, storage_error
 from djarchive_common.manifest import Entry, subpaths_of
 from djarchive_common.transfer import BUFFER_SIZE, Progress, hash_jobs, run_parallel
-
-if TYPE_CHECKING:
-    from .verified import VerifiedFiles
 
 __all__ = ["Digest", "TargetFiles", "hash_file", "target_path"]
 
@@ -333,88 +330,19 @@ class TargetFiles:
         except OSError as exc:
             raise storage_error(exc, self.destination(subpath)) from None
 
-    def copy_in(
-        self,
-        source: TargetFiles,
-        subpath: str,
-        entry: Entry,
-        *,
-        link: bool = False,
-        record: VerifiedFiles | None = None,
-    ) -> tuple[str, os.stat_result]:
-        """Stage a verified copy of ``source``'s file ``subpath`` as the content of ``entry``: a
-        new temporary file checked for ``entry``'s size and sha256 before it is returned; place
-        it with :meth:`place`. Return the temporary file's name and status.
-
-        What is checked is what is placed: a private copy (a reflink where the file system can)
-        hashed through its own descriptor, or, with ``link``, a hard link to the very file that
-        is hashed (:meth:`_link_checked`); where no such link can be made (another file system,
-        no hard links there, the name swapped meanwhile), a copy. ``record`` is this TARGET's own
-        record, for copies inside it: a file it vouches for, unchanged during the copy, is not
-        hashed again. Another folder's record is never evidence: pass none for its files."""
-        fd_in = source.open_file(subpath)
-        part: str | None = None
-        fd_out = -1
-        try:
-            before = os.fstat(fd_in)
-            if link:
-                linked = self._link_checked(source, subpath, fd_in, entry)
-                if linked is not None:
-                    return linked
-            vouched = record is not None and record.vouches(Entry(subpath, entry.size, entry.sha256), before)
-            part, fd_out = self.new_part()
-            _copy_data(fd_in, fd_out, entry.size)
-            copied = os.fstat(fd_out)
-            if vouched and _unchanged(before, os.fstat(fd_in)) and copied.st_size == entry.size:
-                return part, copied
-            size, sha256 = hash_file(fd_out)
-            _check_copy(entry, size, sha256, source.destination(subpath))
-            return part, os.fstat(fd_out)
-        except BaseException:
-            if part is not None:
-                self.discard(part)
-            raise
-        finally:
-            os.close(fd_in)
-            if fd_out >= 0:
-                os.close(fd_out)
-
-    def _link_checked(
-        self, source: TargetFiles, subpath: str, fd_in: int, entry: Entry
-    ) -> tuple[str, os.stat_result] | None:
-        """A hard link, in this run's temporary folder, to the file open as ``fd_in`` (``source``'s
-        ``subpath``), hashed through that descriptor; or None where none can be made (then the
-        caller copies from the descriptor). The link is made by name, so it is kept only when it
-        is the descriptor's own file (device and inode): a name swapped for a link or another
-        file in between is never placed. Where the platform does not tell files' identities
-        (``st_ino`` 0), no link is made at all."""
-        if os.fstat(fd_in).st_ino == 0:
-            return None
+    def link_part(self, source: TargetFiles, subpath: str) -> str:
+        """A hard link to ``source``'s file ``subpath`` (reached without following a link; a link
+        at that name is linked itself, not followed) as a new temporary file of this run; its
+        name. Raises OSError where it cannot be made."""
         name = f"{next(self._numbers)}.part"
         folder, file_name = source._parent(subpath, create=False)
         with folder:
-            try:
-                folder.link(file_name, self._temporary, name)  # type: ignore[arg-type]
-            except OSError as exc:
-                if exc.errno not in _NO_LINK:
-                    raise storage_error(exc, self.root / STATE_FOLDER / TEMPORARY) from None
-                log.info("cannot hard-link %s (%s): copying it", source.destination(subpath), exc.strerror)
-                return None
-        try:
-            linked = self._temporary.lstat(name)  # type: ignore[union-attr]
-            held = os.fstat(fd_in)  # after the link: the link changed its status (ctime)
-            if linked is None or (linked.st_dev, linked.st_ino) != (held.st_dev, held.st_ino):
-                log.info("%s changed as it was linked: copying it", source.destination(subpath))
-                self.discard(name)
-                return None
-            size, sha256 = hash_file(fd_in, held.st_size)
-            if not _unchanged(held, os.fstat(fd_in)):
-                raise IntegrityError(f"{source.destination(subpath)} changed while it was checked")
-            _check_copy(entry, size, sha256, source.destination(subpath))
-        except BaseException:
-            self.discard(name)
-            raise
-        return name, linked
+            folder.link(file_name, self._temporary, name)  # type: ignore[arg-type]
+        return name
+
+    def temporary_status(self, part: str) -> os.stat_result | None:
+        """The status of this run's temporary file ``part`` (a link there is not followed)."""
+        return self._temporary.lstat(part) if self._temporary is not None else None
 
     def move(self, old: str, new: str) -> os.stat_result:
         """Rename the file ``old`` to ``new`` inside TARGET (folders on both ways opened, links
@@ -457,65 +385,9 @@ class TargetFiles:
                 log.info("could not delete the temporary file %s: %s", part, exc)
 
 
-# Why a hard link cannot be made here, though a copy can: another file system, none supported,
-# too many links to the file, not allowed (protected_hardlinks, another user's file).
-_NO_LINK = frozenset(
-    code
-    for code in (
-        errno.EXDEV,
-        errno.EPERM,
-        errno.EACCES,
-        errno.EMLINK,
-        errno.ENOSYS,
-        getattr(errno, "ENOTSUP", errno.EOPNOTSUPP),
-        errno.EOPNOTSUPP,
-    )
-)
-
-
 def _by_folder(subpaths: Iterable[str]) -> dict[str, list[str]]:
     """The subpaths grouped by the folder that holds them (posix, "" for TARGET itself)."""
     grouped: dict[str, list[str]] = {}
     for subpath in subpaths:
         grouped.setdefault(subpath.rpartition("/")[0], []).append(subpath)
     return grouped
-
-
-def _copy_data(fd_in: int, fd_out: int, size: int) -> None:
-    """Copy ``size`` bytes from the start of ``fd_in`` into ``fd_out``: in the kernel where it can
-    (``copy_file_range``, a reflink on file systems that share blocks), else read and write."""
-    copied = 0
-    if hasattr(os, "copy_file_range"):
-        try:
-            while copied < size:
-                count = os.copy_file_range(fd_in, fd_out, size - copied, copied, copied)
-                if count == 0:
-                    break
-                copied += count
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF):
-                raise
-    position = copied
-    while chunk := pread(fd_in, BUFFER_SIZE, position):
-        view = memoryview(chunk)
-        while view:
-            written = pwrite(fd_out, view, position)
-            view = view[written:]
-            position += written
-
-
-def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
-    """Whether a file's status says it was not written between the two looks."""
-    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
-        after.st_size,
-        after.st_mtime_ns,
-        after.st_ctime_ns,
-    )
-
-
-def _check_copy(entry: Entry, size: int, sha256: str, source: Path) -> None:
-    if (size, sha256) != (entry.size, entry.sha256):
-        raise IntegrityError(
-            f"{source} is not the content {entry.subpath} needs (it changed since it was recorded)"
-        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 
@@ -24,6 +25,26 @@ def manifest_bytes(files: Mapping[str, bytes]) -> bytes:
         quoted = subpath.replace('"', '""')
         lines.append(f'"{len(files[subpath])}","{sha256(files[subpath])}","{quoted}"\n')
     return "".join(lines).encode("utf-8")
+
+
+@contextlib.contextmanager
+def never_waits(what: str, seconds: int = 20) -> Iterator[None]:
+    """Fail (not hang) when the code under the block blocks for ``seconds``, as it would opening a
+    named pipe with no writer: SIGALRM interrupts the call (POSIX, main thread only)."""
+    import signal
+
+    import pytest
+
+    def waited(*_: object) -> None:
+        pytest.fail(f"{what} waited {seconds} s (on a named pipe?)")
+
+    previous = signal.signal(signal.SIGALRM, waited)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def run_module(

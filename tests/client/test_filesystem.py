@@ -17,6 +17,7 @@ from djarchive_client.filesystem import DJArchiveFileSystem  # noqa: E402
 from djarchive_common.errors import IntegrityError, NotFoundError, PermissionDeniedError  # noqa: E402
 from djarchive_common.store import ObjectStream, Store  # noqa: E402
 from djarchive_common.transfer import RetryPolicy  # noqa: E402
+from tests.conftest import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY  # noqa: E402
 from tests.helpers import read_tree, sha256  # noqa: E402
 
 KiB, MiB = 1024, 1024 * 1024
@@ -454,12 +455,12 @@ def test_it_is_read_only(archive, tree):
 
 
 def test_settings_from_storage_options_and_no_secret_in_reprs_or_pickles(archive, tree, monkeypatch):
-    secret = "fs-Secret-Key-never-shown-1234"
+    access, secret = CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY  # keys the test server accepts
     for name in list(os.environ):
         if name.startswith("DJARCHIVE_CLIENT_"):
             monkeypatch.delenv(name)
     fs = DJArchiveFileSystem(
-        endpoint=archive.server.url, bucket=archive.bucket, access_key="fs-access-key", secret_key=secret
+        endpoint=archive.server.url, bucket=archive.bucket, access_key=access, secret_key=secret
     )
     assert fs.ls("ds", detail=False) == ["ds/1", "ds/2"]
     with fs.open("ds/1/table.csv") as handle:
@@ -467,7 +468,7 @@ def test_settings_from_storage_options_and_no_secret_in_reprs_or_pickles(archive
     clone = pickle.loads(pickle.dumps(fs))
     assert clone.cat_file("ds/2/table.csv") == CSV
     shown += [repr(clone), str(clone)]
-    assert all(secret not in text and "fs-access-key" not in text for text in shown), shown
+    assert all(secret not in text and access not in text for text in shown), shown
     assert "credentials=<redacted>" in repr(fs)
     assert archive.bucket in repr(fs)
     with fsspec.open(

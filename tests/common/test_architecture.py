@@ -22,10 +22,13 @@ PACKAGES = {
 
 
 def module_names() -> dict[str, Path]:
+    """Every module by its dotted name, those of subpackages (``djarchive_common.manifest.parse``)
+    included; a package is its ``__init__.py``."""
     found = {}
     for package, folder in PACKAGES.items():
-        for path in sorted(folder.glob("*.py")):
-            found[package if path.stem == "__init__" else f"{package}.{path.stem}"] = path
+        for path in sorted(folder.rglob("*.py")):
+            parts = path.relative_to(folder).with_suffix("").parts
+            found[".".join((package, *parts[: -1 if parts[-1] == "__init__" else None]))] = path
     return found
 
 
@@ -65,6 +68,8 @@ def test_the_graph_is_read_from_real_sources():
     assert "djarchive_common.catalog" in edges["djarchive_client.archive"]
     assert "djarchive_common.catalog" in edges["djarchive_admin.archive"]
     assert "djarchive_client.fetch" in edges["djarchive_client.schedule"]
+    assert "djarchive_common.manifest.entries" in edges["djarchive_common.manifest.parse"]
+    assert "djarchive_common.errors" in edges["djarchive_common.signing.statements"]
 
 
 def test_common_imports_neither_role_and_admin_never_imports_the_client():

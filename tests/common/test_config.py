@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib import metadata
@@ -11,6 +12,7 @@ import pytest
 
 from djarchive_common.config import DEFAULT_BUCKET, DEFAULT_ENDPOINT, Settings, resolve_settings
 from djarchive_common.errors import ConfigurationError, MissingCredentialsError
+from tests.helpers import never_waits
 
 DJ_MAJOR = int(metadata.version("datajoint").split(".")[0])
 only_dj014 = pytest.mark.skipif(DJ_MAJOR != 0, reason="datajoint 0.13/0.14 configuration (tox factor dj014)")
@@ -228,7 +230,7 @@ def test_dj014_global_config_in_home(isolated_config, tmp_path):
 @pytest.fixture
 def dj_config():
     """datajoint's live config (imported quietly), restored after the test."""
-    from djarchive_common.config import _import_datajoint
+    from djarchive_common.config.sources import _import_datajoint
 
     datajoint = _import_datajoint()
     assert datajoint is not None
@@ -487,6 +489,21 @@ def test_a_broken_local_conf_is_a_configuration_error(isolated_config):
         assert "dj_local_conf.json is not valid JSON" in line
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes (nor SIGALRM) on this platform")
+def test_datajoint_files_that_are_no_regular_files_are_refused_without_waiting(isolated_config):
+    os.mkfifo(isolated_config / "dj_local_conf.json")  # opening it to read would wait for a writer
+    with never_waits("reading dj_local_conf.json"), pytest.raises(ConfigurationError) as caught:
+        resolve_settings(environ={})
+    assert str(caught.value) == "cannot read dj_local_conf.json: not a regular file"
+    os.unlink(isolated_config / "dj_local_conf.json")
+    folder = isolated_config.parent / "home" / ".datajoint_config.json"
+    folder.mkdir()
+    with never_waits("reading ~/.datajoint_config.json"), pytest.raises(ConfigurationError) as caught:
+        resolve_settings(environ={})
+    assert str(caught.value) == f"cannot read {folder}: not a regular file"
+    assert resolve_settings(endpoint="e", bucket="b", access_key="a", secret_key="s").bucket == "b"
+
+
 def test_admin_filename_filter_from_local_conf(isolated_config):
     pytest.importorskip("djarchive_admin")
     (isolated_config / "dj_local_conf.json").write_text(
@@ -495,3 +512,38 @@ def test_admin_filename_filter_from_local_conf(isolated_config):
     code = "from djarchive_admin import admin; print(repr(admin().filename_filter))"
     result = subprocess.run([sys.executable, "-c", code], cwd=isolated_config, capture_output=True, text=True)
     assert result.stdout.strip() == "'^tmp'", result.stderr
+
+
+def test_single_writer_from_argument_environment_and_datajoint(isolated_config):
+    from djarchive_common.config import resolve_single_writer
+
+    assert resolve_single_writer(environ={}) == (False, "default")
+    assert resolve_single_writer("admin", True, environ={}) == (True, "--single-writer (single_writer=)")
+    variable = "DJARCHIVE_ADMIN_SINGLE_WRITER"
+    assert resolve_single_writer(environ={variable: "1"}) == (True, variable)
+    assert resolve_single_writer("admin", True, environ={variable: "0"})[0] is True  # the argument wins
+    assert resolve_single_writer(environ={variable: "off"}) == (False, variable)
+    with pytest.raises(ConfigurationError, match=f"invalid boolean 'maybe' in {variable}"):
+        resolve_single_writer(environ={variable: "maybe"})
+    (isolated_config / "dj_local_conf.json").write_text(
+        json.dumps({"custom": {"djarchive.admin.single_writer": "yes"}})
+    )
+    code = (
+        "from djarchive_common.config import resolve_single_writer as r; "
+        f"print(r()[0], r(environ={{'{variable}': '0'}})[0])"
+    )
+    # a fresh interpreter: datajoint 0.x reads dj_local_conf.json when it is imported
+    result = subprocess.run([sys.executable, "-c", code], cwd=isolated_config, capture_output=True, text=True)
+    assert result.stdout.split() == ["True", "False"], result.stderr
+
+
+@only_dj2
+def test_single_writer_from_the_datajoint2_store(isolated_config):
+    store = {"protocol": "s3", "endpoint": "minio:9000", "bucket": "b", "single_writer": True}
+    (isolated_config / "datajoint.json").write_text(json.dumps({"stores": {"djarchive_admin": store}}))
+    code = "from djarchive_common.config import resolve_single_writer as r; print(r())"
+    # a fresh interpreter: datajoint 2.x reads datajoint.json once, when it is imported
+    result = subprocess.run([sys.executable, "-c", code], cwd=isolated_config, capture_output=True, text=True)
+    assert result.stdout.strip() == "(True, 'datajoint config stores.djarchive_admin.single_writer')", (
+        result.stderr
+    )

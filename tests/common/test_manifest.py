@@ -14,6 +14,7 @@ from djarchive_common.layout import subpath_problem
 from djarchive_common.manifest import (
     Entry,
     Manifest,
+    diff_manifests,
     parse_manifest,
     path_identity,
     read_manifest,
@@ -179,6 +180,64 @@ def test_sequence_behaviour():
     assert manifest.get("b") == Entry("b", 2, HASH)
     assert manifest.total_size == 3
     assert repr(manifest) == "<Manifest: 2 files, 3 bytes>"
+
+
+def test_digests_are_read_by_index_without_slicing_the_packing():
+    from djarchive_common.manifest import sha256_at, sha256s
+
+    digests = [f"{number:064x}" for number in range(5)]
+    manifest = Manifest(Entry(f"f{number}", number, digest) for number, digest in enumerate(digests))
+    assert [manifest.sha256_at(index) for index in range(5)] == digests
+    assert manifest.sha256s(1, 3) == digests[1:3]
+    assert manifest.sha256s() == digests
+    assert manifest.sha256s(4, 99) == digests[4:]
+    packed = manifest.columns[2]
+    assert [sha256_at(packed, index) for index in range(5)] == digests == sha256s(packed)
+    assert list(manifest) == [Entry(f"f{number}", number, digest) for number, digest in enumerate(digests)]
+
+
+def _digest(number: int) -> str:
+    return f"{number:064x}"
+
+
+def test_one_comparison_of_two_manifests_path_by_path_and_by_content():
+    old = Manifest(
+        [
+            Entry("same", 1, _digest(1)),
+            Entry("edited", 2, _digest(2)),
+            Entry("resized", 3, _digest(3)),  # same digest, other size: not the same file
+            Entry("gone", 4, _digest(4)),
+            Entry("from", 5, _digest(5)),
+            Entry("twin/a", 6, _digest(6)),  # content held twice; the last holder stays
+            Entry("twin/b", 6, _digest(6)),
+        ]
+    )
+    new = Manifest(
+        [
+            Entry("same", 1, _digest(1)),
+            Entry("edited", 20, _digest(20)),
+            Entry("resized", 30, _digest(3)),
+            Entry("to", 5, _digest(5)),
+            Entry("copy", 6, _digest(6)),
+            Entry("copy-of-edited", 2, _digest(2)),  # content of a path that changed: no move
+            Entry("fresh", 7, _digest(7)),
+            Entry("twin/b", 6, _digest(6)),
+        ]
+    )
+    changes = diff_manifests(old, new)
+    assert [entry.subpath for entry in changes.added] == ["copy", "copy-of-edited", "fresh", "to"]
+    assert [entry.subpath for entry in changes.removed] == ["from", "gone", "twin/a"]
+    assert [(before.subpath, before.size, after.size) for before, after in changes.changed] == [
+        ("edited", 2, 20),
+        ("resized", 3, 30),
+    ]
+    assert changes.unchanged == 2
+    assert changes.moved == [(old.get("from"), new.get("to"))]
+    assert changes.new_content_bytes == 20 + 7  # edited and fresh: no other content is new
+    assert repr(changes) == "<ManifestChanges: 4 added, 3 removed, 2 changed, 1 moved, 2 unchanged>"
+    nothing = diff_manifests(new, new)
+    assert (len(nothing.added), len(nothing.removed), nothing.changed, nothing.moved) == (0, 0, [], [])
+    assert (nothing.unchanged, nothing.new_content_bytes) == (len(new), 0)
 
 
 # -- property-based ---------------------------------------------------------------------
@@ -347,7 +406,7 @@ def test_the_bulk_reader_takes_only_lines_the_line_reader_reads_alike(text):
     line-by-line reader must read to the same fields."""
     from array import array
 
-    from djarchive_common.manifest import _chunk_by_line, _plain_chunk
+    from djarchive_common.manifest.parse import _chunk_by_line, _plain_chunk
 
     data = text.encode()
     bulk: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
@@ -399,7 +458,7 @@ def test_the_bulk_reader_takes_only_lines_the_line_reader_reads_alike(text):
 def test_the_bulk_reader_refuses_a_chunk_with_any_line_not_plain(bad):
     from array import array
 
-    from djarchive_common.manifest import _plain_chunk
+    from djarchive_common.manifest.parse import _plain_chunk
 
     lines = many_lines(50)
     lines[25] = bad
@@ -412,9 +471,36 @@ def test_the_bulk_reader_refuses_a_chunk_with_any_line_not_plain(bad):
 def test_the_bulk_reader_refuses_a_chunk_whose_first_or_last_line_is_cut():
     from array import array
 
-    from djarchive_common.manifest import _plain_chunk
+    from djarchive_common.manifest.parse import _plain_chunk
 
     fields: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
     assert not _plain_chunk(b"".join(many_lines(3))[:-1], *fields)
     assert not _plain_chunk(f'12","{HASH}","p"\n'.encode(), *fields)  # nor one whose first has no start
     assert fields == ([], array("Q"), bytearray())
+
+
+_small_entries = st.dictionaries(
+    st.sampled_from(["a", "b", "c", "d/e", "d/f", "g"]),
+    st.tuples(st.integers(min_value=0, max_value=3), st.integers(min_value=0, max_value=4)),
+    max_size=6,
+).map(lambda found: Manifest(Entry(path, size, _digest(content)) for path, (size, content) in found.items()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_small_entries, _small_entries)
+def test_the_comparison_accounts_for_every_path_once(old, new):
+    changes = diff_manifests(old, new)
+    changed = {before.subpath for before, _ in changes.changed}
+    assert {entry.subpath for entry in changes.added} == set(new.subpaths) - set(old.subpaths)
+    assert {entry.subpath for entry in changes.removed} == set(old.subpaths) - set(new.subpaths)
+    assert changed == {
+        path for path in set(old.subpaths) & set(new.subpaths) if old.get(path) != new.get(path)
+    }
+    assert changes.unchanged == len(set(old.subpaths) & set(new.subpaths)) - len(changed)
+    for before, after in changes.moved:
+        assert before in changes.removed
+        assert after in changes.added
+        assert before.sha256 == after.sha256
+    held = {entry.sha256 for entry in old}
+    fresh = [*changes.added, *(after for _, after in changes.changed)]
+    assert changes.new_content_bytes == sum(entry.size for entry in fresh if entry.sha256 not in held)

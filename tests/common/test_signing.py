@@ -28,7 +28,7 @@ from djarchive_common.signing import (
     parse_signatures,
     signatures_bytes,
 )
-from tests.helpers import sha256
+from tests.helpers import never_waits, sha256
 
 DJ_MAJOR = int(metadata.version("datajoint").split(".")[0])
 MANIFEST = b'"3","' + sha256(b"abc").encode() + b'","a.dat"\n'
@@ -211,6 +211,79 @@ def test_malformed_signatures_files_are_refused_whole(keys, make, message):
     assert str(caught.value).startswith("malformed djarchive-manifest.sig: ")
 
 
+# -- hostile signatures files, and key files that are no files --------------------------------
+
+NO_PIPES = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes (nor SIGALRM) here")
+
+
+def _many_fields(count: int) -> bytes:
+    """A document with ``count`` fields besides its own two, small enough to pass the size cap."""
+    head = '{"format":"djarchive-manifest-signatures/1","signatures":[]'
+    return (head + "".join(f',"{number:x}":0' for number in range(count)) + "}").encode()
+
+
+def test_a_signatures_file_of_thirty_thousand_fields_is_refused_by_a_cap_in_one_short_line(keys):
+    data = _many_fields(29000)
+    assert len(data) <= signing.MAX_SIGNATURE_BYTES  # under the size cap: the field cap refuses it
+    status = check_signatures(data, MANIFEST, "ds", "001", Trust())  # no trusted keys: a warning
+    assert (status.status, status.reason) == ("invalid", "malformed")
+    assert status.detail == ("malformed djarchive-manifest.sig: an object with 29002 fields (at most 16)")
+    assert len(str(status)) < 200
+    error = refusal(data, Trust((keys[0][1],)))
+    assert error.reason == "malformed"
+    assert len(str(error)) < 300
+    entries = (
+        b'{"format":"djarchive-manifest-signatures/1","signatures":[' + b",".join([b"{}"] * 30000) + b"]}"
+    )
+    with pytest.raises(SignatureError, match=r"^malformed djarchive-manifest.sig: more than 64 signatures$"):
+        parse_signatures(entries)
+
+
+def test_messages_about_a_signatures_file_name_a_few_fields_cut_short(keys):
+    document = json.loads(signed(keys[0][0]))
+    document.update({f"{number:02d}{'x' * 5000}": 0 for number in range(14)})
+    with pytest.raises(SignatureError) as caught:
+        parse_signatures(json.dumps(document).encode())
+    message = str(caught.value)
+    assert message.startswith("malformed djarchive-manifest.sig: the document: unexpected field '00xxx")
+    assert message.endswith("... and 4 more")
+    assert len(message) < 800
+    long_name = "y" * 100000
+    data = f'{{"{long_name}": 1, "{long_name}": 2}}'.encode()
+    with pytest.raises(SignatureError, match=r": duplicate JSON key 'y{40}'\.\.\.$") as caught:
+        parse_signatures(data)
+    assert len(str(caught.value)) < 200
+
+
+def test_reports_about_many_signers_name_a_few_key_ids(keys):
+    from Crypto.PublicKey import ECC
+
+    signers = [SigningKey(ECC.generate(curve="Ed25519")) for _ in range(12)]
+    data = signatures_bytes([signer.sign("ds", "001", MANIFEST) for signer in signers])
+    ids = [signer.key_id for signer in signers]
+    status = check_signatures(data, MANIFEST, "ds", "001", Trust())
+    named = f"{', '.join(ids[:10])} and 2 more"
+    assert str(status) == f"signed by key {named}, not verified (no trusted keys configured)"
+    error = refusal(data, Trust((keys[0][1],)))
+    assert f"signed only by untrusted keys {named} (trusted: " in str(error)
+
+
+@NO_PIPES
+def test_key_files_that_are_no_regular_files_are_refused_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / "pipe")  # opening it to read would wait for a writer
+    (tmp_path / "folder").mkdir()
+    for path in (tmp_path / "pipe", tmp_path / "folder", "/dev/null"):
+        environ = {"DJARCHIVE_CLIENT_TRUSTED_KEYS_FILE": str(path)}
+        with never_waits(f"reading {path}"), pytest.raises(ConfigurationError) as caught:
+            resolve_trust(environ=environ)
+        assert str(caught.value) == (
+            f"cannot read key file {str(path)!r} (DJARCHIVE_CLIENT_TRUSTED_KEYS_FILE): not a regular file"
+        )
+    with never_waits("loading a signing key"), pytest.raises(ConfigurationError) as caught:
+        SigningKey.load(tmp_path / "pipe")
+    assert str(caught.value) == f"cannot read signing key {str(tmp_path / 'pipe')!r}: not a regular file"
+
+
 # -- checking --------------------------------------------------------------------------------
 
 
@@ -363,7 +436,7 @@ def test_trust_configuration_errors(keys, tmp_path):
 @pytest.fixture
 def dj_config():
     """datajoint's live config (imported quietly), restored after the test."""
-    from djarchive_common.config import _import_datajoint
+    from djarchive_common.config.sources import _import_datajoint
 
     datajoint = _import_datajoint()
     assert datajoint is not None

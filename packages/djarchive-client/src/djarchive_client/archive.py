@@ -14,7 +14,7 @@ from djarchive_common.events import Events
 from djarchive_common.manifest import Manifest
 from djarchive_common.transfer import job_count
 
-from .diff import ManifestDiff, diff_manifests
+from .diff import ManifestDiff, diff_revisions
 from .download import download_revision
 from .request import DownloadOptions, DownloadRequest, Selection
 from .status import CopyStatus, copy_status
@@ -199,7 +199,7 @@ class DJArchiveClient(Catalog):
         """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests."""
         old_manifest, _, _ = self._manifest_or_retracted(dataset, old, True)
         new_manifest, _, _ = self._manifest_or_retracted(dataset, new, True)
-        return diff_manifests(dataset, old, old_manifest, new, new_manifest)
+        return diff_revisions(dataset, old, old_manifest, new, new_manifest)
 
 
 client = DJArchiveClient.client

@@ -4,7 +4,6 @@ console (:mod:`djarchive_common.console`), which prints, redacts and sets the ex
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -20,8 +19,6 @@ if TYPE_CHECKING:
     from .archive import DJArchiveClient
 
 __all__ = ["main"]
-
-_HEX_DIGEST = re.compile("[0-9a-f]{64}")
 
 
 def _client(args: argparse.Namespace) -> DJArchiveClient:
@@ -136,9 +133,9 @@ def _listing(entries: Sequence[Entry], batch: int = 65536) -> Iterator[str]:
     if not isinstance(entries, Manifest):
         yield from (f"{size}\t{sha256}\t{subpath}" for subpath, size, sha256 in entries)
         return
-    paths, sizes, digests = entries.columns
+    paths, sizes, _ = entries.columns
     for start in range(0, len(paths), batch):
-        hexes = _HEX_DIGEST.findall(digests[32 * start : 32 * (start + batch)].hex())
+        hexes = entries.sha256s(start, start + batch)
         yield from map(
             "\t".join,
             zip(map(str, sizes[start : start + batch]), hexes, paths[start : start + batch], strict=True),

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from djarchive_common.manifest import Entry, Manifest
+from djarchive_common.manifest import Entry, Manifest, diff_manifests
 from djarchive_common.text import files, human_bytes
 
-__all__ = ["ManifestDiff", "diff_manifests"]
+__all__ = ["ManifestDiff", "diff_revisions"]
 
 
 @dataclass
@@ -69,30 +69,23 @@ class ManifestDiff:
         )
 
 
-def diff_manifests(dataset: str, old_name: str, old: Manifest, new_name: str, new: Manifest) -> ManifestDiff:
-    """Compare two manifests. A path whose content is new but exists elsewhere in ``old`` costs
-    no transfer (an upgrade reuses it); a file whose content left one path for another, which
-    ``old`` no longer has, is moved."""
-    result = ManifestDiff(dataset, old_name, new_name)
-    old_contents = {entry.sha256: entry for entry in old}
-    new_paths = {entry.subpath for entry in new}
-    for entry in new:
-        before = old.get(entry.subpath)
-        if before is not None and before.sha256 == entry.sha256:
-            result.unchanged += 1
-            continue
-        source = old_contents.get(entry.sha256)
-        if source is not None and source.subpath not in new_paths and before is None:
-            result.moved.append((source, entry))
-            continue
-        if before is None:
-            result.added.append(entry)
-        else:
-            result.changed.append((before, entry))
-        if source is None:
-            result.fetch_bytes += entry.size
-    moved_from = {source.subpath for source, _ in result.moved}
-    result.removed = [
-        entry for entry in old if entry.subpath not in new_paths and entry.subpath not in moved_from
-    ]
-    return result
+def diff_revisions(dataset: str, old_name: str, old: Manifest, new_name: str, new: Manifest) -> ManifestDiff:
+    """The report of what changes from revision ``old_name`` to ``new_name``, from the comparison
+    of their manifests (:func:`djarchive_common.manifest.diff_manifests`). A path whose content
+    is new but exists elsewhere in ``old`` costs no transfer (an upgrade reuses it); a file whose
+    content left one path for another, which ``old`` no longer has, is moved (not added and
+    removed)."""
+    changes = diff_manifests(old, new)
+    moved_from = {before.subpath for before, _ in changes.moved}
+    moved_to = {after.subpath for _, after in changes.moved}
+    return ManifestDiff(
+        dataset,
+        old_name,
+        new_name,
+        added=[entry for entry in changes.added if entry.subpath not in moved_to],
+        removed=[entry for entry in changes.removed if entry.subpath not in moved_from],
+        changed=changes.changed,
+        moved=changes.moved,
+        unchanged=changes.unchanged,
+        fetch_bytes=changes.new_content_bytes,
+    )

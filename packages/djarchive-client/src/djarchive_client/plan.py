@@ -94,7 +94,7 @@ class _Contents:
         (compared in bulk), else a hash of the files of the right size (what they hold is known
         after). The columns of the manifest are used as they are: no entry is made. With nothing
         recorded (a first pass) no path is stat-ed first: opening a file to hash it tells."""
-        paths, sizes, digests = manifest.columns
+        paths, sizes, _ = manifest.columns
         if self.use_record:
             statuses = list(map(self.status.get, paths))
             held = self.record.mask(manifest, statuses)
@@ -128,7 +128,7 @@ class _Contents:
                 continue  # another size: not read
             self.known[subpath] = result.sha256
             index = candidates[subpath]
-            if digests[32 * index : 32 * index + 32].hex() == result.sha256:
+            if manifest.sha256_at(index) == result.sha256:
                 matched[subpath] = result
         for subpath in twins:
             self.known.pop(subpath, None)
@@ -220,10 +220,7 @@ def plan_download(
         ]
         pending = functools.partial(iter, others)
         if others:  # what the kept files hold may serve the others
-            digests = entries.columns[2]
-            contents.known.update(
-                (paths[index], digests[32 * index : 32 * index + 32].hex()) for index in kept
-            )
+            contents.known.update((paths[index], entries.sha256_at(index)) for index in kept)
     else:
         # 1. what each path holds: the record's word, else a hash where the size could match
         to_hash: dict[str, Sequence[Entry]] = {}

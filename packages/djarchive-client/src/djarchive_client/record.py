@@ -20,6 +20,8 @@ import sys
 from array import array
 from collections.abc import Iterator
 
+from djarchive_common.manifest import sha256_at
+
 __all__ = ["Record"]
 
 Fields = tuple[int, int, str]  # size, mtime_ns, sha256
@@ -118,7 +120,7 @@ class Record:
         paths, sizes, mtimes, digests = self._base
         index = bisect.bisect_left(paths, path)
         if index < len(paths) and paths[index] == path:
-            return sizes[index], mtimes[index], digests[32 * index : 32 * index + 32].hex()
+            return sizes[index], mtimes[index], sha256_at(digests, index)
         return None
 
     def mtimes_if_of(self, paths: list[str], sizes: array[int], digests: bytes) -> array[int] | None:
@@ -164,7 +166,7 @@ class Record:
                     yield changed[later]  # type: ignore[misc]
                 later += 1
                 continue
-            yield path, (sizes[index], mtimes[index], digests[32 * index : 32 * index + 32].hex())
+            yield path, (sizes[index], mtimes[index], sha256_at(digests, index))
         for path, fields in changed[later:]:
             if fields is not None:
                 yield path, fields

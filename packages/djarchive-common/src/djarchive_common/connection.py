@@ -23,6 +23,7 @@ from .lazy import lazy_exports
 from .logs import register_secrets
 from .translation import translate, translated
 from .transport import StoreOptions
+from .writes import signing_client
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -41,7 +42,7 @@ def connect(settings: Settings, options: StoreOptions) -> Minio:
     import certifi
     import urllib3
 
-    Minio = _import_minio()
+    Minio = signing_client(_import_minio())
     pool: dict[str, Any] = {
         "num_pools": 4,
         "maxsize": options.pool_size,
@@ -186,26 +187,6 @@ class MinioTransport:
         with translated(what, self.settings):
             response = self.minio.get_object(self.settings.bucket, key, offset=offset, length=length)
         return ObjectStream(response, what, self.settings, self.options)
-
-    def put_file(
-        self,
-        key: str,
-        path: str,
-        sha256: str,
-        metadata: dict[str, str],
-        *,
-        part_size: int,
-        parallel_parts: int,
-    ) -> None:
-        with translated(f"uploading {key}", self.settings):
-            self.minio.fput_object(
-                self.settings.bucket,
-                key,
-                path,
-                metadata=dict(metadata),
-                part_size=part_size,
-                num_parallel_uploads=parallel_parts,
-            )
 
 
 _MINIO_IMPORT = threading.Lock()

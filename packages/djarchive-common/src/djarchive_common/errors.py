@@ -4,7 +4,8 @@ Library code raises these; only the command lines print them. The tree::
 
     DJArchiveError
     ├── ConfigurationError
-    │   └── MissingCredentialsError
+    │   ├── MissingCredentialsError
+    │   └── UnsafeServerError       (the server ignores conditional writes; see --single-writer)
     ├── InvalidNameError            (also ValueError)
     ├── ManifestError               (also ValueError)
     ├── NotFoundError               (also FileNotFoundError)
@@ -58,6 +59,7 @@ __all__ = [
     "RevisionRetractedError",
     "SignatureError",
     "TransferError",
+    "UnsafeServerError",
 ]
 
 
@@ -78,6 +80,11 @@ class ConfigurationError(DJArchiveError):
 
 class MissingCredentialsError(ConfigurationError):
     """An operation needs credentials and none are configured."""
+
+
+class UnsafeServerError(ConfigurationError):
+    """Writing is refused: the server ignores conditional writes, so concurrent curators could not be
+    kept apart, and the curator has not declared they are the only writer."""
 
 
 class InvalidNameError(DJArchiveError, ValueError):

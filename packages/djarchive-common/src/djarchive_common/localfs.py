@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .errors import LocalPathError, LocalStorageError
 
-__all__ = ["USE_DESCRIPTORS", "Folder", "open_root", "pread", "pwrite", "storage_error"]
+__all__ = ["USE_DESCRIPTORS", "Folder", "open_root", "pread", "pwrite", "read_file", "storage_error"]
 
 USE_DESCRIPTORS = (
     hasattr(os, "O_NOFOLLOW")
@@ -234,19 +234,7 @@ class Folder:
 
     def read_bytes(self, name: str, limit: int) -> bytes:
         """The content of the small file ``name``; refuse more than ``limit`` bytes or a link."""
-        fd = self.open(name, os.O_RDONLY)
-        try:
-            status = os.fstat(fd)
-            if not stat.S_ISREG(status.st_mode):
-                raise OSError(errno.EISDIR, "not a regular file", str(self.path / name))
-            if status.st_size > limit:
-                raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(self.path / name))
-            chunks = []
-            while chunk := os.read(fd, 1024 * 1024):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        finally:
-            os.close(fd)
+        return _read_regular(self.open(name, os.O_RDONLY), limit, self.path / name)[0]
 
     def write_atomically(self, name: str, data: bytes, temporary: str | None = None) -> None:
         """Replace ``name`` with ``data``: written to a new file beside it (``temporary``, or a
@@ -311,6 +299,39 @@ class Folder:
                 else:
                     folder.unlink(entry.name, missing_ok=True)
         self.rmdir(name)
+
+
+def read_file(path: str | os.PathLike[str], limit: int) -> tuple[bytes, os.stat_result]:
+    """The content and status of the small regular file at ``path``, a file the user named (links
+    followed), such as a configuration or key file. A named pipe, device or folder is refused
+    (OSError) without waiting on it, as is a file of more than ``limit`` bytes."""
+    flags = os.O_RDONLY | _CLOEXEC | _BINARY
+    try:
+        fd = os.open(path, flags | _NO_WAIT)
+    except BlockingIOError:  # a lease held elsewhere (Samba, NFS): a regular file waits for it
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise
+        fd = os.open(path, flags)
+    return _read_regular(fd, limit, path)
+
+
+def _read_regular(fd: int, limit: int, path: str | os.PathLike[str]) -> tuple[bytes, os.stat_result]:
+    """Read all of ``fd`` (closed after) when it is a regular file of at most ``limit`` bytes."""
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EISDIR, "not a regular file", os.fspath(path))
+        chunks: list[bytes] = []
+        wanted = 0 if status.st_size > limit else limit + 1  # one byte more: the file may have grown
+        while wanted and (chunk := os.read(fd, min(wanted, 1024 * 1024))):
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        data = b"".join(chunks)
+        if status.st_size > limit or len(data) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", os.fspath(path))
+        return data, status
+    finally:
+        os.close(fd)
 
 
 def open_root(path: str | os.PathLike[str], *, create: bool = False) -> Folder:

@@ -1,74 +1,59 @@
-"""Where the archive is and who we are: configuration resolved per role.
+"""Where the archive is and who we are: the settings of a role, resolved and checked.
 
 Highest precedence first:
 
 1. explicit arguments (Python keywords, CLI flags);
 2. the environment: ``DJARCHIVE_<ROLE>_ENDPOINT``, ``_BUCKET``, ``_ACCESS_KEY``
    (alias ``_ACCESSKEY``), ``_SECRET_KEY`` (alias ``_SECRETKEY``), ``_SECURE``;
-3. DataJoint:
-
-   a. datajoint 2.x's named store ``stores.djarchive_<role>`` (``datajoint.json``,
-      ``DJ_STORES``, its secrets folder);
-   b. the seed's ``custom`` keys ``djarchive.<role>.<field>``, then the role-less
-      ``djarchive.<field>``: under datajoint 0.13/0.14 from ``dj.config['custom']``;
-      under datajoint 2.x (which no longer reads them) or without datajoint, read by
-      djarchive itself from the file datajoint 0.x would read, ``dj_local_conf.json`` in
-      the working directory, else ``~/.datajoint_config.json``;
+3. DataJoint: datajoint 2.x's named store ``stores.djarchive_<role>``, then the seed's
+   ``custom`` keys (:mod:`.sources` says where each major keeps them);
 4. defaults: the public DataJoint archive, https, anonymous.
 
 Signatures (see :mod:`djarchive_common.signing`) are configured the same way:
 :func:`resolve_trust` (the keys a client trusts, and revoked ones) and
-:func:`resolve_sign_key` (the curator's private key).
-
-datajoint is imported only when arguments and environment leave something open
-and a configuration datajoint itself reads could exist (its files, a ``DJ_*``
-variable, or datajoint already imported), because importing it costs most of a
-second; ``dj_local_conf.json`` under datajoint 2.x is read without importing it.
+:func:`resolve_sign_key` (the curator's private key). DataJoint is consulted only when
+arguments and environment leave something open. Secrets never appear in a repr or a message.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
-import sys
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError, MissingCredentialsError
+from ..errors import ConfigurationError, MissingCredentialsError
+from .sources import (
+    FIELDS,
+    datajoint_configured,
+    datajoint_role_value,
+    datajoint_values,
+    environment_values,
+    parse_bool,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .signing import PublicKey, Trust
+    from ..signing import PublicKey, Trust
 
 __all__ = [
     "DEFAULT_BUCKET",
     "DEFAULT_ENDPOINT",
     "ROLES",
-    "DataJointConfig",
     "Settings",
-    "datajoint_config",
-    "datajoint_loglevel",
-    "datajoint_setting",
     "resolve_settings",
     "resolve_sign_key",
+    "resolve_single_writer",
     "resolve_trust",
 ]
 
 ROLES = ("client", "admin")
 DEFAULT_ENDPOINT = "s3.djhub.io"
 DEFAULT_BUCKET = "djhub.vathes.datapub.elements"
-_FIELDS = ("endpoint", "bucket", "access_key", "secret_key")
-_ENV_ALIASES = {"access_key": ("ACCESS_KEY", "ACCESSKEY"), "secret_key": ("SECRET_KEY", "SECRETKEY")}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 _ARGUMENT, _ENVIRONMENT, _DATAJOINT, _DEFAULT = range(4)
 
 log = logging.getLogger("djarchive_common")
@@ -138,24 +123,21 @@ def resolve_settings(
     for name, value in explicit.items():
         if value not in (None, ""):
             found[name] = (value, _ARGUMENT, "argument")
-    for name in _FIELDS:
-        for suffix in _ENV_ALIASES.get(name, (name.upper(),)):
-            variable = f"DJARCHIVE_{role.upper()}_{suffix}"
-            if name not in found and env.get(variable):
-                found[name] = (env[variable], _ENVIRONMENT, variable)
     secure_choices: list[tuple[bool, int, str]] = []
     if secure is not None:
         secure_choices.append((bool(secure), _ARGUMENT, "argument"))
-    variable = f"DJARCHIVE_{role.upper()}_SECURE"
-    if env.get(variable):
-        secure_choices.append((_parse_bool(env[variable], variable), _ENVIRONMENT, variable))
+    for name, (text, variable) in environment_values(role, env).items():
+        if name == "secure":
+            secure_choices.append((parse_bool(text, variable), _ENVIRONMENT, variable))
+        elif name not in found:
+            found[name] = (text, _ENVIRONMENT, variable)
 
-    if any(name not in found for name in _FIELDS) and _datajoint_configured(env):
+    if any(name not in found for name in FIELDS) and datajoint_configured(env):
         endpoint_open = "endpoint" not in found  # DataJoint's 'secure' belongs to DataJoint's endpoint
-        for name, (value, source) in _datajoint_values(role, env).items():
+        for name, (value, source) in datajoint_values(role, env).items():
             if name == "secure":
                 if endpoint_open:
-                    secure_choices.append((_parse_bool(value, source), _DATAJOINT, source))
+                    secure_choices.append((parse_bool(value, source), _DATAJOINT, source))
             elif name not in found and value not in (None, ""):
                 found[name] = (value, _DATAJOINT, source)
 
@@ -190,17 +172,6 @@ def resolve_settings(
     )
     log.debug("resolved %r from %s", settings, sources)
     return settings
-
-
-def _parse_bool(value: object, source: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigurationError(f"invalid boolean {value!r} in {source}: use true or false")
 
 
 def _parse_endpoint(value: str, source: str) -> tuple[str, bool | None]:
@@ -249,219 +220,7 @@ def _valid_host_port(value: str) -> bool:
     return not port or (port.isdigit() and 0 < int(port) < 65536)
 
 
-LOCAL_CONFIG = "dj_local_conf.json"  # the seed's configuration files, as datajoint 0.x reads them
-GLOBAL_CONFIG = ".datajoint_config.json"
-
-
-def _legacy_config_file(env: Mapping[str, str]) -> Path | None:
-    """The configuration file datajoint 0.x reads: ``dj_local_conf.json`` in the working
-    directory, else ``~/.datajoint_config.json`` (only the first that exists, as datajoint does)."""
-    home = Path(env.get("HOME") or Path.home())
-    for path in (Path(LOCAL_CONFIG), home / GLOBAL_CONFIG):
-        if path.is_file():
-            return path
-    return None
-
-
-def _datajoint2_configured(env: Mapping[str, str]) -> bool:
-    """Whether a configuration datajoint 2.x reads could exist: a ``DJ_*`` variable, its secrets
-    folder, or ``datajoint.json`` in the working directory or above it (up to a repository root)."""
-    if any(name.startswith("DJ_") for name in env):
-        return True
-    if Path("/run/secrets/datajoint").is_dir():
-        return True
-    directory = Path.cwd().resolve()
-    while True:
-        if (directory / "datajoint.json").is_file():
-            return True
-        if (directory / ".git").exists() or (directory / ".hg").exists() or directory == directory.parent:
-            return False
-        directory = directory.parent
-
-
-def _datajoint_configured(env: Mapping[str, str]) -> bool:
-    """Whether a DataJoint configuration could hold djarchive settings (no import needed)."""
-    return "datajoint" in sys.modules or _legacy_config_file(env) is not None or _datajoint2_configured(env)
-
-
-def _datajoint_major() -> int | None:
-    """The major version of the installed datajoint, without importing it; None when it is absent."""
-    module = sys.modules.get("datajoint")
-    version = getattr(module, "__version__", None) if module is not None else None
-    if version is None:
-        from importlib import metadata
-
-        try:
-            version = metadata.version("datajoint")
-        except metadata.PackageNotFoundError:
-            return None
-    head = str(version).split(".", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
-def _import_datajoint() -> ModuleType | None:
-    """Import datajoint quietly: its import-time warnings and INFO lines are not ours to print."""
-    module = sys.modules.get("datajoint")
-    if module is not None:
-        return module
-    previous = logging.root.manager.disable
-    logging.disable(logging.INFO)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import datajoint
-    except ImportError:
-        log.debug("datajoint is not installed; its configuration is not read")
-        return None
-    except Exception as exc:  # datajoint validates its files at import
-        raise ConfigurationError(f"DataJoint's configuration could not be loaded: {exc}") from exc
-    finally:
-        logging.disable(previous)
-    return datajoint
-
-
-def _config_get(config: Any, key: str) -> Any:
-    try:
-        return config.get(key)
-    except Exception:  # datajoint 2.x raises on unknown keys in some versions
-        return None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """A configuration file's JSON object; a ConfigurationError naming the file if it is unreadable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise ConfigurationError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"{path} does not hold a JSON object")
-    return data
-
-
-@dataclass(frozen=True)
-class DataJointConfig:
-    """What djarchive reads of DataJoint's configuration.
-
-    ``config`` is ``datajoint.config`` when datajoint is consulted, else None. ``custom`` is
-    the seed's ``custom`` section: under datajoint 0.x, ``dj.config['custom']`` (datajoint
-    read it from ``dj_local_conf.json`` or ``~/.datajoint_config.json``, and callers may
-    change it at run time); under datajoint 2.x, which reads neither file, or without
-    datajoint, djarchive reads the same file itself (JSON, no datajoint import needed).
-    ``custom_source`` names where ``custom`` came from, for messages.
-    """
-
-    major: int | None = None
-    config: Any = None
-    custom: Mapping[str, Any] = field(default_factory=dict)
-    custom_source: str = "datajoint config"
-
-
-def datajoint_config(environ: Mapping[str, str] | None = None) -> DataJointConfig:
-    """DataJoint's configuration as djarchive reads it; datajoint is imported only when its
-    own configuration could hold something (see :class:`DataJointConfig`)."""
-    env = os.environ if environ is None else environ
-    legacy = _legacy_config_file(env)
-    major = _datajoint_major()
-    config = None
-    if "datajoint" in sys.modules or (legacy is not None if major == 0 else _datajoint2_configured(env)):
-        datajoint = _import_datajoint() if major is not None else None
-        config = datajoint.config if datajoint is not None else None
-    if major == 0:
-        custom = _config_get(config, "custom") if config is not None else None
-        return DataJointConfig(major, config, custom if isinstance(custom, Mapping) else {})
-    if legacy is None:
-        return DataJointConfig(major, config)
-    custom = _read_json(legacy).get("custom")
-    if not isinstance(custom, Mapping):
-        return DataJointConfig(major, config, {}, str(legacy))
-    log.debug("reading the custom section of %s (datajoint %s does not read it)", legacy, major or "-")
-    return DataJointConfig(major, config, custom, str(legacy))
-
-
-def _datajoint_values(role: str, env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
-    """Settings for ``role`` from DataJoint: its named store ``stores.djarchive_<role>`` first,
-    then the ``custom`` keys ``djarchive.<role>.<field>``, then the role-less ``djarchive.<field>``."""
-    dj = datajoint_config(env)
-    stores = _config_get(dj.config, "stores") if dj.config is not None else None
-    store = stores.get(f"djarchive_{role}") if isinstance(stores, Mapping) else None
-    values: dict[str, tuple[Any, str]] = {}
-    for name in (*_FIELDS, "secure"):
-        candidates = []
-        if isinstance(store, Mapping):
-            candidates.append((store.get(name), f"datajoint config stores.djarchive_{role}.{name}"))
-        for key in (f"djarchive.{role}.{name}", f"djarchive.{name}"):
-            candidates.append((dj.custom.get(key), f"{dj.custom_source} custom['{key}']"))
-        for value, source in candidates:
-            if value not in (None, ""):
-                values[name] = (value, source)
-                break
-    return values
-
-
-def datajoint_setting(*keys: str, environ: Mapping[str, str] | None = None) -> Any:
-    """The first of ``keys`` set in DataJoint's configuration ('custom.x' reads the custom section,
-    under either datajoint major)."""
-    env = os.environ if environ is None else environ
-    if not _datajoint_configured(env):
-        return None
-    dj = datajoint_config(env)
-    for key in keys:
-        if key.startswith("custom."):
-            value = dj.custom.get(key[len("custom.") :])
-        else:
-            value = _config_get(dj.config, key) if dj.config is not None else None
-        if value not in (None, ""):
-            return value
-    return None
-
-
-def datajoint_loglevel(environ: Mapping[str, str] | None = None) -> str | None:
-    """DataJoint's ``loglevel`` when the user set it, else None: its default (INFO) is not a choice.
-
-    Set means: the ``DJ_LOG_LEVEL`` variable (both majors); under datajoint 0.x, ``loglevel`` in
-    the configuration file it read (or changed at run time); under datajoint 2.x, ``loglevel``
-    in ``datajoint.json`` or set on ``dj.config`` (pydantic's set fields).
-    """
-    env = os.environ if environ is None else environ
-    if env.get("DJ_LOG_LEVEL"):
-        return env["DJ_LOG_LEVEL"]
-    if not _datajoint_configured(env):
-        return None
-    dj = datajoint_config(env)
-    if dj.config is None:
-        return None
-    value = _config_get(dj.config, "loglevel")
-    if not value:
-        return None
-    if dj.major == 0:
-        legacy = _legacy_config_file(env)
-        in_file = legacy is not None and "loglevel" in _read_json(legacy)
-        return str(value) if in_file or str(value).upper() != "INFO" else None
-    fields_set = getattr(dj.config, "model_fields_set", None)
-    if fields_set is None:  # a datajoint without pydantic settings: only a change from the default counts
-        return str(value) if str(value).upper() != "INFO" else None
-    return str(value) if "loglevel" in fields_set else None
-
-
 # -- signatures ------------------------------------------------------------------------------
-
-
-def _datajoint_role_value(role: str, name: str, env: Mapping[str, str]) -> tuple[Any, str] | None:
-    """``<name>`` of the named store ``djarchive_<role>`` (datajoint 2.x), else the ``custom`` key
-    ``djarchive.<role>.<name>`` (as :func:`datajoint_config` reads it): (value, source), or None."""
-    if not _datajoint_configured(env):
-        return None
-    dj = datajoint_config(env)
-    stores = _config_get(dj.config, "stores") if dj.config is not None else None
-    store = stores.get(f"djarchive_{role}") if isinstance(stores, Mapping) else None
-    if isinstance(store, Mapping) and store.get(name) not in (None, "", [], ()):
-        return store[name], f"datajoint config stores.djarchive_{role}.{name}"
-    key = f"djarchive.{role}.{name}"
-    if dj.custom.get(key) not in (None, "", [], ()):
-        return dj.custom[key], f"{dj.custom_source} custom['{key}']"
-    return None
 
 
 def _key_values(value: Any) -> list[str]:
@@ -474,7 +233,7 @@ def _key_values(value: Any) -> list[str]:
 def _trusted(value: Any, source: str, is_file: bool) -> list[PublicKey]:
     """The public keys a configured value names; a value that names none is an error (a trust
     configuration that trusts nothing would silently disable verification)."""
-    from .signing import parse_key_items, read_key_file
+    from ..signing import parse_key_items, read_key_file
 
     keys = read_key_file(str(value), source) if is_file else parse_key_items(_key_values(value), source)[0]
     if not keys:
@@ -501,7 +260,7 @@ def resolve_trust(
     ``DJARCHIVE_<ROLE>_REVOKED_KEYS``, DataJoint's ``revoked_keys``; no level can trust a key
     another revokes. ``require_signature`` without any trusted key is a ConfigurationError.
     """
-    from .signing import Trust, parse_key_items
+    from ..signing import Trust, parse_key_items
 
     env = os.environ if environ is None else environ
     prefix = f"DJARCHIVE_{role.upper()}_"
@@ -524,7 +283,7 @@ def resolve_trust(
             break
     else:  # neither arguments nor environment: DataJoint's configuration
         for name in ("trusted_keys", "trusted_keys_file"):
-            setting = _datajoint_role_value(role, name, env)
+            setting = datajoint_role_value(role, name, env)
             if setting is not None:
                 value, source = setting
                 keys.extend(_trusted(value, source, name.endswith("_file")))
@@ -536,7 +295,7 @@ def resolve_trust(
             revocations.append((revoked_keys, "--revoke (revoked_keys=)"))
         if env.get(f"{prefix}REVOKED_KEYS"):
             revocations.append((env[f"{prefix}REVOKED_KEYS"], f"{prefix}REVOKED_KEYS"))
-        found = _datajoint_role_value(role, "revoked_keys", env)
+        found = datajoint_role_value(role, "revoked_keys", env)
         if found is not None:
             revocations.append(found)
         for value, source in revocations:
@@ -568,7 +327,25 @@ def resolve_sign_key(
     variable = f"DJARCHIVE_{role.upper()}_SIGN_KEY"
     if env.get(variable):
         return env[variable], variable
-    found = _datajoint_role_value(role, "sign_key", env)
+    found = datajoint_role_value(role, "sign_key", env)
     if found is not None:
         return str(found[0]), found[1]
     return None
+
+
+def resolve_single_writer(
+    role: str = "admin", single_writer: bool | None = None, *, environ: Mapping[str, str] | None = None
+) -> tuple[bool, str]:
+    """Whether the curator declared they are the only writer, and where: the argument
+    (``--single-writer``), ``DJARCHIVE_<ROLE>_SINGLE_WRITER``, DataJoint's
+    ``djarchive.<role>.single_writer`` (or ``single_writer`` of the store ``djarchive_<role>``)."""
+    if single_writer:
+        return True, "--single-writer (single_writer=)"
+    env = os.environ if environ is None else environ
+    variable = f"DJARCHIVE_{role.upper()}_SINGLE_WRITER"
+    if env.get(variable):
+        return parse_bool(env[variable], variable), variable
+    found = datajoint_role_value(role, "single_writer", env)
+    if found is not None:
+        return parse_bool(found[0], found[1]), found[1]
+    return False, "default"

@@ -1,13 +1,13 @@
 """Local S3 servers for the benchmark, each in its own process: s3rver (npm) and moto_server (PyPI).
 
-Both listen on 127.0.0.1 on a free port and use the credentials S3RVER/S3RVER (the only ones
-s3rver accepts; moto accepts anything). :class:`LatencyProxy` puts
-``latency_proxy.py`` in front of a server.
+Both listen on 127.0.0.1 on a free port and use the credentials S3RVER/S3RVER (s3rver's own;
+moto accepts anything). s3rver is installed and started as the tests do it
+(``tests/s3servers.py``: version 3.7.1, Node's legacy OpenSSL provider, a correct listObjects),
+here into benchmarks/.work. :class:`LatencyProxy` puts ``latency_proxy.py`` in front of a server.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +17,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
+sys.path.insert(0, str(HERE.parent))  # the repository's root: tests.s3servers
+
+from tests import s3servers  # noqa: E402
+
 ACCESS_KEY = "S3RVER"
 SECRET_KEY = "S3RVER"
 BUCKET = "djarchive-bench"
@@ -48,29 +52,18 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: floa
 
 
 def find_s3rver(work: Path = WORK) -> str | None:
-    """The s3rver executable: benchmarks/.work/node_modules (``npm install s3rver``) or PATH."""
-    local = work / "node_modules" / ".bin" / "s3rver"
-    if local.is_file():
-        return str(local)
-    return shutil.which("s3rver")
+    """The s3rver package folder in benchmarks/.work (``npm install --prefix``), if it is there."""
+    found = s3servers.find_s3rver(work)
+    return str(found) if found is not None else None
 
 
 def install_s3rver(work: Path = WORK) -> str | None:
-    """``npm install s3rver`` into benchmarks/.work (once); return its path, or None without npm."""
-    found = find_s3rver(work)
-    if found or not shutil.which("npm"):
-        return found
-    work.mkdir(parents=True, exist_ok=True)
-    package = work / "package.json"
-    if not package.exists():
-        package.write_text('{"name": "djarchive-bench-tools", "private": true}\n')
-    result = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "s3rver@3"], cwd=work, capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        print(f"npm install s3rver failed: {result.stderr.strip()[-500:]}", file=sys.stderr)
+    """Install s3rver 3.7.1 into benchmarks/.work (once); return its folder, or None without npm."""
+    try:
+        return str(s3servers.install_s3rver(work))
+    except s3servers.ServerError as error:
+        print(error, file=sys.stderr)
         return None
-    return find_s3rver(work)
 
 
 class Server:
@@ -102,6 +95,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
         self.process = None
 
     def __enter__(self) -> Server:
@@ -134,41 +129,20 @@ class S3rver(Server):
         data = self.work / "s3rver"
         if data.exists():
             shutil.rmtree(data)
-        data.mkdir(parents=True)
-        self.port = free_port()
-        env = dict(os.environ)
-        # Node 17+: s3rver's listing continuation tokens use a cipher only the legacy provider has.
-        options = env.get("NODE_OPTIONS", "")
-        if "--openssl-legacy-provider" not in options:
-            env["NODE_OPTIONS"] = f"{options} --openssl-legacy-provider".strip()
         self.log_path = self.work / "logs" / "s3rver.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    self.executable,
-                    "--directory",
-                    str(data),
-                    "--address",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--silent",
-                    "--configure-bucket",
-                    BUCKET,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
+        try:
+            self.process, self.port = s3servers.start_s3rver(
+                data, prefix=self.work, buckets=(BUCKET,), log=self.log_path
             )
-        wait_for_port(self.port, self.process, "s3rver")
+        except s3servers.ServerError as error:
+            raise ServerError(str(error)) from None
         return self
 
     def version(self) -> str:
         if not self.executable:
             return "not installed"
-        result = subprocess.run([self.executable, "--version"], capture_output=True, text=True)
-        return f"s3rver {result.stdout.strip()} on Node {_node_version()}"
+        return f"s3rver {s3servers.S3RVER_VERSION} on Node {_node_version()}"
 
 
 class Moto(Server):

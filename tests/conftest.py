@@ -1,4 +1,5 @@
-"""Shared fixtures: configuration isolation and a real S3 server (moto) on 127.0.0.1."""
+"""Shared fixtures: configuration isolation and a real S3 server on 127.0.0.1: moto, or the one
+``DJARCHIVE_TEST_SERVER`` names (s3rver, or an external server; see tests/s3servers.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ import pytest
 
 from tests.helpers import manifest_bytes, sha256
 from tests.mirror_server import StaticMirror
+from tests.s3servers import ServerSpec, server_spec, start_s3rver
 
-ADMIN_ACCESS_KEY = "djarchive-test-admin"
-ADMIN_SECRET_KEY = "s3cr3t-Adm1n-K3y-never-printed"
+SERVER = server_spec()  # read once, before any test drops the DJARCHIVE_* variables
+ADMIN_ACCESS_KEY = SERVER.access_key
+ADMIN_SECRET_KEY = SERVER.secret_key
+CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY = SERVER.client_keys  # for tests of a client with credentials
 OWN_LOGGERS = ("djarchive_common", "djarchive_client", "djarchive_admin", "minio", "urllib3")
 
 
@@ -31,16 +35,22 @@ def _version(distribution: str) -> str:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     names = ("datajoint", "minio", "moto", "urllib3", "djarchive-client", "djarchive-admin")
-    return ["versions: " + ", ".join(f"{name} {_version(name)}" for name in names)]
+    where = SERVER.kind + (f" at {SERVER.endpoint}" if SERVER.endpoint else "")
+    return ["versions: " + ", ".join(f"{name} {_version(name)}" for name in names), f"S3 server: {where}"]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test under tests/faults is slow (proxies, subprocesses, kills): ``-m 'not slow'``
-    leaves them out."""
+    leaves them out. Against another server than moto, only the tests that talk to the S3 server
+    run (the others do not depend on it, and the moto run has them)."""
     faults = Path(__file__).parent / "faults"
     for item in items:
         if faults in item.path.parents:
             item.add_marker(pytest.mark.slow)
+    if SERVER.kind != "moto":
+        kept = [item for item in items if "s3_server" in getattr(item, "fixturenames", ())]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)
@@ -74,10 +84,16 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 @dataclass
 class S3Server:
-    """A running S3 endpoint on 127.0.0.1."""
+    """A running S3 endpoint: on 127.0.0.1 (moto, s3rver), or an external one."""
 
     host: str
     port: int
+    kind: str = "moto"
+    secure: bool = False
+    access_key: str = ADMIN_ACCESS_KEY
+    secret_key: str = ADMIN_SECRET_KEY
+    bucket_prefix: str = "test-"
+    conditional_writes: bool | None = True  # honours If-None-Match/If-Match (external: probed)
 
     @property
     def endpoint(self) -> str:
@@ -85,17 +101,20 @@ class S3Server:
 
     @property
     def url(self) -> str:
-        return f"http://{self.endpoint}"
+        return f"{'https' if self.secure else 'http'}://{self.endpoint}"
 
-    def minio(self, access_key: str = ADMIN_ACCESS_KEY, secret_key: str = ADMIN_SECRET_KEY):
+    def minio(self, access_key: str | None = None, secret_key: str | None = None):
         from minio import Minio
 
-        return Minio(self.endpoint, access_key=access_key, secret_key=secret_key, secure=False)
+        return Minio(
+            self.endpoint,
+            access_key=access_key or self.access_key,
+            secret_key=secret_key or self.secret_key,
+            secure=self.secure,
+        )
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """moto's ThreadedMotoServer on a free port: real S3 over HTTP, for the whole session."""
+def _moto() -> Iterator[S3Server]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -106,6 +125,46 @@ def s3_server() -> Iterator[S3Server]:
         yield S3Server(host, port)
     finally:
         server.stop()
+
+
+def _s3rver(folder: Path) -> Iterator[S3Server]:
+    keys = {ADMIN_ACCESS_KEY: ADMIN_SECRET_KEY, CLIENT_ACCESS_KEY: CLIENT_SECRET_KEY}
+    process, port = start_s3rver(folder / "data", keys=keys, log=folder / "s3rver.log")
+    try:
+        yield S3Server("127.0.0.1", port, kind="s3rver", conditional_writes=False)
+    finally:
+        process.terminate()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _external(spec: ServerSpec) -> Iterator[S3Server]:
+    host, _, port = spec.endpoint.rpartition(":")
+    if not port.isdigit():
+        host, port = spec.endpoint, "443" if spec.secure else "80"
+    yield S3Server(
+        host,
+        int(port),
+        "external",
+        spec.secure,
+        spec.access_key,
+        spec.secret_key,
+        spec.bucket_prefix,
+        conditional_writes=None,
+    )
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """The session's S3 server (see tests/s3servers.py): moto's ThreadedMotoServer on a free port by
+    default; s3rver in a Node process, or an external server, as ``DJARCHIVE_TEST_SERVER`` says."""
+    if SERVER.kind == "s3rver":
+        yield from _s3rver(tmp_path_factory.mktemp("s3rver"))
+    elif SERVER.kind == "external":
+        yield from _external(SERVER)
+    else:
+        yield from _moto()
 
 
 @dataclass
@@ -152,12 +211,11 @@ class Archive:
         )
 
 
-@pytest.fixture
-def archive(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Archive:
-    """A fresh public-read bucket; the environment points the client (anonymous) and admin at it."""
-    bucket = f"test-{uuid.uuid4().hex[:16]}"
-    minio = s3_server.minio()
-    minio.make_bucket(bucket)
+def _public_read(minio, bucket: str) -> bool:
+    """Make ``bucket`` readable by anyone, as the real archive is; False where the server has no
+    bucket policies (s3rver lets anonymous requests through anyway) or refuses public ones (AWS)."""
+    from minio.error import S3Error
+
     policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -169,17 +227,81 @@ def archive(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Archive:
             }
         ],
     }
-    minio.set_bucket_policy(bucket, json.dumps(policy))
+    try:
+        minio.set_bucket_policy(bucket, json.dumps(policy))
+    except S3Error:
+        return False
+    return True
+
+
+def _delete_bucket(minio, bucket: str) -> None:
+    """Empty and delete a bucket of an external server: its objects in batches, or one by one where
+    a batch fails (s3rver's multi-object delete can fail on keys that share a folder)."""
+    from minio.deleteobjects import DeleteObject
+    from minio.error import S3Error
+
+    names = [o.object_name for o in minio.list_objects(bucket, recursive=True)]
+    for start in range(0, len(names), 1000):
+        batch = names[start : start + 1000]
+        try:
+            errors = list(minio.remove_objects(bucket, [DeleteObject(name) for name in batch]))
+        except S3Error:
+            errors = batch
+        for _ in errors[:1]:
+            for name in batch:
+                minio.remove_object(bucket, name)
+    minio.remove_bucket(bucket)
+
+
+def _probe_conditional_writes(server: S3Server, bucket: str) -> bool:
+    """Whether an external server honours conditional writes, as the admin's probe finds out (True
+    where djarchive-admin is not installed: no test writes then)."""
+    try:
+        from djarchive_admin.probe import probe
+    except ImportError:
+        return True
+    from djarchive_common.config import resolve_settings
+    from djarchive_common.store import Store
+
+    settings = resolve_settings(
+        "admin",
+        endpoint=server.url,
+        bucket=bucket,
+        access_key=server.access_key,
+        secret_key=server.secret_key,
+    )
+    return probe(Store(settings)).conditional_writes
+
+
+@pytest.fixture
+def archive(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[Archive]:
+    """A fresh public-read bucket; the environment points the client (anonymous) and admin at it.
+    On a server that ignores conditional writes, the admin is declared the only writer
+    (``DJARCHIVE_ADMIN_SINGLE_WRITER=1``), as a curator there must; the tests of that refusal
+    remove it."""
+    bucket = f"{s3_server.bucket_prefix}{uuid.uuid4().hex[:16]}"
+    minio = s3_server.minio()
+    minio.make_bucket(bucket)
+    public = s3_server.kind == "s3rver" or _public_read(minio, bucket)
     client_env = {"DJARCHIVE_CLIENT_ENDPOINT": s3_server.url, "DJARCHIVE_CLIENT_BUCKET": bucket}
+    if not public:  # the client reads with the admin's keys instead of anonymously
+        client_env["DJARCHIVE_CLIENT_ACCESS_KEY"] = s3_server.access_key
+        client_env["DJARCHIVE_CLIENT_SECRET_KEY"] = s3_server.secret_key
     admin_env = {
         "DJARCHIVE_ADMIN_ENDPOINT": s3_server.url,
         "DJARCHIVE_ADMIN_BUCKET": bucket,
-        "DJARCHIVE_ADMIN_ACCESS_KEY": ADMIN_ACCESS_KEY,
-        "DJARCHIVE_ADMIN_SECRET_KEY": ADMIN_SECRET_KEY,
+        "DJARCHIVE_ADMIN_ACCESS_KEY": s3_server.access_key,
+        "DJARCHIVE_ADMIN_SECRET_KEY": s3_server.secret_key,
     }
+    if s3_server.conditional_writes is None:
+        s3_server.conditional_writes = _probe_conditional_writes(s3_server, bucket)
+    if not s3_server.conditional_writes:
+        admin_env["DJARCHIVE_ADMIN_SINGLE_WRITER"] = "1"
     for name, value in {**client_env, **admin_env}.items():
         monkeypatch.setenv(name, value)
-    return Archive(s3_server, bucket, client_env, admin_env)
+    yield Archive(s3_server, bucket, client_env, admin_env)
+    if s3_server.kind == "external":
+        _delete_bucket(minio, bucket)
 
 
 @pytest.fixture

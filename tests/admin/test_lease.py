@@ -22,9 +22,18 @@ def store(archive):
     return admin().store
 
 
-def test_writes_are_conditional(store):
+def test_writes_are_conditional(archive, store):
+    """moto honours If-None-Match and If-Match; s3rver ignores them (every write and delete goes
+    through), which is why writing there needs --single-writer (tests/admin/test_servers.py)."""
     first = store.write_if("x/once", b"{}")
     assert first
+    if not archive.server.conditional_writes:
+        assert store.write_if("x/once", b'{"b": 2}') is not None  # If-None-Match: * ignored
+        assert store.write_if("x/once", b'{"c": 3}', etag='"not-its-etag"') is not None  # If-Match too
+        assert archive.get("x/once") == b'{"c": 3}'
+        assert store.remove_if("x/once", '"not-its-etag"') is True
+        assert store.stat("x/once") is None
+        return
     assert store.write_if("x/once", b"{}") is None  # If-None-Match: *
     second = store.write_if("x/once", b'{"a": 1}', etag=first)  # If-Match: what we read
     assert second
@@ -105,3 +114,38 @@ def test_upload_publish_retract_refused_while_another_writer_holds_the_revision(
         with pytest.raises(LockedError, match="being changed by another djarchive-admin"):
             action()
     assert archive.keys() == [LOCK]
+
+
+def test_without_conditions_a_lease_is_read_before_and_after_every_write(archive, store):
+    """Where conditional writes are ignored (s3rver; ``conditional=False`` on any server), a live
+    lease is respected, a takeover is noticed by the next heartbeat and by check(), and a release
+    never deletes another writer's lease."""
+    first = RevisionLease(store, "ds", "1", conditional=False)
+    with first, pytest.raises(LockedError, match="being changed by another djarchive-admin"):
+        RevisionLease(store, "ds", "1", conditional=False).acquire()
+    assert LOCK not in archive.keys()
+
+    lease = RevisionLease(store, "ds", "1", conditional=False, heartbeat=0.05)
+    lease.acquire()
+    other = {"token": "other", "host": "other-host", "pid": 9, "heartbeat": time.time()}
+    archive.put(LOCK, json.dumps(other).encode())  # another writer that did not look first
+    deadline = time.monotonic() + 5
+    while not lease.lost and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert lease.lost
+    with pytest.raises(LockedError, match="was taken over by another djarchive-admin"):
+        lease.check()
+    lease.release()
+    assert json.loads(archive.get(LOCK))["token"] == "other"  # still theirs
+
+
+def test_without_conditions_check_reads_the_lease(archive, store):
+    lease = RevisionLease(store, "ds", "1", conditional=False, heartbeat=3600)
+    lease.acquire()
+    lease.check()  # still ours
+    other = {"token": "other", "host": "h", "pid": 1, "heartbeat": time.time()}
+    archive.put(LOCK, json.dumps(other).encode())
+    with pytest.raises(LockedError, match="was taken over"):
+        lease.check()
+    lease.release()
+    assert json.loads(archive.get(LOCK))["token"] == "other"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -69,7 +70,10 @@ def test_large_file_goes_multipart_with_metadata(archive, admin_tool, tmp_path):
     admin_tool.upload(DATASET, REVISION, source, part_size=5 * MiB)
 
     stat = archive.minio.stat_object(archive.bucket, f"{DATASET}/{REVISION}/big.bin")
-    assert stat.etag.endswith("-3")  # three parts: S3's multipart ETag
+    if archive.server.kind == "s3rver":  # s3rver's ETag of a multipart object is its content's MD5
+        assert stat.etag == hashlib.md5(files["big.bin"]).hexdigest()
+    else:
+        assert stat.etag.endswith("-3")  # three parts: S3's multipart ETag
     assert stat.metadata["x-amz-meta-sha256"] == sha256(files["big.bin"])
     assert archive.get(f"{DATASET}/{REVISION}/big.bin") == files["big.bin"]
 
@@ -564,7 +568,9 @@ def test_upload_does_not_check_again_what_it_just_sent(archive, admin_tool, sour
     """Publish after an upload lists the revision but does not HEAD the objects it just wrote."""
     stats = []
     original = Store.stat
-    monkeypatch.setattr(Store, "stat", lambda self, key: (stats.append(key), original(self, key))[1])
+    monkeypatch.setattr(
+        Store, "stat", lambda self, key, **options: (stats.append(key), original(self, key, **options))[1]
+    )
     admin_tool.upload(DATASET, REVISION, source)
     assert [key for key in stats if key.startswith(f"{DATASET}/{REVISION}/") and "manifest" not in key] == []
     stats.clear()

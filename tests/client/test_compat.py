@@ -27,6 +27,7 @@ import pytest
 
 import djarchive_client
 from djarchive_common.errors import PartialFailureError
+from tests.conftest import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY
 from tests.helpers import read_tree
 
 DJ_MAJOR = int(metadata.version("datajoint").split(".")[0])
@@ -119,14 +120,11 @@ def test_a_failed_download_raises_with_a_summary_that_unpacks(
 
 
 def test_accesskey_and_secretkey_variables_of_their_ci(callers_archive, seed_files, tmp_path, monkeypatch):
-    monkeypatch.setenv("DJARCHIVE_CLIENT_ACCESSKEY", "ci-access-key")
-    monkeypatch.setenv("DJARCHIVE_CLIENT_SECRETKEY", "ci-secret-key-value")
+    monkeypatch.setenv("DJARCHIVE_CLIENT_ACCESSKEY", CLIENT_ACCESS_KEY)
+    monkeypatch.setenv("DJARCHIVE_CLIENT_SECRETKEY", CLIENT_SECRET_KEY)
 
     client = djarchive_client.client()
-    assert (client.settings.access_key, client.settings.secret_key) == (
-        "ci-access-key",
-        "ci-secret-key-value",
-    )
+    assert (client.settings.access_key, client.settings.secret_key) == (CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY)
     os.makedirs(tmp_path / "t")
     nfound, nerr = client.download(
         "workflow-array-ephys-benchmark", "v2", str(tmp_path / "t"), create_target=False
@@ -173,8 +171,8 @@ def test_custom_keys_in_dj_local_conf(callers_archive, seed_files, isolated_conf
     custom = {
         f"{prefix}endpoint": callers_archive.server.url,  # http://127.0.0.1:PORT
         f"{prefix}bucket": callers_archive.bucket,
-        f"{prefix}access_key": "lab-access-key",
-        f"{prefix}secret_key": "lab-secret-key-value",
+        f"{prefix}access_key": CLIENT_ACCESS_KEY,
+        f"{prefix}secret_key": CLIENT_SECRET_KEY,
     }
     (isolated_config / "dj_local_conf.json").write_text(
         json.dumps({"database.host": "db.example.org", "custom": custom})
@@ -214,8 +212,8 @@ def test_dj014_custom_keys_set_at_run_time_from_their_ci_variables(
         "dj.config['custom'].update({\n"
         f"    'djarchive.client.endpoint': {callers_archive.server.url!r},\n"
         f"    'djarchive.client.bucket': {callers_archive.bucket!r},\n"
-        "    'djarchive.client.access_key': 'ci-access-key',\n"
-        "    'djarchive.client.secret_key': 'ci-secret-key-value',\n"
+        f"    'djarchive.client.access_key': {CLIENT_ACCESS_KEY!r},\n"
+        f"    'djarchive.client.secret_key': {CLIENT_SECRET_KEY!r},\n"
         "})\n" + CALLER
     )
     _, bucket, _, nfound, nerr = run_caller(isolated_config, tmp_path / "data", code)

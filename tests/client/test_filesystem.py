@@ -17,6 +17,7 @@ from djarchive_client.filesystem import DJArchiveFileSystem  # noqa: E402
 from djarchive_common.errors import IntegrityError, NotFoundError, PermissionDeniedError  # noqa: E402
 from djarchive_common.store import ObjectStream, Store  # noqa: E402
 from djarchive_common.transfer import RetryPolicy  # noqa: E402
+from tests.conftest import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY  # noqa: E402
 from tests.helpers import read_tree, sha256  # noqa: E402
 
 KiB, MiB = 1024, 1024 * 1024
@@ -281,7 +282,7 @@ def test_get_downloads_with_the_engine_as_fsspec_maps_paths(archive, tree, tmp_p
     whole = tmp_path / "whole"
     fs.get("djarchive://ds/1", str(whole), recursive=True)  # a new folder: the revision's contents
     assert read_tree(whole) == tree
-    assert (whole / ".djarchive" / "verified.bin").is_file()  # an engine target: resumable, recorded
+    assert sorted(p.name for p in whole.iterdir()) == ["empty.txt", "sessions", "table.csv"]  # no state
     served[0].clear()
     fs.get("ds/1/", str(whole), recursive=True)  # the contents again: all present, nothing fetched
     assert [key for key, _, _ in served[0] if not key.endswith(("manifest.csv", "manifest.sig"))] == []
@@ -332,6 +333,26 @@ def test_get_uses_the_engine_in_parallel_and_never_places_a_bad_file(archive, tr
     with pytest.raises(PartialFailureError, match="1 of 1 file"):
         fs.get("ds/1/table.csv", str(tmp_path / "bad.csv"))
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_get_leaves_only_the_files_it_was_asked_for(archive, tree, tmp_path, monkeypatch):
+    fs = fsspec.filesystem("djarchive")
+    where = tmp_path / "where"
+    fs.get(
+        ["ds/1/table.csv", "ds/1/sessions/a.csv"], [str(where / "x" / "t.csv"), str(where / "y" / "a.csv")]
+    )
+    assert read_tree(where) == {"x/t.csv": CSV, "y/a.csv": tree["sessions/a.csv"]}
+    everything = sorted(path.relative_to(where).as_posix() for path in where.rglob("*"))
+    assert everything == ["x", "x/t.csv", "y", "y/a.csv"]  # no .djarchive here, in x, y or above
+
+    archive.put("ds/1/sessions/b.csv", tree["sessions/b.csv"].replace(b"5", b"7"))
+    monkeypatch.setattr(RetryPolicy, "delay", lambda self, attempt: 0.0)
+    from djarchive_common.errors import PartialFailureError
+
+    with pytest.raises(PartialFailureError):
+        fs.get("ds/1/sessions/", str(where / "z") + "/", recursive=True)
+    assert sorted(path.name for path in (where / "z").iterdir()) == ["a.csv", "raw"]  # the bad one: not there
+    assert sorted(path.name for path in where.iterdir()) == ["x", "y", "z"]
 
 
 # fsspec's blockcache:: leaves its sparse cache file for the garbage collector to close.
@@ -434,12 +455,12 @@ def test_it_is_read_only(archive, tree):
 
 
 def test_settings_from_storage_options_and_no_secret_in_reprs_or_pickles(archive, tree, monkeypatch):
-    secret = "fs-Secret-Key-never-shown-1234"
+    access, secret = CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY  # keys the test server accepts
     for name in list(os.environ):
         if name.startswith("DJARCHIVE_CLIENT_"):
             monkeypatch.delenv(name)
     fs = DJArchiveFileSystem(
-        endpoint=archive.server.url, bucket=archive.bucket, access_key="fs-access-key", secret_key=secret
+        endpoint=archive.server.url, bucket=archive.bucket, access_key=access, secret_key=secret
     )
     assert fs.ls("ds", detail=False) == ["ds/1", "ds/2"]
     with fs.open("ds/1/table.csv") as handle:
@@ -447,7 +468,7 @@ def test_settings_from_storage_options_and_no_secret_in_reprs_or_pickles(archive
     clone = pickle.loads(pickle.dumps(fs))
     assert clone.cat_file("ds/2/table.csv") == CSV
     shown += [repr(clone), str(clone)]
-    assert all(secret not in text and "fs-access-key" not in text for text in shown), shown
+    assert all(secret not in text and access not in text for text in shown), shown
     assert "credentials=<redacted>" in repr(fs)
     assert archive.bucket in repr(fs)
     with fsspec.open(

@@ -22,7 +22,7 @@ from djarchive_common.errors import ConfigurationError, RevisionRetractedError, 
 from djarchive_common.signing import SigningKey, generate_key, signatures_bytes
 from djarchive_common.store import StoreOptions
 from djarchive_common.transfer import RetryPolicy
-from tests.conftest import ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY, closed_port
+from tests.conftest import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, closed_port
 from tests.faults.proxy import FaultProxy
 from tests.helpers import read_tree
 
@@ -220,8 +220,8 @@ def test_mirrors_from_the_environment_share_the_work_and_never_see_credentials(
     admin().mirror("some-set", "000", root)
     first, second = make_mirror(root), make_mirror(root)
     monkeypatch.setenv("DJARCHIVE_CLIENT_MIRRORS", f"{first.url}, {second.url}")
-    monkeypatch.setenv("DJARCHIVE_CLIENT_ACCESS_KEY", ADMIN_ACCESS_KEY)  # credentials for the primary
-    monkeypatch.setenv("DJARCHIVE_CLIENT_SECRET_KEY", ADMIN_SECRET_KEY)
+    monkeypatch.setenv("DJARCHIVE_CLIENT_ACCESS_KEY", CLIENT_ACCESS_KEY)  # credentials for the primary
+    monkeypatch.setenv("DJARCHIVE_CLIENT_SECRET_KEY", CLIENT_SECRET_KEY)
     target = tmp_path / "copy"
     code, out, err = run(capsys, "download", "some-set", "000", str(target), "--json", "--jobs", "4")
     assert code == 0, err
@@ -241,7 +241,7 @@ def test_mirrors_from_the_environment_share_the_work_and_never_see_credentials(
             assert not any(
                 secret in value
                 for value in seen.headers.values()
-                for secret in (ADMIN_ACCESS_KEY, ADMIN_SECRET_KEY)
+                for secret in (CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY)
             )
 
 

@@ -512,3 +512,38 @@ def test_admin_filename_filter_from_local_conf(isolated_config):
     code = "from djarchive_admin import admin; print(repr(admin().filename_filter))"
     result = subprocess.run([sys.executable, "-c", code], cwd=isolated_config, capture_output=True, text=True)
     assert result.stdout.strip() == "'^tmp'", result.stderr
+
+
+def test_single_writer_from_argument_environment_and_datajoint(isolated_config):
+    from djarchive_common.config import resolve_single_writer
+
+    assert resolve_single_writer(environ={}) == (False, "default")
+    assert resolve_single_writer("admin", True, environ={}) == (True, "--single-writer (single_writer=)")
+    variable = "DJARCHIVE_ADMIN_SINGLE_WRITER"
+    assert resolve_single_writer(environ={variable: "1"}) == (True, variable)
+    assert resolve_single_writer("admin", True, environ={variable: "0"})[0] is True  # the argument wins
+    assert resolve_single_writer(environ={variable: "off"}) == (False, variable)
+    with pytest.raises(ConfigurationError, match=f"invalid boolean 'maybe' in {variable}"):
+        resolve_single_writer(environ={variable: "maybe"})
+    (isolated_config / "dj_local_conf.json").write_text(
+        json.dumps({"custom": {"djarchive.admin.single_writer": "yes"}})
+    )
+    code = (
+        "from djarchive_common.config import resolve_single_writer as r; "
+        f"print(r()[0], r(environ={{'{variable}': '0'}})[0])"
+    )
+    # a fresh interpreter: datajoint 0.x reads dj_local_conf.json when it is imported
+    result = subprocess.run([sys.executable, "-c", code], cwd=isolated_config, capture_output=True, text=True)
+    assert result.stdout.split() == ["True", "False"], result.stderr
+
+
+@only_dj2
+def test_single_writer_from_the_datajoint2_store(isolated_config):
+    store = {"protocol": "s3", "endpoint": "minio:9000", "bucket": "b", "single_writer": True}
+    (isolated_config / "datajoint.json").write_text(json.dumps({"stores": {"djarchive_admin": store}}))
+    code = "from djarchive_common.config import resolve_single_writer as r; print(r())"
+    # a fresh interpreter: datajoint 2.x reads datajoint.json once, when it is imported
+    result = subprocess.run([sys.executable, "-c", code], cwd=isolated_config, capture_output=True, text=True)
+    assert result.stdout.strip() == "(True, 'datajoint config stores.djarchive_admin.single_writer')", (
+        result.stderr
+    )

@@ -11,6 +11,7 @@ import djarchive_common
 from djarchive_client.cli import main
 from djarchive_common import errors
 from djarchive_common.logs import RedactingFormatter, register_secrets, resolve_log_options, setup_logging
+from tests.conftest import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY
 
 SECRET = "Zx9-very-secret-Key-000"
 
@@ -97,8 +98,8 @@ def test_bad_log_level_is_one_clear_line(monkeypatch, capsys):
 
 def test_debug_output_never_shows_secrets(archive, seed_files, monkeypatch, capsys, tmp_path):
     archive.publish("some-set", "000", seed_files)
-    monkeypatch.setenv("DJARCHIVE_CLIENT_ACCESS_KEY", "AKIA-DEBUG-ACCESS")
-    monkeypatch.setenv("DJARCHIVE_CLIENT_SECRET_KEY", SECRET)
+    monkeypatch.setenv("DJARCHIVE_CLIENT_ACCESS_KEY", CLIENT_ACCESS_KEY)  # keys the test server accepts
+    monkeypatch.setenv("DJARCHIVE_CLIENT_SECRET_KEY", CLIENT_SECRET_KEY)
     monkeypatch.setenv("DJARCHIVE_LOGFILE", str(tmp_path / "debug.log"))
     assert main(["--debug", "download", "some-set", "000", str(tmp_path / "t")]) == 0
     assert main(["--debug", "files", "some-set", "999"]) == 1
@@ -106,8 +107,8 @@ def test_debug_output_never_shows_secrets(archive, seed_files, monkeypatch, caps
     logged = (tmp_path / "debug.log").read_text()
     assert "DEBUG" in err  # minio/urllib3 and our own detail really were logged
     for text in (out, err, logged):
-        assert SECRET not in text
-        assert "AKIA-DEBUG-ACCESS" not in text
+        assert CLIENT_SECRET_KEY not in text
+        assert CLIENT_ACCESS_KEY not in text
 
 
 @pytest.mark.parametrize("level", ["DEBUG", "warning", "Error"])

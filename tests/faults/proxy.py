@@ -26,6 +26,10 @@ Faults (each struck exchange ends its connection):
     answer without asking the server: an S3-style XML error (``InternalError``,
     ``ServiceUnavailable``), or a plain-text one with ``plain_errors=True``.
 
+Apart from those, ``alter`` damages requests: one byte in the middle of the body of each request
+it selects is flipped on its way to the server (counted as ``altered``), as a faulty network card
+or middlebox would. The status of every answer the server gives is recorded (``answers``).
+
 The moto server closes every connection after one response, so a fault per connection
 and a fault per exchange are the same thing here.
 """
@@ -252,7 +256,8 @@ class FaultProxy:
     relayed: a slow network, or one client slower than another. ``ignore_range`` drops the
     Range header, as a server or cache that does not do ranges would. ``answer(request)``, when
     it returns chunks, answers that request itself, chunk by chunk (a generator may sleep in
-    between: a trickle), without asking the server: a hostile server.
+    between: a trickle), without asking the server: a hostile server. ``alter(request, n)``,
+    when true for the ``n``-th (0-based) time the proxy sees ``request``, flips a byte of its body.
     """
 
     upstream: tuple[str, int]
@@ -266,6 +271,7 @@ class FaultProxy:
     delay: float | Callable[[Request], float] = 0.0
     ignore_range: bool = False
     answer: Callable[[Request], Iterable[bytes] | None] | None = None
+    alter: Callable[[Request, int], bool] | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.rates) - set(KINDS)
@@ -276,6 +282,8 @@ class FaultProxy:
         self.counts: Counter[str] = Counter()  # "requests", "connections" and each fault struck
         self.events: list[tuple[str, Request]] = []  # (kind, request) of each fault struck
         self.requests: list[Request] = []
+        self.answers: list[tuple[Request, int]] = []  # (request, the server's status) of each answer
+        self._altered: Counter[str] = Counter()
         self._seen: Counter[str] = Counter()
         self._assigned = 0
         self._lock = threading.Lock()
@@ -423,6 +431,16 @@ class FaultProxy:
                     self._struck(fate, request)
                     client.sendall(self._error_response(int(fate.kind[-3:]), method))
                     return
+                framing = _framing(head)
+                if self.alter is not None and framing[0] == "length" and framing[1] > 0:
+                    with self._lock:
+                        attempt = self._altered[request.key]
+                        self._altered[request.key] += 1
+                    if self.alter(request, attempt):
+                        with self._lock:
+                            self.counts["altered"] += 1
+                            self.events.append(("altered", request))
+                        body = _flipped(body, framing[1] // 2)
                 if upstream is None:
                     upstream = socket.create_connection(self.upstream, timeout=60)
                     with self._lock:
@@ -436,6 +454,8 @@ class FaultProxy:
                 if raw_response is None:
                     return
                 response = _parse_head(raw_response)
+                with self._lock:
+                    self.answers.append((request, int(response.first_line.split()[1])))
                 framing = _framing(response, request_method=method)
                 parts = upstream_reader.body(framing)
                 if fate is None:
@@ -560,6 +580,17 @@ def pick(rates: dict[str, float], draw: float) -> str | None:
             return kind
         draw -= rate
     return None
+
+
+def _flipped(parts: Iterable[bytes], position: int) -> Iterator[bytes]:
+    """``parts`` with the byte at ``position`` (counted over all of them) inverted."""
+    offset = 0
+    for part in parts:
+        if offset <= position < offset + len(part):
+            index = position - offset
+            part = part[:index] + bytes([part[index] ^ 0xFF]) + part[index + 1 :]
+        offset += len(part)
+        yield part
 
 
 def _chain(first: Iterable[bytes], rest: Iterable[bytes]) -> Iterator[bytes]:

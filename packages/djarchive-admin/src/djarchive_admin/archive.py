@@ -25,8 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from djarchive_common import text
 from djarchive_common.catalog import Catalog, RevisionInfo
-from djarchive_common.config import Settings, datajoint_setting, resolve_sign_key
-from djarchive_common.errors import ConfigurationError, LocalPathError, RevisionNotFoundError
+from djarchive_common.config import Settings, datajoint_setting, resolve_sign_key, resolve_single_writer
+from djarchive_common.errors import (
+    ConfigurationError,
+    LocalPathError,
+    RevisionNotFoundError,
+    UnsafeServerError,
+)
 from djarchive_common.events import Events
 from djarchive_common.layout import MANIFEST_NAME, check_name, lock_key
 from djarchive_common.manifest import Manifest, write_manifest
@@ -35,6 +40,7 @@ from djarchive_common.transfer import job_count
 
 from .lease import RevisionLease, read_lease
 from .mirror import MirrorResult, mirror_revision
+from .probe import ServerSupport, server_support
 from .publish import PublishResult, RetractResult, publish_revision, purge_revision, retract_revision
 from .scan import DEFAULT_FILENAME_FILTER, build_manifest, scan_source, source_root
 from .sign import SignResult, sign_revision
@@ -66,6 +72,12 @@ class DJArchiveAdmin(Catalog):
     ``sign_key`` is the Ed25519 private key file (``djarchive-admin keygen``) that signs
     revisions as they are published; default ``DJARCHIVE_ADMIN_SIGN_KEY``, else DataJoint's
     ``djarchive.admin.sign_key``, else none (revisions are published unsigned).
+
+    Before writing, the admin probes the server once (:meth:`server_support`). A server that
+    ignores conditional writes cannot keep two curators apart, so writing there is refused
+    (UnsafeServerError) unless ``single_writer`` declares this curator the only writer; default
+    ``DJARCHIVE_ADMIN_SINGLE_WRITER``, else DataJoint's ``djarchive.admin.single_writer``, else
+    False. See docs/servers.md for the risk.
     """
 
     role = "admin"
@@ -77,11 +89,13 @@ class DJArchiveAdmin(Catalog):
         options: StoreOptions | None = None,
         filename_filter: str | re.Pattern[str] | None = None,
         sign_key: SignKey | None = None,
+        single_writer: bool | None = None,
         **config: Any,
     ):
         super().__init__(settings, options=options, **config)
         self._filename_filter = filename_filter
         self._sign_key = sign_key
+        self._single_writer = single_writer
 
     @property
     def filename_filter(self) -> str | re.Pattern[str]:
@@ -111,12 +125,40 @@ class DJArchiveAdmin(Catalog):
         log.debug("signing key %s (%s)", path, source)
         return SigningKey.load(path)
 
-    def _lease(self, name: str, revision: str) -> RevisionLease:
-        """Check the names and the credentials, then the lease that makes this the one writer."""
+    @property
+    def single_writer(self) -> bool:
+        """Whether the curator declared they are the only writer (see the class docstring)."""
+        return resolve_single_writer(self.role, self._single_writer)[0]
+
+    def server_support(self, *, fresh: bool = False) -> ServerSupport:
+        """What the server does that writing relies on (conditional writes, checksums, multipart,
+        ranged reads, ListObjectsV2), probed once per process unless ``fresh``."""
+        self.settings.require_credentials()
+        return server_support(self.store, fresh=fresh)
+
+    def _checked(self, name: str, revision: str) -> None:
+        """Check the names and the credentials (no network)."""
         check_name(name)
         check_name(revision, "revision")
         self.settings.require_credentials()
-        return RevisionLease(self.store, name, revision)
+
+    def _lease(self, name: str, revision: str) -> RevisionLease:
+        """The lease that makes this the one writer of a revision, on a server found fit for
+        writing (conditional writes, or a declared single writer); writes carry what the server
+        checks."""
+        self._checked(name, revision)
+        support = self.server_support()
+        if not support.conditional_writes:
+            if not self.single_writer:
+                raise UnsafeServerError(
+                    f"{self.settings.url} ignores conditional writes (If-None-Match/If-Match), so "
+                    "djarchive-admin cannot keep two curators from writing one revision at once; nothing "
+                    "was written: if you are the only writer, pass --single-writer (single_writer=True, "
+                    "DJARCHIVE_ADMIN_SINGLE_WRITER=1); see docs/servers.md"
+                )
+            log.info("%s ignores conditional writes: writing as the only writer", self.settings.url)
+        self.store.write_checks = support.write_checks()
+        return RevisionLease(self.store, name, revision, conditional=support.conditional_writes)
 
     # -- local ---------------------------------------------------------------------------
 
@@ -172,7 +214,7 @@ class DJArchiveAdmin(Catalog):
         deletes objects the new manifest does not list. With a signing key (``sign_key``, or the
         configured one) the revision is signed as it is published.
         """
-        lease = self._lease(name, revision)
+        self._checked(name, revision)
         root = source_root(source_directory)
         if sign_key not in (None, "") and not publish:
             raise ConfigurationError(
@@ -181,7 +223,7 @@ class DJArchiveAdmin(Catalog):
             )
         signer = self.signer(sign_key) if publish else None  # checked before anything is sent
         options = UploadOptions(jobs=job_count(jobs), **({"part_size": part_size} if part_size else {}))
-        with lease:
+        with self._lease(name, revision) as lease:
             return upload_revision(
                 self,
                 name,
@@ -195,6 +237,7 @@ class DJArchiveAdmin(Catalog):
                 lease=lease,
                 events=events,
                 signer=signer,
+                checksums_trusted=self.server_support().checksums_trusted,
             )
 
     def publish(
@@ -217,7 +260,14 @@ class DJArchiveAdmin(Catalog):
         signer = self.signer(sign_key)  # checked before the lease is taken
         with self._lease(name, revision) as lease:
             return publish_revision(
-                self, name, revision, force=force, jobs=job_count(jobs), lease=lease, signer=signer
+                self,
+                name,
+                revision,
+                force=force,
+                jobs=job_count(jobs),
+                checksums_trusted=self.server_support().checksums_trusted,
+                lease=lease,
+                signer=signer,
             )
 
     def sign(self, name: str, revision: str, *, sign_key: SignKey | None = None) -> SignResult:

@@ -21,7 +21,12 @@ __all__ = ["main"]
 def _admin(args: argparse.Namespace) -> DJArchiveAdmin:
     from .archive import DJArchiveAdmin  # imported late to keep --help instant
 
-    return DJArchiveAdmin(endpoint=args.endpoint, bucket=args.bucket, secure=args.secure)
+    return DJArchiveAdmin(
+        endpoint=args.endpoint,
+        bucket=args.bucket,
+        secure=args.secure,
+        single_writer=getattr(args, "single_writer", None),
+    )
 
 
 def _manifest(args: argparse.Namespace, console: Console) -> int:
@@ -167,6 +172,18 @@ def _break_lease(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace, console: Console) -> int:
+    admin = _admin(args)
+    support = admin.server_support()
+    if console.json:
+        console.emit(support.to_dict())
+        return 0
+    console.line(f"server: {admin.settings.url}")
+    for line in support.lines():
+        console.line(line)
+    return 0
+
+
 def _mirror(args: argparse.Namespace, console: Console) -> int:
     result = _admin(args).mirror(
         args.dataset,
@@ -204,6 +221,7 @@ COMMANDS = {
     "revisions": _revisions,
     "mirror": _mirror,
     "break-lease": _break_lease,
+    "doctor": _doctor,
 }
 
 

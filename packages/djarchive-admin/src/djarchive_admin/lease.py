@@ -8,6 +8,12 @@ was taken over learns it at its next heartbeat (:attr:`RevisionLease.lost`), and
 never deletes somebody else's lease. A lease is stale when its holder is a dead process on this
 host, its heartbeat is older than ``stale_after`` seconds, or it is unreadable, oversized, or
 claims a heartbeat from the future; ``djarchive-admin break-lease`` removes one by hand.
+
+On a server that ignores conditional writes (``conditional=False``: the admin's probe found so,
+and the curator declared they are the only writer), the lease is what it can still be: a live
+lease is read before anything is written and respected, every heartbeat and :meth:`check` reads
+the lease to see it is still ours, and a release deletes only our own. Two writers starting in
+the same instant can both believe they hold it; the documentation says so (docs/servers.md).
 """
 
 from __future__ import annotations
@@ -80,11 +86,13 @@ class RevisionLease:
         *,
         stale_after: float = STALE_AFTER,
         heartbeat: float = HEARTBEAT,
+        conditional: bool = True,
     ):
         self.store = store
         self.dataset, self.revision = dataset, revision
         self.key = lock_key(dataset, revision)
         self.stale_after, self.heartbeat = stale_after, heartbeat
+        self.conditional = conditional
         self.token = uuid.uuid4().hex
         self.since = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.lost = False
@@ -113,6 +121,18 @@ class RevisionLease:
         pid = holder.get("pid")
         return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _process_alive(pid)
 
+    def _write(self, etag: str | None = None) -> str | None:
+        """Write our lease: conditionally (``If-None-Match: *``, or ``If-Match: etag``), or plainly on
+        a server that ignores conditions; the new ETag, or None when the condition failed."""
+        if self.conditional:
+            return self.store.write_if(self.key, self._body(), etag=etag)
+        return self.store.put_bytes(self.key, self._body()).etag
+
+    def _ours(self) -> bool:
+        """Whether the lease in the store is ours (a read, for servers that ignore conditions)."""
+        found = read_lease(self.store, self.key)
+        return found is not None and found[0].get("token") == self.token
+
     def _won(self, etag: str | None) -> bool:
         """Whether the write that returned ``etag`` made us the holder (read back, for stores
         that ignore conditions)."""
@@ -127,11 +147,11 @@ class RevisionLease:
     def acquire(self) -> None:
         """Take the lease, taking over a stale one; raise LockedError while another writer holds it."""
         for _ in range(5):
-            if self._won(self.store.write_if(self.key, self._body())):
-                break
             found = read_lease(self.store, self.key)
             if found is None:
-                continue  # released meanwhile
+                if self._won(self._write()):
+                    break
+                continue  # taken meanwhile: see by whom
             holder, etag = found
             if holder.get("token") == self.token:  # our write went through; its answer was lost
                 self._etag = etag
@@ -146,7 +166,7 @@ class RevisionLease:
             log.warning(
                 "taking over the stale lease on %s %s held by %s", self.dataset, self.revision, holder
             )
-            if etag and self._won(self.store.write_if(self.key, self._body(), etag=etag)):
+            if etag and self._won(self._write(etag)):
                 break
             if not etag:  # oversized or unreadable: only a delete can clear it
                 self.store.remove(self.key)
@@ -155,7 +175,10 @@ class RevisionLease:
         self._start_heartbeat()
 
     def check(self) -> None:
-        """Raise LockedError if another writer took the lease over while we held it."""
+        """Raise LockedError if another writer took the lease over while we held it (on a server
+        that ignores conditions, found by reading the lease now)."""
+        if not self.conditional and not self.lost and not self._ours():
+            self.lost = True
         if self.lost:
             raise LockedError(
                 f"the lease on {self.dataset} {self.revision} was taken over by another djarchive-admin "
@@ -166,7 +189,7 @@ class RevisionLease:
         def beat() -> None:
             while not self._stop.wait(self.heartbeat):
                 try:
-                    etag = self.store.write_if(self.key, self._body(), etag=self._etag)
+                    etag = self._write(self._etag) if self.conditional or self._ours() else None
                 except Exception as exc:  # a missed heartbeat only shortens the lease
                     log.info("could not refresh the lease on %s %s: %s", self.dataset, self.revision, exc)
                     continue
@@ -187,7 +210,15 @@ class RevisionLease:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if self._etag and not self.lost and not self.store.remove_if(self.key, self._etag):
+        if not self._etag or self.lost:
+            return
+        if self.conditional:
+            released = self.store.remove_if(self.key, self._etag)
+        else:
+            released = self._ours()
+            if released:
+                self.store.remove(self.key)
+        if not released:
             log.info("the lease on %s %s was no longer ours to release", self.dataset, self.revision)
 
     def __enter__(self) -> RevisionLease:

@@ -20,7 +20,7 @@ DESCRIPTION = """\
 Write manifests, upload, publish and retract revisions of the DataJoint archive.
 
 A revision is uploaded, then published: publish checks that every file of the
-manifest is in the store with the right size and sha256, then writes the manifest,
+manifest is in the store with the right size and content, then writes the manifest,
 which makes the revision visible to clients. Published revisions are immutable
 unless --force is given."""
 
@@ -35,6 +35,7 @@ examples:
   djarchive-admin keygen ~/.djarchive/curator.key
   djarchive-admin upload my-dataset 003 ./my-dataset --sign-key ~/.djarchive/curator.key
   djarchive-admin sign my-dataset 001 --sign-key ~/.djarchive/curator.key
+  djarchive-admin doctor
   djarchive-admin mirror my-dataset 001 /srv/djarchive-mirror
 
 staging: an uploaded, unpublished revision keeps its manifest in the bucket at
@@ -51,6 +52,13 @@ Credentials are required: there are no default ones. The filename filter:
 in DataJoint's configuration, else '^\\.'.
 The signing key: --sign-key, else DJARCHIVE_ADMIN_SIGN_KEY, else
 djarchive.admin.sign_key in DataJoint's configuration, else none (unsigned).
+
+servers: writing relies on conditional writes (If-None-Match, If-Match) to keep
+two curators apart. Before writing, djarchive-admin checks the server once
+('djarchive-admin doctor' shows what it found); where they are ignored, writing
+is refused unless you are the only writer and say so with --single-writer (or
+DJARCHIVE_ADMIN_SINGLE_WRITER=1, or djarchive.admin.single_writer in DataJoint's
+configuration). See docs/servers.md.
 
 signatures: publishing with a signing key writes DATASET/REVISION/djarchive-manifest.sig
 (a JSON list of signed statements binding dataset, revision and the manifest's
@@ -78,6 +86,16 @@ def _add_sign_key(parser: argparse.ArgumentParser, what: str) -> None:
         metavar="KEYFILE",
         default=None,
         help=f"{what} with this Ed25519 private key (djarchive-admin keygen; env DJARCHIVE_ADMIN_SIGN_KEY)",
+    )
+
+
+def _add_single_writer(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--single-writer",
+        action="store_true",
+        default=None,
+        help="write even where the server ignores conditional writes: you promise no other curator "
+        "writes this archive meanwhile (env DJARCHIVE_ADMIN_SINGLE_WRITER; see docs/servers.md)",
     )
 
 
@@ -122,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_filter(upload)
     _add_sign_key(upload, "sign the revision as it is published")
+    _add_single_writer(upload)
     add_jobs_option(
         upload,
         "parallel uploads",
@@ -140,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("revision", metavar="REVISION", help="revision name")
     publish.add_argument("--force", action="store_true", help="replace the manifest of a published revision")
     _add_sign_key(publish, "sign the revision as it is published")
+    _add_single_writer(publish)
     add_jobs_option(publish, "parallel checks")
 
     sign = command(
@@ -152,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("dataset", metavar="NAME", help="dataset name")
     sign.add_argument("revision", metavar="REVISION", help="revision name")
     _add_sign_key(sign, "sign")
+    _add_single_writer(sign)
 
     keygen = command(
         "keygen",
@@ -182,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retract.add_argument("--purge", action="store_true", help="delete the revision's data too")
     retract.add_argument("-y", "--yes", action="store_true", help="do not ask before --purge deletes")
+    _add_single_writer(retract)
 
     revisions = command(
         "revisions",
@@ -223,5 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     lease.add_argument("dataset", metavar="NAME", help="dataset name")
     lease.add_argument("revision", metavar="REVISION", help="revision name")
     lease.add_argument("-y", "--yes", action="store_true", help="do not ask first")
+    command(
+        "doctor",
+        "show what the server supports",
+        "Find out what the server supports that djarchive-admin relies on, by trying it on probe\n"
+        "objects of its own (deleted again), and print one line each: conditional writes\n"
+        "(without them concurrent curators cannot be kept apart: writing needs --single-writer),\n"
+        "checksums (whether a body that does not match its sha256 is refused, and whether\n"
+        "x-amz-checksum-sha256 is kept), multipart uploads, ranged reads, ListObjectsV2 paging.",
+    )
     add_completion_command(commands, PROG)
     return parser

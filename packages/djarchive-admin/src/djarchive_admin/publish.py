@@ -2,15 +2,17 @@
 
 A revision is published when its manifest exists at ``<dataset>/<revision>/djarchive-manifest.csv``.
 Before publish writes it there, :func:`check_store` confirms that every manifest entry is
-stored with the right size and ``x-amz-meta-sha256``, and that nothing else lies under the
+stored with the right size and ``x-amz-meta-sha256`` and holds the content the manifest says
+(proven as :mod:`.proof` describes: not by size alone), and that nothing else lies under the
 revision's prefix (the archive's original client downloads every object there and fails
-on any its manifest does not list).
+on any its manifest does not list). After the manifest is written, it is read back: what is
+published must be this publish's manifest.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,7 @@ from djarchive_common.catalog import MAX_MANIFEST_BYTES, PUBLISHED, RETRACTED, C
 from djarchive_common.errors import (
     DJArchiveError,
     IntegrityError,
+    LockedError,
     ManifestError,
     ObjectNotFoundError,
     RevisionNotFoundError,
@@ -38,13 +41,15 @@ from djarchive_common.layout import (
 from djarchive_common.manifest import Entry, Manifest, parse_manifest
 from djarchive_common.store import Store
 from djarchive_common.text import files, human_bytes, plural, some
-from djarchive_common.transfer import DEFAULT_WORKERS, run_parallel
+from djarchive_common.transfer import DEFAULT_WORKERS
 
 from .lease import RevisionLease
+from .proof import prove
 from .sign import write_signatures
 
 if TYPE_CHECKING:
     from djarchive_common.signing import SigningKey
+    from djarchive_common.writes import Written
 
 __all__ = [
     "PublishResult",
@@ -101,8 +106,9 @@ class StoreCheck:
         """Every entry is stored as the manifest says, and nothing else is under the prefix."""
         return not self.missing and not self.wrong and not self.strays
 
-    def error(self, doing: str = "publish") -> DJArchiveError:
-        """The error that refuses ``doing`` (ObjectNotFoundError when files are missing)."""
+    def error(self, doing: str = "publish", *, deleted: bool = False) -> DJArchiveError:
+        """The error that refuses ``doing`` (ObjectNotFoundError when files are missing);
+        ``deleted``: the objects that do not match were deleted, so that an upload sends them again."""
         problems = []
         if self.missing:
             problems.append(
@@ -113,7 +119,7 @@ class StoreCheck:
             wrong = [f"{subpath} ({reason})" for subpath, reason in sorted(self.wrong.items())]
             problems.append(
                 f"{plural(len(wrong), 'stored object')} {'does' if len(wrong) == 1 else 'do'} not match "
-                f"the manifest: {some(wrong)}"
+                f"the manifest: {some(wrong)}" + (" (deleted, to be sent again)" if deleted else "")
             )
         if self.strays:
             problems.append(
@@ -134,41 +140,38 @@ def check_store(
     manifest: Manifest,
     *,
     jobs: int = DEFAULT_WORKERS,
-    trusted: Collection[str] = (),
+    written: Mapping[str, Written] | None = None,
+    checksums_trusted: bool = False,
 ) -> StoreCheck:
-    """Compare every object under the revision's prefix with ``manifest`` (sizes, sha256 metadata, strays).
-
-    The sha256 metadata of ``trusted`` subpaths (just written or checked by this process) is not
-    fetched again; their presence and size still are, by the listing.
-    """
+    """Compare every object under the revision's prefix with ``manifest``: sizes, strays, and the
+    content of each object, proven as :func:`.proof.prove` does (``written``: what this process
+    wrote, subpath -> ETag and proof; ``checksums_trusted``: the server's stored checksums prove
+    content)."""
     prefix = revision_prefix(dataset, revision)
-    listing = {info.key: info.size for info in store.objects(prefix)}
+    listing = {info.key: info for info in store.objects(prefix)}
     expected = {object_key(dataset, revision, entry.subpath): entry for entry in manifest}
     check = StoreCheck(dataset, revision, files=len(manifest))
-    check.strays = strays(dataset, revision, manifest, listing)
-    to_stat: list[Entry] = []
+    check.strays = strays(dataset, revision, manifest, {key: info.size for key, info in listing.items()})
+    to_prove: list[Entry] = []
     for key, entry in expected.items():
         if key not in listing:
             check.missing.append(entry.subpath)
-        elif listing[key] != entry.size:
-            check.wrong[entry.subpath] = f"{listing[key]} bytes stored, the manifest says {entry.size}"
-        elif entry.subpath not in trusted:
-            to_stat.append(entry)
-
-    def stored_sha256(entry: Entry) -> tuple[bool, str | None]:
-        info = store.stat(object_key(dataset, revision, entry.subpath))
-        return (info is not None, info.sha256 if info is not None else None)
-
-    for entry, result, error in run_parallel(stored_sha256, to_stat, jobs):
-        if error is not None:
-            raise error
-        found, sha256 = result  # type: ignore[misc]
-        if not found:
-            check.missing.append(entry.subpath)
-        elif sha256 is None:
-            check.wrong[entry.subpath] = "no sha256 metadata"
-        elif sha256 != entry.sha256:
-            check.wrong[entry.subpath] = f"stored sha256 {sha256}, the manifest says {entry.sha256}"
+        elif listing[key].size != entry.size:
+            check.wrong[entry.subpath] = f"{listing[key].size} bytes stored, the manifest says {entry.size}"
+        else:
+            to_prove.append(entry)
+    proof = prove(
+        store,
+        dataset,
+        revision,
+        to_prove,
+        listing,
+        written=written,
+        checksums_trusted=checksums_trusted,
+        jobs=jobs,
+    )
+    check.missing.extend(proof.missing)
+    check.wrong.update(proof.wrong)
     check.missing.sort()
     log.info(
         "%s: %s checked, %d missing, %d wrong, %d strays",
@@ -256,14 +259,16 @@ def publish_revision(
     *,
     force: bool = False,
     jobs: int = DEFAULT_WORKERS,
-    trusted: Collection[str] = (),
+    written: Mapping[str, Written] | None = None,
+    checksums_trusted: bool = False,
     lease: RevisionLease | None = None,
     signer: SigningKey | None = None,
 ) -> PublishResult:
-    """Check the store against the staged manifest (or a retracted revision's kept one), write
+    """Check the store against the staged manifest (or a retracted revision's kept one), proving
+    every object's content (``written``, ``checksums_trusted``: see :func:`check_store`), write
     its signatures (signed by ``signer``; those of other content dropped), then the manifest at
-    its published key (the last write, which makes the revision visible), and drop the staged
-    copy and any retraction record. Hold the lease."""
+    its published key (the last write, which makes the revision visible), read it back, and
+    drop the staged copy and any retraction record. Hold the lease."""
     store = catalog.store
     published_key = manifest_key(name, revision)
     staged_keys = staged_manifest_keys(name, revision)
@@ -294,14 +299,27 @@ def publish_revision(
         )
     if not force:
         refuse_changed_retraction(catalog, name, revision, manifest)
-    check = check_store(store, name, revision, manifest, jobs=jobs, trusted=trusted)
+    check = check_store(
+        store, name, revision, manifest, jobs=jobs, written=written, checksums_trusted=checksums_trusted
+    )
     if not check.ok:
-        raise check.error("publish")
+        deleted = bool(check.wrong) and not published and (lease is None or not _lost(lease))
+        if (
+            deleted
+        ):  # bytes the manifest does not describe, in a revision nobody reads: an upload resends them
+            store.remove_many([object_key(name, revision, subpath) for subpath in check.wrong])
+        raise check.error("publish", deleted=deleted)
     if lease is not None:
         lease.check()
     data = manifest.to_bytes()
     signed = write_signatures(store, name, revision, data, signer)  # before the manifest
     store.put_bytes(published_key, data)  # the last write: now it is visible
+    if store.read(published_key, MAX_MANIFEST_BYTES) != data:
+        raise IntegrityError(
+            f"{name} {revision}: the manifest read back after publishing is not the one this publish "
+            f"wrote: another writer published {name} {revision} at the same time; check it with "
+            f"djarchive verify before using it"
+        )
     for staged_key in staged_keys:
         store.remove(staged_key)
     if kept is not None:
@@ -317,6 +335,15 @@ def publish_revision(
     )
     log.info("%s", result)
     return result
+
+
+def _lost(lease: RevisionLease) -> bool:
+    """Whether another writer took the lease (then nothing of the revision is ours to delete)."""
+    try:
+        lease.check()
+    except LockedError:
+        return True
+    return False
 
 
 def retract_revision(

@@ -4,8 +4,9 @@ Planning lists the revision's prefix once and asks the store for the sha256 meta
 every object that already has the right size; those objects are skipped, so re-running
 an interrupted upload sends only what is missing. Files are uploaded by the shared
 worker pool over the store's connection pool, large ones as multipart uploads, each
-object carrying its sha256 as ``x-amz-meta-sha256``. A file that changes while it is
-uploaded is removed from the store again and reported.
+object carrying its sha256 as ``x-amz-meta-sha256`` and as the digests the server checks
+(:mod:`djarchive_common.writes`); the ETag of each is recorded for publish to prove the
+revision. A file that changes while it is uploaded is removed from the store again and reported.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from djarchive_common.manifest import Entry, Manifest, diff_manifests, subpaths_
 from djarchive_common.store import Store
 from djarchive_common.text import files, human_bytes, plural, some
 from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, run_parallel
+from djarchive_common.writes import Written
 
 from .lease import RevisionLease
 from .publish import publish_revision, refuse_changed_retraction, strays
@@ -150,6 +152,7 @@ class UploadSummary:
     published: bool = False
     seconds: float = 0.0
     signed_by: str | None = None  # the key id that signed the revision as it was published
+    written: dict[str, Written] = field(default_factory=dict, repr=False)  # subpath -> what was sent
 
     @property
     def ok(self) -> bool:
@@ -291,7 +294,7 @@ def send(
             if stopping.is_set():
                 raise Cancelled("upload stopped")
             key = object_key(dataset, revision, entry.subpath)
-            store.put_file(
+            summary.written[entry.subpath] = store.put_file(
                 key,
                 source.path,
                 entry.sha256,
@@ -358,13 +361,15 @@ def upload_revision(
     lease: RevisionLease | None = None,
     events: Events | None = None,
     signer: SigningKey | None = None,
+    checksums_trusted: bool = False,
 ) -> UploadSummary:
     """The whole upload of SOURCE (``root``) as ``name`` ``revision``; hold ``lease``.
 
     1. refuse a published revision unless ``force``; 2. the manifest: SOURCE's own, checked
     against every file, or one built in memory; 3. plan against the store (what is stored
     already, stray objects); 4. hide a published revision that is being replaced; 5. send;
-    6. stage the manifest; 7. publish, signed by ``signer`` when given.
+    6. stage the manifest; 7. publish, signed by ``signer`` when given (what was sent is proven by
+    its ETags, the rest as :func:`.publish.check_store` does with ``checksums_trusted``).
     """
     started = time.monotonic()
     store = catalog.store
@@ -413,17 +418,15 @@ def upload_revision(
         store.put_bytes(staged_key, manifest.to_bytes())
         summary.staged = True
         log.info("staged %s %s at %s", name, revision, staged_key)
-        if publish:
-            # Every object was just sent with its sha256, or found stored with it: trust those
-            # checks and let publish only list the revision (sizes, missing, strays).
-            trusted = {entry.subpath for entry in manifest}
+        if publish:  # what this upload sent is proven by its ETags; the rest is checked
             result = publish_revision(
                 catalog,
                 name,
                 revision,
                 force=force,
                 jobs=options.jobs,
-                trusted=trusted,
+                written=summary.written,
+                checksums_trusted=checksums_trusted,
                 lease=lease,
                 signer=signer,
             )

@@ -74,6 +74,7 @@ class DJArchiveClient(Catalog):
         reuse: Sequence[str | os.PathLike[str]] = (),
         link: bool = False,
         allow_retracted: bool = False,
+        accept_republished: bool = False,
         events: Events | None = None,
         paths: Iterable[str] | Mapping[str, str] | None = None,
     ) -> DownloadSummary:
@@ -85,14 +86,19 @@ class DJArchiveClient(Catalog):
         ``shard=(K, N)`` downloads only the K-th of N byte-balanced parts, so that N runs (on
         one machine or on many sharing the folder) share the work. ``paths`` names files exactly
         (no globs): subpaths, or a mapping of subpaths to paths relative to the target, to place
-        files under other names (what fsspec's ``get`` needs).
+        files under other names (what fsspec's ``get`` needs): they are added to the folder, and a
+        folder that is not a djarchive copy is left holding them and nothing else (no lock, record
+        or receipt; the temporary files in a hidden folder of their own, deleted at the end).
 
         When the folder holds another revision of the dataset, it is upgraded in place (files
         kept, moved, fetched, removed; files you changed are left alone and reported). Content
         already in the local copies named by ``reuse`` is copied (and checked) instead of
         fetched; ``link=True`` hard-links it instead. A retracted revision is refused unless
-        ``allow_retracted``. The summary's ``signature`` is the revision's signature status,
-        checked before anything else.
+        ``allow_retracted``. When the revision changed in the archive since the folder's receipt
+        was written (a forced republish), RevisionChangedError names both manifests' sha256
+        unless ``accept_republished``: then the folder is upgraded to the revision as it is now.
+        The summary's ``signature`` is the revision's signature status, checked before anything
+        else.
         """
         read, retraction = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
         defaults = DownloadOptions()
@@ -114,6 +120,7 @@ class DJArchiveClient(Catalog):
             progress=display_progress,
             events=events,
             retracted=retraction,
+            accept_republished=accept_republished,
             signature=read.signature,
             mirrors=self.mirrors,
             down=(self.store.name,) if read.origin != self.store.name else (),
@@ -187,25 +194,10 @@ class DJArchiveClient(Catalog):
 
     def status(self, target_directory: str | os.PathLike[str] = ".", *, offline: bool = False) -> CopyStatus:
         """What a local copy holds (its receipt) and, unless ``offline``, where its revision
-        stands in the archive it came from: still published, retracted, superseded."""
-        local = copy_status(target_directory, None)
-        if offline or local.receipt is None:
-            return local
-        receipt = local.receipt
-        same = (receipt.endpoint, receipt.bucket) == (self.endpoint, self.bucket)
-        origin = (
-            self
-            if same
-            else type(self)(
-                endpoint=receipt.endpoint,
-                bucket=receipt.bucket,
-                secure=receipt.secure,
-                trusted_keys=self._trust_options[0],
-                revoked_keys=self._trust_options[1],
-                mirrors=self._mirror_options,
-            )
-        )
-        return copy_status(target_directory, origin)
+        stands in this archive: still published, retracted, superseded. A copy whose receipt
+        names another archive (endpoint, bucket or scheme) is reported as such, never asked
+        there: the configured credentials go only to the configured archive."""
+        return copy_status(target_directory, None if offline else self)
 
     def diff(self, dataset: str, old: str, new: str) -> ManifestDiff:
         """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests."""

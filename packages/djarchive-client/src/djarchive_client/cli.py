@@ -163,6 +163,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
         reuse=args.reuse,
         link=args.link,
         allow_retracted=args.allow_retracted,
+        accept_republished=args.accept_republished,
         events=console.events(),
     )
     if summary.retracted:

@@ -42,9 +42,13 @@ What is verified, and when:
 * random access (seeks, ``cat_file`` with ``start``/``end``, Dask's blocks past the first)
   cannot be verified: nothing checks bytes that are read out of order or in part;
 * ``get`` / ``get_file`` to local paths run djarchive's download engine: parallel, every file
-  verified before it is renamed into place, resumable. The files are added to the folder that
-  receives them (it gets djarchive's ``.djarchive/`` state folder, as any download target does):
-  nothing there is removed or upgraded, and no receipt says the folder is a copy of a revision.
+  verified before it is renamed into place; files already there with the right content are
+  kept (hashed, not fetched again). As fsspec promises, ``get`` creates exactly the files it is
+  asked for: no ``.djarchive/`` state folder, in the destination or any folder above it. Each
+  destination folder (the deepest one below which the files keep the revision's layout) gets
+  one engine run, whose temporary files go to a hidden folder of its own there, deleted when
+  the run ends. Nothing there is removed or upgraded. A destination that is already a djarchive
+  copy (it has ``.djarchive/``) is written under its lock, as any download into it.
 
 Errors are those fsspec users expect: FileNotFoundError for datasets, revisions and paths that
 do not exist (djarchive's NotFoundError is one), PermissionError for access denied
@@ -384,9 +388,8 @@ class DJArchiveFileSystem(AbstractFileSystem):
     ) -> None:
         """Download files to local paths, mapped as fsspec maps them (``recursive``, globs,
         trailing slashes, lists), with djarchive's download engine: parallel, verified, atomic,
-        resumable. Files that keep the revision's layout below one local folder are downloaded
-        into that folder, as ``djarchive download`` would; others (renamed, or a subfolder's
-        contents) into the local paths' common folder, each under its own name."""
+        leaving nothing but the files. Each destination folder (the deepest one below which the
+        files keep the revision's layout) gets one engine run."""
         pairs: list[tuple[str, str]] = []
         super().get(
             rpath,
@@ -408,12 +411,12 @@ class DJArchiveFileSystem(AbstractFileSystem):
         callback.set_size(len(pairs))
         for (dataset, revision), items in groups.items():
             for batch in _batches(items):
-                target, paths = _placement(batch)
-                self._download_into(dataset, revision, target, paths)
-                callback.relative_update(len(batch))
+                for target, paths in _placement(batch).items():
+                    self._download_into(dataset, revision, target, paths)
+                    callback.relative_update(len(paths))
 
     def _download_into(
-        self, dataset: str, revision: str, target: Path, paths: list[str] | dict[str, str]
+        self, dataset: str, revision: str, target: Path, paths: dict[str, str]
     ) -> DownloadSummary:
         """Run the download engine, waiting (up to LOCK_WAIT) while another download writes there."""
         deadline = time.monotonic() + LOCK_WAIT
@@ -452,20 +455,24 @@ def _batches(items: Sequence[tuple[str, Path]]) -> Iterable[list[tuple[str, Path
         pending = rest
 
 
-def _placement(items: Sequence[tuple[str, Path]]) -> tuple[Path, list[str] | dict[str, str]]:
-    """Where a batch of files goes: the folder below which every local path is its subpath (the
-    revision's layout kept; the subpaths as they are), else the local paths' common folder and,
-    for each subpath, its local path relative to that folder."""
-    roots = {_root(local, subpath) for subpath, local in items}
-    if len(roots) == 1 and None not in roots:
-        return roots.pop(), [subpath for subpath, _ in items]  # type: ignore[return-value]
-    target = Path(os.path.commonpath([str(local.parent) for _, local in items]))
-    return target, {subpath: local.relative_to(target).as_posix() for subpath, local in items}
+def _placement(items: Sequence[tuple[str, Path]]) -> dict[Path, dict[str, str]]:
+    """Where a batch of files goes: one engine run per destination folder, each file under its
+    local path relative to that folder. A file's destination folder is the deepest folder below
+    which its local path keeps the tail of its subpath (the revision's layout below that point),
+    else the folder it goes into: never a common ancestor the caller did not name."""
+    targets: dict[Path, dict[str, str]] = {}
+    for subpath, local in items:
+        root = _root(local, subpath)
+        targets.setdefault(root, {})[subpath] = local.relative_to(root).as_posix()
+    return targets
 
 
-def _root(local: Path, subpath: str) -> Path | None:
-    """The folder ``local`` is ``subpath`` below, or None when it does not end with it."""
+def _root(local: Path, subpath: str) -> Path:
+    """The folder below which ``local`` ends with the longest tail of ``subpath``'s names (the
+    file's own folder when even its name differs)."""
     names = subpath.split("/")
-    if len(local.parts) > len(names) and list(local.parts[-len(names) :]) == names:
-        return Path(*local.parts[: -len(names)])
-    return None
+    parts = local.parts
+    depth = 0
+    while depth < len(names) and depth < len(parts) - 1 and parts[-1 - depth] == names[-1 - depth]:
+        depth += 1
+    return Path(*parts[: len(parts) - max(depth, 1)])

@@ -208,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="download a retracted revision anyway (with a warning), e.g. to reproduce an analysis",
     )
+    download.add_argument(
+        "--accept-republished",
+        action="store_true",
+        help="bring TARGET to the revision as it is published now when it changed since TARGET was "
+        "made (a forced republish: its manifest is not the one TARGET's receipt records)",
+    )
     _add_trust(download)
     _add_mirrors(download)
     verify = command(

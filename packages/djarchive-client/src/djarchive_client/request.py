@@ -87,6 +87,7 @@ class DownloadRequest:
     progress: bool = False  # progress bars (on a terminal)
     events: Events | None = None  # machine-readable progress
     retracted: str | None = None  # why the revision was retracted, when it is downloaded anyway
+    accept_republished: bool = False  # go on when the revision changed since TARGET's receipt
     signature: SignatureStatus | None = None  # the manifest's signature, as checked before
     mirrors: tuple[Source, ...] = ()  # other sources of the data than the store
     down: tuple[str, ...] = ()  # sources known to be unreachable already (tried last)

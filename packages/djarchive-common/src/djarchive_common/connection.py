@@ -24,6 +24,7 @@ from .lazy import lazy_exports
 from .logs import register_secrets
 from .translation import translate, translated
 from .transport import StoreOptions
+from .writes import signing_client
 
 if TYPE_CHECKING:
     import urllib3
@@ -48,7 +49,7 @@ log = logging.getLogger("djarchive_common")
 def connect(settings: Settings, options: StoreOptions) -> Minio:
     """A minio client for ``settings``' endpoint, over a urllib3 pool tuned by ``options``.
     Creating it sends nothing."""
-    Minio = _import_minio()
+    Minio = signing_client(_import_minio())
     return Minio(
         settings.endpoint,
         access_key=settings.access_key,
@@ -228,26 +229,6 @@ class MinioTransport:
         with translated(what, self.settings):
             response = self.minio.get_object(self.settings.bucket, key, offset=offset, length=length)
         return ObjectStream(response, what, self.settings, self.options)
-
-    def put_file(
-        self,
-        key: str,
-        path: str,
-        sha256: str,
-        metadata: dict[str, str],
-        *,
-        part_size: int,
-        parallel_parts: int,
-    ) -> None:
-        with translated(f"uploading {key}", self.settings):
-            self.minio.fput_object(
-                self.settings.bucket,
-                key,
-                path,
-                metadata=dict(metadata),
-                part_size=part_size,
-                num_parallel_uploads=parallel_parts,
-            )
 
 
 _MINIO_IMPORT = threading.Lock()

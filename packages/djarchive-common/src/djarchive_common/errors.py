@@ -4,7 +4,8 @@ Library code raises these; only the command lines print them. The tree::
 
     DJArchiveError
     ├── ConfigurationError
-    │   └── MissingCredentialsError
+    │   ├── MissingCredentialsError
+    │   └── UnsafeServerError       (the server ignores conditional writes; see --single-writer)
     ├── InvalidNameError            (also ValueError)
     ├── ManifestError               (also ValueError)
     ├── NotFoundError               (also FileNotFoundError)
@@ -15,7 +16,8 @@ Library code raises these; only the command lines print them. The tree::
     ├── PermissionDeniedError       (also PermissionError)
     ├── RevisionPublishedError
     ├── IntegrityError              (bytes of the wrong size or sha256; ``retryable`` when fetched)
-    │   └── SignatureError          (no valid signature by a trusted key; carries ``reason``)
+    │   ├── SignatureError          (no valid signature by a trusted key; carries ``reason``)
+    │   └── RevisionChangedError    (the published revision is not the one a local copy recorded)
     ├── TransferError               (the store could not be reached or answered badly)
     │   ├── EndpointUnreachableError
     │   └── RangesIgnored           (a ranged GET answered with the whole object)
@@ -51,11 +53,13 @@ __all__ = [
     "PartialFailureError",
     "PermissionDeniedError",
     "RangesIgnored",
+    "RevisionChangedError",
     "RevisionNotFoundError",
     "RevisionPublishedError",
     "RevisionRetractedError",
     "SignatureError",
     "TransferError",
+    "UnsafeServerError",
 ]
 
 
@@ -76,6 +80,11 @@ class ConfigurationError(DJArchiveError):
 
 class MissingCredentialsError(ConfigurationError):
     """An operation needs credentials and none are configured."""
+
+
+class UnsafeServerError(ConfigurationError):
+    """Writing is refused: the server ignores conditional writes, so concurrent curators could not be
+    kept apart, and the curator has not declared they are the only writer."""
 
 
 class InvalidNameError(DJArchiveError, ValueError):
@@ -138,6 +147,16 @@ class SignatureError(IntegrityError):
     def __init__(self, message: str, *, reason: str):
         super().__init__(message)
         self.reason = reason
+
+
+class RevisionChangedError(IntegrityError):
+    """A published revision's manifest is not the one a local copy's receipt recorded: the
+    revision was published again with other content (a forced republish) since the copy was
+    made. ``recorded`` and ``published`` are the two manifests' sha256."""
+
+    def __init__(self, message: str, *, recorded: str = "", published: str = ""):
+        super().__init__(message)
+        self.recorded, self.published = recorded, published
 
 
 class TransferError(DJArchiveError):

@@ -12,6 +12,7 @@ joined by ``~``, which no dataset or revision name can contain::
 
     .djarchive~staging~<dataset>~<revision>~djarchive-manifest.csv   a staged manifest
     .djarchive~locks~<dataset>~<revision>.lock                       a revision's lease
+    .djarchive~probe~<token>~<name>                                   the admin's probe (deleted)
 
 A mirror serves the same keys under a base URL ending in ``/``: the object at ``<key>`` is at
 ``<base URL><key, percent-encoded>`` (:func:`mirror_object_url`), so a static web server over a
@@ -37,6 +38,7 @@ from .errors import ConfigurationError, InvalidNameError
 __all__ = [
     "LEGACY_STAGING_PREFIX",
     "LOCKS_PREFIX",
+    "PROBE_PREFIX",
     "MANIFEST_NAME",
     "RESERVED_NAMES",
     "RETRACTED_MANIFEST_NAME",
@@ -75,6 +77,7 @@ STATE_FOLDER = ".djarchive"  # djarchive's own folder in a local copy; no manife
 SEPARATOR = "~"  # joins the parts of bookkeeping keys; no dataset or revision name contains it
 STAGING_PREFIX = ".djarchive~staging~"
 LOCKS_PREFIX = ".djarchive~locks~"
+PROBE_PREFIX = ".djarchive~probe~"  # what the admin writes to find out what a server does
 LEGACY_STAGING_PREFIX = ".djarchive/staging/"  # read and deleted, never written
 MAX_SUBPATH_BYTES = 1024  # S3 keys are limited to 1024 bytes
 MAX_COMPONENT_BYTES = 255  # the common file-system limit on one name

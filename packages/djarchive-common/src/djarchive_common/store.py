@@ -24,13 +24,14 @@ from .errors import ObjectNotFoundError, TransferError
 from .logs import register_secrets
 from .text import plural
 from .transfer import retry_call
-from .translation import condition_failed, is_missing, translated
+from .translation import _DENIED, _TRANSIENT, condition_failed, is_missing, translated
 from .transport import StoreOptions, Stream, Transport
+from .writes import CHECKSUM_SHA256, WriteChecks, Written, put_bytes, put_file
 
 if TYPE_CHECKING:
     from minio import Minio
 
-__all__ = ["SHA256_METADATA", "ObjectInfo", "ObjectStream", "Store", "StoreOptions"]
+__all__ = ["SHA256_METADATA", "Answer", "ObjectInfo", "ObjectStream", "Store", "StoreOptions"]
 
 T = TypeVar("T")
 SHA256_METADATA = "sha256"  # stored as the x-amz-meta-sha256 header
@@ -45,6 +46,17 @@ class ObjectInfo(NamedTuple):
     key: str
     size: int
     sha256: str | None = None  # from x-amz-meta-sha256, when stat'ed
+    etag: str | None = None  # without quotes
+    checksum: str | None = None  # x-amz-checksum-sha256 as the server keeps it, when stat'ed for it
+
+
+class Answer(NamedTuple):
+    """A server's answer to one request, error answers included (:meth:`Store.ask`)."""
+
+    status: int
+    code: str  # the S3 error code, '' for a success
+    headers: Mapping[str, str]  # names in lower case
+    body: bytes
 
 
 class Store:
@@ -56,6 +68,7 @@ class Store:
     ):
         self.settings = settings
         self.options = options or StoreOptions.from_environment()
+        self.write_checks = WriteChecks()  # what the server does with digests (the admin probes it)
         register_secrets(settings.secrets)
         if transport is not None:
             self.transport = transport
@@ -153,7 +166,7 @@ class Store:
     def objects(self, prefix: str) -> list[ObjectInfo]:
         """Every object under ``prefix``, recursively, with its size."""
         return [
-            ObjectInfo(obj.object_name, int(obj.size or 0))
+            ObjectInfo(obj.object_name, int(obj.size or 0), etag=(obj.etag or "").strip('"') or None)
             for obj in self._list(prefix, "")
             if not obj.is_dir and obj.object_name
         ]
@@ -191,14 +204,25 @@ class Store:
         """Whether ``key`` exists, asked by listing (anonymous HEADs of missing keys may get 403)."""
         return any(info.key == key for info in self.objects(key))
 
-    def stat(self, key: str) -> ObjectInfo | None:
-        """Size and sha256 metadata of one object, or None when it does not exist."""
+    def stat(self, key: str, *, checksum: bool = False) -> ObjectInfo | None:
+        """Size, sha256 metadata and ETag of one object (``checksum``: and the sha256 checksum the
+        server keeps, asked for with ``x-amz-checksum-mode``), or None when it does not exist."""
+        headers = {"x-amz-checksum-mode": "ENABLED"} if checksum else None
         try:
-            found = self.call(f"checking {key}", lambda: self.minio.stat_object(self.bucket, key))
+            found = self.call(
+                f"checking {key}",
+                lambda: self.minio.stat_object(self.bucket, key, extra_headers=headers),  # type: ignore[arg-type]
+            )
         except ObjectNotFoundError:
             return None
         metadata = {name.lower(): value for name, value in (found.metadata or {}).items()}
-        return ObjectInfo(key, int(found.size or 0), metadata.get(f"x-amz-meta-{SHA256_METADATA}"))
+        return ObjectInfo(
+            key,
+            int(found.size or 0),
+            metadata.get(f"x-amz-meta-{SHA256_METADATA}"),
+            (found.etag or "").strip('"') or None,
+            metadata.get(CHECKSUM_SHA256),
+        )
 
     # -- reading -----------------------------------------------------------------------
 
@@ -230,49 +254,77 @@ class Store:
         *,
         part_size: int,
         parallel_parts: int = 1,
-    ) -> None:
-        """Upload a file (multipart above ``part_size``) with its sha256 as user metadata.
+    ) -> Written:
+        """Upload a file (multipart above ``part_size``) with its sha256 as user metadata and as the
+        digests the server can check (:mod:`djarchive_common.writes`); return what was written.
 
         When the answer to an upload is lost (minio then reports a failure, e.g. NoSuchUpload
         for a multipart upload the server did complete), the stored object is checked and
-        accepted if its size and sha256 are right.
+        accepted if its size and sha256 metadata are right (not proven: publish reads it back).
         """
         size = os.stat(path).st_size
 
-        def attempt() -> None:
-            try:
-                self.transport.put_file(
-                    key,
-                    os.fspath(path),
-                    sha256,
-                    {SHA256_METADATA: sha256},
-                    part_size=part_size,
-                    parallel_parts=parallel_parts,
-                )
-            except TransferError:
-                stored = self.stat(key)
-                if stored is not None and (stored.size, stored.sha256) == (size, sha256):
-                    log.info("uploading %s: the answer was lost, but the stored object is complete", key)
-                    return
-                raise
+        def recover() -> Written | None:
+            stored = self.stat(key)
+            if stored is not None and (stored.size, stored.sha256) == (size, sha256):
+                return Written(stored.etag or "", proven=False)
+            return None
 
-        retry_call(attempt, f"uploading {key}", self.options.retry)
-
-    def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None:
-        """Upload a small object from memory."""
-        import io
-
-        self.call(
-            f"writing {key}",
-            lambda: self.minio.put_object(
-                self.bucket,
-                key,
-                io.BytesIO(data),
-                len(data),
-                content_type="text/csv" if key.endswith(".csv") else "application/octet-stream",
-                metadata=dict(metadata or {}),
-            ),
+        headers = {f"x-amz-meta-{SHA256_METADATA}": sha256, "Content-Type": "application/octet-stream"}
+        return put_file(
+            self,
+            key,
+            path,
+            sha256,
+            headers,
+            part_size=part_size,
+            parallel_parts=parallel_parts,
+            recover=recover,
         )
+
+    def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> Written:
+        """Upload a small object from memory, with its digests; return what was written."""
+        headers = {f"x-amz-meta-{name}": value for name, value in (metadata or {}).items()}
+        headers["Content-Type"] = "text/csv" if key.endswith(".csv") else "application/octet-stream"
+        return put_bytes(self, key, data, headers)
+
+    def ask(
+        self,
+        method: str,
+        key: str = "",
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        refusal: bool = False,
+    ) -> Answer:
+        """One request, for finding out what the server does (the admin's probe): an error answer
+        (4xx) is returned, not raised, except a missing bucket or refused credentials (unless
+        ``refusal``: the request is made to be refused); transient failures are retried, and
+        translated."""
+        from minio.error import S3Error
+
+        def attempt() -> Answer:
+            try:
+                response = self.minio._execute(
+                    method,
+                    self.bucket,
+                    key or None,
+                    body=body,
+                    headers=dict(headers or {}),
+                    query_params=dict(query or {}),
+                )
+            except S3Error as exc:
+                status = exc.response.status if exc.response is not None else 0
+                if (status >= 500 and exc.code != "NotImplemented") or exc.code in _TRANSIENT:
+                    raise
+                if not refusal and (exc.code == "NoSuchBucket" or exc.code in _DENIED):
+                    raise
+                answer = exc.response.headers if exc.response is not None else {}
+                return Answer(status, exc.code or f"HTTP {status}", _lower(answer), b"")
+            return Answer(response.status, "", _lower(response.headers), response.data)
+
+        return self.call(f"{method} {key or self.bucket}", attempt)
 
     def write_if(self, key: str, data: bytes, etag: str | None = None) -> str | None:
         """Write a small object only if ``key`` does not exist (``etag`` None: ``If-None-Match: *``)
@@ -310,9 +362,15 @@ class Store:
     def abort_uploads(self, prefix: str) -> int:
         """Abort every unfinished multipart upload under ``prefix`` (they are billed until then);
         return how many."""
+        from minio.error import S3Error
 
         def abort() -> int:
-            result = self.minio._list_multipart_uploads(self.bucket, prefix=prefix)
+            try:
+                result = self.minio._list_multipart_uploads(self.bucket, prefix=prefix)
+            except S3Error as exc:
+                if exc.code != "NotImplemented":
+                    raise
+                return 0  # a server that cannot list them (s3rver) cannot be asked to abort them
             uploads = [(upload.object_name, upload.upload_id) for upload in result.uploads]
             for name, upload_id in uploads:
                 if name and upload_id:
@@ -339,3 +397,7 @@ class Store:
                     raise TransferError(f"deleting {first.name}: {first.code} {first.message}")
 
             self.call(f"deleting {plural(len(batch), 'object')}", delete)
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}

@@ -1,8 +1,9 @@
 """The seam under a store's data calls: what carries object bytes, and what it must guarantee.
 
-A :class:`~djarchive_common.store.Store` sends its bulk data calls, GETs of objects (whole or a
-byte range) and PUTs of files (whole or in parts), through one :class:`Transport`; every other
-call (listings, HEADs, conditional writes, deletes) stays on minio. The transport used today is
+A :class:`~djarchive_common.store.Store` sends its bulk reads, GETs of objects (whole or a byte
+range), through one :class:`Transport`; its writes go through :mod:`djarchive_common.writes`
+(every PUT with its digests, multipart uploads part by part), and every other call (listings,
+HEADs, conditional writes, deletes) stays on minio. The transport used today is
 :class:`djarchive_common.connection.MinioTransport` (minio over urllib3). A second one, such as
 libcurl's multi interface, replaces it by implementing these two protocols and being handed to
 ``Store(..., transport=...)``; nothing above the store changes, because callers only ever see
@@ -134,22 +135,4 @@ class Transport(Protocol):
         """Start a GET of ``key`` (bytes ``offset`` to ``offset + length``; ``length`` 0: to the
         end) and return its body once the answer's head is in. An error answer raises: it is
         never returned as a Stream. A server may ignore the range (status 200)."""
-        ...
-
-    def put_file(
-        self,
-        key: str,
-        path: str,
-        sha256: str,
-        metadata: dict[str, str],
-        *,
-        part_size: int,
-        parallel_parts: int,
-    ) -> None:
-        """Store the file at ``path`` under ``key`` with ``metadata`` as user metadata
-        (``x-amz-meta-*``): in one PUT up to ``part_size`` bytes, as a multipart upload of
-        ``part_size`` parts (``parallel_parts`` at once) above it. ``sha256`` is the file's; a
-        transport that can have the server check a body's checksum sends it. A failure whose
-        outcome is unknown (the answer was lost) raises TransferError: the store then checks
-        the stored object itself. A multipart upload that fails is aborted when possible."""
         ...

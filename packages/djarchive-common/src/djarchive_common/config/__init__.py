@@ -17,6 +17,7 @@ from .settings import (
     resolve_mirrors,
     resolve_settings,
     resolve_sign_key,
+    resolve_single_writer,
     resolve_trust,
 )
 from .sources import DataJointConfig, datajoint_config, datajoint_loglevel, datajoint_setting
@@ -33,5 +34,6 @@ __all__ = [
     "resolve_mirrors",
     "resolve_settings",
     "resolve_sign_key",
+    "resolve_single_writer",
     "resolve_trust",
 ]

@@ -50,6 +50,7 @@ __all__ = [
     "resolve_mirrors",
     "resolve_settings",
     "resolve_sign_key",
+    "resolve_single_writer",
     "resolve_trust",
 ]
 
@@ -333,6 +334,24 @@ def resolve_sign_key(
     if found is not None:
         return str(found[0]), found[1]
     return None
+
+
+def resolve_single_writer(
+    role: str = "admin", single_writer: bool | None = None, *, environ: Mapping[str, str] | None = None
+) -> tuple[bool, str]:
+    """Whether the curator declared they are the only writer, and where: the argument
+    (``--single-writer``), ``DJARCHIVE_<ROLE>_SINGLE_WRITER``, DataJoint's
+    ``djarchive.<role>.single_writer`` (or ``single_writer`` of the store ``djarchive_<role>``)."""
+    if single_writer:
+        return True, "--single-writer (single_writer=)"
+    env = os.environ if environ is None else environ
+    variable = f"DJARCHIVE_{role.upper()}_SINGLE_WRITER"
+    if env.get(variable):
+        return parse_bool(env[variable], variable), variable
+    found = datajoint_role_value(role, "single_writer", env)
+    if found is not None:
+        return parse_bool(found[0], found[1]), found[1]
+    return False, "default"
 
 
 # -- mirrors ---------------------------------------------------------------------------------

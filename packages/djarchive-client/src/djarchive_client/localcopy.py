@@ -7,6 +7,11 @@ the dataset again), ``receipt.json`` with the stored manifest (what the copy hol
 ``tmp/<run>/`` (temporary downloads, renamed into place once verified; a later run deletes what
 a killed one left) and ``partial/`` (large files partly fetched, with the journal that lets the
 next run resume them: :mod:`.partial`).
+
+A download that only adds named files to a folder that is not a copy (fsspec's ``get``) keeps
+no state there (:meth:`LocalCopy.keep_no_state`): no lock, no record, no receipt, and its
+temporary files in a hidden folder of its own in TARGET, ``.djarchive-<run>.tmp``, deleted at
+the end; the folder is left holding exactly the files it was given.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class LocalCopy:
         self._lock = TargetLock(path, shard)
         self._state: Folder | None = None
         self._partials: Partials | None = None
+        self.stateless = False
 
     def __repr__(self) -> str:
         return f"<LocalCopy {self.path}>"
@@ -67,9 +73,6 @@ class LocalCopy:
     def close(self) -> None:
         """Release the lock and every open folder."""
         self.unlock()
-        if self._partials is not None:
-            self._partials.close()
-            self._partials = None
         for folder in (self._state, self.folder):
             if folder is not None:
                 folder.close()
@@ -83,6 +86,12 @@ class LocalCopy:
             except OSError as exc:
                 raise storage_error(exc, self.root / STATE_DIR) from None
         return self._state
+
+    def keep_no_state(self) -> None:
+        """Write nothing of djarchive's own in TARGET but this run's temporary files, in a hidden
+        folder deleted when the run ends: no lock, record or receipt (for fsspec's ``get``, which
+        must leave exactly the files it names). Call before :meth:`lock`."""
+        self.stateless = True
 
     # -- the files, as fetching places them (see TargetFiles) --------------------------
 
@@ -106,13 +115,15 @@ class LocalCopy:
     def partials(self) -> Partials:
         """The large files partly fetched, kept across runs (``.djarchive/partial/``)."""
         if self._partials is None:
-            self._partials = Partials(self._state_folder())
+            # a run that keeps no state keeps them with its temporary files, deleted at its end
+            base = self.files.temporary_folder() if self.stateless else self._state_folder()
+            self._partials = Partials(base)
         return self._partials
 
     def clear_partials(self, keep: Callable[[], Iterable[str]] = tuple) -> None:
         """Delete what interrupted runs left partly fetched, but for the paths ``keep()`` names
         (a complete copy needs none of the others)."""
-        if self._partials is None and self._state_folder().lstat(PARTIAL_FOLDER) is None:
+        if self.stateless or (self._partials is None and self._state_folder().lstat(PARTIAL_FOLDER) is None):
             return
         try:
             self.partials.clear(keep)
@@ -124,7 +135,11 @@ class LocalCopy:
     def lock(self) -> None:
         """Take the target's lock (and this run's temporary folder), or raise LockedError when
         another process holds it. A plain run holds the target alone and deletes what dead runs
-        left in the temporary folder; a shard run shares the target with the other shards."""
+        left in the temporary folder; a shard run shares the target with the other shards.
+        Without state (:meth:`keep_no_state`), only the private temporary folder is made."""
+        if self.stateless:
+            self.files.open_private()
+            return
         state = self._state_folder()
         self._lock.acquire(state)
         try:
@@ -135,7 +150,12 @@ class LocalCopy:
 
     def unlock(self) -> None:
         """Delete this run's temporary folder and release the lock."""
-        if self._state is not None:
+        if self._partials is not None:  # its folder may be in the temporary one, deleted now
+            self._partials.close()
+            self._partials = None
+        if self.stateless:
+            self.files.close_run(self.folder)
+        elif self._state is not None:
             self.files.close_run(self._state)
         self._lock.release()
 
@@ -157,7 +177,10 @@ class LocalCopy:
         self.verified.load(self.folder)
 
     def save_record(self) -> None:
-        """Write the record if it changed (a plain run holding the lock drops the shards')."""
+        """Write the record if it changed (a plain run holding the lock drops the shards'); a run
+        that keeps no state writes none."""
+        if self.stateless:
+            return
         self.verified.save(self._state_folder, alone=self.shard is None and self._lock.held)
 
     # -- the receipt -------------------------------------------------------------------

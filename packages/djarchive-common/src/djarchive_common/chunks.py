@@ -84,7 +84,7 @@ class Chunker:
         allowed = b"".join(re.escape(bytes([byte])) for byte in range(256) if byte & mask == 0)
         return re.compile(re.escape(self.needle) + b"[" + allowed + b"]")
 
-    def cut(self, data: bytes, start: int, end: int, final: bool) -> int:
+    def cut(self, data: bytes | bytearray, start: int, end: int, final: bool) -> int:
         """Where the chunk starting at ``start`` of ``data`` ends (the data run to ``end``); -1
         when more data is needed to tell (``final``: there is none, the rest is a chunk)."""
         limit = start + self.max_size
@@ -109,22 +109,39 @@ class Chunker:
 
 
 def chunk_file(fd: int, size: int, chunker: Chunker) -> Iterator[tuple[int, int, bytes]]:
-    """The chunks of an open file of ``size`` bytes: (offset, length, bytes), in order."""
-    data, base, start = b"", 0, 0  # data holds the file from ``base``; the current chunk starts at ``start``
+    """The chunks of an open file of ``size`` bytes: (offset, length, bytes), in order. The file
+    is read in blocks into one buffer (no allocation per block); what is left of the current
+    chunk moves to its start before the next block."""
+    limit = BLOCK + chunker.max_size + 3
+    buffer = bytearray(limit)
+    view = memoryview(buffer)
+    filled, base, start = 0, 0, 0  # buffer[:filled] holds the file from ``base``; a chunk starts at ``start``
     while start < size:
-        if len(data) - (start - base) < chunker.max_size + 3 and base + len(data) < size:
-            block = pread(fd, min(BLOCK, size - base - len(data)), base + len(data))
-            if not block:
-                raise OSError(f"the file ended at {base + len(data)} of {size} bytes")
-            data = data[start - base :] + block
-            base = start
-        end = base + len(data)
-        cut = chunker.cut(data, start - base, len(data), final=end >= size)
+        if filled - (start - base) < chunker.max_size + 3 and base + filled < size:
+            keep = filled - (start - base)
+            buffer[:keep] = view[start - base : filled]
+            base, filled = start, keep
+            got = _read_into(
+                fd, view[filled : filled + min(limit - filled, size - base - filled)], base + filled
+            )
+            if got <= 0:
+                raise OSError(f"the file ended at {base + filled} of {size} bytes")
+            filled += got
+            continue
+        cut = chunker.cut(buffer, start - base, filled, final=base + filled >= size)
         if cut < 0:
             continue
-        cut += base
-        yield start, cut - start, data[start - base : cut - base]
-        start = cut
+        yield start, cut - (start - base), bytes(view[start - base : cut])
+        start = base + cut
+
+
+def _read_into(fd: int, target: memoryview, position: int) -> int:
+    """Read into ``target`` from ``position``; the bytes read (0 at the end of the file)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [target], position)
+    data = pread(fd, len(target), position)
+    target[: len(data)] = data
+    return len(data)
 
 
 @dataclass

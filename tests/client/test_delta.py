@@ -179,3 +179,24 @@ def test_diff_says_what_fetching_by_chunks_saves(archive, tmp_path, capsys):
     assert difference.delta_bytes <= 2 * CHUNKER.max_size  # the chunks around the insertion
     assert main(["diff", "ds", "1", "2"]) == 0
     assert "by the chunks of changed large files" in capsys.readouterr().out
+
+
+def test_progress_events_count_a_delta_file_whole(archive, tmp_path):
+    import io
+    import json
+
+    from djarchive_common.events import Events
+
+    publish(archive, "1", {"big.bin": OLD}, tmp_path)
+    publish(archive, "2", {"big.bin": CHANGES["overwrite"]}, tmp_path)
+    target = tmp_path / "t"
+    client().download("ds", "1", target, create_target=True, **SMALL_PARTS)
+    stream = io.StringIO()
+
+    client().download("ds", "2", target, events=Events(stream), **SMALL_PARTS)
+
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert {"event": "file", "path": "big.bin", "bytes": SIZE, "status": "fetched"} in events
+    last = [event for event in events if event["event"] == "progress"][-1]
+    assert (last["files_done"], last["bytes_done"]) == (1, SIZE)
+    assert events[-1]["delta_files"] == 1

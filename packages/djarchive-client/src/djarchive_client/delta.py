@@ -171,6 +171,8 @@ def fetch_delta(
     try:
         _copy_local(plan, fd, local)
         lock = threading.Lock()
+        advanced = [entry.size - plan.fetch_bytes]  # what local files lent, then each range fetched
+        progress.advance(advanced[0])
 
         def fetch(span: tuple[int, int]) -> None:
             offset, length = span
@@ -187,15 +189,20 @@ def fetch_delta(
                 check_size(what, received, length)
                 with lock:
                     progress.advance(length)
+                    advanced[0] += length
 
             retry_call(attempt, what, store.options.retry)
 
-        for _, _, error in run_parallel(fetch, plan.remote, jobs):
-            if error is not None:
-                raise error
-        size, sha256 = hash_file(fd, entry.size)
-        check_size(f"{entry.subpath} (assembled)", size, entry.size)
-        check_sha256(f"{entry.subpath} (assembled)", sha256, entry.sha256)
+        try:
+            for _, _, error in run_parallel(fetch, plan.remote, jobs):
+                if error is not None:
+                    raise error
+            size, sha256 = hash_file(fd, entry.size)
+            check_size(f"{entry.subpath} (assembled)", size, entry.size)
+            check_sha256(f"{entry.subpath} (assembled)", sha256, entry.sha256)
+        except BaseException:
+            progress.advance(-advanced[0])  # fetched again whole: counted again there
+            raise
         status = os.fstat(fd)
         os.close(fd)
         fd = -1
@@ -257,9 +264,15 @@ def fetch_deltas(
     if not plans:
         return list(todo)
     summary.deltas = {subpath: str(plan) for subpath, plan in plans.items()}
-    total = sum(plan.fetch_bytes for plan in plans.values())
+    total = sum(plan.entry.size for plan in plans.values())
     rest = [entry for entry in todo if entry.subpath not in plans]
-    with Progress(total, len(plans), enabled=request.progress, description=f"{request.name} (delta)") as bar:
+    with Progress(
+        total,
+        len(plans),
+        enabled=request.progress,
+        description=f"{request.name} (delta)",
+        events=request.events,
+    ) as bar:
         for subpath, plan in plans.items():
             entry = plan.entry
             local.verified.forget(subpath)

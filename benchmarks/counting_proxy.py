@@ -2,7 +2,9 @@
 
 For each request it reads the request head and body (Content-Length or chunked), forwards them,
 then reads the response head and body and forwards those, counting the response body's bytes
-by method and kind of key: ``data`` (an object of a revision), ``manifest``
+(``bytes``, when the exchange is done; ``streamed``, as they pass, so an exchange cut short counts
+what crossed) and the request body's (``sent``) by method and kind of key: ``data`` (an object of
+a revision), ``manifest``
 (``djarchive-manifest.csv`` and the other reserved names), ``listing`` (a bucket GET with a
 query) and ``other``. Keep-alive connections are followed request by request (clients here do
 not pipeline). Issue 16's "bytes fetched" is the ``GET data`` count.
@@ -43,26 +45,35 @@ class Counts:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.bytes: Counter[str] = Counter()
+        self.sent: Counter[str] = Counter()
+        self.streamed: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
 
-    def add(self, method: str, kind: str, status: int, body: int) -> None:
+    def add(self, method: str, kind: str, status: int, body: int, sent: int = 0) -> None:
         with self.lock:
             self.bytes[f"{method} {kind}"] += body
+            self.sent[f"{method} {kind}"] += sent
             self.requests[f"{method} {kind}"] += 1
             self.statuses[str(status)] += 1
+
+    def flow(self, what: str, count: int) -> None:
+        """``count`` bytes of an answer's body to ``what`` ("METHOD kind") crossed."""
+        with self.lock:
+            self.streamed[what] += count
 
     def take(self) -> dict:
         """The counts so far, then zero."""
         with self.lock:
             out = {
                 "bytes": dict(self.bytes),
+                "sent": dict(self.sent),
+                "streamed": dict(self.streamed),
                 "requests": dict(self.requests),
                 "statuses": dict(self.statuses),
             }
-            self.bytes.clear()
-            self.requests.clear()
-            self.statuses.clear()
+            for counter in (self.bytes, self.sent, self.streamed, self.requests, self.statuses):
+                counter.clear()
         return out
 
 
@@ -86,9 +97,14 @@ def _headers(head: bytes) -> tuple[str, dict[str, str]]:
 
 
 async def _body(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, fields: dict[str, str], until_eof: bool
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    fields: dict[str, str],
+    until_eof: bool,
+    tally=None,
 ) -> int:
-    """Forward one message body; return its length (chunked: the payload bytes)."""
+    """Forward one message body; return its length (chunked: the payload bytes). ``tally(n)`` is
+    told of the bytes of a Content-Length or unframed body as they pass."""
     total = 0
     if "chunked" in fields.get("transfer-encoding", "").lower():
         while True:
@@ -121,6 +137,8 @@ async def _body(
             writer.write(data)
             total += len(data)
             left -= len(data)
+            if tally is not None:
+                tally(len(data))
             await writer.drain()
         return total
     if until_eof:
@@ -149,8 +167,9 @@ async def _relay(
                 break
             request_line, fields = _headers(head)
             method, request_target = request_line.split(" ", 2)[:2]
+            kind = kind_of(method, request_target)
             server_writer.write(head)
-            await _body(client_reader, server_writer, fields, until_eof=False)
+            sent = await _body(client_reader, server_writer, fields, until_eof=False)
             await server_writer.drain()
             while True:
                 response = await _head(server_reader)
@@ -164,9 +183,16 @@ async def _relay(
             if method == "HEAD" or status in (204, 304):
                 body = 0
             else:
-                body = await _body(server_reader, client_writer, response_fields, until_eof=True)
+                what = f"{method} {kind}"
+                body = await _body(
+                    server_reader,
+                    client_writer,
+                    response_fields,
+                    until_eof=True,
+                    tally=lambda count, what=what: counts.flow(what, count),
+                )
             await client_writer.drain()
-            counts.add(method, kind_of(method, request_target), status, body)
+            counts.add(method, kind, status, body, sent)
             if response_fields.get("connection", "").lower() == "close":
                 break
     except (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError, asyncio.LimitOverrunError):

@@ -7,8 +7,9 @@ import io
 import json
 import logging
 import os
+import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import manifest_bytes, sha256
+from tests.mirror_server import StaticMirror
 from tests.s3servers import ServerSpec, server_spec, start_s3rver
 
 SERVER = server_spec()  # read once, before any test drops the DJARCHIVE_* variables
@@ -61,7 +63,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Run every test in an empty working directory and home, with no DJ_*/DJARCHIVE_* variables,
-    so a developer's own datajoint.json or environment is never read; restore logging after."""
+    so a developer's own datajoint.json or environment is never read; restore logging, and
+    datajoint 0.x's ``custom`` section (read from the working folder when datajoint is first
+    imported, by whichever test that is), after."""
+    custom = _datajoint_custom()
+    before = dict(custom) if custom is not None else {}
     for name in list(os.environ):
         if name.startswith(("DJ_", "DJARCHIVE_")):
             monkeypatch.delenv(name)
@@ -87,6 +93,21 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
                 handler.close()
         logger.setLevel(level)
         logger.propagate = propagate
+    custom = _datajoint_custom()
+    if custom is not None and dict(custom) != before:
+        custom.clear()
+        custom.update(before)
+
+
+def _datajoint_custom() -> dict | None:
+    """datajoint 0.x's in-process ``custom`` section, when datajoint is imported (2.x has none)."""
+    module = sys.modules.get("datajoint")
+    config = getattr(module, "config", None)
+    try:
+        custom = config["custom"] if config is not None else None
+    except (KeyError, TypeError):
+        return None
+    return custom if isinstance(custom, dict) else None
 
 
 @dataclass
@@ -309,6 +330,31 @@ def archive(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ar
     yield Archive(s3_server, bucket, client_env, admin_env)
     if s3_server.kind == "external":
         _delete_bucket(minio, bucket)
+
+
+@pytest.fixture
+def make_mirror(tmp_path: Path) -> Iterator[Callable[..., StaticMirror]]:
+    """A factory of started static mirrors (``http.server`` over a folder, recording requests);
+    all stopped after the test."""
+    started: list[StaticMirror] = []
+
+    def make(root: Path | None = None, *, ranges: bool = False) -> StaticMirror:
+        mirror = StaticMirror(root or tmp_path / f"mirror{len(started)}", ranges=ranges).start()
+        started.append(mirror)
+        return mirror
+
+    yield make
+    for mirror in started:
+        mirror.stop()
+
+
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on (connections to it are refused)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 SEED_FILES = {

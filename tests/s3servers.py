@@ -117,8 +117,9 @@ def find_s3rver(prefix: Path | None = None) -> Path | None:
     return package if version == S3RVER_VERSION else None
 
 
-def install_s3rver(prefix: Path | None = None) -> Path:
-    """``npm install --prefix PREFIX s3rver@3.7.1`` unless it is there; ServerError without npm."""
+def install_s3rver(prefix: Path | None = None, *, attempts: int = 3, seconds: float = 240) -> Path:
+    """``npm install --prefix PREFIX s3rver@3.7.1`` unless it is there (``attempts`` tries of at most
+    ``seconds`` each); ServerError without npm, or when every try failed."""
     prefix = prefix or s3rver_prefix()
     found = find_s3rver(prefix)
     if found is not None:
@@ -128,11 +129,20 @@ def install_s3rver(prefix: Path | None = None) -> Path:
         raise ServerError("npm is not installed: s3rver needs Node.js and npm")
     prefix.mkdir(parents=True, exist_ok=True)
     command = [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), f"s3rver@{S3RVER_VERSION}"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    found = find_s3rver(prefix)
-    if result.returncode != 0 or found is None:
-        raise ServerError(f"{' '.join(command)} failed: {result.stderr.strip()[-500:]}")
-    return found
+    # npm can stall on a registry that stops answering (seen once for 16 minutes in a CI run): each
+    # try has a time limit, and a stalled or failed try is made again.
+    failure = ""
+    for _ in range(attempts):
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=seconds)
+        except subprocess.TimeoutExpired:
+            failure = f"no answer in {seconds:.0f} s"
+            continue
+        found = find_s3rver(prefix)
+        if result.returncode == 0 and found is not None:
+            return found
+        failure = result.stderr.strip()[-500:]
+    raise ServerError(f"{' '.join(command)} failed {attempts} times: {failure}")
 
 
 def start_s3rver(
@@ -180,3 +190,7 @@ def start_s3rver(
         where = f" (see {log})" if log is not None else ""
         raise ServerError(f"s3rver did not start{where}: {line.strip() or 'no output'}")
     return process, int(line.strip().rpartition(":")[2])
+
+
+if __name__ == "__main__":  # `python -m tests.s3servers`: install s3rver where the tests look for it
+    print(install_s3rver())

@@ -53,7 +53,7 @@ def test_upload_plain_output(archive, capsys, source, seed_files):
 
     assert (code, err) == (0, "")
     assert out.startswith(
-        f"{DATASET} {REVISION}: 6 files (531.4 kB) from {source.resolve()}; uploaded 6 (531.4 kB), "
+        f"{DATASET} {REVISION}: 6 files (531.4 kB) from {source.resolve()}; sent 6 (531.4 kB), "
     )
     assert out.rstrip().endswith("; published")
     assert archive.keys() == revision_keys(DATASET, REVISION, seed_files)
@@ -114,7 +114,7 @@ def test_force_upload_states_what_it_overwrites(archive, capsys, source):
         "1 file changed, 1 removed, 0 added",
         "djarchive-admin: warning: deleted 1 object the new manifest does not list: root2.dat",
     ]
-    assert "uploaded 1 (7 B), 4 already stored" in out
+    assert "sent 1 (7 B), 4 already stored" in out
 
 
 def test_mismatch_error_names_the_file(archive, capsys, source):
@@ -302,10 +302,10 @@ def test_bash_completion_covers_the_admin_commands(capsys, tmp_path):
         return bash_complete(script, "_djarchive_admin_complete", line)
 
     assert complete("djarchive-admin re") == ["retract", "revisions"]
-    assert complete("djarchive-admin upload --no") == ["--no-publish"]
+    assert complete("djarchive-admin upload --no") == ["--no-delta", "--no-publish"]
     assert "--purge" in complete("djarchive-admin retract --")
     assert complete("djarchive-admin --endpoint minio.lab:9000 --bucket b up") == ["upload"]
-    assert complete("djarchive-admin upload --filter '^x' --jobs 4 --no") == ["--no-publish"]
+    assert complete("djarchive-admin upload --filter '^x' --jobs 4 --no") == ["--no-delta", "--no-publish"]
 
 
 def test_help_is_light():

@@ -509,7 +509,9 @@ def test_values_are_immutable_and_compare_by_their_fields(keys):
     status = signing.SignatureStatus("valid", "ab" * 8, key_ids=["ab" * 8])
     assert status == signing.SignatureStatus("valid", "ab" * 8, key_ids=("ab" * 8,))
     assert len({status, signing.SignatureStatus("valid", "ab" * 8, key_ids=("ab" * 8,))}) == 1
-    assert repr(status).startswith("SignatureStatus(detail=None, key_ids=('abababababababab',), ")
+    assert repr(status).startswith(
+        "SignatureStatus(chunks_sha256=None, detail=None, key_ids=('abababababababab',), "
+    )
     with pytest.raises(AttributeError, match="SignatureStatus is immutable"):
         status.status = "unsigned"
     with pytest.raises(AttributeError, match="Trust is immutable"):

@@ -283,6 +283,7 @@ class FaultProxy:
         self.events: list[tuple[str, Request]] = []  # (kind, request) of each fault struck
         self.requests: list[Request] = []
         self.answers: list[tuple[Request, int]] = []  # (request, the server's status) of each answer
+        self.moved: list[tuple[Request, int, int]] = []  # (request, its body's bytes, its answer's)
         self._altered: Counter[str] = Counter()
         self._seen: Counter[str] = Counter()
         self._assigned = 0
@@ -346,6 +347,13 @@ class FaultProxy:
             return [request for struck, request in self.events if kind in (None, struck)]
 
     # -- fates -------------------------------------------------------------------------
+
+    def body_bytes(self, which: Callable[[Request], bool] = lambda request: True) -> tuple[int, int]:
+        """(request-body bytes, answer-body bytes) of the exchanges relayed whole that ``which``
+        selects."""
+        with self._lock:
+            moved = [(sent, received) for request, sent, received in self.moved if which(request)]
+        return sum(sent for sent, _ in moved), sum(received for _, received in moved)
 
     def _fate(self, request: Request) -> _Fate | None:
         with self._lock:
@@ -447,8 +455,10 @@ class FaultProxy:
                         self._sockets.add(upstream)
                     upstream_reader = _Reader(upstream)
                 upstream.sendall(raw)
+                sent = 0
                 for part in body:
                     upstream.sendall(part)
+                    sent += len(part)
                 assert upstream_reader is not None
                 raw_response = upstream_reader.head()
                 if raw_response is None:
@@ -460,8 +470,12 @@ class FaultProxy:
                 parts = upstream_reader.body(framing)
                 if fate is None:
                     client.sendall(raw_response)
+                    received = 0
                     for part in parts:
                         client.sendall(part)
+                        received += len(part)
+                    with self._lock:
+                        self.moved.append((request, sent, received))
                     if framing[0] == "close" or "close" in (
                         response.header("connection").lower() + request.header("connection").lower()
                     ):

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from djarchive_client import client
 from djarchive_client.cli import main
 from tests.faults.proxy import Request
-from tests.faults.support import SMALL_PARTS, KiB, dataset, popen
+from tests.faults.support import SMALL_PARTS, KiB, MiB, dataset, popen
 from tests.helpers import part_files, read_tree
 
 FILES = dataset(98, 6 * KiB, big={"big/a.bin": 1024 * KiB + 3, "big/b.bin": 700 * KiB})
@@ -122,8 +123,8 @@ def test_five_sigkills_then_resume(slowed, tmp_path):
 
 @pytest.mark.slow
 def test_a_kill_between_ranges_of_a_large_file(archive, via_proxy, tmp_path):
-    """Kill when part of a large file's ranges are written: its temporary file is swept and the
-    file is fetched whole again; the final name never holds the partial file."""
+    """Kill when part of a large file's ranges are written: the partial file is kept beside its
+    journal, never at the final name; the next run completes the file and leaves nothing behind."""
     files = {"big.bin": os.urandom(2048 * KiB), "small.bin": b"small"}
     archive.publish("ds", "1", files)
 
@@ -134,35 +135,62 @@ def test_a_kill_between_ranges_of_a_large_file(archive, via_proxy, tmp_path):
     proxy = via_proxy(delay=hold_later_ranges)
     target = tmp_path / "t"
     process = popen(["-c", RANGED_SCRIPT, str(target)], env=archive.client_env)
-
-    def partial_part() -> bool:
-        """The large file's temporary file (preallocated to its full size), partly written."""
-        size = len(files["big.bin"])
-        return any(_size(path) == size and 0 < _written(path) < size for path in part_files(target))
-
-    wait_for(partial_part)
+    wait_for(lambda: bool(journals(target)))
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
     assert not (target / "big.bin").exists()
-    assert len(part_files(target)) == 1
+    assert len(journals(target)) == 1
     proxy.delay = 0.0
     assert main(["download", "ds", "1", str(target), "-q"]) == 0
     assert read_tree(target) == files
     assert part_files(target) == []
+    assert not list((target / ".djarchive" / "partial").iterdir())
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+RESUME_SCRIPT = (
+    "import signal, sys\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # Ctrl-C as in a terminal
+    "from djarchive_client import client\n"
+    "client().download('ds', '1', sys.argv[1], create_target=True, jobs=2, "
+    "part_size=256 * 1024, multipart_threshold=512 * 1024)\n"
+)
 
 
-def _written(path: Path) -> int:
-    """Bytes written into a preallocated temporary file (its non-zero prefix, roughly)."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return 0
-    return len(data.rstrip(b"\0"))
+def journals(target: Path) -> list[Path]:
+    folder = target / ".djarchive" / "partial"
+    return list(folder.glob("*.journal")) if folder.is_dir() else []
+
+
+def data_get(request: Request) -> bool:
+    return request.method == "GET" and "djarchive-" not in request.path and "?" not in request.target
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_a_download_interrupted_halfway_through_a_file_fetches_only_the_rest(
+    archive, via_proxy, tmp_path, signum
+):
+    """Interrupted at about half of a large file, the next run fetches what is left of it (plus
+    at most a tenth of the file: what the last journal had not recorded yet), counted by a proxy."""
+    size = 24 * MiB + 11
+    files = {"big.bin": os.urandom(size)}
+    archive.publish("ds", "1", files)
+    proxy = via_proxy(delay=0.03)
+    target = tmp_path / "t"
+    process = popen(["-c", RESUME_SCRIPT, str(target)], env=archive.client_env)
+    wait_for(lambda: proxy.body_bytes(data_get)[1] >= size // 2, timeout=120)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode != 0, err
+    assert not (target / "big.bin").exists()
+    first = proxy.body_bytes(data_get)[1]
+    assert first < 0.9 * size
+
+    proxy.delay = 0.0
+    summary = client().download("ds", "1", target, jobs=2, part_size=256 * KiB, multipart_threshold=512 * KiB)
+
+    again = proxy.body_bytes(data_get)[1] - first
+    assert again <= (size - first) + 0.1 * size, (first, again)
+    assert summary.ok
+    assert read_tree(target) == files
+    assert not list((target / ".djarchive" / "partial").iterdir())

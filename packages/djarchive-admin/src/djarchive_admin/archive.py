@@ -39,6 +39,7 @@ from djarchive_common.store import StoreOptions
 from djarchive_common.transfer import job_count
 
 from .lease import RevisionLease, read_lease
+from .mirror import MirrorResult, mirror_revision
 from .probe import ServerSupport, server_support
 from .publish import PublishResult, RetractResult, publish_revision, purge_revision, retract_revision
 from .scan import DEFAULT_FILENAME_FILTER, build_manifest, scan_source, source_root
@@ -202,6 +203,7 @@ class DJArchiveAdmin(Catalog):
         display_progress: bool = False,
         events: Events | None = None,
         sign_key: SignKey | None = None,
+        delta: bool = True,
     ) -> UploadSummary:
         """Upload ``source_directory`` as revision ``revision`` of dataset ``name``, then publish it.
 
@@ -211,7 +213,9 @@ class DJArchiveAdmin(Catalog):
         again. ``publish=False`` stops after staging the manifest. A published revision is
         refused unless ``force``, which replaces it (it is hidden while the upload runs) and
         deletes objects the new manifest does not list. With a signing key (``sign_key``, or the
-        configured one) the revision is signed as it is published.
+        configured one) the revision is signed as it is published. Content that earlier published
+        revisions of the dataset hold is copied in the archive instead of sent, unless
+        ``delta=False`` (see docs/how-to/delta.md).
         """
         self._checked(name, revision)
         root = source_root(source_directory)
@@ -221,7 +225,8 @@ class DJArchiveAdmin(Catalog):
                 "not to an upload with --no-publish (publish=False)"
             )
         signer = self.signer(sign_key) if publish else None  # checked before anything is sent
-        options = UploadOptions(jobs=job_count(jobs), **({"part_size": part_size} if part_size else {}))
+        tuning: dict[str, Any] = {"part_size": part_size} if part_size else {}
+        options = UploadOptions(jobs=job_count(jobs), reuse=delta, **tuning)
         with self._lease(name, revision) as lease:
             return upload_revision(
                 self,
@@ -319,6 +324,28 @@ class DJArchiveAdmin(Catalog):
         self.store.remove(key)
         log.warning("broke the lease on %s %s (%s)", name, revision, found[0])
         return found[0]
+
+    # -- copies ------------------------------------------------------------------------
+
+    def mirror(
+        self,
+        name: str,
+        revision: str,
+        directory: str | os.PathLike[str],
+        *,
+        jobs: int | None = None,
+        display_progress: bool = False,
+        events: Events | None = None,
+    ) -> MirrorResult:
+        """Write a static copy of a published revision (objects, signatures, manifest, byte for byte)
+        to ``directory/name/revision/``, every file verified; serving ``directory`` over HTTP makes
+        it a mirror. Files already there and intact are kept, so a re-run resumes. Reads only:
+        no credentials are needed where the archive is public (see :mod:`djarchive_admin.mirror`)."""
+        check_name(name)
+        check_name(revision, "revision")
+        return mirror_revision(
+            self, name, revision, directory, jobs=job_count(jobs), progress=display_progress, events=events
+        )
 
     # -- listing -----------------------------------------------------------------------
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from djarchive_common.parser import add_completion_command, add_jobs_option, add_progress_options, new_parser
+from djarchive_common.parser import (
+    add_completion_command,
+    add_jobs_option,
+    add_progress_options,
+    folder,
+    new_parser,
+)
 
 __all__ = ["build_parser"]
 
@@ -30,6 +36,7 @@ examples:
   djarchive-admin upload my-dataset 003 ./my-dataset --sign-key ~/.djarchive/curator.key
   djarchive-admin sign my-dataset 001 --sign-key ~/.djarchive/curator.key
   djarchive-admin doctor
+  djarchive-admin mirror my-dataset 001 /srv/djarchive-mirror
 
 staging: an uploaded, unpublished revision keeps its manifest in the bucket at
 the key .djarchive~staging~DATASET~REVISION~djarchive-manifest.csv, where clients
@@ -117,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         "anything is sent; otherwise the manifest is built in memory. Files are uploaded\n"
         "concurrently (multipart when large), each with its sha256 as x-amz-meta-sha256;\n"
         "objects already stored with the same size and sha256 are skipped, so re-running an\n"
-        "interrupted upload resumes it. A published revision is refused unless --force.",
+        "interrupted upload resumes it. Content an earlier published revision of NAME holds is\n"
+        "copied in the archive instead of sent (--no-delta: send everything). A published\n"
+        "revision is refused unless --force.",
     )
     upload.add_argument("dataset", metavar="NAME", help="dataset name")
     upload.add_argument("revision", metavar="REVISION", help="revision name")
@@ -130,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="overwrite a published revision (it is hidden while the upload runs) and delete "
         "objects the new manifest does not list",
+    )
+    upload.add_argument(
+        "--no-delta",
+        dest="delta",
+        action="store_false",
+        help="send every file, even content the archive already holds (no server-side copies)",
     )
     _add_filter(upload)
     _add_sign_key(upload, "sign the revision as it is published")
@@ -211,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="include staged and incomplete revisions, with state and size",
     )
+    mirror = command(
+        "mirror",
+        "write a static copy of a published revision (a mirror)",
+        "Copy a published revision, its files, signatures and manifest byte for byte, to\n"
+        "DIR/DATASET/REVISION/, every file checked against the manifest before it is put in\n"
+        "place; the manifest is written last. DIR may hold other revisions. A re-run keeps the\n"
+        "files already there and intact, so an interrupted copy resumes. Serve DIR with any\n"
+        "static web server (nginx, python -m http.server) or sync it to a public bucket, and\n"
+        "give researchers its URL: djarchive download ... --mirror https://host/path/",
+    )
+    mirror.add_argument("dataset", metavar="DATASET", help="dataset name")
+    mirror.add_argument("revision", metavar="REVISION", help="revision name (published)")
+    mirror.add_argument(
+        "directory", metavar="DIR", type=folder, help="the mirror's folder (created when missing)"
+    )
+    add_jobs_option(mirror, "parallel transfers")
+    add_progress_options(mirror)
     lease = command(
         "break-lease",
         "remove a revision's lease left by a writer that is gone",

@@ -257,3 +257,25 @@ def _listed_file(root: Path, subpath: str) -> SourceFile | None:
     if not stat.S_ISREG(status.st_mode):
         return None
     return SourceFile(subpath, Path(real), status.st_size, status.st_mtime_ns)
+
+
+def source_manifest(
+    root: Path,
+    filename_filter: str | re.Pattern[str] | None,
+    jobs: int = DEFAULT_WORKERS,
+    progress: bool = False,
+) -> tuple[Manifest, list[SourceFile], str]:
+    """SOURCE's manifest and files, and where the manifest comes from: SOURCE's own (its path),
+    checked against every file before anything is sent, or one "built" in memory."""
+    sources = scan_source(root, filename_filter)
+    if (root / MANIFEST_NAME).is_file():
+        manifest, sources = check_source(root, sources, jobs=jobs, progress=progress)
+        origin = str(root / MANIFEST_NAME)
+    else:
+        if not sources:
+            raise LocalPathError(f"source folder {root} has no files to archive")
+        manifest = build_manifest(sources, jobs=jobs, progress=progress)
+        origin = "built"
+    if not manifest:
+        raise LocalPathError(f"{root / MANIFEST_NAME} lists no files: nothing to upload")
+    return manifest, sources, origin

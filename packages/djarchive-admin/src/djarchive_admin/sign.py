@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import MAX_MANIFEST_BYTES, MAX_SIGNATURE_READ, Catalog
+from djarchive_common.chunks import MAX_INDEX_BYTES
 from djarchive_common.errors import ObjectNotFoundError, RevisionNotFoundError
-from djarchive_common.layout import MANIFEST_NAME, manifest_key, signature_key
+from djarchive_common.layout import MANIFEST_NAME, chunks_key, manifest_key, signature_key
 from djarchive_common.manifest import parse_manifest
 from djarchive_common.signing import SigningKey, merge_signatures, sha256_hex
 from djarchive_common.store import Store
@@ -79,7 +80,8 @@ def write_signatures(
         existing: bytes | None = store.read(key, MAX_SIGNATURE_READ)
     except ObjectNotFoundError:
         existing = None
-    signed = signer.sign(dataset, revision, manifest_data) if signer is not None else None
+    chunks = _chunk_index(store, dataset, revision) if signer is not None else None
+    signed = signer.sign(dataset, revision, manifest_data, chunks_data=chunks) if signer is not None else None
     content, entries, dropped, replaced = merge_signatures(existing, signed, dataset, revision, manifest_data)
     if content is None:
         if existing is not None:
@@ -99,6 +101,14 @@ def write_signatures(
         replaced=replaced,
         dropped=dropped,
     )
+
+
+def _chunk_index(store: Store, dataset: str, revision: str) -> bytes | None:
+    """The bytes of the revision's chunk index, which its signature covers, or None without one."""
+    try:
+        return store.read(chunks_key(dataset, revision), MAX_INDEX_BYTES)
+    except ObjectNotFoundError:
+        return None
 
 
 def sign_revision(

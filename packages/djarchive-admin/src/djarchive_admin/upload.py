@@ -1,8 +1,8 @@
-"""The upload engine: plan against the store, then send what is missing, concurrently.
+"""The upload engine: plan against the store, copy what the archive holds, send the rest.
 
-Planning lists the revision's prefix once and asks the store for the sha256 metadata of
-every object that already has the right size; those objects are skipped, so re-running
-an interrupted upload sends only what is missing. Files are uploaded by the shared
+Planning (:mod:`.plan`) skips the objects already stored with the right size and sha256, so
+re-running an interrupted upload sends only what is missing, and finds the content earlier
+published revisions hold, which is copied server-side (:mod:`.reuse`). Files are uploaded by the shared
 worker pool over the store's connection pool, large ones as multipart uploads, each
 object carrying its sha256 as ``x-amz-meta-sha256`` and as the digests the server checks
 (:mod:`djarchive_common.writes`); the ETag of each is recorded for publish to prove the
@@ -22,18 +22,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import Catalog
+from djarchive_common.chunks import Chunker
+from djarchive_common.copies import MAX_COPY_SIZE
 from djarchive_common.errors import (
     Cancelled,
     DJArchiveError,
     IntegrityError,
-    LocalPathError,
     ManifestError,
     PartialFailureError,
     RevisionPublishedError,
 )
 from djarchive_common.events import Events
 from djarchive_common.layout import (
-    MANIFEST_NAME,
+    chunks_key,
     manifest_key,
     object_key,
     revision_prefix,
@@ -46,9 +47,11 @@ from djarchive_common.text import files, human_bytes, plural, some
 from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, run_parallel
 from djarchive_common.writes import Written
 
+from .delta import send_less
 from .lease import RevisionLease
-from .publish import publish_revision, refuse_changed_retraction, strays
-from .scan import SourceFile, build_manifest, check_source, scan_source
+from .plan import UploadPlan, archive_holdings, plan_upload
+from .publish import publish_revision, refuse_changed_retraction
+from .scan import SourceFile, source_manifest
 from .sign import sign_revision
 
 if TYPE_CHECKING:
@@ -79,6 +82,10 @@ class UploadOptions:
     jobs: int = DEFAULT_WORKERS
     part_size: int = 16 * MiB  # files larger than this are sent as multipart uploads of this part size
     memory: int = 128 * MiB  # file data held in memory by all uploads at once (minio reads parts whole)
+    reuse: bool = True  # copy content earlier revisions hold, index large files, send their deltas
+    max_copy_size: int = MAX_COPY_SIZE  # larger objects are copied as multipart uploads of ranges
+    delta_threshold: int = 64 * MiB  # files at least this large get a chunk index (and deltas)
+    chunker: Chunker = field(default_factory=Chunker)
 
     def __post_init__(self) -> None:
         if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
@@ -144,6 +151,8 @@ class UploadSummary:
     uploaded_files: int = 0
     uploaded_bytes: int = 0
     stored_files: int = 0  # already in the store with the same size and sha256: not sent again
+    copied_files: int = 0  # copied from earlier revisions in the archive: not sent
+    copied_bytes: int = 0
     removed: list[str] = field(default_factory=list)  # stray objects deleted (forced upload)
     failed: dict[str, str] = field(default_factory=dict)
     overwrote: Overwrite | None = None  # set when a published revision was replaced
@@ -175,6 +184,8 @@ class UploadSummary:
             "uploaded_files": self.uploaded_files,
             "uploaded_bytes": self.uploaded_bytes,
             "stored_files": self.stored_files,
+            "copied_files": self.copied_files,
+            "copied_bytes": self.copied_bytes,
             "removed": self.removed,
             "failed": self.failed,
             "overwrote": self.overwrote.to_dict() if self.overwrote else None,
@@ -188,9 +199,11 @@ class UploadSummary:
     def __str__(self) -> str:
         text = (
             f"{self.dataset} {self.revision}: {files(self.files)} ({human_bytes(self.bytes)}) "
-            f"from {self.source}; uploaded {self.uploaded_files} ({human_bytes(self.uploaded_bytes)}), "
-            f"{self.stored_files} already stored"
+            f"from {self.source}; sent {self.uploaded_files} ({human_bytes(self.uploaded_bytes)}), "
         )
+        if self.copied_files:
+            text += f"copied {self.copied_files} in the archive ({human_bytes(self.copied_bytes)}), "
+        text += f"{self.stored_files} already stored"
         if self.removed:
             text += f", {plural(len(self.removed), 'stray object')} deleted"
         if self.failed:
@@ -203,54 +216,6 @@ class UploadSummary:
             command = f"djarchive-admin publish {self.dataset} {self.revision}"
             return f"{text}; staged, not published (publish with: {command})"
         return text
-
-
-@dataclass
-class UploadPlan:
-    """What to send, what is already stored, and objects under the prefix the manifest does not list."""
-
-    todo: list[tuple[Entry, SourceFile]]
-    stored: list[Entry]
-    strays: list[str]  # subpaths
-
-
-def plan_upload(
-    store: Store,
-    dataset: str,
-    revision: str,
-    manifest: Manifest,
-    sources: Sequence[SourceFile],
-    *,
-    jobs: int = DEFAULT_WORKERS,
-) -> UploadPlan:
-    """Compare the manifest with the store: objects with the same size and sha256 need no upload."""
-    prefix = revision_prefix(dataset, revision)
-    listing = {info.key: info.size for info in store.objects(prefix)}
-    by_subpath = {item.subpath: item for item in sources}
-    same_size = [
-        entry for entry in manifest if listing.get(object_key(dataset, revision, entry.subpath)) == entry.size
-    ]
-    stored: set[str] = set()
-
-    def stored_sha256(entry: Entry) -> str | None:
-        info = store.stat(object_key(dataset, revision, entry.subpath))
-        return info.sha256 if info is not None else None
-
-    for entry, sha256, error in run_parallel(stored_sha256, same_size, jobs):
-        if error is not None:
-            raise error
-        if sha256 == entry.sha256:
-            stored.add(entry.subpath)
-    todo = [(entry, by_subpath[entry.subpath]) for entry in manifest if entry.subpath not in stored]
-    stray = strays(dataset, revision, manifest, listing)
-    log.info(
-        "%s: %s to upload, %d already stored, %s",
-        prefix,
-        files(len(todo)),
-        len(stored),
-        plural(len(stray), "stray object"),
-    )
-    return UploadPlan(todo, [entry for entry in manifest if entry.subpath in stored], stray)
 
 
 def send(
@@ -375,12 +340,15 @@ def upload_revision(
     store = catalog.store
     summary = UploadSummary(name, revision, str(root))
     old, published = _published_manifest(catalog, name, revision, force)
-    manifest, sources = _source_manifest(root, filename_filter, options.jobs, progress, summary)
+    manifest, sources, summary.manifest_source = source_manifest(
+        root, filename_filter, options.jobs, progress
+    )
     summary.files, summary.bytes = len(manifest), manifest.total_size
+    sources_by_path = {file.subpath: file for file in sources}
     if not force:
         refuse_changed_retraction(catalog, name, revision, manifest)
 
-    plan = plan_upload(store, name, revision, manifest, sources, jobs=options.jobs)
+    plan = _plan(catalog, name, revision, manifest, sources, options)
     if plan.strays and not force:
         raise IntegrityError(
             f"{name}/{revision}/ in {store.settings.url} holds {plural(len(plan.strays), 'object')} that "
@@ -409,7 +377,13 @@ def upload_revision(
         _drop_stale_staged(catalog, key, manifest)
     _abort_open_uploads(store, name, revision)  # left by an earlier run that died
     try:
-        send(store, name, revision, plan.todo, summary, options=options, progress=progress, events=events)
+        items = [(entry, sources_by_path[entry.subpath]) for entry in manifest]
+        todo, index = send_less(catalog, name, revision, items, plan, summary, options, events)
+        send(store, name, revision, todo, summary, options=options, progress=progress, events=events)
+        if index is not None and index.files:
+            store.put_bytes(chunks_key(name, revision), index.to_bytes())
+        else:
+            store.remove(chunks_key(name, revision))  # one of other content, left by an earlier upload
         if plan.strays:
             store.remove_many([revision_prefix(name, revision) + subpath for subpath in plan.strays])
             summary.removed = list(plan.strays)
@@ -444,6 +418,23 @@ def upload_revision(
     return summary
 
 
+def _plan(
+    catalog: Catalog,
+    name: str,
+    revision: str,
+    manifest: Manifest,
+    sources: list[SourceFile],
+    options: UploadOptions,
+) -> UploadPlan:
+    """The upload's plan, with the content earlier revisions hold unless ``options.reuse`` is off."""
+    store = catalog.store
+    plan = plan_upload(store, name, revision, manifest, sources, jobs=options.jobs)
+    if not options.reuse or not plan.todo:
+        return plan
+    holdings = archive_holdings(catalog, name, revision, (entry for entry, _ in plan.todo), jobs=options.jobs)
+    return plan.copying(holdings)
+
+
 def _published_manifest(
     catalog: Catalog, name: str, revision: str, force: bool
 ) -> tuple[Manifest | None, bool]:
@@ -465,28 +456,6 @@ def _published_manifest(
             "to overwrite it"
         )
     return old, True
-
-
-def _source_manifest(
-    root: Path,
-    filename_filter: str | re.Pattern[str] | None,
-    jobs: int,
-    progress: bool,
-    summary: UploadSummary,
-) -> tuple[Manifest, list[SourceFile]]:
-    """SOURCE's manifest and files: its own manifest, checked against every file before
-    anything is sent, or one built in memory."""
-    sources = scan_source(root, filename_filter)
-    if (root / MANIFEST_NAME).is_file():
-        manifest, sources = check_source(root, sources, jobs=jobs, progress=progress)
-        summary.manifest_source = str(root / MANIFEST_NAME)
-    else:
-        if not sources:
-            raise LocalPathError(f"source folder {root} has no files to archive")
-        manifest = build_manifest(sources, jobs=jobs, progress=progress)
-    if not manifest:
-        raise LocalPathError(f"{root / MANIFEST_NAME} lists no files: nothing to upload")
-    return manifest, sources
 
 
 def _drop_stale_staged(catalog: Catalog, key: str, manifest: Manifest) -> None:

@@ -6,12 +6,11 @@ import importlib
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from djarchive_common.catalog import Catalog
+from djarchive_common.catalog import Catalog, ManifestRead
 from djarchive_common.errors import ConfigurationError, RevisionRetractedError
 from djarchive_common.events import Events
-from djarchive_common.manifest import Manifest
 from djarchive_common.transfer import job_count
 
 from .diff import ManifestDiff, diff_revisions
@@ -20,9 +19,6 @@ from .request import DownloadOptions, DownloadRequest, Selection
 from .status import CopyStatus, copy_status
 from .summary import DownloadSummary
 from .verify import VerifyReport, verify_copy, verify_offline
-
-if TYPE_CHECKING:
-    from djarchive_common.signing import SignatureStatus
 
 __all__ = ["DJArchiveClient", "client"]
 
@@ -36,6 +32,12 @@ class DJArchiveClient(Catalog):
     downloading and verifying local copies. With trusted keys configured (``trusted_keys=``,
     ``--trust``, ``DJARCHIVE_CLIENT_TRUSTED_KEYS``, DataJoint), every manifest is refused without
     a valid signature by one of them (SignatureError) before anything is written.
+
+    ``mirrors`` (``--mirror``, ``DJARCHIVE_CLIENT_MIRRORS``, DataJoint) are base URLs serving
+    copies of the archive's keys: downloads take data from the store and the mirrors, the
+    fastest first, every byte verified; when the store cannot be reached, a manifest may come
+    from a mirror if a trusted key signed it (:meth:`read_revision
+    <djarchive_common.catalog.Catalog.read_revision>`).
     """
 
     role = "client"
@@ -66,12 +68,14 @@ class DJArchiveClient(Catalog):
         jobs: int | None = None,
         dry_run: bool = False,
         recheck: bool = False,
+        delta: bool = True,
         part_size: int | None = None,
         multipart_threshold: int | None = None,
         shard: tuple[int, int] | None = None,
         reuse: Sequence[str | os.PathLike[str]] = (),
         link: bool = False,
         allow_retracted: bool = False,
+        accept_republished: bool = False,
         events: Events | None = None,
         paths: Iterable[str] | Mapping[str, str] | None = None,
     ) -> DownloadSummary:
@@ -83,16 +87,23 @@ class DJArchiveClient(Catalog):
         ``shard=(K, N)`` downloads only the K-th of N byte-balanced parts, so that N runs (on
         one machine or on many sharing the folder) share the work. ``paths`` names files exactly
         (no globs): subpaths, or a mapping of subpaths to paths relative to the target, to place
-        files under other names (what fsspec's ``get`` needs).
+        files under other names (what fsspec's ``get`` needs): they are added to the folder, and a
+        folder that is not a djarchive copy is left holding them and nothing else (no lock, record
+        or receipt; the temporary files in a hidden folder of their own, deleted at the end).
 
         When the folder holds another revision of the dataset, it is upgraded in place (files
         kept, moved, fetched, removed; files you changed are left alone and reported). Content
         already in the local copies named by ``reuse`` is copied (and checked) instead of
         fetched; ``link=True`` hard-links it instead. A retracted revision is refused unless
-        ``allow_retracted``. The summary's ``signature`` is the revision's signature status,
-        checked before anything else.
+        ``allow_retracted``. When the revision changed in the archive since the folder's receipt
+        was written (a forced republish), RevisionChangedError names both manifests' sha256
+        unless ``accept_republished``: then the folder is upgraded to the revision as it is now.
+        A large file whose earlier version is on disk (upgrade, ``reuse``) is fetched by the
+        chunks it lacks when the revision has a chunk index, unless ``delta=False``; it is
+        verified whole all the same. The summary's ``signature`` is the revision's signature
+        status, checked before anything else.
         """
-        manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
+        read, retraction = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
         defaults = DownloadOptions()
         request = DownloadRequest(
             dataset_name,
@@ -105,6 +116,7 @@ class DJArchiveClient(Catalog):
                 part_size=part_size or defaults.part_size,
                 multipart_threshold=multipart_threshold or defaults.multipart_threshold,
                 recheck=recheck,
+                delta=delta,
             ),
             dry_run=dry_run,
             reuse=tuple(reuse),
@@ -112,25 +124,28 @@ class DJArchiveClient(Catalog):
             progress=display_progress,
             events=events,
             retracted=retraction,
-            signature=signature,
+            accept_republished=accept_republished,
+            signature=read.signature,
+            mirrors=self.mirrors,
+            down=(self.store.name,) if read.origin != self.store.name else (),
+            note=read.note,
         )
-        return download_revision(self.store, manifest, request)
+        return download_revision(self.store, read.manifest, request)
 
     def _manifest_or_retracted(
         self, dataset: str, revision: str, allowed: bool
-    ) -> tuple[Manifest, str | None, SignatureStatus]:
-        """The revision's manifest, or, for a retracted revision when ``allowed``, the manifest it
-        kept and why it was retracted; with the signature status of either (the kept manifest
-        is the one that was signed)."""
+    ) -> tuple[ManifestRead, str | None]:
+        """The revision's manifest (with its signature status, and where it came from), or, for
+        a retracted revision when ``allowed``, the manifest it kept (the one that was signed),
+        and why it was retracted."""
         try:
-            manifest, signature = self.signed_manifest(dataset, revision)
-            return manifest, None, signature
+            return self.read_revision(dataset, revision), None
         except RevisionRetractedError as error:
             if not allowed:
                 raise
             log.warning("%s", error)
-            manifest, signature = self.signed_manifest(dataset, revision, retracted=True)
-            return manifest, str(error).split(" (allow_retracted")[0], signature
+            read = self.read_revision(dataset, revision, retracted=True)
+            return read, str(error).split(" (allow_retracted")[0]
 
     def verify(
         self,
@@ -149,9 +164,9 @@ class DJArchiveClient(Catalog):
 
         An intact copy gets a receipt (or its time of verification updated). A retracted revision
         is checked against the manifest it kept, and the report says it was retracted."""
-        manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, True)
+        read, retraction = self._manifest_or_retracted(dataset_name, revision, True)
         report = verify_copy(
-            manifest,
+            read.manifest,
             dataset_name,
             revision,
             target_directory,
@@ -162,9 +177,9 @@ class DJArchiveClient(Catalog):
             progress=display_progress,
             origin=self.settings,
             events=events,
-            signature=signature,
+            signature=read.signature,
         )
-        report.note = retraction or report.note
+        report.note = retraction or read.note or report.note
         return report
 
     def verify_local(
@@ -183,24 +198,24 @@ class DJArchiveClient(Catalog):
 
     def status(self, target_directory: str | os.PathLike[str] = ".", *, offline: bool = False) -> CopyStatus:
         """What a local copy holds (its receipt) and, unless ``offline``, where its revision
-        stands in the archive it came from: still published, retracted, superseded."""
-        local = copy_status(target_directory, None)
-        if offline or local.receipt is None:
-            return local
-        receipt = local.receipt
-        same = (receipt.endpoint, receipt.bucket) == (self.endpoint, self.bucket)
-        origin = (
-            self
-            if same
-            else type(self)(endpoint=receipt.endpoint, bucket=receipt.bucket, secure=receipt.secure)
-        )
-        return copy_status(target_directory, origin)
+        stands in this archive: still published, retracted, superseded. A copy whose receipt
+        names another archive (endpoint, bucket or scheme) is reported as such, never asked
+        there: the configured credentials go only to the configured archive."""
+        return copy_status(target_directory, None if offline else self)
 
     def diff(self, dataset: str, old: str, new: str) -> ManifestDiff:
-        """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests."""
-        old_manifest, _, _ = self._manifest_or_retracted(dataset, old, True)
-        new_manifest, _, _ = self._manifest_or_retracted(dataset, new, True)
-        return diff_revisions(dataset, old, old_manifest, new, new_manifest)
+        """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests (and
+        their chunk indexes, when both have one: what fetching changed large files by their
+        chunks saves)."""
+        from .delta import read_index
+
+        old_read, _ = self._manifest_or_retracted(dataset, old, True)
+        new_read, _ = self._manifest_or_retracted(dataset, new, True)
+        indexes = (
+            read_index(self.store, dataset, old),
+            read_index(self.store, dataset, new, new_read.signature),
+        )
+        return diff_revisions(dataset, old, old_read.manifest, new, new_read.manifest, indexes=indexes)
 
 
 client = DJArchiveClient.client

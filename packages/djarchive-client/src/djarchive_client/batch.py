@@ -202,7 +202,9 @@ class _WholeSink:
         status = os.fstat(self.fd)
         os.close(self.fd)
         self.fd = -1
-        self.batch.fetcher.local.place(self.part, self.entry.subpath)  # type: ignore[arg-type]
+        fetcher = self.batch.fetcher
+        fetcher.local.place(self.part, self.entry.subpath)  # type: ignore[arg-type]
+        fetcher.count_served(self.entry.subpath, {fetcher.store.name: self.entry.size})
         self.placed = True
         return status
 
@@ -226,7 +228,8 @@ class _WholeSink:
 
 class _RangeSink:
     """One byte range of a large file (:class:`~djarchive_client.fetch.LargeFile`), written at
-    its offsets; the hash follows the file's cursor, from memory when the bytes arrive at it."""
+    its offsets into the file's partial file (its journal kept, so a later run resumes it); the
+    hash follows the file's cursor, from memory when the bytes arrive at it."""
 
     def __init__(self, batch: _Batch, unit: Range):
         self.batch, self.unit, self.job = batch, unit, unit.job
@@ -234,6 +237,12 @@ class _RangeSink:
         self.fd = -1
         self.pending = bytearray()  # received, not yet written: the bytes from ``pending_at``
         self.pending_at = 0
+
+    def missing(self) -> int:
+        """The bytes of the range still to fetch (an earlier run may have left some, checked)."""
+        job = self.job
+        self.batch.fetcher.resume(job)
+        return job.ranges[self.unit.index][1] - job.written[self.unit.index]
 
     def request(self) -> Get:
         job, fetcher = self.job, self.batch.fetcher
@@ -272,7 +281,9 @@ class _RangeSink:
                 job.digest.update(memoryview(block)[job.cursor - start :])
                 job.cursor = end
             job.written[self.unit.index] = end - job.ranges[self.unit.index][0]
+            job.served[fetcher.store.name] = job.served.get(fetcher.store.name, 0) + len(block)
             fetcher.catch_up(job, limit=fetcher.buffer_size * 4)
+        job.partial.wrote(job.base[self.unit.index], start, memoryview(block))  # type: ignore[union-attr]
         fetcher.progress.advance(len(block))
 
     def ended(self, done: Done) -> None:
@@ -350,9 +361,9 @@ class _Batch:
                 yield None
                 continue
             ahead.remove(chosen)
-            if isinstance(chosen, _RangeSink) and chosen.job.error is not None:  # the file failed
+            if isinstance(chosen, _RangeSink) and (chosen.job.error is not None or not chosen.missing()):
                 chosen.ended(Done(chosen.request(), chosen.job.error))  # type: ignore[arg-type]
-                continue
+                continue  # the file failed, or an earlier run left the whole range
             if chosen.large:
                 self.large_running += 1
             yield chosen.request()

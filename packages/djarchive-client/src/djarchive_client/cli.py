@@ -31,6 +31,7 @@ def _client(args: argparse.Namespace) -> DJArchiveClient:
         trusted_keys=getattr(args, "trust", None),
         revoked_keys=getattr(args, "revoke", None),
         require_signature=getattr(args, "require_signature", False),
+        mirrors=getattr(args, "mirror", None),
     )
 
 
@@ -39,6 +40,7 @@ def _trusting_client(args: argparse.Namespace) -> DJArchiveClient:
     is a configuration error (exit 2) before anything else happens."""
     client = _client(args)
     client.trust  # noqa: B018 - resolves and checks the configured keys
+    client.mirrors  # noqa: B018 - and the mirrors
     return client
 
 
@@ -115,9 +117,11 @@ def _files(args: argparse.Namespace, console: Console) -> int:
     from djarchive_common.manifest import select_or_fail
 
     client = _trusting_client(args)
-    manifest, signature = client.signed_manifest(args.dataset, args.revision)
-    entries = select_or_fail(manifest, args.include, args.exclude, f"{args.dataset} {args.revision}")
-    _signed(console, args.dataset, args.revision, signature if not signature.valid else None)
+    read = client.read_revision(args.dataset, args.revision)
+    entries = select_or_fail(read.manifest, args.include, args.exclude, f"{args.dataset} {args.revision}")
+    _signed(console, args.dataset, args.revision, read.signature if not read.signature.valid else None)
+    if read.note:
+        console.warn(read.note)
     if console.json:
         console.emit([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])
     else:  # streamed: a million lines start at once and take no memory of their own
@@ -155,14 +159,18 @@ def _download(args: argparse.Namespace, console: Console) -> int:
         jobs=args.jobs,
         dry_run=args.dry_run,
         recheck=args.recheck,
+        delta=args.delta,
         shard=args.shard,
         reuse=args.reuse,
         link=args.link,
         allow_retracted=args.allow_retracted,
+        accept_republished=args.accept_republished,
         events=console.events(),
     )
     if summary.retracted:
         console.warn(f"{summary.retracted}; downloaded anyway (--allow-retracted)")
+    if summary.note:
+        console.warn(summary.note)
     for subpath, why in summary.conflicts.items():
         console.warn(f"{subpath}: {why}")
     if args.dry_run and not console.json and summary.plan is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from djarchive_common.chunks import ChunkIndex
 from djarchive_common.manifest import Entry, Manifest, diff_manifests
 from djarchive_common.text import files, human_bytes
 
@@ -25,6 +26,7 @@ class ManifestDiff:
     moved: list[tuple[Entry, Entry]] = field(default_factory=list)  # (old, new): same content, new path
     unchanged: int = 0
     fetch_bytes: int = 0  # what an upgrade fetches: new content found nowhere in the old revision
+    delta_bytes: int | None = None  # the same, changed large files fetched by their new chunks only
 
     @property
     def identical(self) -> bool:
@@ -49,6 +51,7 @@ class ManifestDiff:
             "moved": [{"from": old.subpath, "to": new.subpath, "size": new.size} for old, new in self.moved],
             "unchanged": self.unchanged,
             "fetch_bytes": self.fetch_bytes,
+            "delta_bytes": self.delta_bytes,
         }
 
     def lines(self) -> list[str]:
@@ -66,16 +69,34 @@ class ManifestDiff:
             f"{self.dataset} {self.old} -> {self.new}: {len(self.added)} added, {len(self.removed)} removed, "
             f"{len(self.changed)} changed, {len(self.moved)} moved, {self.unchanged} unchanged; "
             f"an upgrade fetches {human_bytes(self.fetch_bytes)}"
+            + (
+                f" ({human_bytes(self.delta_bytes)} by the chunks of changed large files)"
+                if self.delta_bytes is not None and self.delta_bytes < self.fetch_bytes
+                else ""
+            )
         )
 
 
-def diff_revisions(dataset: str, old_name: str, old: Manifest, new_name: str, new: Manifest) -> ManifestDiff:
+def diff_revisions(
+    dataset: str,
+    old_name: str,
+    old: Manifest,
+    new_name: str,
+    new: Manifest,
+    *,
+    indexes: tuple[ChunkIndex | None, ChunkIndex | None] = (None, None),
+) -> ManifestDiff:
     """The report of what changes from revision ``old_name`` to ``new_name``, from the comparison
     of their manifests (:func:`djarchive_common.manifest.diff_manifests`). A path whose content
     is new but exists elsewhere in ``old`` costs no transfer (an upgrade reuses it); a file whose
     content left one path for another, which ``old`` no longer has, is moved (not added and
-    removed)."""
+    removed). With both revisions' chunk ``indexes``, a changed large file costs only its new
+    chunks (``delta_bytes``)."""
     changes = diff_manifests(old, new)
+    delta_bytes = None
+    before, after = indexes
+    if before is not None and after is not None:
+        delta_bytes = changes.new_content_bytes - _saved(changes.changed, before, after)
     moved_from = {before.subpath for before, _ in changes.moved}
     moved_to = {after.subpath for _, after in changes.moved}
     return ManifestDiff(
@@ -88,4 +109,17 @@ def diff_revisions(dataset: str, old_name: str, old: Manifest, new_name: str, ne
         moved=changes.moved,
         unchanged=changes.unchanged,
         fetch_bytes=changes.new_content_bytes,
+        delta_bytes=delta_bytes,
     )
+
+
+def _saved(changed: list[tuple[Entry, Entry]], old: ChunkIndex, new: ChunkIndex) -> int:
+    """What fetching the changed files both indexes have by their new chunks saves."""
+    saved = 0
+    for before, after in changed:
+        was = old.matching(before.subpath, before.size, before.sha256)
+        now = new.matching(after.subpath, after.size, after.sha256)
+        if was is not None and now is not None:
+            held = {sha256 for _, sha256 in was.chunks}
+            saved += sum(length for length, sha256 in now.chunks if sha256 in held)
+    return saved

@@ -4,11 +4,15 @@ A file streams into a temporary file in this run's folder under ``TARGET/.djarch
 while its sha256 is computed; only a file whose size and hash match the manifest is renamed
 into place (:meth:`LocalCopy.place`, which opens every folder on the way at that moment and
 refuses links). Small files are one GET each. A large one is cut into byte ranges fetched by
-several workers and written at their offsets; the first answer states the object's real size,
-and only when it matches the manifest is the file pre-allocated. The hash follows a cursor
+several workers and written at their offsets into its partial file, kept across runs with a
+journal of what was written (:mod:`djarchive_client.partial`): a run after an interruption
+fetches only the bytes still missing. The first answer states the object's real size, and only
+when it matches the manifest is a new file pre-allocated. The hash follows a cursor
 through the file: bytes arriving at the cursor are hashed from memory, bytes written ahead of
 it are read back when it gets there. A server that ignores ``Range`` gets the file as one
-stream. Scheduling is :mod:`djarchive_client.download`'s.
+stream. Each GET (a whole file, or one range) runs on a source :class:`~djarchive_client.sources.Sources`
+chooses, the store or a mirror, and on another when it fails; the bytes each source served are
+counted per file. Scheduling is :mod:`djarchive_client.schedule`'s.
 """
 
 from __future__ import annotations
@@ -21,17 +25,19 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from djarchive_common.errors import Cancelled, DJArchiveError, LocalStorageError
+from djarchive_common.errors import Cancelled, DJArchiveError, IntegrityError, LocalStorageError
 from djarchive_common.errors import RangesIgnored as RangesIgnored  # download imports it from here
 from djarchive_common.layout import object_key
 from djarchive_common.localfs import pread, pwrite
 from djarchive_common.manifest import Entry
 from djarchive_common.store import Store
-from djarchive_common.transfer import Progress, retry_call
+from djarchive_common.transfer import Progress
 from djarchive_common.transport import Stream
-from djarchive_common.verified import check_sha256, check_size, opened, receive
+from djarchive_common.verified import Source, check_sha256, check_size, opened, receive
 
 from .localcopy import LocalCopy, storage_error
+from .partial import Partial
+from .sources import Sources
 
 if TYPE_CHECKING:
     from djarchive_common.curl import CurlEngine
@@ -98,8 +104,10 @@ class LargeFile:
         self.digest = hashlib.sha256()
         self.lock = threading.Lock()
         self.fd: int | None = None
-        self.part: str | None = None
+        self.partial: Partial | None = None  # the file being written, with its journal
+        self.base = [offset for offset, _ in self.ranges]  # where this run's bytes of each range start
         self.error: BaseException | None = None
+        self.served: dict[str, int] = {}  # bytes in place, by the source that sent them
 
     def units(self) -> list[Range]:
         """One unit of work per byte range."""
@@ -121,8 +129,8 @@ class Range:
 
 class Fetcher:
     """Fetches files of one revision into a local copy, each verified before it is placed.
-    ``store`` is the source of the bytes (:class:`~djarchive_common.verified.Source`) and its
-    retry policy applies."""
+    ``sources`` choose where each GET goes (default: ``store`` alone, under its retry policy);
+    :meth:`served_by` says which sources sent a placed file's bytes."""
 
     def __init__(
         self,
@@ -134,8 +142,10 @@ class Fetcher:
         *,
         buffer_size: int,
         keys: Mapping[str, str] | None = None,
+        sources: Sources | None = None,
     ):
         self.store = store
+        self.sources = sources or Sources([store], store.options.retry)
         self.dataset = dataset
         self.revision = revision
         self.local = local
@@ -145,34 +155,53 @@ class Fetcher:
         self._stop = threading.Event()
         self._streams: set[Stream] = set()
         self._streams_lock = threading.Lock()
+        self._partials: set[Partial] = set()  # the partial files open in this run
+        self._served: dict[str, dict[str, int]] = {}
         self.engine: CurlEngine | None = None  # the libcurl engine of a batch (djarchive_client.batch)
+
+    def served_by(self, subpath: str) -> dict[str, int]:
+        """The bytes of the placed file ``subpath`` by the source that sent them (once: forgotten
+        after this call)."""
+        with self._streams_lock:
+            return self._served.pop(subpath, {})
+
+    def count_served(self, subpath: str, served: dict[str, int]) -> None:
+        with self._streams_lock:
+            self._served[subpath] = served
 
     def key(self, entry: Entry) -> str:
         return object_key(self.dataset, self.revision, self.keys.get(entry.subpath, entry.subpath))
 
     def stop(self) -> None:
-        """Stop every transfer now: open connections are shut down, workers leave."""
+        """Stop every transfer now: open connections are shut down, workers leave; the journals
+        of the partial files say what they hold, for the next run."""
         self._stop.set()
+        self.sources.stop()
         if self.engine is not None:
             self.engine.cancel()
         with self._streams_lock:
             streams = list(self._streams)
+            partials = list(self._partials)
         for stream in streams:
             stream.abort()
+        for partial in partials:
+            partial.flush()
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
             raise Cancelled("download stopped")
 
     @contextmanager
-    def _stream(self, entry: Entry, key: str, offset: int = 0, length: int = 0) -> Iterator[Stream]:
-        """A GET of ``entry``'s object at ``key`` (a byte range when ``length``), known to
+    def _stream(
+        self, source: Source, entry: Entry, key: str, offset: int = 0, length: int = 0
+    ) -> Iterator[Stream]:
+        """A GET from ``source`` of ``entry``'s object at ``key`` (a byte range when ``length``), known to
         :meth:`stop`, opened by :func:`~djarchive_common.verified.opened`: the object's real size
         is checked against the manifest (and a range answered whole is RangesIgnored) before any
         byte is used or any room allocated."""
         self._check_stop()
         with opened(
-            self.store,
+            source,
             key,
             offset=offset,
             length=length,
@@ -212,13 +241,22 @@ class Fetcher:
         except OSError as exc:
             raise storage_error(exc, self.local.root / ".djarchive" / "tmp") from None
 
+    def allocate(self, fd: int, entry: Entry) -> None:
+        """Reserve the room of ``entry`` in its temporary file: a full disk fails now, not halfway."""
+        if hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fd, 0, entry.size)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # the file system cannot
+                    raise storage_error(exc, self.local.destination(entry.subpath)) from None
+
     # -- one file in one stream --------------------------------------------------------
 
     def fetch_whole(self, entry: Entry) -> os.stat_result:
-        """Fetch ``entry`` in one GET (retried as the policy allows), verify it and place it;
-        return the placed file's status."""
+        """Fetch ``entry`` in one GET (on another source, or again, as :class:`Sources` allows),
+        verify it and place it; return the placed file's status."""
 
-        def attempt() -> os.stat_result:
+        def attempt(source: Source) -> os.stat_result:
             key = self.key(entry)
             part, fd = self.local.new_part()
             placed = False
@@ -230,7 +268,7 @@ class Fetcher:
                     digest.update(data)
                     self.write(fd, data)
 
-                with self._stream(entry, key) as stream:
+                with self._stream(source, entry, key) as stream:
                     received = self._receive(stream, 0, entry.size, write)
                 try:
                     check_size("", received, entry.size)
@@ -243,6 +281,7 @@ class Fetcher:
                 fd = -1
                 self.local.place(part, entry.subpath)
                 placed = True
+                self.count_served(entry.subpath, {source.name: entry.size})
                 return status
             finally:
                 if fd >= 0:
@@ -250,7 +289,7 @@ class Fetcher:
                 if not placed:
                     self.local.discard(part)
 
-        return retry_call(attempt, f"downloading {entry.subpath}", self.store.options.retry)
+        return self.sources.call(attempt, f"downloading {entry.subpath}", size=entry.size)
 
     # -- one range of a large file -----------------------------------------------------
 
@@ -261,10 +300,11 @@ class Fetcher:
         try:
             if job.error is None:
                 offset, length = job.ranges[unit.index]
-                retry_call(
-                    lambda: self._fetch_range_once(job, unit.index),
+                self.sources.call(
+                    lambda source: self._fetch_range_once(job, unit.index, source),
                     f"downloading {job.entry.subpath} bytes {offset}-{offset + length - 1}",
-                    self.store.options.retry,
+                    size=length,
+                    ranged=True,
                 )
         except BaseException as exc:
             with job.lock:
@@ -274,36 +314,44 @@ class Fetcher:
             last = job.remaining == 0
         return self.finish_large(job) if last else None
 
+    def resume(self, job: LargeFile) -> Partial:
+        """The job's partial file, found by the first range to run: what an earlier run wrote
+        (checked) counts as written, and only the rest of each range is fetched."""
+        with job.lock:
+            if job.partial is None:
+                partial = self.local.partials.resume(job.entry)
+                for index, (offset, length) in enumerate(job.ranges):
+                    job.written[index] = partial.present(offset, length)
+                    job.base[index] = offset + job.written[index]
+                job.fd = partial.fd
+                job.partial = partial
+                with self._streams_lock:
+                    self._partials.add(partial)
+                self.progress.advance(sum(job.written))
+            return job.partial
+
     def open_large(self, job: LargeFile) -> int:
-        """The job's temporary file, created and pre-allocated by the first range to arrive (the
-        object's size is known to match the manifest by then)."""
+        """The job's file, created and pre-allocated by the first range to arrive when no earlier
+        run left one (the object's size is known to match the manifest by then)."""
         with job.lock:
             if job.fd is None:
-                job.part, job.fd = self.local.new_part()
-                self.allocate(job.fd, job.entry)
+                job.fd = job.partial.open()  # type: ignore[union-attr]
             return job.fd
 
-    def allocate(self, fd: int, entry: Entry) -> None:
-        """Reserve the room of ``entry`` in its temporary file: a full disk fails now, not halfway."""
-        if hasattr(os, "posix_fallocate"):
-            try:
-                os.posix_fallocate(fd, 0, entry.size)
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # the file system cannot
-                    raise storage_error(exc, self.local.destination(entry.subpath)) from None
-
-    def _fetch_range_once(self, job: LargeFile, index: int) -> None:
+    def _fetch_range_once(self, job: LargeFile, index: int, source: Source) -> None:
         """Fetch what the range still lacks. A retry resumes where the last attempt stopped: bytes
         in place may already be hashed, and must never be overwritten by bytes that are not."""
         offset, length = job.ranges[index]
         end = offset + length
+        partial = self.resume(job)
         with job.lock:
             start = offset + job.written[index]
         if start >= end:
             return
 
         key = self.key(job.entry)
-        with self._stream(job.entry, key, start, end - start) as stream:
+        name = source.name
+        with self._stream(source, job.entry, key, start, end - start) as stream:
             fd = self.open_large(job)
 
             def write(data: bytes, position: int) -> None:
@@ -311,10 +359,12 @@ class Fetcher:
                 self.write(fd, data, position)
                 with job.lock:
                     job.written[index] = position + len(data) - offset
+                    job.served[name] = job.served.get(name, 0) + len(data)
                     if position <= job.cursor < position + len(data):
                         job.digest.update(memoryview(data)[job.cursor - position :])
                         job.cursor = position + len(data)
                     self.catch_up(job, limit=self.buffer_size * 4)
+                partial.wrote(job.base[index], position, data)
 
             received = self._receive(stream, start, end, write, keep=True)
         check_size(f"bytes {start}-{end - 1}", received, end - start)
@@ -336,25 +386,31 @@ class Fetcher:
             budget -= len(data)
 
     def finish_large(self, job: LargeFile) -> os.stat_result:
+        """Verify the whole file and place it; on failure keep it for the next run, unless its
+        bytes are wrong (the whole file's sha256, or a server that ignored the ranges)."""
         status = None
+        partial = job.partial
         try:
-            if job.error is None:
+            if job.error is None and partial is not None:
                 with job.lock:
                     self.catch_up(job)
                 check_size("", job.cursor, job.entry.size)
                 check_sha256("", job.digest.hexdigest(), job.entry.sha256)
                 status = os.fstat(job.fd)  # type: ignore[arg-type]
-                os.close(job.fd)  # type: ignore[arg-type]
                 job.fd = None
-                self.local.place(job.part, job.entry.subpath)  # type: ignore[arg-type]
+                partial.place(self.local.files)
+                self.count_served(job.entry.subpath, job.served)
         except BaseException as exc:
             job.error = exc
         finally:
-            if job.fd is not None:
-                os.close(job.fd)
-                job.fd = None
-            if job.error is not None and job.part is not None:
-                self.local.discard(job.part)
+            job.fd = None
+            if partial is not None:
+                with self._streams_lock:
+                    self._partials.discard(partial)
+                if isinstance(job.error, (IntegrityError, RangesIgnored)):
+                    partial.discard()
+                elif job.error is not None:
+                    partial.close()
         if job.error is not None:
             raise job.error
         return status  # type: ignore[return-value]

@@ -5,13 +5,20 @@ djarchive keeps its own files under ``TARGET/.djarchive/`` (a name no manifest m
 (held while a download writes), ``verified.bin`` (what it has verified, so a re-run does not hash
 the dataset again), ``receipt.json`` with the stored manifest (what the copy holds) and
 ``tmp/<run>/`` (temporary downloads, renamed into place once verified; a later run deletes what
-a killed one left).
+a killed one left) and ``partial/`` (large files partly fetched, with the journal that lets the
+next run resume them: :mod:`.partial`).
+
+A download that only adds named files to a folder that is not a copy (fsspec's ``get``) keeps
+no state there (:meth:`LocalCopy.keep_no_state`): no lock, no record, no receipt, and its
+temporary files in a hidden folder of its own in TARGET, ``.djarchive-<run>.tmp``, deleted at
+the end; the folder is left holding exactly the files it was given.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from djarchive_common.errors import NotFoundError
@@ -21,6 +28,7 @@ from djarchive_common.manifest import Manifest
 
 from .files import TargetFiles, target_path
 from .lock import TargetLock
+from .partial import PARTIAL_FOLDER, Partials
 from .receipt import Receipt, read_receipt, stored_manifests, write_receipt
 from .verified import VerifiedFiles
 
@@ -56,6 +64,8 @@ class LocalCopy:
         self.verified = VerifiedFiles(self.root, shard, run)
         self._lock = TargetLock(path, shard)
         self._state: Folder | None = None
+        self._partials: Partials | None = None
+        self.stateless = False
 
     def __repr__(self) -> str:
         return f"<LocalCopy {self.path}>"
@@ -77,6 +87,12 @@ class LocalCopy:
                 raise storage_error(exc, self.root / STATE_DIR) from None
         return self._state
 
+    def keep_no_state(self) -> None:
+        """Write nothing of djarchive's own in TARGET but this run's temporary files, in a hidden
+        folder deleted when the run ends: no lock, record or receipt (for fsspec's ``get``, which
+        must leave exactly the files it names). Call before :meth:`lock`."""
+        self.stateless = True
+
     # -- the files, as fetching places them (see TargetFiles) --------------------------
 
     def destination(self, subpath: str) -> Path:
@@ -95,12 +111,35 @@ class LocalCopy:
         """Delete a temporary file."""
         self.files.discard(part)
 
+    @property
+    def partials(self) -> Partials:
+        """The large files partly fetched, kept across runs (``.djarchive/partial/``)."""
+        if self._partials is None:
+            # a run that keeps no state keeps them with its temporary files, deleted at its end
+            base = self.files.temporary_folder() if self.stateless else self._state_folder()
+            self._partials = Partials(base)
+        return self._partials
+
+    def clear_partials(self, keep: Callable[[], Iterable[str]] = tuple) -> None:
+        """Delete what interrupted runs left partly fetched, but for the paths ``keep()`` names
+        (a complete copy needs none of the others)."""
+        if self.stateless or (self._partials is None and self._state_folder().lstat(PARTIAL_FOLDER) is None):
+            return
+        try:
+            self.partials.clear(keep)
+        except OSError as exc:
+            raise storage_error(exc, self.root / STATE_DIR / PARTIAL_FOLDER) from None
+
     # -- the lock ----------------------------------------------------------------------
 
     def lock(self) -> None:
         """Take the target's lock (and this run's temporary folder), or raise LockedError when
         another process holds it. A plain run holds the target alone and deletes what dead runs
-        left in the temporary folder; a shard run shares the target with the other shards."""
+        left in the temporary folder; a shard run shares the target with the other shards.
+        Without state (:meth:`keep_no_state`), only the private temporary folder is made."""
+        if self.stateless:
+            self.files.open_private()
+            return
         state = self._state_folder()
         self._lock.acquire(state)
         try:
@@ -111,7 +150,12 @@ class LocalCopy:
 
     def unlock(self) -> None:
         """Delete this run's temporary folder and release the lock."""
-        if self._state is not None:
+        if self._partials is not None:  # its folder may be in the temporary one, deleted now
+            self._partials.close()
+            self._partials = None
+        if self.stateless:
+            self.files.close_run(self.folder)
+        elif self._state is not None:
             self.files.close_run(self._state)
         self._lock.release()
 
@@ -133,7 +177,10 @@ class LocalCopy:
         self.verified.load(self.folder)
 
     def save_record(self) -> None:
-        """Write the record if it changed (a plain run holding the lock drops the shards')."""
+        """Write the record if it changed (a plain run holding the lock drops the shards'); a run
+        that keeps no state writes none."""
+        if self.stateless:
+            return
         self.verified.save(self._state_folder, alone=self.shard is None and self._lock.held)
 
     # -- the receipt -------------------------------------------------------------------

@@ -53,6 +53,7 @@ class Plan:
     remove: list[Entry] = field(default_factory=list)  # A's files that B does not have
     conflicts: dict[str, str] = field(default_factory=dict)  # paths of B not overwritten, and why
     left: dict[str, str] = field(default_factory=dict)  # A's paths not removed, and why
+    deltas: dict[str, str] = field(default_factory=dict)  # paths fetched by their chunks, and how much
 
     def lines(self) -> Iterator[str]:
         """One line per action, as ``--dry-run`` prints them: action, bytes, path."""
@@ -60,7 +61,9 @@ class Plan:
         yield from (f"move\t{entry.size}\t{old} -> {entry.subpath}" for entry, old in self.move)
         for item in self.copy:
             yield f"reuse\t{item.entry.size}\t{item.source.destination(item.subpath)} -> {item.entry.subpath}"
-        yield from (f"fetch\t{size}\t{subpath}" for subpath, size, _ in self.fetch)
+        for subpath, size, _ in self.fetch:
+            delta = self.deltas.get(subpath)
+            yield f"fetch\t{size}\t{subpath}" + (f" (by its chunks: {delta})" if delta else "")
         yield from (f"remove\t{entry.size}\t{entry.subpath}" for entry in self.remove)
         yield from (f"conflict\t-\t{subpath}: {why}" for subpath, why in sorted(self.conflicts.items()))
         yield from (f"leave\t-\t{subpath}: {why}" for subpath, why in sorted(self.left.items()))
@@ -183,14 +186,17 @@ def plan_download(
     previous: Sequence[Entry] | None = None,
     reuse: Sequence[tuple[LocalCopy, Manifest]] = (),
     recheck: bool = False,
+    remove_old: bool = True,
     jobs: int,
     progress: bool = False,
 ) -> tuple[Plan, dict[str, Digest]]:
     """Decide what downloading ``entries`` into ``local`` does, and say which files hashing
     proved to hold their content (subpath -> digest, with the status the file had: for the
     record of verified files). ``previous`` are the files of the revision TARGET holds when it
-    is another one (an upgrade); ``reuse`` are other local copies with their manifests, whose
-    content may serve instead of the network."""
+    is another one (an upgrade): only those the download selected, the others are not touched;
+    ``reuse`` are other local copies with their manifests, whose content may serve instead of
+    the network. Without ``remove_old`` (a shard: the other shards' files are not in
+    ``entries``) no file of the old revision is moved or removed, only copied from."""
     if previous is None and not reuse and next(local.files.walk(), None) is None:
         return Plan(fetch=entries), {}  # nothing on disk yet (a first download): every file is fetched
     fetch = Picked(entries)
@@ -250,7 +256,8 @@ def plan_download(
                 )
                 continue
         source = on_disk.get(entry.sha256)
-        if source is not None and source in old and source not in wanted and source not in moved:
+        movable = remove_old and source in old and source not in wanted and source not in moved
+        if source is not None and movable:
             plan.move.append((entry, source))
             moved.add(source)
         elif source is not None:
@@ -262,8 +269,8 @@ def plan_download(
             fetch.append_index(index)
     plan.keep = Picked(entries, heapq.merge(kept, also_kept))
 
-    # 3. files of A that B does not have: removed while they still match A
-    for subpath, entry in sorted(old.items()):
+    # 3. files of A that B does not have: removed while they still match A (by a run that may)
+    for subpath, entry in sorted(old.items() if remove_old else ()):
         if subpath in wanted or subpath in moved or contents.status.get(subpath) is None:
             continue
         if contents.known.get(subpath) == entry.sha256:

@@ -19,6 +19,7 @@ from djarchive_common.transfer import DEFAULT_WORKERS
 if TYPE_CHECKING:
     from djarchive_common.events import Events
     from djarchive_common.signing import SignatureStatus
+    from djarchive_common.verified import Source
 
 __all__ = ["DownloadOptions", "DownloadRequest", "Selection"]
 
@@ -34,6 +35,7 @@ class DownloadOptions:
     multipart_threshold: int = 64 * MiB  # files at least this big are fetched in ranges
     buffer_size: int = 256 * 1024  # per read; small, so that many workers stay in little memory
     recheck: bool = False  # hash every local file again instead of trusting the record
+    delta: bool = True  # fetch large files by their changed chunks where local files hold the rest
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,11 @@ class DownloadRequest:
     progress: bool = False  # progress bars (on a terminal)
     events: Events | None = None  # machine-readable progress
     retracted: str | None = None  # why the revision was retracted, when it is downloaded anyway
+    accept_republished: bool = False  # go on when the revision changed since TARGET's receipt
     signature: SignatureStatus | None = None  # the manifest's signature, as checked before
+    mirrors: tuple[Source, ...] = ()  # other sources of the data than the store
+    down: tuple[str, ...] = ()  # sources known to be unreachable already (tried last)
+    note: str | None = None  # what the manifest's reader should know (read from a mirror)
 
     @property
     def name(self) -> str:

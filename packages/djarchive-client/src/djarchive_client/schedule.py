@@ -3,13 +3,15 @@
 Small files are one unit each; a large one (at least ``multipart_threshold``) is cut into byte
 ranges of ``part_size``. Ranges of several large files come first, interleaved so that workers
 spread over the files, then whole files, the largest first: the shortest tail. Where the store's
-bulk bodies go through libcurl (:attr:`Store.curl <djarchive_common.store.Store.curl>`), the
-units are GETs on one engine driven by this thread (:mod:`djarchive_client.batch`), and large
-files come in one stream each when there are at least ``STREAMS`` of them (hashed from memory,
-never read back); otherwise they run on one worker pool over one connection pool
-(:class:`djarchive_common.transfer.Slots`) and :mod:`djarchive_client.fetch` fetches, verifies
-and places each file. What was placed is recorded as verified (the record saved every few
-seconds, so a killed run loses little).
+bulk bodies go through libcurl (:attr:`Store.curl <djarchive_common.store.Store.curl>`) and the
+store is the only source, the units are GETs on one engine driven by this thread
+(:mod:`djarchive_client.batch`), and large files come in one stream each when there are at least
+``STREAMS`` of them (hashed from memory, never read back); otherwise they run on one worker pool
+over one connection pool (:class:`djarchive_common.transfer.Slots`), each unit's GET on the
+source :class:`~djarchive_client.sources.Sources` chooses (the store, or a mirror the request
+names), and :mod:`djarchive_client.fetch` fetches, verifies and places each file. What was placed
+is recorded as verified (the record saved every few seconds, so a killed run loses little), with
+the bytes each source served.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 
 from djarchive_common.errors import IntegrityError, LocalStorageError
@@ -29,6 +31,7 @@ from djarchive_common.transfer import Progress, Slots, run_parallel
 from .fetch import Fetcher, LargeFile, Range, RangesIgnored, WholeFile
 from .localcopy import LocalCopy
 from .request import DownloadOptions, DownloadRequest
+from .sources import Sources
 from .summary import DownloadSummary
 
 __all__ = ["Scheduler", "fetch_all"]
@@ -49,7 +52,8 @@ def fetch_all(
 ) -> None:
     """Fetch ``todo`` into ``local`` (the lock held), with a progress bar; ``keys`` maps local
     paths to the revision's subpaths of files placed under other names. What was fetched and
-    what failed is counted in ``summary``."""
+    what failed is counted in ``summary``, with the bytes each source served."""
+    sources = Sources([store, *request.mirrors], store.options.retry, down=request.down)
     with Progress(
         size_of(todo),
         len(todo),
@@ -65,8 +69,12 @@ def fetch_all(
             bar,
             buffer_size=request.options.buffer_size,
             keys=keys,
+            sources=sources,
         )
-        Scheduler(fetcher, request.options, summary).run(todo)
+        try:
+            Scheduler(fetcher, request.options, summary).run(todo)
+        finally:
+            summary.dropped_sources.update(sources.dropped)
 
 
 class Scheduler:
@@ -95,10 +103,14 @@ class Scheduler:
         large: list[list[Range]] = []
         self.record.forget_all(entry.subpath for entry in todo)
         threshold = self.options.multipart_threshold
-        if ranges and self._curl(todo):  # enough large files to keep the link busy: one stream each
-            ranges = sum(entry.size >= threshold for entry in todo) < min(STREAMS, self.options.jobs)
+        resume: Callable[[Entry], bool] = lambda entry: True  # noqa: E731
+        if ranges and self._curl(todo):  # enough large files to keep the link busy: one stream each,
+            count = sum(entry.size >= threshold for entry in todo)  # but what a run left is resumed
+            if count >= min(STREAMS, self.options.jobs):
+                partials = self.local.partials
+                resume = lambda entry: partials.held(entry.subpath)  # noqa: E731
         for entry in todo:
-            if ranges and entry.size >= threshold:
+            if ranges and entry.size >= threshold and resume(entry):
                 large.append(LargeFile(entry, self.options.part_size).units())
             else:
                 wholes.append(WholeFile(entry))
@@ -106,15 +118,16 @@ class Scheduler:
         return _interleave(large) + wholes  # the largest first: the shortest tail
 
     def _curl(self, todo: Sequence[Entry]) -> bool:
-        """Whether ``todo`` goes through libcurl (asked only when there is something to fetch)."""
-        return bool(todo) and self.fetcher.store.curl
+        """Whether ``todo`` goes through libcurl: something to fetch, the store the only source
+        (mirrors stay on the worker pool, which chooses a source per GET) and libcurl chosen."""
+        return bool(todo) and not self.fetcher.sources.several and self.fetcher.store.curl
 
     def _units(
         self, units: list[WholeFile | Range], slots: Slots
     ) -> Iterator[tuple[WholeFile | Range, os.stat_result | None, BaseException | None]]:
         """Fetch ``units``: on libcurl's engine, or on the worker pool; (unit, placed, error)."""
         fetcher = self.fetcher
-        if units and fetcher.store.curl:
+        if self._curl([unit.entry for unit in units[:1]]):
             from .batch import fetch_batch
 
             return fetch_batch(fetcher, units, jobs=self.options.jobs, transfers=slots.workers)
@@ -159,9 +172,12 @@ class Scheduler:
                     self.record.remember(entry, placed)
                     summary.fetched_files += 1
                     summary.fetched_bytes += entry.size
+                    served = fetcher.served_by(entry.subpath)
+                    for name, count in served.items():
+                        summary.sources[name] = summary.sources.get(name, 0) + count
                     fetcher.progress.file_done()
                     if self.events is not None:
-                        self.events.file(entry.subpath, entry.size, "fetched")
+                        self.events.file(entry.subpath, entry.size, "fetched", sources=served)
                     log.debug("fetched %s (%d bytes)", entry.subpath, entry.size)
                     if time.monotonic() - last_save > RECORD_SAVE_SECONDS:
                         self.local.save_record()

@@ -54,8 +54,15 @@ class DownloadSummary:
     removed: list[str] = field(default_factory=list)  # files of the previous revision removed
     conflicts: dict[str, str] = field(default_factory=dict)  # files of yours left alone, and why
     upgraded_from: str | None = None  # the revision TARGET held before this download
+    delta_files: int = 0  # fetched by their chunks: local chunks copied, the rest fetched
+    delta_bytes: int = 0  # their size (fetched_bytes counts what was fetched of them)
+    deltas: dict[str, str] = field(default_factory=dict)  # subpath -> what its delta fetches
     retracted: str | None = None  # why the revision was retracted, when downloaded anyway
     signature: SignatureStatus | None = None  # the revision's signature, as checked before the download
+    sources: dict[str, int] = field(default_factory=dict)  # bytes fetched, by source (store, mirrors)
+    dropped_sources: dict[str, str] = field(default_factory=dict)  # sources given up on, and why
+    mirrors: tuple[str, ...] = ()  # the mirrors this download could use
+    note: str | None = None  # what else the holder should know (the manifest came from a mirror)
     plan: Plan | None = field(default=None, repr=False)
 
     @property
@@ -97,9 +104,14 @@ class DownloadSummary:
             "removed": self.removed,
             "conflicts": self.conflicts,
             "upgraded_from": self.upgraded_from,
+            "delta_files": self.delta_files,
+            "delta_bytes": self.delta_bytes,
             "retracted": self.retracted,
             "ok": self.ok,
             "signature": self.signature.to_dict() if self.signature is not None else None,
+            "sources": self.sources,
+            "dropped_sources": self.dropped_sources,
+            "note": self.note,
         }
         if self.dry_run:
             data["planned"] = [{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in self.planned]
@@ -129,11 +141,16 @@ class DownloadSummary:
             f"fetched {self.fetched_files} ({human_bytes(self.fetched_bytes)}), "
             f"{self.present_files} already present"
         )
+        if self.delta_files:
+            text += f" ({self.delta_files} by their changed chunks, of {human_bytes(self.delta_bytes)})"
         if self.reused_files:
             text += f", {self.reused_files} from local disk ({human_bytes(self.reused_bytes)})"
         if self.removed:
             text += f", {len(self.removed)} of the old revision removed"
         if self.failed:
             text += f", {len(self.failed)} FAILED"
+        if self.mirrors and self.sources:
+            served = ", ".join(f"{name} {human_bytes(count)}" for name, count in self.sources.items())
+            text += f"; bytes from {served}"
         rate = self.fetched_bytes / self.seconds if self.seconds > 0 else 0
         return f"{text} in {self.seconds:.1f} s" + (f" ({human_bytes(rate)}/s)" if self.fetched_bytes else "")

@@ -9,7 +9,9 @@ any manifest. Clients list and download published revisions only; the admin sees
 Every manifest a catalog hands out comes through :meth:`Catalog.signed_manifest`, which checks
 the revision's signatures (:mod:`djarchive_common.signing`) against the keys it trusts: with
 trusted keys configured, a revision without a valid signature by one of them is refused there,
-before any caller can act on its manifest.
+before any caller can act on its manifest. Manifests come from the primary (the store); only
+when it cannot be reached at all does :meth:`Catalog.read_revision` take one from a mirror,
+signed by a trusted key for this dataset and revision (:mod:`djarchive_common.mirror`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from .layout import (
     tombstone_key,
 )
 from .manifest import Entry, Manifest, parse_manifest, select_or_fail
+from .mirror import ManifestRead, Mirror, manifest_from_mirrors, mirrors_of, unreachable
 from .revision import INCOMPLETE, PUBLISHED, RETRACTED, STAGED, RevisionInfo, Tombstone
 from .store import Store, StoreOptions
 from .survey import LISTING_WORKERS, survey
@@ -63,6 +66,7 @@ __all__ = [
     "STAGED",
     "Tombstone",
     "Catalog",
+    "ManifestRead",
     "RevisionInfo",
 ]
 
@@ -82,7 +86,9 @@ class Catalog:
 
     ``trusted_keys`` (public key lines or key files), ``revoked_keys`` (key lines, key ids or
     files) and ``require_signature`` configure signature checks, resolved on first use as
-    :func:`djarchive_common.config.resolve_trust` describes.
+    :func:`djarchive_common.config.resolve_trust` describes. ``mirrors`` (base URLs) are other
+    sources of the archive's data, resolved on first use as
+    :func:`djarchive_common.config.resolve_mirrors` describes.
     """
 
     role = "client"
@@ -96,12 +102,25 @@ class Catalog:
         trusted_keys: str | Iterable[str] | None = None,
         revoked_keys: str | Iterable[str] | None = None,
         require_signature: bool = False,
+        mirrors: str | Iterable[str] | None = None,
         **config: Any,
     ):
         self.settings = settings or resolve_settings(self.role, **config)
         self.store = Store(self.settings, options or StoreOptions.from_environment())
         self._trust_options = (trusted_keys, revoked_keys, require_signature)
         self._trust: Trust | None = None
+        self._mirror_options = mirrors
+        self._mirrors: tuple[Mirror, ...] | None = None
+
+    @property
+    def mirrors(self) -> tuple[Mirror, ...]:
+        """The mirrors configured (none: the store is the only source)."""
+        if self._mirrors is None:
+            from .config import resolve_mirrors
+
+            urls = resolve_mirrors(self.role, self._mirror_options)
+            self._mirrors = mirrors_of(urls, self.store.options)
+        return self._mirrors
 
     @property
     def trust(self) -> Trust:
@@ -218,16 +237,40 @@ class Catalog:
     ) -> tuple[Manifest, SignatureStatus]:
         """The validated manifest of a published revision and its signature status; with
         ``retracted=True``, the manifest a retracted revision keeps (the same bytes as when it
-        was published, so its signatures still apply).
+        was published, so its signatures still apply). See :meth:`read_revision`."""
+        read = self.read_revision(dataset, revision, retracted=retracted)
+        return read.manifest, read.signature
+
+    def read_revision(
+        self, dataset: str, revision: str, *, retracted: bool = False, mirrors: bool = True
+    ) -> ManifestRead:
+        """The validated manifest of a revision (as :meth:`signed_manifest` says), its signature
+        status, their bytes as stored, and where they came from.
 
         The one place manifests are fetched for reading. With trusted keys configured
         (:attr:`trust`), a revision without a valid signature by one of them raises
         SignatureError, naming the reason, before the manifest is even parsed. Without them the
-        status is only reported. The signatures are read while the manifest is.
+        status is only reported. The signatures are read while the manifest is. When the store
+        cannot be reached at all and ``mirrors`` are configured, a published revision's manifest
+        may come from one of them, signed by a trusted key for this revision
+        (:func:`djarchive_common.mirror.manifest_from_mirrors`; its ``note`` says that
+        retraction could not be checked); an answer of the store, even an error, never lets a
+        mirror's manifest in.
         """
         check_name(dataset)
         check_name(revision, "revision")
         trust = self.trust
+        try:
+            return self._read_from_store(dataset, revision, trust, retracted)
+        except DJArchiveError as error:
+            if retracted or not mirrors or not unreachable(error) or not self.mirrors:
+                raise
+            return manifest_from_mirrors(
+                self.mirrors, dataset, revision, trust, error, self.store.options.retry
+            )
+
+    def _read_from_store(self, dataset: str, revision: str, trust: Trust, retracted: bool) -> ManifestRead:
+        """:meth:`read_revision` from the store alone."""
         signatures = _in_background(lambda: self._stored_signatures(dataset, revision))
         if retracted:
             key = retracted_manifest_key(dataset, revision)
@@ -238,11 +281,11 @@ class Catalog:
         else:
             key = manifest_key(dataset, revision)
             data = self._published_manifest(dataset, revision)
-        status = self._check_signatures(signatures, data, dataset, revision, trust)
+        status, signed = self._check_signatures(signatures, data, dataset, revision, trust)
         manifest = parse_manifest(data, source=key)
         if not manifest:  # publish never writes one; an empty answer is a fault, not a revision
             raise ManifestError(f"the manifest of {dataset} {revision} is empty")
-        return manifest, status
+        return ManifestRead(manifest, status, data, signed, self.store.name)
 
     def _published_manifest(self, dataset: str, revision: str) -> bytes:
         """The bytes of a published revision's manifest; the errors say why there are none."""
@@ -283,7 +326,8 @@ class Catalog:
         dataset: str,
         revision: str,
         trust: Trust,
-    ) -> SignatureStatus:
+    ) -> tuple[SignatureStatus, bytes | None]:
+        """The signature status, and the signatures file's bytes (None: none, or unreadable)."""
         from .signing import UNKNOWN, SignatureStatus, check_signatures
 
         source = f"{signature_key(dataset, revision)} in {self.settings.url}"
@@ -293,10 +337,10 @@ class Catalog:
             if trust.enforced:
                 raise
             log.info("%s: %s", source, error)  # only reported: the revision stays readable
-            return SignatureStatus(UNKNOWN, detail=str(error))
+            return SignatureStatus(UNKNOWN, detail=str(error)), None
         status = check_signatures(data, manifest_data, dataset, revision, trust, source=source)
         log.debug("%s %s: %s", dataset, revision, status)
-        return status
+        return status, data
 
     def files(
         self, dataset: str, revision: str, *, include: Sequence[str] = (), exclude: Sequence[str] = ()

@@ -2,7 +2,8 @@
 
 Published data lives at ``<dataset>/<revision>/<subpath>`` with the manifest,
 written last, at ``<dataset>/<revision>/djarchive-manifest.csv``, and its signatures, when it
-is signed, at ``<dataset>/<revision>/djarchive-manifest.sig``.
+is signed, at ``<dataset>/<revision>/djarchive-manifest.sig``; the chunk index of its large
+files, when it has any, at ``<dataset>/<revision>/djarchive-chunks.json``.
 
 djarchive's own bookkeeping lives in flat top-level keys, with no ``/`` in them, so
 that it creates no top-level prefix: the archive's original client lists every
@@ -13,6 +14,10 @@ joined by ``~``, which no dataset or revision name can contain::
     .djarchive~staging~<dataset>~<revision>~djarchive-manifest.csv   a staged manifest
     .djarchive~locks~<dataset>~<revision>.lock                       a revision's lease
     .djarchive~probe~<token>~<name>                                   the admin's probe (deleted)
+
+A mirror serves the same keys under a base URL ending in ``/``: the object at ``<key>`` is at
+``<base URL><key, percent-encoded>`` (:func:`mirror_object_url`), so a static web server over a
+folder tree, or a public bucket in path style (``https://host/bucket/``), is one.
 
 A staged (uploaded, not yet published) revision keeps its manifest at the staging key:
 outside every revision prefix, under a name no dataset can have, so no client, old or
@@ -27,10 +32,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import quote, urlsplit
 
-from .errors import InvalidNameError
+from .errors import ConfigurationError, InvalidNameError
 
 __all__ = [
+    "CHUNKS_NAME",
     "LEGACY_STAGING_PREFIX",
     "LOCKS_PREFIX",
     "PROBE_PREFIX",
@@ -42,12 +49,15 @@ __all__ = [
     "SEPARATOR",
     "STAGING_PREFIX",
     "TOMBSTONE_NAME",
+    "check_mirror_url",
     "check_name",
     "check_subpath",
+    "chunks_key",
     "is_valid_name",
     "legacy_staged_manifest_key",
     "lock_key",
     "manifest_key",
+    "mirror_object_url",
     "natural_key",
     "object_key",
     "retracted_manifest_key",
@@ -65,7 +75,10 @@ MANIFEST_NAME = "djarchive-manifest.csv"
 SIGNATURE_NAME = "djarchive-manifest.sig"  # signed statements about the manifest (DESIGN §10)
 TOMBSTONE_NAME = "djarchive-retraction.json"  # why and when a revision was retracted (DESIGN §9)
 RETRACTED_MANIFEST_NAME = "djarchive-manifest.retracted.csv"  # a retracted revision's manifest, kept
-RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME, TOMBSTONE_NAME, RETRACTED_MANIFEST_NAME})
+CHUNKS_NAME = "djarchive-chunks.json"  # the content-defined chunks of its large files (DESIGN §13)
+RESERVED_NAMES = frozenset(
+    {MANIFEST_NAME, SIGNATURE_NAME, TOMBSTONE_NAME, RETRACTED_MANIFEST_NAME, CHUNKS_NAME}
+)
 STATE_FOLDER = ".djarchive"  # djarchive's own folder in a local copy; no manifest path may enter it
 SEPARATOR = "~"  # joins the parts of bookkeeping keys; no dataset or revision name contains it
 STAGING_PREFIX = ".djarchive~staging~"
@@ -170,6 +183,11 @@ def signature_key(dataset: str, revision: str) -> str:
     return revision_prefix(dataset, revision) + SIGNATURE_NAME
 
 
+def chunks_key(dataset: str, revision: str) -> str:
+    """The key of a revision's chunk index (written before its manifest, when it has large files)."""
+    return revision_prefix(dataset, revision) + CHUNKS_NAME
+
+
 def tombstone_key(dataset: str, revision: str) -> str:
     """The retraction record of a revision (reason, successor, time)."""
     return revision_prefix(dataset, revision) + TOMBSTONE_NAME
@@ -232,3 +250,41 @@ def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
         for part in _NATURAL_RE.split(name)
         if part
     )
+
+
+def check_mirror_url(value: object, source: str = "--mirror") -> str:
+    """``value`` as a mirror's base URL: ``http(s)://host[:port]/path/``, ending in ``/``, with no
+    credentials, query or fragment; ConfigurationError otherwise (naming ``source``, and never
+    echoing a URL that carries credentials)."""
+    text = str(value).strip()
+    usage = "expected http(s)://HOST[:PORT]/PATH/, ending in '/'"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise ConfigurationError(f"invalid mirror URL {text!r} ({source}): {usage}") from None
+    if "@" in parts.netloc:  # checked first, so that a pasted secret is never echoed
+        raise ConfigurationError(
+            f"invalid mirror URL ({source}): credentials do not belong in it (mirrors are read anonymously)"
+        )
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or _ASCII_CONTROL.search(text)
+        or " " in text
+    ):
+        raise ConfigurationError(f"invalid mirror URL {text!r} ({source}): {usage}")
+    if not parts.path.endswith("/"):
+        raise ConfigurationError(
+            f"invalid mirror URL {text!r} ({source}): it must end in '/' (the folder the archive's "
+            f"keys are under, e.g. {text}/)"
+        )
+    return text
+
+
+def mirror_object_url(base: str, key: str) -> str:
+    """Where a mirror with the base URL ``base`` (:func:`check_mirror_url`) serves ``key``:
+    ``base`` and the key percent-encoded ('/' kept), so names with spaces, '#', '?' or '%' work."""
+    return base + quote(key, safe="/")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -35,6 +35,7 @@ from .writes import CHECKSUM_SHA256, WriteChecks, Written, put_bytes, put_file
 if TYPE_CHECKING:
     from minio import Minio
 
+    from .copies import Piece, Read
     from .curl import CurlEngine, Done, Put
     from .transfer import RetryPolicy
 
@@ -338,6 +339,30 @@ class Store:
             parallel_parts=parallel_parts,
             recover=recover,
         )
+
+    def copy(
+        self, key: str, source_key: str, sha256: str, *, md5: Callable[[], str] | None = None
+    ) -> Written:
+        """Copy the object ``source_key`` to ``key`` in the bucket (CopyObject, up to 5 GiB) with
+        ``sha256`` as its metadata; ``md5()``: the local content's MD5, to prove the copy where
+        ETags are MD5s (:mod:`djarchive_common.copies`)."""
+        from .copies import copy_object
+
+        return copy_object(self, key, source_key, sha256, self._data_headers(sha256), md5=md5)
+
+    def compose(
+        self, key: str, size: int, sha256: str, pieces: Sequence[Piece], read: Read, *, parallel: int = 1
+    ) -> Written:
+        """Write ``key`` as a multipart upload of ``pieces``: ranges copied from objects of the
+        bucket and parts sent from the local file ``read(offset, length)`` gives, with ``sha256``
+        as its metadata (:func:`djarchive_common.copies.compose`)."""
+        from .copies import compose
+
+        return compose(self, key, size, pieces, self._data_headers(sha256), read, parallel=parallel)
+
+    @staticmethod
+    def _data_headers(sha256: str) -> dict[str, str]:
+        return {f"x-amz-meta-{SHA256_METADATA}": sha256, "Content-Type": "application/octet-stream"}
 
     def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> Written:
         """Upload a small object from memory, with its digests; return what was written."""

@@ -95,13 +95,14 @@ class SignatureStatus(Value):
     signed it (VALID only), ``key_ids`` those of every signature found, ``reason`` one of
     :data:`REASONS` when the signatures do not fit, ``detail`` the explanation."""
 
-    __slots__ = ("detail", "key_ids", "reason", "signed_at", "signer", "status")
+    __slots__ = ("chunks_sha256", "detail", "key_ids", "reason", "signed_at", "signer", "status")
     status: str
     signer: str | None
     signed_at: str | None
     key_ids: tuple[str, ...]
     reason: str | None
     detail: str | None
+    chunks_sha256: str | None  # the chunk index the valid signature names (VALID only)
 
     def __init__(
         self,
@@ -111,6 +112,7 @@ class SignatureStatus(Value):
         key_ids: tuple[str, ...] = (),
         reason: str | None = None,
         detail: str | None = None,
+        chunks_sha256: str | None = None,
     ):
         super().__init__(
             status=status,
@@ -119,6 +121,7 @@ class SignatureStatus(Value):
             key_ids=tuple(key_ids),
             reason=reason,
             detail=detail,
+            chunks_sha256=chunks_sha256,
         )
 
     @property
@@ -211,7 +214,9 @@ def check_signatures(
         if problem is not None:
             failures.append((3, *problem))
             continue
-        return SignatureStatus(VALID, statement.key_id, statement.signed_at, key_ids)
+        return SignatureStatus(
+            VALID, statement.key_id, statement.signed_at, key_ids, chunks_sha256=statement.chunks_sha256
+        )
     _, reason, message = max(failures, key=lambda failure: failure[0])
     if reason == UNTRUSTED:
         noun = "key" if len(key_ids) == 1 else "keys"

@@ -260,9 +260,16 @@ class SigningKey:
         return cls(key, str(path))
 
     def sign(
-        self, dataset: str, revision: str, manifest_data: bytes, *, signed_at: str | None = None
+        self,
+        dataset: str,
+        revision: str,
+        manifest_data: bytes,
+        *,
+        signed_at: str | None = None,
+        chunks_data: bytes | None = None,
     ) -> Signed:
-        """Sign the statement that ``manifest_data`` is the manifest of ``dataset`` ``revision``."""
+        """Sign the statement that ``manifest_data`` is the manifest of ``dataset`` ``revision``
+        (and ``chunks_data`` its chunk index, when it has one)."""
         _, eddsa = _crypto()
         statement = Statement(
             dataset=dataset,
@@ -270,6 +277,7 @@ class SigningKey:
             manifest_sha256=sha256_hex(manifest_data),
             key_id=self.key_id,
             signed_at=signed_at or _utc_now(),
+            chunks_sha256=sha256_hex(chunks_data) if chunks_data is not None else None,
         )
         return Signed(statement, eddsa.new(self._key, "rfc8032").sign(statement.canonical()))
 

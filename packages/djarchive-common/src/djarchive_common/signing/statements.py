@@ -6,7 +6,9 @@ A curator signs a revision with an Ed25519 key (``djarchive-admin keygen``). Wha
     {"dataset":"some-set","key_id":"1a2b3c4d5e6f7a8b","manifest_sha256":"<64 hex>",
      "revision":"000","signed_at":"2026-11-27T10:20:30Z","type":"djarchive-manifest-signature/1"}
 
-``manifest_sha256`` is the sha256 of the manifest object's exact bytes; ``key_id`` the first 8
+``manifest_sha256`` is the sha256 of the manifest object's exact bytes. A revision with a chunk
+index (``djarchive-chunks.json``, DESIGN §13) is signed with one more field, ``chunks_sha256``,
+the sha256 of the index's bytes; statements without it (older ones) stay valid. ``key_id`` the first 8
 bytes (16 hex digits) of the sha256 of the signer's raw 32-byte public key. The bucket is not
 part of it, so mirrors carry signatures unchanged. The signatures of a revision are stored at
 ``<dataset>/<revision>/djarchive-manifest.sig``, written before the manifest::
@@ -74,6 +76,7 @@ DIGEST_MISMATCH = "digest-mismatch"
 REASONS = (MISSING, MALFORMED, UNTRUSTED, REVOKED, BAD_SIGNATURE, OTHER_REVISION, DIGEST_MISMATCH)
 
 _STATEMENT_FIELDS = frozenset({"type", "dataset", "revision", "manifest_sha256", "key_id", "signed_at"})
+_INDEXED_STATEMENT_FIELDS = _STATEMENT_FIELDS | {"chunks_sha256"}
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 KEY_ID_RE = re.compile(r"[0-9a-f]{16}")
 _TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
@@ -128,25 +131,35 @@ def _rebuild(cls: type[Value], values: dict[str, Any]) -> Value:
 class Statement(Value):
     """What a signature binds: one manifest of one revision, signed by one key at one time."""
 
-    __slots__ = ("dataset", "key_id", "manifest_sha256", "revision", "signed_at")
+    __slots__ = ("chunks_sha256", "dataset", "key_id", "manifest_sha256", "revision", "signed_at")
     dataset: str
     revision: str
     manifest_sha256: str
     key_id: str
     signed_at: str
+    chunks_sha256: str | None  # the revision's chunk index, when it has one
 
-    def __init__(self, dataset: str, revision: str, manifest_sha256: str, key_id: str, signed_at: str):
+    def __init__(
+        self,
+        dataset: str,
+        revision: str,
+        manifest_sha256: str,
+        key_id: str,
+        signed_at: str,
+        chunks_sha256: str | None = None,
+    ):
         super().__init__(
             dataset=dataset,
             revision=revision,
             manifest_sha256=manifest_sha256,
             key_id=key_id,
             signed_at=signed_at,
+            chunks_sha256=chunks_sha256,
         )
 
     def to_dict(self) -> dict[str, str]:
-        """The statement as JSON-ready data."""
-        return {
+        """The statement as JSON-ready data (``chunks_sha256`` only when there is an index)."""
+        data = {
             "type": STATEMENT_TYPE,
             "dataset": self.dataset,
             "revision": self.revision,
@@ -154,6 +167,9 @@ class Statement(Value):
             "key_id": self.key_id,
             "signed_at": self.signed_at,
         }
+        if self.chunks_sha256 is not None:
+            data["chunks_sha256"] = self.chunks_sha256
+        return data
 
     def canonical(self) -> bytes:
         """The exact bytes that are signed: sorted keys, no spaces, ASCII."""
@@ -242,7 +258,8 @@ def _string(value: Any, pattern: re.Pattern[str] | None, what: str) -> str:
 
 
 def _statement(value: Any, what: str) -> Statement:
-    data = _fields(value, _STATEMENT_FIELDS, what)
+    indexed = isinstance(value, dict) and "chunks_sha256" in value
+    data = _fields(value, _INDEXED_STATEMENT_FIELDS if indexed else _STATEMENT_FIELDS, what)
     if data["type"] != STATEMENT_TYPE:
         raise ValueError(f"{what}: type is not {STATEMENT_TYPE!r}")
     for name in ("dataset", "revision"):
@@ -254,6 +271,9 @@ def _statement(value: Any, what: str) -> Statement:
         manifest_sha256=_string(data["manifest_sha256"], _SHA256_RE, f"{what}: manifest_sha256"),
         key_id=_string(data["key_id"], KEY_ID_RE, f"{what}: key_id"),
         signed_at=_string(data["signed_at"], _TIME_RE, f"{what}: signed_at"),
+        chunks_sha256=_string(data["chunks_sha256"], _SHA256_RE, f"{what}: chunks_sha256")
+        if indexed
+        else None,
     )
 
 

@@ -15,7 +15,8 @@ through the latency proxy (20 ms each way), each command in its own process, tim
 * **rerun**: the same ``djarchive download`` again over the complete copy (L: the no-op re-run,
   against the cold download of the same round);
 * **upload** S: ``djarchive-admin upload -q`` (hash, PUT with digests, publish) into a new
-  revision with each transport, against ``s5cmd cp`` of the folder and of its manifest.
+  revision with each transport (``--no-delta``: every file sent, none copied from the revisions of
+  the earlier rounds), against ``s5cmd cp`` of the folder and of its manifest.
 
 Medians per tool go to a table with issue 27's ratios and targets; the raw samples and the load
 average go to ``.work/results/transports-<stamp>.md`` and ``.json``.
@@ -129,7 +130,8 @@ class Bench:
             if tool == "s5cmd":
                 self._s5cmd_upload(network, endpoint, data, source)
                 continue
-            command = [self.admin, "upload", "-q", "bench-up", f"r{self.uploads}", str(source)]
+            # --no-delta: every file sent, as s5cmd sends them (not copied from the earlier rounds')
+            command = [self.admin, "upload", "-q", "--no-delta", "bench-up", f"r{self.uploads}", str(source)]
             env = self.env(endpoint, tool)
             self.time((network, "upload", "S", f"djarchive {tool}"), [command], env)
 

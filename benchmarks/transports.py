@@ -25,6 +25,7 @@ average go to ``.work/results/transports-<stamp>.md`` and ``.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -113,7 +114,6 @@ class Bench:
         ]
         env = self.env(endpoint)
         self.time((network, "download", shape, "s5cmd"), steps[:1], env)
-        self.samples[(network, "download", shape, "s5cmd + hashlib")] = []
         self.time((network, "download", shape, "hashlib"), steps[1:], env)
         both = run.Sample()
         both.add(self.samples[(network, "download", shape, "s5cmd")][-1])
@@ -213,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default="s,l,upload,rerun", help="s, l, upload, rerun (with l)")
     parser.add_argument("--network", default="loopback,latency")
     parser.add_argument("--delay", type=float, default=0.020, help="seconds each way through the proxy")
+    parser.add_argument("--report", type=Path, help="render the tables again from a saved .json (no run)")
     args = parser.parse_args(argv)
+    if args.report:
+        print(rerender(args.report))
+        return 0
     parts = set(args.parts.split(","))
     networks = args.network.split(",")
     run.write_bytecode()
@@ -248,6 +252,29 @@ def main(argv: list[str] | None = None) -> int:
     raw = {"/".join(key): [vars(sample) for sample in samples] for key, samples in bench.samples.items()}
     run.save_results(text, {"notes": notes, "loads": bench.loads, "samples": raw}, prefix="transports-")
     return 0
+
+
+def rerender(saved: Path) -> str:
+    """The report of a saved run, its "s5cmd + hashlib" samples summed again round by round."""
+    data = json.loads(saved.read_text())
+    bench = Bench("", 0)
+    bench.loads = data["loads"]
+    for name, samples in data["samples"].items():
+        network, phase, shape, tool = name.split("/")
+        if tool != "s5cmd + hashlib":
+            bench.samples[(network, phase, shape, tool)] = [run.Sample(**sample) for sample in samples]
+    for (network, phase, shape, tool), samples in list(bench.samples.items()):
+        if tool == "s5cmd" and phase == "download":
+            hashed = bench.samples[(network, phase, shape, "hashlib")]
+            both = []
+            for one, other in zip(samples, hashed, strict=True):
+                summed = run.Sample()
+                summed.add(one)
+                summed.add(other)
+                both.append(summed)
+            bench.samples[(network, phase, shape, "s5cmd + hashlib")] = both
+    networks = sorted({key[0] for key in bench.samples}, key=["loopback", "latency"].index)
+    return report(bench, networks, data["notes"])
 
 
 class _nothing:

@@ -47,7 +47,7 @@ from djarchive_common.transfer import DEFAULT_WORKERS, Progress, Slots, run_para
 from djarchive_common.writes import Written
 
 from .lease import RevisionLease
-from .publish import publish_revision, refuse_changed_retraction, strays
+from .publish import force_hint, publish_revision, refuse_changed_retraction, strays
 from .scan import SourceFile, build_manifest, check_source, scan_source
 from .sign import sign_revision
 
@@ -383,9 +383,9 @@ def upload_revision(
     plan = plan_upload(store, name, revision, manifest, sources, jobs=options.jobs)
     if plan.strays and not force:
         raise IntegrityError(
-            f"{name}/{revision}/ in {store.settings.url} holds {plural(len(plan.strays), 'object')} that "
-            f"{'is' if len(plan.strays) == 1 else 'are'} not in the manifest: {some(plan.strays)}; "
-            "nothing was uploaded: pass force=True to delete them"
+            f"{name}/{revision}/ in {store.settings.url} holds {plural(len(plan.strays), 'object')} not in "
+            f"the manifest: {some(plan.strays)}; nothing was uploaded",
+            hint=force_hint(": pass {} to delete them"),
         )
     summary.stored_files = len(plan.stored)
     if events is not None:
@@ -461,8 +461,8 @@ def _published_manifest(
         what = f" ({files(len(old))}, {human_bytes(old.total_size)})" if old is not None else ""
         raise RevisionPublishedError(
             f"{name} {revision} is already published{what} at {catalog.settings.url}; published "
-            "revisions are immutable: choose a new revision, or pass force=True "
-            "to overwrite it"
+            "revisions are immutable: choose a new revision",
+            hint=force_hint(", or pass {} to overwrite it"),
         )
     return old, True
 

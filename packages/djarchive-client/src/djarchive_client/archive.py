@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from djarchive_common.catalog import Catalog
-from djarchive_common.errors import ConfigurationError, RevisionRetractedError
+from djarchive_common.errors import ConfigurationError, Hint
 from djarchive_common.events import Events
-from djarchive_common.manifest import Manifest
 from djarchive_common.transfer import job_count
 
 from .diff import ManifestDiff, diff_revisions
@@ -21,12 +19,7 @@ from .status import CopyStatus, copy_status
 from .summary import DownloadSummary
 from .verify import VerifyReport, verify_copy, verify_offline
 
-if TYPE_CHECKING:
-    from djarchive_common.signing import SignatureStatus
-
 __all__ = ["DJArchiveClient", "client"]
-
-log = logging.getLogger("djarchive_client")
 
 
 class DJArchiveClient(Catalog):
@@ -89,10 +82,17 @@ class DJArchiveClient(Catalog):
         kept, moved, fetched, removed; files you changed are left alone and reported). Content
         already in the local copies named by ``reuse`` is copied (and checked) instead of
         fetched; ``link=True`` hard-links it instead. A retracted revision is refused unless
-        ``allow_retracted``. The summary's ``signature`` is the revision's signature status,
-        checked before anything else.
+        ``allow_retracted`` (then the summary's ``retracted`` says why it was retracted). The
+        summary's ``signature`` is the revision's signature status, checked before anything else.
         """
-        manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
+        if link and not reuse:
+            raise ConfigurationError(
+                "link=True hard-links files taken from other local copies: it needs reuse=",
+                hint=Hint("reuse", flag="--reuse", metavar="DIR", text="; give {}"),
+            )
+        manifest, signature, retraction = self.manifest_or_retracted(
+            dataset_name, revision, allow_retracted=allow_retracted
+        )
         defaults = DownloadOptions()
         request = DownloadRequest(
             dataset_name,
@@ -111,30 +111,14 @@ class DJArchiveClient(Catalog):
             link=link,
             progress=display_progress,
             events=events,
-            retracted=retraction,
+            retracted=retraction.message if retraction is not None else None,
             signature=signature,
         )
         return download_revision(self.store, manifest, request)
 
-    def _manifest_or_retracted(
-        self, dataset: str, revision: str, allowed: bool
-    ) -> tuple[Manifest, str | None, SignatureStatus]:
-        """The revision's manifest, or, for a retracted revision when ``allowed``, the manifest it
-        kept and why it was retracted; with the signature status of either (the kept manifest
-        is the one that was signed)."""
-        try:
-            manifest, signature = self.signed_manifest(dataset, revision)
-            return manifest, None, signature
-        except RevisionRetractedError as error:
-            if not allowed:
-                raise
-            log.warning("%s", error)
-            manifest, signature = self.signed_manifest(dataset, revision, retracted=True)
-            return manifest, str(error).split(" (allow_retracted")[0], signature
-
     def verify(
         self,
-        dataset_name: str,
+        dataset: str,
         revision: str,
         target_directory: str | os.PathLike[str],
         *,
@@ -148,11 +132,11 @@ class DJArchiveClient(Catalog):
         """Compare a local copy with the revision's manifest (missing, modified, extra files).
 
         An intact copy gets a receipt (or its time of verification updated). A retracted revision
-        is checked against the manifest it kept, and the report says it was retracted."""
-        manifest, retraction, signature = self._manifest_or_retracted(dataset_name, revision, True)
+        is checked against the manifest it kept, and the report's ``note`` says it was retracted."""
+        manifest, signature, retraction = self.manifest_or_retracted(dataset, revision, allow_retracted=True)
         report = verify_copy(
             manifest,
-            dataset_name,
+            dataset,
             revision,
             target_directory,
             include=include,
@@ -164,7 +148,8 @@ class DJArchiveClient(Catalog):
             events=events,
             signature=signature,
         )
-        report.note = retraction or report.note
+        if retraction is not None:
+            report.note = retraction.message
         return report
 
     def verify_local(
@@ -197,10 +182,15 @@ class DJArchiveClient(Catalog):
         return copy_status(target_directory, origin)
 
     def diff(self, dataset: str, old: str, new: str) -> ManifestDiff:
-        """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests."""
-        old_manifest, _, _ = self._manifest_or_retracted(dataset, old, True)
-        new_manifest, _, _ = self._manifest_or_retracted(dataset, new, True)
-        return diff_revisions(dataset, old, old_manifest, new, new_manifest)
+        """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests
+        (a retracted revision's kept one, which the difference's ``retracted`` then notes)."""
+        old_manifest, _, old_retraction = self.manifest_or_retracted(dataset, old, allow_retracted=True)
+        new_manifest, _, new_retraction = self.manifest_or_retracted(dataset, new, allow_retracted=True)
+        difference = diff_revisions(dataset, old, old_manifest, new, new_manifest)
+        difference.retracted = [
+            error.message for error in (old_retraction, new_retraction) if error is not None
+        ]
+        return difference
 
 
 client = DJArchiveClient.client

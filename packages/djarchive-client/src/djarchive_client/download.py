@@ -224,7 +224,7 @@ def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[Loca
                 held = copy.receipt()
                 if held is None:
                     raise LocalPathError(
-                        f"--reuse {folder}: not a djarchive copy (it has no receipt to say what it holds)"
+                        f"cannot reuse {folder}: not a djarchive copy (no receipt says what it holds)"
                     )
                 copy.load_record()  # what it verified, and when: its unchanged files are not re-hashed
                 sources.append((copy, copy.stored_manifests(held)[0]))

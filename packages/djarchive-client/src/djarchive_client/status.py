@@ -73,16 +73,22 @@ class CopyStatus:
             "warnings": self.warnings,
         }
 
-    def __str__(self) -> str:
+    def lines(self) -> list[str]:
+        """The status for people, a line each: the copy, then where its revision stands (the
+        warnings apart: the command line prints them as warnings)."""
         if self.receipt is None:
-            return f"{self.target}: no djarchive receipt (not downloaded with djarchive, or before receipts)"
+            return [
+                f"{self.target}: no djarchive receipt (not downloaded with djarchive, or before receipts)"
+            ]
         lines = [f"{self.target}: {self.receipt}"]
         if self.archive is not None:
             lines.append(f"in the archive: {self.archive}")
         elif self.unreachable:
             lines.append(f"in the archive: unknown ({self.unreachable})")
-        lines += [f"warning: {warning}" for warning in self.warnings]
-        return "\n".join(lines)
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join([*self.lines(), *(f"warning: {warning}" for warning in self.warnings)])
 
 
 def copy_status(target: str | os.PathLike[str], catalog: Catalog | None) -> CopyStatus:

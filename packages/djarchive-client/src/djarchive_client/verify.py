@@ -40,7 +40,7 @@ class VerifyReport:
     modified: dict[str, str] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    note: str = ""  # what else the holder should know (an unfinished upgrade, a retraction)
+    note: str = ""  # what else the holder should know (an unfinished upgrade, a retraction): a warning
     signature: SignatureStatus | None = None  # the revision's signature, as checked before verifying
 
     @property
@@ -74,7 +74,7 @@ class VerifyReport:
             text = f"{name}: NOT intact: {len(self.missing)} missing, {len(self.modified)} modified"
         if self.extra:
             text += f", {len(self.extra)} extra {'file' if len(self.extra) == 1 else 'files'}"
-        return text + (f"\nwarning: {self.note}" if self.note else "")
+        return text
 
 
 def verify_copy(

@@ -17,6 +17,7 @@ from xml.etree.ElementTree import ParseError
 from .errors import (
     DJArchiveError,
     EndpointUnreachableError,
+    Hint,
     NotFoundError,
     ObjectNotFoundError,
     PermissionDeniedError,
@@ -26,7 +27,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .config import Settings
 
-__all__ = ["condition_failed", "is_missing", "translate", "translated"]
+__all__ = ["PLAIN_HTTP", "access_denied", "condition_failed", "is_missing", "translate", "translated"]
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchVersion", "ResourceNotFound"}
 _DENIED = {
@@ -38,6 +39,8 @@ _DENIED = {
     "InvalidToken",
     "ExpiredToken",
 }
+#: What to do about a TLS failure talking to a plain-http endpoint.
+PLAIN_HTTP = Hint("secure", False, flag="--insecure", text=", for a plain-http endpoint pass {}")
 _PRECONDITION = {"PreconditionFailed", "ConditionalRequestConflict"}
 _TRANSIENT = {
     "SlowDown",
@@ -82,9 +85,7 @@ def translate(exc: Exception, what: str, settings: Settings) -> DJArchiveError |
         if exc.code in _NOT_FOUND:
             return ObjectNotFoundError(f"{what}: not found in {where}")
         if exc.code in _DENIED:
-            return PermissionDeniedError(
-                f"{what}: access denied by {where} ({exc.code}); check the credentials and their permissions"
-            )
+            return access_denied(what, settings, exc.code)
         if exc.code == "InvalidRange":
             return TransferError(f"{what}: the object is shorter than the byte range asked for")
         transient = exc.code in _TRANSIENT
@@ -92,7 +93,7 @@ def translate(exc: Exception, what: str, settings: Settings) -> DJArchiveError |
     if isinstance(exc, (ServerError, InvalidResponseError)):
         status = getattr(exc, "_code", None) or getattr(exc, "status_code", None) or 0
         if status == 403:
-            return PermissionDeniedError(f"{what}: access denied by {where} (HTTP 403)")
+            return access_denied(what, settings, "HTTP 403")
         if status == 404:
             return ObjectNotFoundError(f"{what}: not found in {where}")
         return TransferError(
@@ -102,8 +103,8 @@ def translate(exc: Exception, what: str, settings: Settings) -> DJArchiveError |
         exc = exc.reason
     if isinstance(exc, http.SSLError):
         return TransferError(
-            f"{what}: TLS failure talking to {endpoint} ({_reason(exc)}); "
-            "for a private CA set SSL_CERT_FILE, for a plain-http endpoint pass secure=False"
+            f"{what}: TLS failure talking to {endpoint} ({_reason(exc)}); for a private CA set SSL_CERT_FILE",
+            hint=PLAIN_HTTP,
         )
     if isinstance(exc, (http.NewConnectionError, http.ConnectTimeoutError, http.NameResolutionError)):
         return EndpointUnreachableError(f"cannot reach {endpoint} ({_reason(exc)})", retryable=True)
@@ -114,6 +115,22 @@ def translate(exc: Exception, what: str, settings: Settings) -> DJArchiveError |
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return TransferError(f"{what}: connection to {endpoint} failed ({exc})", retryable=True)
     return None
+
+
+def access_denied(what: str, settings: Settings, answer: str) -> PermissionDeniedError:
+    """The error of a request the store refused (``answer``: its S3 code, or the HTTP status): an
+    anonymous client is told it was anonymous and how to give credentials."""
+    if not settings.anonymous:
+        return PermissionDeniedError(
+            f"{what}: access denied by {settings.url} ({answer}); check the credentials and their permissions"
+        )
+    prefix = f"DJARCHIVE_{settings.role.upper()}_"
+    return PermissionDeniedError(
+        f"{what}: access denied by {settings.url} ({answer}) to an anonymous {settings.role}: the bucket "
+        f"does not allow public reads; set {prefix}ACCESS_KEY and {prefix}SECRET_KEY (or "
+        f"djarchive.{settings.role}.access_key/secret_key in DataJoint's configuration), or ask the "
+        "archive's curators for public read access"
+    )
 
 
 def condition_failed(exc: Exception) -> bool:

@@ -137,7 +137,13 @@ class StoreCheck:
         message = f"cannot {doing} {self.dataset} {self.revision}: " + "; ".join(problems)
         if self.missing or self.wrong:
             message += "; run the upload again to complete it"
-        hint = force_hint("; an upload with {} deletes the objects not in the manifest")
+        hint = Hint(
+            "force",
+            flag="--force",
+            text="; {} deletes the objects not in the manifest",
+            function="upload",
+            command="upload",
+        )
         if self.missing:
             return ObjectNotFoundError(message, hint=hint if self.strays else None)
         return IntegrityError(message, hint=hint if self.strays else None)
@@ -308,7 +314,12 @@ def publish_revision(
         raise RevisionNotFoundError(
             f"nothing is staged for {dataset} {revision} in {store.settings.url}: upload it first",
             hint=Hint(
-                "publish", False, flag="--no-publish", text=" (with {} to stage it without publishing)"
+                "publish",
+                False,
+                flag="--no-publish",
+                text=" (with {} to stage it without publishing)",
+                function="upload",
+                command="upload",
             ),
         )
     if not force:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from djarchive_common.parser import (
     CONNECTION_FLAGS,
@@ -194,7 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
         "receipt stored (itself checked first). Exit status 0 when the copy is intact, 1 when\n"
         "it is not.",
     )
-    verify.usage = f"{PROG} verify [options] [DATASET REVISION] TARGET"
     verify.add_argument(
         "where",
         nargs="+",
@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="trust djarchive's record for files unchanged since it verified them",
     )
     _add_trust(verify)
+    # argparse shows nargs="+" as 'X [X ...]': verify takes one [DATASET REVISION] TARGET.
+    shown = verify.format_usage().removeprefix("usage: ").rstrip()
+    verify.usage = re.sub(r"\s+\[\[DATASET REVISION\] TARGET\s+\.\.\.\]", "", shown)
     signature = command(
         "signature",
         "show who signed a revision",

@@ -86,8 +86,9 @@ class Hint:
 
     ``metavar`` stands for a value to choose (``sign_key=KEYFILE``, ``--sign-key KEYFILE``).
     When the option belongs to another call than the one that failed, ``function`` names it in
-    Python and ``command`` on the command line, with its one ``argument`` (a path):
-    ``write_manifest('src', overwrite=True)``, ``djarchive-admin manifest --overwrite src``.
+    Python and ``command`` on the command line, with its one ``argument`` (a path) when known:
+    ``write_manifest('src', overwrite=True)``, ``djarchive-admin manifest --overwrite src``;
+    ``upload(..., force=True)``, ``djarchive-admin upload --force``.
     """
 
     keyword: str
@@ -103,15 +104,16 @@ class Hint:
         """The advice with the keyword argument."""
         option = f"{self.keyword}={self.metavar or repr(self.value)}"
         if self.function is not None:
-            option = f"{self.function}({self.argument!r}, {option})"
+            argument = "..." if self.argument is None else repr(self.argument)
+            option = f"{self.function}({argument}, {option})"
         return self.text.format(option)
 
     def on_command_line(self, prog: str) -> str:
         """The advice with the flag, for the command line ``prog``."""
-        option = " ".join(word for word in (self.flag, self.metavar) if word)
+        words = [self.flag or "", self.metavar or ""]
         if self.command is not None:
-            option = f"{prog} {self.command} {option} {shlex.quote(self.argument or '')}"
-        return self.text.format(option)
+            words = [prog, self.command, *words, "" if self.argument is None else shlex.quote(self.argument)]
+        return self.text.format(" ".join(word for word in words if word))
 
 
 class DJArchiveError(Exception):

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from .errors import UsageError
-from .text import escaped
 from .transfer import DEFAULT_WORKERS, MAX_JOBS
 
 __all__ = [
@@ -43,7 +42,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {escaped(message)}\n")
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise UsageError(self.prog, message)
 
 

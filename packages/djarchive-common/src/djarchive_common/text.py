@@ -19,7 +19,9 @@ MAX_NAMED = 10  # how many names one message lists
 # C0 and C1 controls (ESC, CR, LF, TAB, BEL...), DEL, line and paragraph separators, the bidi
 # controls that reorder what a terminal shows, and lone surrogates (undecodable file names).
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}\ud800-\udfff]")
+_BEYOND_C0 = f"\x7f-\x9f\u2028\u2029{_BIDI}\ud800-\udfff"
+_UNSAFE = re.compile(f"[\x00-\x1f{_BEYOND_C0}]")
+_UNSAFE_IN_JSON = re.compile(f"[{_BEYOND_C0}]")  # JSON escapes C0 in strings; its newlines are its own
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
@@ -42,7 +44,7 @@ def json_escaped(document: str) -> str:
     """A JSON document with the characters :func:`escaped` escapes and JSON leaves as they are
     (C1 controls, DEL, separators, bidi overrides, lone surrogates) written as ``\\uXXXX``
     escapes: the same data, safe to print."""
-    return _UNSAFE.sub(lambda match: f"\\u{ord(match[0]):04x}", document)
+    return _UNSAFE_IN_JSON.sub(lambda match: f"\\u{ord(match[0]):04x}", document)
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:

@@ -66,13 +66,10 @@ log = logging.getLogger("djarchive_common")
 Names = Mapping[str, str]
 
 
-def argument_source(keyword: str, names: Names | None = None, metavar: str = "") -> str:
+def argument_source(keyword: str, names: Names | None = None, value: str = "") -> str:
     """How messages name the argument ``keyword``: its flag in ``names`` (a command line's),
-    else the keyword (``bucket=``); ``metavar`` stands for its value (``--trust KEY``)."""
-    flag = (names or {}).get(keyword)
-    if flag is not None:
-        return f"{flag} {metavar}".rstrip()
-    return f"{keyword}={metavar}"
+    else the keyword, with ``value`` when given (``bucket=``, ``require_signature=True``)."""
+    return (names or {}).get(keyword) or f"{keyword}={value}"
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from djarchive_client import client
 from djarchive_client.cli import main
+from tests.helpers import s3_error_server
 
 REASON = "recalibrated\x1b]0;pwned\x07\nds,999,published"
 RAW = ("\x1b", "\x07", "\r", "\u202e")
@@ -73,36 +72,13 @@ def test_a_retraction_reason_is_escaped_in_every_message(retracted, capsys, tmp_
         assert not any(line.startswith("ds,999") for line in (out + err).splitlines())
 
 
-class _Weird(BaseHTTPRequestHandler):
-    """Every request answered with an S3 error whose message holds an escaped CR LF (which the XML
-    parser decodes) and a line that looks like djarchive's own."""
-
-    BODY = (
-        b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDownPlease</Code><Message>try later'
-        b"&#13;&#10;djarchive: all 6 files verified, intact</Message><RequestId>1</RequestId></Error>"
-    )
-
-    def do_GET(self) -> None:
-        self.send_response(400)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(self.BODY)))
-        self.end_headers()
-        self.wfile.write(self.BODY)
-
-    do_HEAD = do_GET
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def weird_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Weird)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """Every request answered with an S3 error whose message holds an escaped CR LF (which the XML
+    parser decodes) and a line that looks like djarchive's own."""
+    message = "try later&#13;&#10;djarchive: all 6 files verified, intact"
+    with s3_error_server(400, "SlowDownPlease", message) as url:
+        yield url
 
 
 def test_an_s3_error_message_cannot_forge_a_line(weird_server, capsys):

@@ -148,8 +148,8 @@ class Console:
         sys.stdout.write(redact(buffer.getvalue()))
 
     def emit(self, data: Any) -> None:
-        """One JSON document."""
-        print(redact(json_escaped(json.dumps(data, indent=2, ensure_ascii=False))))
+        """One JSON document, written at once: a stdout that cannot take it stops the command here."""
+        print(redact(json_escaped(json.dumps(data, indent=2, ensure_ascii=False))), flush=True)
 
     def result(self, result: Result, *, force: bool = False) -> None:
         """A command's result: its dict with --json, else its text unless -q (or ``force``)."""

@@ -6,9 +6,13 @@ without its bandwidth being capped: chunks are pipelined, not sent one round tri
 time. Reading pauses while ``--max-buffer`` bytes are in flight in one direction, which caps
 one connection at about max-buffer / delay bytes per second, like a TCP window of 2 x
 max-buffer over the round trip (default 2 MiB: a 4 MiB window, about 100 MiB/s per
-connection at 20 ms). Run it in its own process, so it does not share a GIL with the client:
+connection at 20 ms). ``--rate`` limits the bandwidth of the whole proxy, all connections
+together, in each direction (bytes per second; a link of that speed): chunks leave one after the
+other, each once the link has carried the one before it. Run it in its own process, so it does
+not share a GIL with the client:
 
     python benchmarks/latency_proxy.py --target 127.0.0.1:9000 --delay 0.020
+    python benchmarks/latency_proxy.py --target 127.0.0.1:9000 --delay 0.020 --rate 20971520
     # prints "listening on 127.0.0.1:PORT" and serves until killed
 """
 
@@ -23,8 +27,31 @@ from collections import deque
 READ_SIZE = 256 * 1024
 
 
+class Link:
+    """A link of ``rate`` bytes per second shared by every connection, in one direction (0: no
+    limit): :meth:`carry` returns once the link has carried a chunk, after those before it."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.free_at = 0.0  # when the link has carried everything handed to it so far
+
+    async def carry(self, size: int) -> None:
+        if not self.rate:
+            return
+        loop = asyncio.get_running_loop()
+        start = max(self.free_at, loop.time())
+        self.free_at = start + size / self.rate
+        wait = self.free_at - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
 async def _pump(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, max_buffer: int
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay: float,
+    max_buffer: int,
+    link: Link | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     queue: deque[tuple[float, bytes]] = deque()
@@ -67,6 +94,8 @@ async def _pump(
                 wait = due - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if link is not None:
+                    await link.carry(len(data))
                 queue.popleft()
                 in_flight -= len(data)
                 if in_flight < max_buffer:
@@ -88,8 +117,15 @@ async def _pump(
 
 
 async def _serve(
-    listen_host: str, listen_port: int, target: tuple[str, int], delay: float, max_buffer: int
+    listen_host: str,
+    listen_port: int,
+    target: tuple[str, int],
+    delay: float,
+    max_buffer: int,
+    rate: float = 0.0,
 ) -> None:
+    upstream, downstream = Link(rate), Link(rate)
+
     async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
             server_reader, server_writer = await asyncio.open_connection(*target)
@@ -100,8 +136,8 @@ async def _serve(
         await asyncio.sleep(2 * delay)
         try:
             await asyncio.gather(
-                _pump(client_reader, server_writer, delay, max_buffer),
-                _pump(server_reader, client_writer, delay, max_buffer),
+                _pump(client_reader, server_writer, delay, max_buffer, upstream),
+                _pump(server_reader, client_writer, delay, max_buffer, downstream),
             )
         finally:
             for writer in (client_writer, server_writer):
@@ -129,11 +165,20 @@ def main(argv: list[str] | None = None) -> int:
         default=2 * 1024 * 1024,
         help="bytes in flight per direction (default 2 MiB)",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="bytes per second of the whole proxy in each direction, all connections together "
+        "(default: no limit)",
+    )
     args = parser.parse_args(argv)
     host, _, port = args.target.rpartition(":")
     listen_host, _, listen_port = args.listen.rpartition(":")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(listen_host, int(listen_port), (host, int(port)), args.delay, args.max_buffer))
+        asyncio.run(
+            _serve(listen_host, int(listen_port), (host, int(port)), args.delay, args.max_buffer, args.rate)
+        )
     return 0
 
 

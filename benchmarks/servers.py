@@ -172,12 +172,14 @@ class Moto(Server):
 
 
 class LatencyProxy:
-    """``latency_proxy.py`` in its own process, forwarding to ``target_port`` with ``delay`` each way."""
+    """``latency_proxy.py`` in its own process, forwarding to ``target_port`` with ``delay`` each way
+    (and ``rate``, the bandwidth of the whole proxy, when given)."""
 
-    def __init__(self, target_port: int, delay: float, max_buffer: int = 2 * 1024 * 1024):
+    def __init__(self, target_port: int, delay: float, max_buffer: int = 2 * 1024 * 1024, rate: float = 0.0):
         self.target_port = target_port
         self.delay = delay
         self.max_buffer = max_buffer
+        self.rate = rate  # bytes per second of the whole proxy, each direction (0: no limit)
         self.process: subprocess.Popen | None = None
         self.port = 0
 
@@ -196,6 +198,8 @@ class LatencyProxy:
                 str(self.delay),
                 "--max-buffer",
                 str(self.max_buffer),
+                "--rate",
+                str(self.rate),
             ],
             stdout=subprocess.PIPE,
             text=True,

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import manifest_bytes, sha256
+from tests.mirror_server import StaticMirror
 from tests.s3servers import ServerSpec, server_spec, start_s3rver
 
 SERVER = server_spec()  # read once, before any test drops the DJARCHIVE_* variables
@@ -301,6 +302,31 @@ def archive(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ar
     yield Archive(s3_server, bucket, client_env, admin_env)
     if s3_server.kind == "external":
         _delete_bucket(minio, bucket)
+
+
+@pytest.fixture
+def make_mirror(tmp_path: Path) -> Iterator[Callable[..., StaticMirror]]:
+    """A factory of started static mirrors (``http.server`` over a folder, recording requests);
+    all stopped after the test."""
+    started: list[StaticMirror] = []
+
+    def make(root: Path | None = None, *, ranges: bool = False) -> StaticMirror:
+        mirror = StaticMirror(root or tmp_path / f"mirror{len(started)}", ranges=ranges).start()
+        started.append(mirror)
+        return mirror
+
+    yield make
+    for mirror in started:
+        mirror.stop()
+
+
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on (connections to it are refused)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 SEED_FILES = {

@@ -19,6 +19,7 @@ def test_public_names():
         "DJArchiveError",
         "IntegrityError",
         "ManifestError",
+        "MirrorResult",
         "MissingCredentialsError",
         "Overwrite",
         "PartialFailureError",

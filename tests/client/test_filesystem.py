@@ -282,7 +282,7 @@ def test_get_downloads_with_the_engine_as_fsspec_maps_paths(archive, tree, tmp_p
     whole = tmp_path / "whole"
     fs.get("djarchive://ds/1", str(whole), recursive=True)  # a new folder: the revision's contents
     assert read_tree(whole) == tree
-    assert (whole / ".djarchive" / "verified.bin").is_file()  # an engine target: resumable, recorded
+    assert sorted(p.name for p in whole.iterdir()) == ["empty.txt", "sessions", "table.csv"]  # no state
     served[0].clear()
     fs.get("ds/1/", str(whole), recursive=True)  # the contents again: all present, nothing fetched
     assert [key for key, _, _ in served[0] if not key.endswith(("manifest.csv", "manifest.sig"))] == []
@@ -333,6 +333,26 @@ def test_get_uses_the_engine_in_parallel_and_never_places_a_bad_file(archive, tr
     with pytest.raises(PartialFailureError, match="1 of 1 file"):
         fs.get("ds/1/table.csv", str(tmp_path / "bad.csv"))
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_get_leaves_only_the_files_it_was_asked_for(archive, tree, tmp_path, monkeypatch):
+    fs = fsspec.filesystem("djarchive")
+    where = tmp_path / "where"
+    fs.get(
+        ["ds/1/table.csv", "ds/1/sessions/a.csv"], [str(where / "x" / "t.csv"), str(where / "y" / "a.csv")]
+    )
+    assert read_tree(where) == {"x/t.csv": CSV, "y/a.csv": tree["sessions/a.csv"]}
+    everything = sorted(path.relative_to(where).as_posix() for path in where.rglob("*"))
+    assert everything == ["x", "x/t.csv", "y", "y/a.csv"]  # no .djarchive here, in x, y or above
+
+    archive.put("ds/1/sessions/b.csv", tree["sessions/b.csv"].replace(b"5", b"7"))
+    monkeypatch.setattr(RetryPolicy, "delay", lambda self, attempt: 0.0)
+    from djarchive_common.errors import PartialFailureError
+
+    with pytest.raises(PartialFailureError):
+        fs.get("ds/1/sessions/", str(where / "z") + "/", recursive=True)
+    assert sorted(path.name for path in (where / "z").iterdir()) == ["a.csv", "raw"]  # the bad one: not there
+    assert sorted(path.name for path in where.iterdir()) == ["x", "y", "z"]
 
 
 # fsspec's blockcache:: leaves its sparse cache file for the garbage collector to close.

@@ -194,6 +194,50 @@ def test_files_the_user_changed_are_never_overwritten_or_removed(two, tmp_path, 
     assert "did not finish" not in run(capsys, "status", str(target))[1]
 
 
+def test_a_shard_run_never_overwrites_what_a_plain_run_would_not(two, tmp_path, capsys):
+    target = tmp_path / "t"
+    client().download("ds", "A", target, create_target=True)
+    (target / "notes" / "edited.txt").write_bytes(b"my own notes")  # B changes this file
+    (target / "new").mkdir()
+    (target / "new" / "added.bin").write_bytes(b"mine, where B adds a file")
+    code, _, err = run(capsys, "download", "ds", "B", str(target), "--shard", "1/1")
+    assert code == 1
+    assert "notes/edited.txt: changed locally" in err
+    assert "new/added.bin: a file of yours" in err
+    assert (target / "notes" / "edited.txt").read_bytes() == b"my own notes"
+    assert (target / "new" / "added.bin").read_bytes() == b"mine, where B adds a file"
+    assert (target / "change" / "me.bin").read_bytes() == B["change/me.bin"]  # the rest went ahead
+    assert (target / "gone" / "old.bin").exists()  # a shard removes nothing: the plain run finishes
+    assert (target / "move" / "from.bin").exists()
+    (target / "notes" / "edited.txt").unlink()
+    (target / "new" / "added.bin").unlink()
+    for k in (1, 2):
+        assert run(capsys, "download", "ds", "B", str(target), "--shard", f"{k}/2", "-q")[0] == 0
+    assert run(capsys, "download", "ds", "B", str(target), "-q")[0] == 0
+    assert read_tree(target) == B
+    assert client().verify_local(target).intact
+
+
+def test_an_upgrade_with_a_selection_changes_only_what_it_selects(two, tmp_path, capsys):
+    target = tmp_path / "t"
+    client().download("ds", "A", target, create_target=True)
+    code, out, _ = run(capsys, "download", "ds", "B", str(target), "--include", "change/*", "--dry-run")
+    assert code == 0
+    assert [line.split("\t")[0] for line in out.splitlines() if "\t" in line] == ["fetch"]
+    summary = client().download("ds", "B", target, include=["change/*", "gone/*", "new/*"])
+    assert summary.removed == ["gone/old.bin"]  # selected, and B does not have it
+    assert read_tree(target) == {
+        "keep/same.bin": A["keep/same.bin"],
+        "move/from.bin": A["move/from.bin"],  # not selected: not moved
+        "notes/edited.txt": A["notes/edited.txt"],  # not selected: A's still
+        "change/me.bin": B["change/me.bin"],
+        "new/added.bin": B["new/added.bin"],
+    }
+    receipt = json.loads((target / ".djarchive" / "receipt.json").read_text())
+    assert (receipt["revision"], receipt["include"]) == ("B", ["change/*", "gone/*", "new/*"])
+    assert client().verify_local(target).intact
+
+
 def test_a_folder_holding_another_dataset_is_refused(two, tmp_path):
     two.publish("other", "1", {"x": b"x"})
     target = tmp_path / "t"
@@ -227,27 +271,13 @@ def test_reused_content_is_checked_and_fetched_when_damaged(two, tmp_path, fool_
     path = first / "keep" / "same.bin"
     stat = path.stat()
     path.write_bytes(b"x" * len(A["keep/same.bin"]))
-    if fool_the_record:  # the other copy's record is fooled: only --recheck hashes it
+    if fool_the_record:  # the other copy's record is fooled: it is no evidence anyway
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     else:
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    summary = client().download(
-        "ds", "B", tmp_path / "second", create_target=True, reuse=[first], recheck=fool_the_record
-    )
-    assert read_tree(tmp_path / "second") == B
-    assert summary.reused_files == 1  # only the moved file's content
-
-
-def test_reuse_trusts_the_other_copys_record_and_hashes_nothing_it_vouches_for(two, tmp_path, monkeypatch):
-    first = tmp_path / "first"
-    client().download("ds", "A", first, create_target=True)
-    spy = Spy(monkeypatch)
     summary = client().download("ds", "B", tmp_path / "second", create_target=True, reuse=[first])
     assert read_tree(tmp_path / "second") == B
-    assert summary.reused_files == 2
-    assert spy.hashed == []  # the fetched files are hashed as they arrive, not by hash_file
-    assert sorted(spy.gets) == ["change/me.bin", "new/added.bin", "notes/edited.txt"]
-    client().verify("ds", "B", tmp_path / "second")  # the copies hold B's bytes
+    assert summary.reused_files == 1  # only the moved file's content
 
 
 def test_link_shares_the_file(two, tmp_path):

@@ -85,9 +85,9 @@ def test_a_second_download_while_the_first_writes_is_refused_and_readers_never_s
     target = tmp_path / "t"
     first = start(archive, target)
     try:
-        lock = target / ".djarchive" / "lock"
+        mark = target / ".djarchive" / "lock.pid"  # the holder's pid, beside the lock file
         deadline = time.monotonic() + 30
-        while not (lock.exists() and lock.read_text() == str(first.pid) and len(read_tree(target)) >= 3):
+        while not (mark.exists() and mark.read_text() == str(first.pid) and len(read_tree(target)) >= 3):
             assert time.monotonic() < deadline, "the first download never got going"
             time.sleep(0.005)
         second = start(archive, target)

@@ -6,6 +6,7 @@
 >>> a.upload('my-dataset', '001', '/path/to/my-dataset')   # uploads, then publishes
 >>> a.retract('my-dataset', '001')                          # hidden from clients, data kept
 >>> a.upload('my-dataset', '002', '/path/to/my-dataset', sign_key='curator.key')  # signed
+>>> a.mirror('my-dataset', '002', '/srv/mirror')            # a static copy any web server serves
 """
 
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     )
 
     from .archive import DJArchiveAdmin, admin, keygen
+    from .mirror import MirrorResult
     from .publish import PublishResult, RetractResult, StoreCheck
     from .scan import DEFAULT_FILENAME_FILTER
     from .sign import SignResult
@@ -39,6 +41,7 @@ _SOURCES = {
     "DJArchiveError": "djarchive_common.errors",
     "IntegrityError": "djarchive_common.errors",
     "ManifestError": "djarchive_common.errors",
+    "MirrorResult": ".mirror",
     "MissingCredentialsError": "djarchive_common.errors",
     "Overwrite": ".upload",
     "PartialFailureError": "djarchive_common.errors",
@@ -62,6 +65,7 @@ __all__ = [
     "DJArchiveError",
     "IntegrityError",
     "ManifestError",
+    "MirrorResult",
     "MissingCredentialsError",
     "Overwrite",
     "PartialFailureError",

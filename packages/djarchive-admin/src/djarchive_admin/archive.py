@@ -40,6 +40,7 @@ from djarchive_common.store import StoreOptions
 from djarchive_common.transfer import job_count
 
 from .lease import RevisionLease, read_lease
+from .mirror import MirrorResult, mirror_revision
 from .probe import ServerSupport, server_support
 from .publish import PublishResult, RetractResult, publish_revision, purge_revision, retract_revision
 from .scan import DEFAULT_FILENAME_FILTER, build_manifest, scan_source, source_root
@@ -341,6 +342,28 @@ class DJArchiveAdmin(Catalog):
         self.store.remove(key)
         log.warning("broke the lease on %s %s (%s)", dataset, revision, found[0])
         return found[0]
+
+    # -- copies ------------------------------------------------------------------------
+
+    def mirror(
+        self,
+        name: str,
+        revision: str,
+        directory: str | os.PathLike[str],
+        *,
+        jobs: int | None = None,
+        display_progress: bool = False,
+        events: Events | None = None,
+    ) -> MirrorResult:
+        """Write a static copy of a published revision (objects, signatures, manifest, byte for byte)
+        to ``directory/name/revision/``, every file verified; serving ``directory`` over HTTP makes
+        it a mirror. Files already there and intact are kept, so a re-run resumes. Reads only:
+        no credentials are needed where the archive is public (see :mod:`djarchive_admin.mirror`)."""
+        check_name(name)
+        check_name(revision, "revision")
+        return mirror_revision(
+            self, name, revision, directory, jobs=job_count(jobs), progress=display_progress, events=events
+        )
 
     # -- listing -----------------------------------------------------------------------
 

@@ -172,6 +172,19 @@ def _doctor(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _mirror(args: argparse.Namespace, console: Console) -> int:
+    result = _admin(args).mirror(
+        args.dataset,
+        args.revision,
+        args.directory,
+        jobs=args.jobs,
+        display_progress=console.progress,
+        events=console.events(),
+    )
+    console.result(result)
+    return 0
+
+
 def _revisions(args: argparse.Namespace, console: Console) -> int:
     admin = _admin(args)
     if args.all:
@@ -193,6 +206,7 @@ COMMANDS = {
     "keygen": _keygen,
     "retract": _retract,
     "revisions": _revisions,
+    "mirror": _mirror,
     "break-lease": _break_lease,
     "doctor": _doctor,
 }

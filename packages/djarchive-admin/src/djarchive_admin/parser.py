@@ -10,6 +10,7 @@ from djarchive_common.parser import (
     add_completion_command,
     add_jobs_option,
     add_progress_options,
+    folder,
     new_parser,
 )
 
@@ -38,6 +39,7 @@ examples:
   djarchive-admin upload my-dataset 003 ./my-dataset --sign-key ~/.djarchive/curator.key
   djarchive-admin sign my-dataset 001 --sign-key ~/.djarchive/curator.key
   djarchive-admin doctor
+  djarchive-admin mirror my-dataset 001 /srv/djarchive-mirror
 
 staging: an uploaded, unpublished revision keeps its manifest in the bucket at
 the key .djarchive~staging~DATASET~REVISION~djarchive-manifest.csv, where clients
@@ -225,6 +227,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="include staged and incomplete revisions, with state and size",
     )
+    mirror = command(
+        "mirror",
+        "write a static copy of a published revision (a mirror)",
+        "Copy a published revision, its files, signatures and manifest byte for byte, to\n"
+        "DIR/DATASET/REVISION/, every file checked against the manifest before it is put in\n"
+        "place; the manifest is written last. DIR may hold other revisions. A re-run keeps the\n"
+        "files already there and intact, so an interrupted copy resumes. Serve DIR with any\n"
+        "static web server (nginx, python -m http.server) or sync it to a public bucket, and\n"
+        "give researchers its URL: djarchive download ... --mirror https://host/path/",
+    )
+    mirror.add_argument("dataset", metavar="DATASET", help="dataset name")
+    mirror.add_argument("revision", metavar="REVISION", help="revision name (published)")
+    mirror.add_argument(
+        "directory", metavar="DIR", type=folder, help="the mirror's folder (created when missing)"
+    )
+    add_jobs_option(mirror, "parallel transfers")
+    add_progress_options(mirror)
     lease = command(
         "break-lease",
         "remove a revision's lease left by a writer that is gone",

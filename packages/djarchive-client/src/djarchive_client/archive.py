@@ -29,6 +29,12 @@ class DJArchiveClient(Catalog):
     downloading and verifying local copies. With trusted keys configured (``trusted_keys=``,
     ``--trust``, ``DJARCHIVE_CLIENT_TRUSTED_KEYS``, DataJoint), every manifest is refused without
     a valid signature by one of them (SignatureError) before anything is written.
+
+    ``mirrors`` (``--mirror``, ``DJARCHIVE_CLIENT_MIRRORS``, DataJoint) are base URLs serving
+    copies of the archive's keys: downloads take data from the store and the mirrors, the
+    fastest first, every byte verified; when the store cannot be reached, a manifest may come
+    from a mirror if a trusted key signed it (:meth:`read_revision
+    <djarchive_common.catalog.Catalog.read_revision>`).
     """
 
     role = "client"
@@ -65,6 +71,7 @@ class DJArchiveClient(Catalog):
         reuse: Sequence[str | os.PathLike[str]] = (),
         link: bool = False,
         allow_retracted: bool = False,
+        accept_republished: bool = False,
         events: Events | None = None,
         paths: Iterable[str] | Mapping[str, str] | None = None,
     ) -> DownloadSummary:
@@ -76,13 +83,18 @@ class DJArchiveClient(Catalog):
         ``shard=(K, N)`` downloads only the K-th of N byte-balanced parts, so that N runs (on
         one machine or on many sharing the folder) share the work. ``paths`` names files exactly
         (no globs): subpaths, or a mapping of subpaths to paths relative to the target, to place
-        files under other names (what fsspec's ``get`` needs).
+        files under other names (what fsspec's ``get`` needs): they are added to the folder, and a
+        folder that is not a djarchive copy is left holding them and nothing else (no lock, record
+        or receipt; the temporary files in a hidden folder of their own, deleted at the end).
 
         When the folder holds another revision of the dataset, it is upgraded in place (files
         kept, moved, fetched, removed; files you changed are left alone and reported). Content
         already in the local copies named by ``reuse`` is copied (and checked) instead of
         fetched; ``link=True`` hard-links it instead. A retracted revision is refused unless
-        ``allow_retracted`` (then the summary's ``retracted`` says why it was retracted). The
+        ``allow_retracted`` (then the summary's ``retracted`` says why it was retracted). When the
+        revision changed in the archive since the folder's receipt was written (a forced
+        republish), RevisionChangedError names both manifests' sha256 unless
+        ``accept_republished``: then the folder is upgraded to the revision as it is now. The
         summary's ``signature`` is the revision's signature status, checked before anything else.
         """
         if link and not reuse:
@@ -90,9 +102,7 @@ class DJArchiveClient(Catalog):
                 "link=True hard-links files taken from other local copies: it needs reuse=",
                 hint=Hint("reuse", flag="--reuse", metavar="DIR", text="; give {}"),
             )
-        manifest, signature, retraction = self.manifest_or_retracted(
-            dataset_name, revision, allow_retracted=allow_retracted
-        )
+        read, retraction = self.read_or_retracted(dataset_name, revision, allow_retracted=allow_retracted)
         defaults = DownloadOptions()
         request = DownloadRequest(
             dataset_name,
@@ -112,9 +122,13 @@ class DJArchiveClient(Catalog):
             progress=display_progress,
             events=events,
             retracted=retraction.message if retraction is not None else None,
-            signature=signature,
+            accept_republished=accept_republished,
+            signature=read.signature,
+            mirrors=self.mirrors,
+            down=(self.store.name,) if read.origin != self.store.name else (),
+            note=read.note,
         )
-        return download_revision(self.store, manifest, request)
+        return download_revision(self.store, read.manifest, request)
 
     def verify(
         self,
@@ -133,9 +147,9 @@ class DJArchiveClient(Catalog):
 
         An intact copy gets a receipt (or its time of verification updated). A retracted revision
         is checked against the manifest it kept, and the report's ``note`` says it was retracted."""
-        manifest, signature, retraction = self.manifest_or_retracted(dataset, revision, allow_retracted=True)
+        read, retraction = self.read_or_retracted(dataset, revision, allow_retracted=True)
         report = verify_copy(
-            manifest,
+            read.manifest,
             dataset,
             revision,
             target_directory,
@@ -146,10 +160,9 @@ class DJArchiveClient(Catalog):
             progress=display_progress,
             origin=self.settings,
             events=events,
-            signature=signature,
+            signature=read.signature,
         )
-        if retraction is not None:
-            report.note = retraction.message
+        report.note = (retraction.message if retraction is not None else None) or read.note or report.note
         return report
 
     def verify_local(
@@ -168,25 +181,17 @@ class DJArchiveClient(Catalog):
 
     def status(self, target_directory: str | os.PathLike[str] = ".", *, offline: bool = False) -> CopyStatus:
         """What a local copy holds (its receipt) and, unless ``offline``, where its revision
-        stands in the archive it came from: still published, retracted, superseded."""
-        local = copy_status(target_directory, None)
-        if offline or local.receipt is None:
-            return local
-        receipt = local.receipt
-        same = (receipt.endpoint, receipt.bucket) == (self.endpoint, self.bucket)
-        origin = (
-            self
-            if same
-            else type(self)(endpoint=receipt.endpoint, bucket=receipt.bucket, secure=receipt.secure)
-        )
-        return copy_status(target_directory, origin)
+        stands in this archive: still published, retracted, superseded. A copy whose receipt
+        names another archive (endpoint, bucket or scheme) is reported as such, never asked
+        there: the configured credentials go only to the configured archive."""
+        return copy_status(target_directory, None if offline else self)
 
     def diff(self, dataset: str, old: str, new: str) -> ManifestDiff:
         """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests
         (a retracted revision's kept one, which the difference's ``retracted`` then notes)."""
-        old_manifest, _, old_retraction = self.manifest_or_retracted(dataset, old, allow_retracted=True)
-        new_manifest, _, new_retraction = self.manifest_or_retracted(dataset, new, allow_retracted=True)
-        difference = diff_revisions(dataset, old, old_manifest, new, new_manifest)
+        old_read, old_retraction = self.read_or_retracted(dataset, old, allow_retracted=True)
+        new_read, new_retraction = self.read_or_retracted(dataset, new, allow_retracted=True)
+        difference = diff_revisions(dataset, old, old_read.manifest, new, new_read.manifest)
         difference.retracted = [
             error.message for error in (old_retraction, new_retraction) if error is not None
         ]

@@ -32,6 +32,7 @@ def _client(args: argparse.Namespace) -> DJArchiveClient:
         trusted_keys=getattr(args, "trust", None),
         revoked_keys=getattr(args, "revoke", None),
         require_signature=getattr(args, "require_signature", False),
+        mirrors=getattr(args, "mirror", None),
         argument_names=ARGUMENT_NAMES,
     )
 
@@ -41,6 +42,7 @@ def _trusting_client(args: argparse.Namespace) -> DJArchiveClient:
     is a configuration error (exit 2) before anything else happens."""
     client = _client(args)
     client.trust  # noqa: B018 - resolves and checks the configured keys
+    client.mirrors  # noqa: B018 - and the mirrors
     return client
 
 
@@ -119,12 +121,14 @@ def _files(args: argparse.Namespace, console: Console) -> int:
     from djarchive_common.manifest import select_or_fail
 
     client = _trusting_client(args)
-    manifest, signature, retraction = client.manifest_or_retracted(
+    read, retraction = client.read_or_retracted(
         args.dataset, args.revision, allow_retracted=args.allow_retracted
     )
-    entries = select_or_fail(manifest, args.include, args.exclude, f"{args.dataset} {args.revision}")
+    entries = select_or_fail(read.manifest, args.include, args.exclude, f"{args.dataset} {args.revision}")
     _retracted(console, retraction, "listed")
-    _signed(console, args.dataset, args.revision, signature if not signature.valid else None)
+    _signed(console, args.dataset, args.revision, read.signature if not read.signature.valid else None)
+    if read.note:
+        console.warn(read.note)
     if console.json:
         console.emit([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])
     else:  # streamed: a million lines start at once and take no memory of their own
@@ -167,10 +171,13 @@ def _download(args: argparse.Namespace, console: Console) -> int:
         reuse=args.reuse,
         link=args.link,
         allow_retracted=args.allow_retracted,
+        accept_republished=args.accept_republished,
         events=console.events(),
     )
     if summary.retracted:
         console.warn(f"{summary.retracted}; downloaded anyway (--allow-retracted)")
+    if summary.note:
+        console.warn(summary.note)
     for subpath, why in summary.conflicts.items():
         console.warn(f"{subpath}: {why}")
     if args.dry_run and not console.json and summary.plan is not None:
@@ -217,8 +224,8 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
         console.lines(("missing", subpath) for subpath in report.missing)
         console.lines(("modified", subpath, reason) for subpath, reason in report.modified.items())
         console.lines(("extra", subpath) for subpath in report.extra)
-    if report.note:
-        console.warn(report.note)
+    for warning in report.warnings:
+        console.warn(warning)
     _signed(console, report.dataset, report.revision, report.signature)
     if report.intact:
         console.result(report)
@@ -233,10 +240,11 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
 
 def _signature(args: argparse.Namespace, console: Console) -> int:
     client = _trusting_client(args)
-    _, status, retraction = client.manifest_or_retracted(
+    read, retraction = client.read_or_retracted(
         args.dataset, args.revision, allow_retracted=args.allow_retracted
     )
     _retracted(console, retraction, "checked")
+    status = read.signature
     if console.json:
         console.emit({"dataset": args.dataset, "revision": args.revision, **status.to_dict()})
     else:

@@ -23,12 +23,15 @@ from typing import NamedTuple
 from djarchive_common import __version__
 from djarchive_common.errors import (
     DJArchiveError,
+    Hint,
     IntegrityError,
     LocalPathError,
     NotFoundError,
     PartialFailureError,
+    RevisionChangedError,
 )
-from djarchive_common.manifest import Entry, Manifest, select, select_or_fail, size_of
+from djarchive_common.layout import STATE_FOLDER
+from djarchive_common.manifest import Entry, Manifest, matches, select, select_or_fail, size_of
 from djarchive_common.manifest import shard as split
 from djarchive_common.store import Store
 from djarchive_common.text import files
@@ -36,8 +39,9 @@ from djarchive_common.text import files
 from .files import Digest, target_path
 from .localcopy import LocalCopy
 from .plan import Plan, plan_download
-from .receipt import COMPLETE, UPGRADING, Receipt, now
+from .receipt import COMPLETE, UPGRADING, Receipt, now, republished
 from .request import DownloadOptions, DownloadRequest, Selection
+from .reuse import copy_in
 from .schedule import fetch_all
 from .summary import DownloadSummary
 
@@ -61,7 +65,8 @@ def download_revision(store: Store, manifest: Manifest, request: DownloadRequest
     Files in place are kept, content already on disk (in TARGET, or in the copies named by
     ``reuse``) is moved or copied instead of fetched, and when TARGET holds another revision of
     the dataset it is upgraded in place. A successful download of the revision (not a shard, nor
-    files named exactly: those add files to TARGET) leaves a receipt. ``request.events``
+    files named exactly: those add files to TARGET) leaves a receipt; files named exactly into a
+    folder that is not a copy leave nothing else there (no ``.djarchive``). ``request.events``
     receives machine-readable progress, its last event included (:mod:`djarchive_common.events`).
     """
     events = request.events
@@ -90,8 +95,10 @@ def _download(store: Store, manifest: Manifest, request: DownloadRequest) -> Dow
     local = LocalCopy(request.target, create=create, shard=request.selection.shard)
     sources: list[tuple[LocalCopy, Manifest]] = []
     try:
+        if request.selection.paths is not None and local.folder.lstat(STATE_FOLDER) is None:
+            local.keep_no_state()  # named files added to a folder that is not a copy: nothing else
         local.files.check_destinations(selected)  # refuses links and aliased folders before any write
-        upgrade = None if request.selection.loose else _upgrade_from(local, request)
+        upgrade = None if request.selection.paths is not None else _upgrade_from(local, request, manifest)
         summary.upgraded_from = upgrade.revision if upgrade is not None else None
         sources = _reuse_sources(request.reuse)
         if request.dry_run:  # the same checks as a download, hashes included, but nothing is written
@@ -103,12 +110,13 @@ def _download(store: Store, manifest: Manifest, request: DownloadRequest) -> Dow
                 local, selected, upgrade=upgrade, sources=sources, request=request, summary=summary
             )
             local.verified.remember_found(proved)  # what planning proved: the planner writes nothing
-            if upgrade is not None:  # from here on TARGET is neither revision until this run ends
+            if upgrade is not None and not request.selection.loose:  # neither revision until it ends
                 receipt = _receipt(store, request, summary, UPGRADING, previous=upgrade.revision)
                 local.write_receipt(receipt, manifest, upgrade.manifest)
             _apply(store, local, plan, keys=keys, request=request, summary=summary)
             if not summary.failed and not request.selection.loose:
-                local.write_receipt(_receipt(store, request, summary, COMPLETE), manifest)
+                receipt = _receipt(store, request, summary, COMPLETE, held=local.receipt())
+                local.write_receipt(receipt, manifest)
     finally:
         local.close()
         for copy, _ in sources:
@@ -177,6 +185,8 @@ def _start(request: DownloadRequest, selected: Sequence[Entry]) -> DownloadSumma
         shard=request.selection.shard,
         retracted=request.retracted,
         signature=request.signature,
+        mirrors=tuple(source.name for source in request.mirrors),
+        note=request.note,
     )
     if request.events is not None and not request.dry_run:
         request.events.start(
@@ -192,9 +202,12 @@ def _start(request: DownloadRequest, selected: Sequence[Entry]) -> DownloadSumma
 # -- 2. plan ---------------------------------------------------------------------------------
 
 
-def _upgrade_from(local: LocalCopy, request: DownloadRequest) -> Upgrade | None:
-    """What TARGET holds when it is another revision of the dataset (or an unfinished upgrade to
-    this one); refuse a TARGET holding another dataset."""
+def _upgrade_from(local: LocalCopy, request: DownloadRequest, manifest: Manifest) -> Upgrade | None:
+    """What TARGET holds when it is another revision of the dataset, an unfinished upgrade to this
+    one, or this one as it was published before a forced republish (``manifest`` is the revision
+    as published now: a change stops the download unless the request accepts it); refuse a
+    TARGET holding another dataset. The old revision's files are those its receipt selected and
+    the request selects: an upgrade with ``--include/--exclude`` changes nothing else."""
     receipt = local.receipt()
     if receipt is None:
         return None
@@ -204,18 +217,38 @@ def _upgrade_from(local: LocalCopy, request: DownloadRequest) -> Upgrade | None:
             f"{local.path} holds {receipt.dataset} {receipt.revision}, not {dataset}: download {dataset} "
             "into another folder"
         )
-    if receipt.revision == revision and receipt.state != UPGRADING:
+    changed = republished(receipt, manifest.sha256) if receipt.revision == revision else ""
+    if changed and not request.accept_republished:
+        raise RevisionChangedError(
+            f"{changed}; nothing was changed in {local.path}",
+            recorded=receipt.manifest_sha256,
+            published=manifest.sha256,
+            hint=Hint(
+                "accept_republished",
+                flag="--accept-republished",
+                text=": download with {} to bring the copy to the revision as it is published now",
+            ),
+        )
+    if receipt.revision == revision and receipt.state != UPGRADING and not changed:
         return None
-    manifest, previous = local.stored_manifests(receipt)
+    stored, previous = local.stored_manifests(receipt)
+    selection = request.selection
     if receipt.state == UPGRADING and previous is not None and receipt.previous:
-        return Upgrade(receipt.previous, previous, select(previous, receipt.include, receipt.exclude))
-    if receipt.revision == revision:
+        stored = previous
+        held = receipt.previous
+    elif receipt.revision == revision and not changed:
         return None
-    return Upgrade(receipt.revision, manifest, select(manifest, receipt.include, receipt.exclude))
+    else:
+        held = receipt.revision
+    entries = select(stored, receipt.include, receipt.exclude)
+    if selection.include or selection.exclude:
+        entries = [entry for entry in entries if matches(entry.subpath, selection.include, selection.exclude)]
+    return Upgrade(held, stored, entries)
 
 
 def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[LocalCopy, Manifest]]:
-    """Other local copies to take content from, with the manifests their receipts hold."""
+    """Other local copies to take content from, with the manifests their receipts hold (which
+    say where the content could be; every file taken is hashed: their records are no evidence)."""
     sources: list[tuple[LocalCopy, Manifest]] = []
     try:
         for folder in folders:
@@ -226,7 +259,6 @@ def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[Loca
                     raise LocalPathError(
                         f"cannot reuse {folder}: not a djarchive copy (no receipt says what it holds)"
                     )
-                copy.load_record()  # what it verified, and when: its unchanged files are not re-hashed
                 sources.append((copy, copy.stored_manifests(held)[0]))
             except BaseException:
                 copy.close()
@@ -255,6 +287,7 @@ def _plan(
         previous=upgrade.entries if upgrade is not None else None,
         reuse=sources,
         recheck=request.options.recheck,
+        remove_old=request.selection.shard is None,
         jobs=request.options.jobs,
         progress=request.progress,
     )
@@ -299,18 +332,20 @@ def _use_local_content(
 ) -> list[Entry]:
     """Stage the copies (every source read before anything is replaced), move what moved, then
     place the copies; return the entries whose local content turned out unusable (to fetch).
-    A source's record vouches for its files unless the request asks to hash everything again."""
+    Copies from other folders are hashed as they are staged; TARGET's own record vouches for
+    its own files unless the request asks to hash everything again."""
     staged: list[tuple[Entry, str, os.stat_result]] = []
     unusable: list[Entry] = []
     record = local.verified
     for item in plan.copy:
         try:
-            part, status = local.files.copy_in(
+            part, status = copy_in(
+                local.files,
                 item.source.files,
                 item.subpath,
                 item.entry,
                 link=request.link and item.source is not local,
-                record=None if request.options.recheck else item.source.verified,
+                record=local.verified if item.source is local and not request.options.recheck else None,
             )
         except (IntegrityError, LocalPathError, OSError) as error:
             log.info("cannot reuse %s for %s (%s): fetching it", item.subpath, item.entry.subpath, error)
@@ -340,11 +375,22 @@ def _reused(entry: Entry, request: DownloadRequest, summary: DownloadSummary) ->
 
 
 def _receipt(
-    store: Store, request: DownloadRequest, summary: DownloadSummary, state: str, previous: str | None = None
+    store: Store,
+    request: DownloadRequest,
+    summary: DownloadSummary,
+    state: str,
+    previous: str | None = None,
+    *,
+    held: Receipt | None = None,
 ) -> Receipt:
     """What TARGET holds after (``COMPLETE``) or during (``UPGRADING`` from ``previous``) the
-    download; :meth:`LocalCopy.write_receipt` adds the manifests' sha256."""
+    download; :meth:`LocalCopy.write_receipt` adds the manifests' sha256. The bytes by source
+    add to those of ``held``, the receipt there, when it is of this revision."""
     stamp = now()
+    sources = dict(summary.sources)
+    if held is not None and (held.dataset, held.revision) == (request.dataset, request.revision):
+        for name, count in held.sources.items():
+            sources[name] = sources.get(name, 0) + count
     return Receipt(
         request.dataset,
         request.revision,
@@ -359,6 +405,7 @@ def _receipt(
         exclude=list(request.selection.exclude),
         previous=previous,
         signature=request.signature.to_dict() if request.signature is not None else None,
+        sources=sources,
         tool=f"djarchive-client {__version__}",
         downloaded_at=stamp,
         verified_at=stamp,

@@ -8,7 +8,9 @@ several workers and written at their offsets; the first answer states the object
 and only when it matches the manifest is the file pre-allocated. The hash follows a cursor
 through the file: bytes arriving at the cursor are hashed from memory, bytes written ahead of
 it are read back when it gets there. A server that ignores ``Range`` gets the file as one
-stream. Scheduling is :mod:`djarchive_client.download`'s.
+stream. Each GET (a whole file, or one range) runs on a source :class:`~djarchive_client.sources.Sources`
+chooses, the store or a mirror, and on another when it fails; the bytes each source served are
+counted per file. Scheduling is :mod:`djarchive_client.schedule`'s.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from djarchive_common.layout import object_key
 from djarchive_common.localfs import pread, pwrite
 from djarchive_common.manifest import Entry
 from djarchive_common.store import Store
-from djarchive_common.transfer import Progress, retry_call
+from djarchive_common.transfer import Progress
 from djarchive_common.transport import Stream
-from djarchive_common.verified import check_sha256, check_size, opened, receive
+from djarchive_common.verified import Source, check_sha256, check_size, opened, receive
 
 from .localcopy import LocalCopy, storage_error
+from .sources import Sources
 
 __all__ = ["WRITE_SIZE", "Fetcher", "LargeFile", "Range", "WholeFile"]
 
@@ -80,6 +83,7 @@ class LargeFile:
         self.fd: int | None = None
         self.part: str | None = None
         self.error: BaseException | None = None
+        self.served: dict[str, int] = {}  # bytes in place, by the source that sent them
 
     def units(self) -> list[Range]:
         """One unit of work per byte range."""
@@ -101,8 +105,8 @@ class Range:
 
 class Fetcher:
     """Fetches files of one revision into a local copy, each verified before it is placed.
-    ``store`` is the source of the bytes (:class:`~djarchive_common.verified.Source`) and its
-    retry policy applies."""
+    ``sources`` choose where each GET goes (default: ``store`` alone, under its retry policy);
+    :meth:`served_by` says which sources sent a placed file's bytes."""
 
     def __init__(
         self,
@@ -114,8 +118,10 @@ class Fetcher:
         *,
         buffer_size: int,
         keys: Mapping[str, str] | None = None,
+        sources: Sources | None = None,
     ):
         self.store = store
+        self.sources = sources or Sources([store], store.options.retry)
         self.dataset = dataset
         self.revision = revision
         self.local = local
@@ -125,6 +131,17 @@ class Fetcher:
         self._stop = threading.Event()
         self._streams: set[Stream] = set()
         self._streams_lock = threading.Lock()
+        self._served: dict[str, dict[str, int]] = {}
+
+    def served_by(self, subpath: str) -> dict[str, int]:
+        """The bytes of the placed file ``subpath`` by the source that sent them (once: forgotten
+        after this call)."""
+        with self._streams_lock:
+            return self._served.pop(subpath, {})
+
+    def _placed(self, subpath: str, served: dict[str, int]) -> None:
+        with self._streams_lock:
+            self._served[subpath] = served
 
     def key(self, entry: Entry) -> str:
         return object_key(self.dataset, self.revision, self.keys.get(entry.subpath, entry.subpath))
@@ -132,6 +149,7 @@ class Fetcher:
     def stop(self) -> None:
         """Stop every transfer now: open connections are shut down, workers leave."""
         self._stop.set()
+        self.sources.stop()
         with self._streams_lock:
             streams = list(self._streams)
         for stream in streams:
@@ -142,14 +160,16 @@ class Fetcher:
             raise Cancelled("download stopped")
 
     @contextmanager
-    def _stream(self, entry: Entry, key: str, offset: int = 0, length: int = 0) -> Iterator[Stream]:
-        """A GET of ``entry``'s object at ``key`` (a byte range when ``length``), known to
+    def _stream(
+        self, source: Source, entry: Entry, key: str, offset: int = 0, length: int = 0
+    ) -> Iterator[Stream]:
+        """A GET from ``source`` of ``entry``'s object at ``key`` (a byte range when ``length``), known to
         :meth:`stop`, opened by :func:`~djarchive_common.verified.opened`: the object's real size
         is checked against the manifest (and a range answered whole is RangesIgnored) before any
         byte is used or any room allocated."""
         self._check_stop()
         with opened(
-            self.store,
+            source,
             key,
             offset=offset,
             length=length,
@@ -184,10 +204,10 @@ class Fetcher:
     # -- one file in one stream --------------------------------------------------------
 
     def fetch_whole(self, entry: Entry) -> os.stat_result:
-        """Fetch ``entry`` in one GET (retried as the policy allows), verify it and place it;
-        return the placed file's status."""
+        """Fetch ``entry`` in one GET (on another source, or again, as :class:`Sources` allows),
+        verify it and place it; return the placed file's status."""
 
-        def attempt() -> os.stat_result:
+        def attempt(source: Source) -> os.stat_result:
             key = self.key(entry)
             part, fd = self.local.new_part()
             placed = False
@@ -199,7 +219,7 @@ class Fetcher:
                     digest.update(data)
                     self._write(fd, data)
 
-                with self._stream(entry, key) as stream:
+                with self._stream(source, entry, key) as stream:
                     received = self._receive(stream, 0, entry.size, write)
                 try:
                     check_size("", received, entry.size)
@@ -212,6 +232,7 @@ class Fetcher:
                 fd = -1
                 self.local.place(part, entry.subpath)
                 placed = True
+                self._placed(entry.subpath, {source.name: entry.size})
                 return status
             finally:
                 if fd >= 0:
@@ -219,7 +240,7 @@ class Fetcher:
                 if not placed:
                     self.local.discard(part)
 
-        return retry_call(attempt, f"downloading {entry.subpath}", self.store.options.retry)
+        return self.sources.call(attempt, f"downloading {entry.subpath}", size=entry.size)
 
     # -- one range of a large file -----------------------------------------------------
 
@@ -230,10 +251,11 @@ class Fetcher:
         try:
             if job.error is None:
                 offset, length = job.ranges[unit.index]
-                retry_call(
-                    lambda: self._fetch_range_once(job, unit.index),
+                self.sources.call(
+                    lambda source: self._fetch_range_once(job, unit.index, source),
                     f"downloading {job.entry.subpath} bytes {offset}-{offset + length - 1}",
-                    self.store.options.retry,
+                    size=length,
+                    ranged=True,
                 )
         except BaseException as exc:
             with job.lock:
@@ -257,7 +279,7 @@ class Fetcher:
                             raise storage_error(exc, self.local.destination(job.entry.subpath)) from None
             return job.fd
 
-    def _fetch_range_once(self, job: LargeFile, index: int) -> None:
+    def _fetch_range_once(self, job: LargeFile, index: int, source: Source) -> None:
         """Fetch what the range still lacks. A retry resumes where the last attempt stopped: bytes
         in place may already be hashed, and must never be overwritten by bytes that are not."""
         offset, length = job.ranges[index]
@@ -268,7 +290,8 @@ class Fetcher:
             return
 
         key = self.key(job.entry)
-        with self._stream(job.entry, key, start, end - start) as stream:
+        name = source.name
+        with self._stream(source, job.entry, key, start, end - start) as stream:
             fd = self._open_large(job)
 
             def write(data: bytes, position: int) -> None:
@@ -276,6 +299,7 @@ class Fetcher:
                 self._write(fd, data, position)
                 with job.lock:
                     job.written[index] = position + len(data) - offset
+                    job.served[name] = job.served.get(name, 0) + len(data)
                     if position <= job.cursor < position + len(data):
                         job.digest.update(memoryview(data)[job.cursor - position :])
                         job.cursor = position + len(data)
@@ -312,6 +336,7 @@ class Fetcher:
                 os.close(job.fd)  # type: ignore[arg-type]
                 job.fd = None
                 self.local.place(job.part, job.entry.subpath)  # type: ignore[arg-type]
+                self._placed(job.entry.subpath, job.served)
         except BaseException as exc:
             job.error = exc
         finally:

@@ -5,8 +5,8 @@ checked at the moment of use, never through a symbolic link. Reading: the status
 (a folder opened once for all its files), which are regular files, their sha256 (:func:`hash_file`,
 folder by folder, in parallel batches). Writing: temporary files in this run's folder
 ``TARGET/.djarchive/tmp/<run>/`` (what dead runs left there is deleted by the next plain run),
-renamed into place once verified; files moved inside TARGET, copied in from other copies,
-removed.
+renamed into place once verified; files moved inside TARGET, linked in from other copies
+(:mod:`djarchive_client.reuse` checks what is copied or linked in), removed.
 """
 
 from __future__ import annotations
@@ -19,16 +19,13 @@ import os
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from djarchive_common.errors import IntegrityError, LocalPathError
+from djarchive_common.errors import LocalPathError
 from djarchive_common.layout import STATE_FOLDER
-from djarchive_common.localfs import Folder, pread, pwrite, storage_error
+from djarchive_common.localfs import Folder, pread, storage_error
 from djarchive_common.manifest import Entry, subpaths_of
 from djarchive_common.transfer import BUFFER_SIZE, Progress, hash_jobs, run_parallel
-
-if TYPE_CHECKING:
-    from .verified import VerifiedFiles
 
 __all__ = ["Digest", "TargetFiles", "hash_file", "target_path"]
 
@@ -80,6 +77,7 @@ class TargetFiles:
         self.root = folder.path
         self.run = run
         self._temporary: Folder | None = None
+        self._private: str | None = None  # the name of this run's own folder in TARGET, if it has one
         self._numbers = itertools.count()
 
     # -- paths -------------------------------------------------------------------------
@@ -251,7 +249,7 @@ class TargetFiles:
 
         def below(folder: Folder, prefix: str) -> Iterator[str]:
             for item in sorted(folder.entries(), key=lambda item: item.name):
-                if prefix == "" and item.name == STATE_FOLDER:
+                if prefix == "" and item.name in (STATE_FOLDER, self._private):
                     continue
                 if item.is_dir(follow_symlinks=False):
                     try:
@@ -284,13 +282,27 @@ class TargetFiles:
         except OSError as exc:
             raise storage_error(exc, state.path / TEMPORARY) from None
 
+    def open_private(self) -> None:
+        """Open this run's temporary folder as a hidden folder of its own in TARGET, for a run
+        that keeps no state there (:meth:`close_run` with TARGET's folder deletes it)."""
+        name = f"{STATE_FOLDER}-{self.run}.tmp"
+        try:
+            self._temporary = self.folder.child(name, create=True)
+        except OSError as exc:
+            raise storage_error(exc, self.root / name) from None
+        self._private = name
+
     def close_run(self, state: Folder) -> None:
-        """Delete this run's temporary folder (in ``state``) and what is left in it."""
+        """Delete this run's temporary folder (in ``state``: ``.djarchive``, or TARGET for a
+        private one) and what is left in it."""
         folder, self._temporary = self._temporary, None
         if folder is None:
             return
         folder.close()
         try:
+            if self._private is not None:
+                state.remove_tree(self._private)
+                return
             with state.child(TEMPORARY) as temporary:
                 temporary.remove_tree(self.run)
         except OSError as exc:
@@ -318,50 +330,19 @@ class TargetFiles:
         except OSError as exc:
             raise storage_error(exc, self.destination(subpath)) from None
 
-    def copy_in(
-        self,
-        source: TargetFiles,
-        subpath: str,
-        entry: Entry,
-        *,
-        link: bool = False,
-        record: VerifiedFiles | None = None,
-    ) -> tuple[str, os.stat_result]:
-        """Stage a verified copy of ``source``'s file ``subpath`` as the content of ``entry``: a
-        new temporary file (a reflink where the file system can, else a copy; a hard link when
-        ``link``), checked for ``entry``'s size and sha256 before it is returned; place it with
-        :meth:`place`. Return the temporary file's name and status. When ``record`` (the
-        source's record of verified files) vouches for the file (unchanged since it was verified
-        there, and still so after the copy), the check is the record's and nothing is hashed
-        again."""
-        fd_in = source.open_file(subpath)
-        part: str | None = None
-        fd_out = -1
-        try:
-            before = os.fstat(fd_in)
-            vouched = record is not None and record.vouches(Entry(subpath, entry.size, entry.sha256), before)
-            if link:
-                if not vouched:
-                    size, sha256 = hash_file(fd_in)
-                    _check_copy(entry, size, sha256, source.destination(subpath))
-                part = self._link_part(source, subpath)
-                return part, self._temporary.lstat(part)  # type: ignore[union-attr,return-value]
-            part, fd_out = self.new_part()
-            _copy_data(fd_in, fd_out, entry.size)
-            copied = os.fstat(fd_out)
-            if vouched and _unchanged(before, os.fstat(fd_in)) and copied.st_size == entry.size:
-                return part, copied
-            size, sha256 = hash_file(fd_out)
-            _check_copy(entry, size, sha256, source.destination(subpath))
-            return part, os.fstat(fd_out)
-        except BaseException:
-            if part is not None:
-                self.discard(part)
-            raise
-        finally:
-            os.close(fd_in)
-            if fd_out >= 0:
-                os.close(fd_out)
+    def link_part(self, source: TargetFiles, subpath: str) -> str:
+        """A hard link to ``source``'s file ``subpath`` (reached without following a link; a link
+        at that name is linked itself, not followed) as a new temporary file of this run; its
+        name. Raises OSError where it cannot be made."""
+        name = f"{next(self._numbers)}.part"
+        folder, file_name = source._parent(subpath, create=False)
+        with folder:
+            folder.link(file_name, self._temporary, name)  # type: ignore[arg-type]
+        return name
+
+    def temporary_status(self, part: str) -> os.stat_result | None:
+        """The status of this run's temporary file ``part`` (a link there is not followed)."""
+        return self._temporary.lstat(part) if self._temporary is not None else None
 
     def move(self, old: str, new: str) -> os.stat_result:
         """Rename the file ``old`` to ``new`` inside TARGET (folders on both ways opened, links
@@ -395,17 +376,6 @@ class TargetFiles:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise storage_error(exc, self.destination(subpath)) from None
 
-    def _link_part(self, source: TargetFiles, subpath: str) -> str:
-        """A hard link to ``source``'s file in this run's temporary folder."""
-        name = f"{next(self._numbers)}.part"
-        folder, file_name = source._parent(subpath, create=False)
-        with folder:
-            try:
-                folder.link(file_name, self._temporary, name)  # type: ignore[arg-type]
-            except OSError as exc:
-                raise storage_error(exc, self.root / STATE_FOLDER / TEMPORARY) from None
-        return name
-
     def discard(self, part: str) -> None:
         """Delete a temporary file."""
         if self._temporary is not None:
@@ -421,43 +391,3 @@ def _by_folder(subpaths: Iterable[str]) -> dict[str, list[str]]:
     for subpath in subpaths:
         grouped.setdefault(subpath.rpartition("/")[0], []).append(subpath)
     return grouped
-
-
-def _copy_data(fd_in: int, fd_out: int, size: int) -> None:
-    """Copy ``size`` bytes from the start of ``fd_in`` into ``fd_out``: in the kernel where it can
-    (``copy_file_range``, a reflink on file systems that share blocks), else read and write."""
-    copied = 0
-    if hasattr(os, "copy_file_range"):
-        try:
-            while copied < size:
-                count = os.copy_file_range(fd_in, fd_out, size - copied, copied, copied)
-                if count == 0:
-                    break
-                copied += count
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF):
-                raise
-    position = copied
-    while chunk := pread(fd_in, BUFFER_SIZE, position):
-        view = memoryview(chunk)
-        while view:
-            written = pwrite(fd_out, view, position)
-            view = view[written:]
-            position += written
-
-
-def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
-    """Whether a file's status says it was not written between the two looks."""
-    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
-        after.st_size,
-        after.st_mtime_ns,
-        after.st_ctime_ns,
-    )
-
-
-def _check_copy(entry: Entry, size: int, sha256: str, source: Path) -> None:
-    if (size, sha256) != (entry.size, entry.sha256):
-        raise IntegrityError(
-            f"{source} is not the content {entry.subpath} needs (it changed since it was recorded)"
-        )

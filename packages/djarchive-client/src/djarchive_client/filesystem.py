@@ -16,8 +16,11 @@ place::
 The connection comes from the usual configuration (the ``client`` role: environment, DataJoint,
 defaults), or from storage options: ``endpoint``, ``bucket``, ``secure``, ``access_key``,
 ``secret_key``, as :class:`~djarchive_client.archive.DJArchiveClient` takes them; ``jobs`` sets
-the parallel transfers of ``get``. A pickled filesystem carries only the options it was given,
-so Dask workers resolve the rest from their own environment; reprs never show a secret.
+the parallel transfers of ``get``; ``mirrors`` (base URLs ending in '/', else
+``DJARCHIVE_CLIENT_MIRRORS`` or DataJoint's) are other sources of the files' bytes, each read
+verified as the store's, the fastest first, another when one fails. A pickled filesystem carries
+only the options it was given, so Dask workers resolve the rest from their own environment;
+reprs never show a secret.
 
 Everything below a revision comes from its manifest (fetched once per filesystem instance and
 revision, validated, published revisions only): listings, ``info`` (``size``, ``sha256``),
@@ -39,9 +42,13 @@ What is verified, and when:
 * random access (seeks, ``cat_file`` with ``start``/``end``, Dask's blocks past the first)
   cannot be verified: nothing checks bytes that are read out of order or in part;
 * ``get`` / ``get_file`` to local paths run djarchive's download engine: parallel, every file
-  verified before it is renamed into place, resumable. The files are added to the folder that
-  receives them (it gets djarchive's ``.djarchive/`` state folder, as any download target does):
-  nothing there is removed or upgraded, and no receipt says the folder is a copy of a revision.
+  verified before it is renamed into place; files already there with the right content are
+  kept (hashed, not fetched again). As fsspec promises, ``get`` creates exactly the files it is
+  asked for: no ``.djarchive/`` state folder, in the destination or any folder above it. Each
+  destination folder (the deepest one below which the files keep the revision's layout) gets
+  one engine run, whose temporary files go to a hidden folder of its own there, deleted when
+  the run ends. Nothing there is removed or upgraded. A destination that is already a djarchive
+  copy (it has ``.djarchive/``) is written under its lock, as any download into it.
 
 Errors are those fsspec users expect: FileNotFoundError for datasets, revisions and paths that
 do not exist (djarchive's NotFoundError is one), PermissionError for access denied
@@ -67,11 +74,13 @@ from djarchive_common.errors import LockedError, NotFoundError
 from djarchive_common.layout import is_valid_name, object_key
 from djarchive_common.manifest import Entry, Manifest
 from djarchive_common.store import Store
+from djarchive_common.transfer import RetryPolicy
 from djarchive_common.verified import check_sha256, read
 
 from .archive import DJArchiveClient
 from .download import DownloadSummary
 from .remotefile import EMPTY_SHA256, DJArchiveFile
+from .sources import Sources
 
 __all__ = ["DJArchiveFile", "DJArchiveFileSystem"]  # DJArchiveFile: from .remotefile
 
@@ -80,6 +89,7 @@ CACHE_TYPE = "blockcache"  # reads that jump back (HDF5's metadata) find their b
 CACHE_BLOCKS = 8  # blocks kept per open file (fsspec's default block: 5 MiB)
 LOCK_WAIT = 300.0  # seconds a get waits for another download into the same folder to finish
 READ_ONLY = "djarchive:// is read-only: published revisions never change"
+ONCE = RetryPolicy(attempts=1, unreachable_attempts=1)  # one GET per source: Sources retries
 _PAIRS = "_djarchive_pairs"  # get() collects (remote, local) pairs through get_file under this keyword
 
 
@@ -146,9 +156,10 @@ class _Revision:
 class DJArchiveFileSystem(AbstractFileSystem):
     """Published revisions of one archive bucket, read-only, as ``djarchive://DATASET/REVISION/path``.
 
-    ``endpoint``, ``bucket``, ``secure``, ``access_key`` and ``secret_key`` override the
-    configuration (as :class:`~djarchive_client.archive.DJArchiveClient` takes them); ``jobs``
-    sets the parallel transfers of ``get``. Other keywords go to fsspec (listings cache).
+    ``endpoint``, ``bucket``, ``secure``, ``access_key``, ``secret_key`` and ``mirrors``
+    override the configuration (as :class:`~djarchive_client.archive.DJArchiveClient` takes
+    them); ``jobs`` sets the parallel transfers of ``get``. Other keywords go to fsspec
+    (listings cache).
     See the module's documentation for what is verified when.
     """
 
@@ -164,13 +175,20 @@ class DJArchiveFileSystem(AbstractFileSystem):
         secure: bool | None = None,
         *,
         jobs: int | None = None,
+        mirrors: str | Sequence[str] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.client = DJArchiveClient(
-            endpoint=endpoint, bucket=bucket, access_key=access_key, secret_key=secret_key, secure=secure
+            endpoint=endpoint,
+            bucket=bucket,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            mirrors=mirrors,
         )
         self.jobs = jobs
+        self._sources: Sources | None = None
         self._revisions: dict[tuple[str, str], _Revision] = {}
         self._revisions_lock = threading.Lock()
 
@@ -296,25 +314,39 @@ class DJArchiveFileSystem(AbstractFileSystem):
 
     @property
     def source(self) -> Store:
-        """Where the bytes are read from: the archive's store (the primary source)."""
+        """The archive's store (the primary source; see :attr:`sources`)."""
         return self.client.store
 
+    @property
+    def sources(self) -> Sources:
+        """Where the bytes are read from: the store and the mirrors, the fastest first."""
+        if self._sources is None:
+            store = self.client.store
+            self._sources = Sources([store, *self.client.mirrors], store.options.retry)
+        return self._sources
+
     def _read_range(self, key: str, entry: Entry, start: int, end: int) -> bytes:
-        """Bytes ``start`` to ``end`` (exclusive) of one file, by one ranged GET, retried as
-        :mod:`djarchive_common.transfer` says; the object's size and the bytes' count are
-        checked, their content cannot be."""
+        """Bytes ``start`` to ``end`` (exclusive) of one file, by one ranged GET, on another
+        source or again as :class:`~djarchive_client.sources.Sources` says; the object's size
+        and the bytes' count are checked, their content cannot be."""
         end = min(end, entry.size)
         what = f"reading {key} bytes {start}-{end - 1}"
-        source = self.source
-        return read(source, key, source.options.retry, start=start, end=end, size=entry.size, what=what)[0]
+        return self.sources.call(
+            lambda source: read(source, key, ONCE, start=start, end=end, size=entry.size, what=what)[0],
+            what,
+            size=end - start,
+        )
 
     def _read_whole(self, key: str, entry: Entry) -> bytes:
         """A whole file, in one GET, checked against the manifest's size and sha256."""
         if entry.size == 0:
             check_sha256(f"reading {key}", EMPTY_SHA256, entry.sha256, retryable=False)
             return b""
-        source = self.source
-        return read(source, key, source.options.retry, size=entry.size, sha256=entry.sha256)[0]
+        return self.sources.call(
+            lambda source: read(source, key, ONCE, size=entry.size, sha256=entry.sha256)[0],
+            f"reading {key}",
+            size=entry.size,
+        )
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         """A file's bytes; the whole file is verified against the manifest, a part cannot be."""
@@ -356,9 +388,8 @@ class DJArchiveFileSystem(AbstractFileSystem):
     ) -> None:
         """Download files to local paths, mapped as fsspec maps them (``recursive``, globs,
         trailing slashes, lists), with djarchive's download engine: parallel, verified, atomic,
-        resumable. Files that keep the revision's layout below one local folder are downloaded
-        into that folder, as ``djarchive download`` would; others (renamed, or a subfolder's
-        contents) into the local paths' common folder, each under its own name."""
+        leaving nothing but the files. Each destination folder (the deepest one below which the
+        files keep the revision's layout) gets one engine run."""
         pairs: list[tuple[str, str]] = []
         super().get(
             rpath,
@@ -380,12 +411,12 @@ class DJArchiveFileSystem(AbstractFileSystem):
         callback.set_size(len(pairs))
         for (dataset, revision), items in groups.items():
             for batch in _batches(items):
-                target, paths = _placement(batch)
-                self._download_into(dataset, revision, target, paths)
-                callback.relative_update(len(batch))
+                for target, paths in _placement(batch).items():
+                    self._download_into(dataset, revision, target, paths)
+                    callback.relative_update(len(paths))
 
     def _download_into(
-        self, dataset: str, revision: str, target: Path, paths: list[str] | dict[str, str]
+        self, dataset: str, revision: str, target: Path, paths: dict[str, str]
     ) -> DownloadSummary:
         """Run the download engine, waiting (up to LOCK_WAIT) while another download writes there."""
         deadline = time.monotonic() + LOCK_WAIT
@@ -424,20 +455,24 @@ def _batches(items: Sequence[tuple[str, Path]]) -> Iterable[list[tuple[str, Path
         pending = rest
 
 
-def _placement(items: Sequence[tuple[str, Path]]) -> tuple[Path, list[str] | dict[str, str]]:
-    """Where a batch of files goes: the folder below which every local path is its subpath (the
-    revision's layout kept; the subpaths as they are), else the local paths' common folder and,
-    for each subpath, its local path relative to that folder."""
-    roots = {_root(local, subpath) for subpath, local in items}
-    if len(roots) == 1 and None not in roots:
-        return roots.pop(), [subpath for subpath, _ in items]  # type: ignore[return-value]
-    target = Path(os.path.commonpath([str(local.parent) for _, local in items]))
-    return target, {subpath: local.relative_to(target).as_posix() for subpath, local in items}
+def _placement(items: Sequence[tuple[str, Path]]) -> dict[Path, dict[str, str]]:
+    """Where a batch of files goes: one engine run per destination folder, each file under its
+    local path relative to that folder. A file's destination folder is the deepest folder below
+    which its local path keeps the tail of its subpath (the revision's layout below that point),
+    else the folder it goes into: never a common ancestor the caller did not name."""
+    targets: dict[Path, dict[str, str]] = {}
+    for subpath, local in items:
+        root = _root(local, subpath)
+        targets.setdefault(root, {})[subpath] = local.relative_to(root).as_posix()
+    return targets
 
 
-def _root(local: Path, subpath: str) -> Path | None:
-    """The folder ``local`` is ``subpath`` below, or None when it does not end with it."""
+def _root(local: Path, subpath: str) -> Path:
+    """The folder below which ``local`` ends with the longest tail of ``subpath``'s names (the
+    file's own folder when even its name differs)."""
     names = subpath.split("/")
-    if len(local.parts) > len(names) and list(local.parts[-len(names) :]) == names:
-        return Path(*local.parts[: -len(names)])
-    return None
+    parts = local.parts
+    depth = 0
+    while depth < len(names) and depth < len(parts) - 1 and parts[-1 - depth] == names[-1 - depth]:
+        depth += 1
+    return Path(*parts[: len(parts) - max(depth, 1)])

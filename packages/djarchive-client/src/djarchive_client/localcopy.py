@@ -6,6 +6,11 @@ djarchive keeps its own files under ``TARGET/.djarchive/`` (a name no manifest m
 the dataset again), ``receipt.json`` with the stored manifest (what the copy holds) and
 ``tmp/<run>/`` (temporary downloads, renamed into place once verified; a later run deletes what
 a killed one left).
+
+A download that only adds named files to a folder that is not a copy (fsspec's ``get``) keeps
+no state there (:meth:`LocalCopy.keep_no_state`): no lock, no record, no receipt, and its
+temporary files in a hidden folder of its own in TARGET, ``.djarchive-<run>.tmp``, deleted at
+the end; the folder is left holding exactly the files it was given.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class LocalCopy:
         self.verified = VerifiedFiles(self.root, shard, run)
         self._lock = TargetLock(path, shard)
         self._state: Folder | None = None
+        self.stateless = False
 
     def __repr__(self) -> str:
         return f"<LocalCopy {self.path}>"
@@ -76,6 +82,12 @@ class LocalCopy:
             except OSError as exc:
                 raise storage_error(exc, self.root / STATE_DIR) from None
         return self._state
+
+    def keep_no_state(self) -> None:
+        """Write nothing of djarchive's own in TARGET but this run's temporary files, in a hidden
+        folder deleted when the run ends: no lock, record or receipt (for fsspec's ``get``, which
+        must leave exactly the files it names). Call before :meth:`lock`."""
+        self.stateless = True
 
     # -- the files, as fetching places them (see TargetFiles) --------------------------
 
@@ -100,7 +112,11 @@ class LocalCopy:
     def lock(self) -> None:
         """Take the target's lock (and this run's temporary folder), or raise LockedError when
         another process holds it. A plain run holds the target alone and deletes what dead runs
-        left in the temporary folder; a shard run shares the target with the other shards."""
+        left in the temporary folder; a shard run shares the target with the other shards.
+        Without state (:meth:`keep_no_state`), only the private temporary folder is made."""
+        if self.stateless:
+            self.files.open_private()
+            return
         state = self._state_folder()
         self._lock.acquire(state)
         try:
@@ -111,7 +127,9 @@ class LocalCopy:
 
     def unlock(self) -> None:
         """Delete this run's temporary folder and release the lock."""
-        if self._state is not None:
+        if self.stateless:
+            self.files.close_run(self.folder)
+        elif self._state is not None:
             self.files.close_run(self._state)
         self._lock.release()
 
@@ -133,7 +151,10 @@ class LocalCopy:
         self.verified.load(self.folder)
 
     def save_record(self) -> None:
-        """Write the record if it changed (a plain run holding the lock drops the shards')."""
+        """Write the record if it changed (a plain run holding the lock drops the shards'); a run
+        that keeps no state writes none."""
+        if self.stateless:
+            return
         self.verified.save(self._state_folder, alone=self.shard is None and self._lock.held)
 
     # -- the receipt -------------------------------------------------------------------

@@ -2,12 +2,18 @@
 
 A plain run holds the lock file exclusively. A shard run (``--shard K/N``) holds it shared, so
 that the N shards of one download write into TARGET together while a plain run waits, and holds
-its own ``shard-K-of-N.lock`` exclusively, so that no shard runs twice at once. The holder writes
-its pid into the lock file (``shards`` when shared), so a refused run can say who holds it.
+its own ``shard-K-of-N.lock`` exclusively, so that no shard runs twice at once.
+
+A lock file is only ever opened and locked, never written: it may be a hard link planted to a
+file elsewhere (a shared TARGET, a ``cp -al`` snapshot, a system without Linux's
+protected_hardlinks), and a lock file with more than one name is refused. The holder's pid
+(``shards`` when shared) goes into ``<lock>.pid`` beside it, a new file renamed over the old,
+so that a refused run can say who holds the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -20,7 +26,9 @@ from djarchive_common.localfs import Folder, storage_error
 __all__ = ["LOCK", "TargetLock"]
 
 LOCK = "lock"
-SHARED = "shards"  # what the target's lock file says while shard downloads share it
+MARK = ".pid"  # the holder's mark beside each lock file: ``lock.pid``
+SHARED = "shards"  # what the target's lock mark says while shard downloads share it
+_OPEN = os.O_RDWR if sys.platform == "win32" else os.O_RDONLY  # a lock is never written
 
 
 class TargetLock:
@@ -30,6 +38,7 @@ class TargetLock:
         self.path = path
         self.shard = shard
         self._fds: list[int] = []
+        self._marked: tuple[Folder, str] | None = None  # the mark this run wrote alone, to delete
 
     @property
     def held(self) -> bool:
@@ -49,28 +58,39 @@ class TargetLock:
             raise
 
     def release(self) -> None:
-        """Release every lock file this run holds."""
+        """Release every lock file this run holds (the mark of one held alone deleted first)."""
+        if self._marked is not None:
+            state, mark = self._marked
+            self._marked = None
+            with contextlib.suppress(OSError):  # a stale mark names a pid that holds nothing
+                state.unlink(mark, missing_ok=True)
         while self._fds:
             os.close(self._fds.pop())
 
     def _lock_file(self, state: Folder, name: str, *, shared: bool) -> int:
-        """An open, locked lock file in ``state`` (its holder's pid in it unless shared)."""
+        """An open, locked lock file in ``state``, its holder's mark written beside it."""
         path = state.path / name
         try:
-            fd = state.open(name, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = state.open(name, _OPEN | os.O_CREAT, 0o644)
         except OSError as exc:
             raise storage_error(exc, path) from None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
                 raise LocalPathError(f"{path} is not a regular file")
+            if status.st_nlink > 1:
+                raise LocalPathError(
+                    f"{path} has {status.st_nlink} names (a hard link to it exists): djarchive does "
+                    "not lock or write through links; delete it and run again"
+                )
             if not _try_lock(fd, shared=shared):
-                held = os.read(fd, 32).decode(errors="replace").strip()
+                held = _read_mark(state, name + MARK)
                 who = (
                     f"another djarchive process (pid {held})"
                     if held.isdigit()
                     else "a shard download"
                     if held == SHARED
-                    else "another djarchive process"
+                    else "another djarchive process (pid unknown)"
                 )
                 what = (
                     f"downloading shard {self.shard[0]}/{self.shard[1]} of"
@@ -78,16 +98,27 @@ class TargetLock:
                     else "downloading into"
                 )
                 raise LockedError(f"{who} is {what} {self.path}; wait for it to finish")
-            # What the holder writes replaces what was there without a moment of emptiness: a
-            # process that fails to get the lock reads a pid (or "shards"), never half of one.
-            mark = SHARED.encode() if shared else str(os.getpid()).encode()
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, mark)
-            os.ftruncate(fd, len(mark))
+            # A new file renamed over the old: a process refused the lock reads a whole pid (or
+            # "shards"), and a link planted at the mark's name is replaced, never written through.
+            mark = SHARED if shared else str(os.getpid())
+            try:
+                state.write_atomically(name + MARK, mark.encode())
+            except OSError as exc:
+                raise storage_error(exc, state.path / (name + MARK)) from None
+            if not shared:
+                self._marked = (state, name + MARK)
         except BaseException:
             os.close(fd)
             raise
         return fd
+
+
+def _read_mark(state: Folder, name: str) -> str:
+    """What a lock's holder wrote beside it, or "" when it cannot be read."""
+    try:
+        return state.read_bytes(name, 64).decode(errors="replace").strip()
+    except (OSError, LocalPathError):
+        return ""
 
 
 def _try_lock(fd: int, *, shared: bool = False) -> bool:

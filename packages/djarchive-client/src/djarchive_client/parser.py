@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from djarchive_common.errors import ConfigurationError
+from djarchive_common.layout import check_mirror_url
 from djarchive_common.parser import (
     CONNECTION_FLAGS,
     add_completion_command,
@@ -43,6 +45,7 @@ examples:
   djarchive download workflow-array-ephys v2 ./ephys-v1 --dry-run   # upgrade in place
   djarchive status ./ephys-v1
   djarchive download workflow-array-ephys v1 ./ephys-v1 --trust curator.pub
+  djarchive download workflow-array-ephys v1 ./ephys-v1 --mirror https://mirror.example.org/djarchive/
 
 configuration (highest precedence first): --endpoint/--bucket/--secure; the
 environment (DJARCHIVE_CLIENT_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _SECURE);
@@ -56,6 +59,14 @@ DJARCHIVE_CLIENT_TRUSTED_KEYS_FILE; djarchive.client.trusted_keys in DataJoint's
 configuration), files, download, verify and diff refuse a revision without a valid
 signature by one of them, before anything is written. Keys revoked with --revoke,
 DJARCHIVE_CLIENT_REVOKED_KEYS or djarchive.client.revoked_keys are never trusted.
+
+mirrors: --mirror URL (repeatable), else DJARCHIVE_CLIENT_MIRRORS (URLs separated
+by spaces or commas), else djarchive.client.mirrors in DataJoint's configuration:
+base URLs ending in '/' serving the archive's keys (a static web server over a
+folder made by djarchive-admin mirror, a public bucket in path style). Data comes
+from the archive and the mirrors, every byte verified; when the archive is
+unreachable, a manifest is taken from a mirror only if a trusted key signed it for
+that dataset and revision.
 
 exit status: 0 success, 1 failure (one line on stderr), 2 bad usage or bad
 configuration, 130 interrupted. With --json a failure also prints a JSON object
@@ -104,6 +115,28 @@ def _add_trust(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def mirror_url(text: str) -> str:
+    """argparse type for --mirror: a mirror's base URL, http(s)://HOST[:PORT]/PATH/."""
+    try:
+        return check_mirror_url(text, "--mirror")
+    except ConfigurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_mirrors(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mirror",
+        metavar="URL",
+        action="append",
+        type=mirror_url,
+        default=[],
+        help="also read the revision's files from this mirror, a base URL ending in '/' under which "
+        "the archive's keys are served (repeatable; replaces DJARCHIVE_CLIENT_MIRRORS); every byte is "
+        "verified, the fastest source is used, one that fails is left for another; a manifest comes "
+        "from a mirror only when the archive is unreachable and a trusted key (--trust) signed it",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``djarchive`` parser."""
     parser, command, commands = new_parser(PROG, DESCRIPTION, EPILOG, "client")
@@ -134,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(files)
     _add_allow_retracted(files, "list a retracted revision's files too (with a warning)")
     _add_trust(files)
+    _add_mirrors(files)
     download = command(
         "download",
         "download a revision into a folder",
@@ -186,7 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_allow_retracted(
         download, "download a retracted revision anyway (with a warning), e.g. to reproduce an analysis"
     )
+    download.add_argument(
+        "--accept-republished",
+        action="store_true",
+        help="bring TARGET to the revision as it is published now when it changed since TARGET was "
+        "made (a forced republish: its manifest is not the one TARGET's receipt records)",
+    )
     _add_trust(download)
+    _add_mirrors(download)
     verify = command(
         "verify",
         "check a local copy against the manifest",
@@ -210,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="trust djarchive's record for files unchanged since it verified them",
     )
     _add_trust(verify)
+    _add_mirrors(verify)
     # argparse shows nargs="+" as 'X [X ...]': verify takes one [DATASET REVISION] TARGET.
     shown = verify.format_usage().removeprefix("usage: ").rstrip()
     verify.usage = re.sub(r"\s+\[\[DATASET REVISION\] TARGET\s+\.\.\.\]", "", shown)
@@ -225,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     signature.add_argument("revision", metavar="REVISION", help="the revision's name")
     _add_allow_retracted(signature, "check a retracted revision's signature too (with a warning)")
     _add_trust(signature)
+    _add_mirrors(signature)
     status = command(
         "status",
         "what a local copy holds, and whether its revision still stands",
@@ -237,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "target", nargs="?", default=".", type=folder, metavar="TARGET", help="the copy (default: .)"
     )
     status.add_argument("--offline", action="store_true", help="do not ask the archive")
+    _add_mirrors(status)
     diff = command(
         "diff",
         "what changes between two revisions",
@@ -247,5 +291,6 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("old", metavar="OLD", help="the revision to compare from")
     diff.add_argument("new", metavar="NEW", help="the revision to compare to")
     _add_trust(diff)
+    _add_mirrors(diff)
     add_completion_command(commands, PROG)
     return parser

@@ -192,14 +192,17 @@ def plan_download(
     previous: Sequence[Entry] | None = None,
     reuse: Sequence[tuple[LocalCopy, Manifest]] = (),
     recheck: bool = False,
+    remove_old: bool = True,
     jobs: int,
     progress: bool = False,
 ) -> tuple[Plan, dict[str, Digest]]:
     """Decide what downloading ``entries`` into ``local`` does, and say which files hashing
     proved to hold their content (subpath -> digest, with the status the file had: for the
     record of verified files). ``previous`` are the files of the revision TARGET holds when it
-    is another one (an upgrade); ``reuse`` are other local copies with their manifests, whose
-    content may serve instead of the network."""
+    is another one (an upgrade): only those the download selected, the others are not touched;
+    ``reuse`` are other local copies with their manifests, whose content may serve instead of
+    the network. Without ``remove_old`` (a shard: the other shards' files are not in
+    ``entries``) no file of the old revision is moved or removed, only copied from."""
     if previous is None and not reuse and next(local.files.walk(), None) is None:
         return Plan(fetch=entries), {}  # nothing on disk yet (a first download): every file is fetched
     fetch = Picked(entries)
@@ -259,7 +262,8 @@ def plan_download(
                 )
                 continue
         source = on_disk.get(entry.sha256)
-        if source is not None and source in old and source not in wanted and source not in moved:
+        movable = remove_old and source in old and source not in wanted and source not in moved
+        if source is not None and movable:
             plan.move.append((entry, source))
             moved.add(source)
         elif source is not None:
@@ -271,8 +275,8 @@ def plan_download(
             fetch.append_index(index)
     plan.keep = Picked(entries, heapq.merge(kept, also_kept))
 
-    # 3. files of A that B does not have: removed while they still match A
-    for subpath, entry in sorted(old.items()):
+    # 3. files of A that B does not have: removed while they still match A (by a run that may)
+    for subpath, entry in sorted(old.items() if remove_old else ()):
         if subpath in wanted or subpath in moved or contents.status.get(subpath) is None:
             continue
         if contents.known.get(subpath) == entry.sha256:

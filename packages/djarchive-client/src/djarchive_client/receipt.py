@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "UPGRADING",
     "Receipt",
     "read_receipt",
+    "republished",
     "stored_manifests",
     "write_receipt",
 ]
@@ -65,6 +67,7 @@ class Receipt:
     previous: str | None = None  # the revision an unfinished upgrade started from
     previous_sha256: str | None = None
     signature: dict[str, Any] | None = None  # the signature status when it was checked
+    sources: dict[str, int] = field(default_factory=dict)  # bytes downloaded, by source (store, mirrors)
     tool: str = ""
     downloaded_at: str = ""
     verified_at: str = ""
@@ -75,17 +78,34 @@ class Receipt:
 
     @classmethod
     def from_dict(cls, data: object) -> Receipt:
-        """A receipt from its JSON form; raise ValueError for anything else."""
+        """A receipt from its JSON form; raise ValueError, naming the first wrong field, for
+        anything else (a field missing or of the wrong type, names that are not names)."""
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
-        receipt = cls(**known)
-        for name in ("dataset", "revision", "endpoint", "bucket", "manifest_sha256", "state"):
-            if not isinstance(getattr(receipt, name), str):
-                raise ValueError(f"{name} is not a string")
+        for name, kind in _FIELDS.items():
+            if name not in data:
+                if name in _REQUIRED:
+                    raise ValueError(f"{name} is missing")
+                continue
+            value = data[name]
+            if not _is(value, kind):
+                raise ValueError(f"{name} is not {_KINDS[kind]}")
+        receipt = cls(**{name: data[name] for name in _FIELDS if name in data})
         if not (is_valid_name(receipt.dataset) and is_valid_name(receipt.revision)):
             raise ValueError("invalid dataset or revision name")
+        if receipt.previous is not None and not is_valid_name(receipt.previous):
+            raise ValueError("invalid previous revision name")
+        if receipt.state not in (COMPLETE, UPGRADING):
+            raise ValueError(f"unknown state {receipt.state!r}")
+        if not _HEX64.fullmatch(receipt.manifest_sha256):
+            raise ValueError("manifest_sha256 is not a sha256")
         return receipt
+
+    @property
+    def mirrors(self) -> dict[str, int]:
+        """The bytes that came from elsewhere than the archive the receipt names (mirrors)."""
+        primary = f"{'https' if self.secure else 'http'}://{self.endpoint}/{self.bucket}"
+        return {name: count for name, count in self.sources.items() if name != primary}
 
     @property
     def selection(self) -> str:
@@ -102,8 +122,73 @@ class Receipt:
             text += f" ({self.selection})"
         signer = (self.signature or {}).get("signer")
         if signer:
-            text += f", signed by key {signer}"
+            text += f", signed by key {signer} (recorded at download, not re-checked)"
+        mirrors = self.mirrors
+        if mirrors:
+            served = ", ".join(f"{name} ({human_bytes(count)})" for name, count in mirrors.items())
+            text += f", data also from {served}"
         return text + f", verified {self.verified_at or self.downloaded_at}"
+
+
+# The type of each field of the receipt's JSON (any other field is ignored), and the required ones.
+_FIELDS = {
+    "dataset": str,
+    "revision": str,
+    "endpoint": str,
+    "bucket": str,
+    "manifest_sha256": str,
+    "secure": bool,
+    "state": str,
+    "files": int,
+    "bytes": int,
+    "include": list,
+    "exclude": list,
+    "previous": (str, None),
+    "previous_sha256": (str, None),
+    "signature": (dict, None),
+    "sources": dict,
+    "tool": str,
+    "downloaded_at": str,
+    "verified_at": str,
+}
+_REQUIRED = ("dataset", "revision", "endpoint", "bucket", "manifest_sha256")
+_KINDS = {
+    str: "a string",
+    bool: "true or false",
+    int: "a count",
+    list: "a list of strings",
+    (str, None): "a string or null",
+    (dict, None): "an object or null",
+    dict: "an object of byte counts",
+}
+_HEX64 = re.compile("[0-9a-f]{64}")
+
+
+def _is(value: object, kind: object) -> bool:
+    """Whether a receipt's JSON value is of ``kind`` (a count: a whole number, not negative)."""
+    if kind is int:
+        return type(value) is int and value >= 0
+    if kind is list:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if kind == (str, None):
+        return value is None or isinstance(value, str)
+    if kind == (dict, None):
+        return value is None or isinstance(value, dict)
+    if kind is dict:
+        return isinstance(value, dict) and all(_is(count, int) for count in value.values())
+    return type(value) is kind
+
+
+def republished(receipt: Receipt, published: str) -> str:
+    """What to say when the archive's manifest of the receipt's revision (sha256 ``published``)
+    is not the one the receipt records; "" when it is."""
+    if receipt.manifest_sha256 == published:
+        return ""
+    return (
+        f"{receipt.dataset} {receipt.revision} changed in the archive since this copy was made (a forced "
+        f"republish): the copy's receipt records manifest sha256 {receipt.manifest_sha256}, the "
+        f"archive's manifest is {published}"
+    )
 
 
 def _sha256(data: bytes) -> str:
@@ -119,7 +204,10 @@ def read_receipt(state: Folder) -> Receipt | None:
     try:
         return Receipt.from_dict(json.loads(raw))
     except (ValueError, TypeError, RecursionError) as exc:
-        raise LocalPathError(f"the receipt {state.path / RECEIPT} is damaged ({exc})") from None
+        raise LocalPathError(
+            f"the receipt {state.path / RECEIPT} is damaged ({exc}); delete it, then verify or download "
+            "the revision again to make a new one"
+        ) from None
 
 
 def stored_manifests(state: Folder, receipt: Receipt) -> tuple[Manifest, Manifest | None]:

@@ -19,6 +19,7 @@ from djarchive_common.transfer import DEFAULT_WORKERS
 if TYPE_CHECKING:
     from djarchive_common.events import Events
     from djarchive_common.signing import SignatureStatus
+    from djarchive_common.verified import Source
 
 __all__ = ["DownloadOptions", "DownloadRequest", "Selection"]
 
@@ -86,7 +87,11 @@ class DownloadRequest:
     progress: bool = False  # progress bars (on a terminal)
     events: Events | None = None  # machine-readable progress
     retracted: str | None = None  # why the revision was retracted, when it is downloaded anyway
+    accept_republished: bool = False  # go on when the revision changed since TARGET's receipt
     signature: SignatureStatus | None = None  # the manifest's signature, as checked before
+    mirrors: tuple[Source, ...] = ()  # other sources of the data than the store
+    down: tuple[str, ...] = ()  # sources known to be unreachable already (tried last)
+    note: str | None = None  # what the manifest's reader should know (read from a mirror)
 
     @property
     def name(self) -> str:

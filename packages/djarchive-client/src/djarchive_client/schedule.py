@@ -5,7 +5,9 @@ ranges of ``part_size``. Ranges of several large files come first, interleaved s
 spread over the files, then whole files, the largest first: the shortest tail. The units run on
 one worker pool over one connection pool (:class:`djarchive_common.transfer.Slots`);
 :mod:`djarchive_client.fetch` fetches, verifies and places each file, and what was placed is
-recorded as verified (the record saved every few seconds, so a killed run loses little).
+recorded as verified (the record saved every few seconds, so a killed run loses little). Each
+unit's GET goes to the source :class:`~djarchive_client.sources.Sources` chooses (the store, or
+a mirror the request names), and the bytes of each placed file are counted by source.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from djarchive_common.transfer import Progress, Slots, run_parallel
 from .fetch import Fetcher, LargeFile, Range, RangesIgnored, WholeFile
 from .localcopy import LocalCopy
 from .request import DownloadOptions, DownloadRequest
+from .sources import Sources
 from .summary import DownloadSummary
 
 __all__ = ["Scheduler", "fetch_all"]
@@ -43,7 +46,8 @@ def fetch_all(
 ) -> None:
     """Fetch ``todo`` into ``local`` (the lock held), with a progress bar; ``keys`` maps local
     paths to the revision's subpaths of files placed under other names. What was fetched and
-    what failed is counted in ``summary``."""
+    what failed is counted in ``summary``, with the bytes each source served."""
+    sources = Sources([store, *request.mirrors], store.options.retry, down=request.down)
     with Progress(
         size_of(todo),
         len(todo),
@@ -59,8 +63,12 @@ def fetch_all(
             bar,
             buffer_size=request.options.buffer_size,
             keys=keys,
+            sources=sources,
         )
-        Scheduler(fetcher, request.options, summary).run(todo)
+        try:
+            Scheduler(fetcher, request.options, summary).run(todo)
+        finally:
+            summary.dropped_sources.update(sources.dropped)
 
 
 class Scheduler:
@@ -134,9 +142,12 @@ class Scheduler:
                 self.record.remember(entry, placed)
                 summary.fetched_files += 1
                 summary.fetched_bytes += entry.size
+                served = fetcher.served_by(entry.subpath)
+                for name, count in served.items():
+                    summary.sources[name] = summary.sources.get(name, 0) + count
                 fetcher.progress.file_done()
                 if self.events is not None:
-                    self.events.file(entry.subpath, entry.size, "fetched")
+                    self.events.file(entry.subpath, entry.size, "fetched", sources=served)
                 log.debug("fetched %s (%d bytes)", entry.subpath, entry.size)
                 if time.monotonic() - last_save > RECORD_SAVE_SECONDS:
                     self.local.save_record()

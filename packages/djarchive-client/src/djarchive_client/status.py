@@ -1,8 +1,13 @@
 """What a local copy holds and where its revision stands now: ``djarchive status``.
 
-The local part comes from the copy's receipt alone; the archive part (still published,
-retracted and why, superseded by newer revisions) is asked of the archive the copy came from,
-and reported as unknown when it cannot be reached.
+The local part comes from the copy's receipt alone (what it says was recorded when the copy was
+downloaded or verified: nothing in it is checked again). The archive part (still published,
+retracted and why, superseded by newer revisions) is asked of the configured archive, and only
+when the copy came from it: a receipt naming another endpoint, bucket or scheme is reported,
+never connected to (the user's credentials go only where they are configured). An archive that
+cannot be reached is reported as unknown; then configured mirrors are asked whether they serve
+the revision (its manifest signed by a trusted key), which cannot say whether it was retracted
+since. The receipt says which sources (the archive, mirrors) served the copy.
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from djarchive_common.catalog import Catalog, Tombstone
+from djarchive_common.config import Settings
 from djarchive_common.errors import DJArchiveError
-from djarchive_common.layout import natural_key
+from djarchive_common.layout import STATE_FOLDER, natural_key
+from djarchive_common.mirror import manifest_from_mirrors, unreachable
 
 from .localcopy import LocalCopy
-from .receipt import UPGRADING, Receipt
+from .receipt import UPGRADING, Receipt, republished
 
-__all__ = ["CopyStatus", "copy_status"]
+__all__ = ["CopyStatus", "copy_status", "origin", "same_archive"]
 
 PUBLISHED = "published"
 RETRACTED = "retracted"
@@ -35,6 +42,10 @@ class CopyStatus:
     unreachable: str | None = None  # why the archive could not be asked
     tombstone: Tombstone | None = None
     newer: list[str] = field(default_factory=list)
+    elsewhere: str | None = None  # the copy came from another archive than the configured one
+    republished: str | None = None  # the revision changed in the archive since the copy was made
+    incomplete: bool = False  # no receipt, but djarchive's folder: a first download did not finish
+    mirror: str | None = None  # a mirror serving the revision while the archive is unreachable
 
     @property
     def warnings(self) -> list[str]:
@@ -49,8 +60,17 @@ class CopyStatus:
             )
         if receipt is not None and self.tombstone is not None:
             found.append(self.tombstone.describe(receipt.dataset, receipt.revision))
+        if self.archive is not None and self.unreachable:
+            found.append(self.unreachable)
+        if self.republished:
+            found.append(self.republished)
         if receipt is not None and self.newer:
             found.append(f"newer revisions of {receipt.dataset} are published: {', '.join(self.newer)}")
+        if receipt is not None and self.mirror is not None:
+            found.append(
+                f"the mirror {self.mirror} serves {receipt.dataset} {receipt.revision} (signed by a trusted "
+                "key), but only the archive can say whether it was retracted: that could not be checked"
+            )
         return found
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,12 +90,18 @@ class CopyStatus:
                 else None
             ),
             "newer": self.newer,
+            "elsewhere": self.elsewhere,
+            "republished": self.republished,
+            "incomplete": self.incomplete,
+            "mirror": self.mirror,
             "warnings": self.warnings,
         }
 
     def lines(self) -> list[str]:
         """The status for people, a line each: the copy, then where its revision stands (the
         warnings apart: the command line prints them as warnings)."""
+        if self.receipt is None and self.incomplete:
+            return [f"{self.target}: incomplete — run the same download again to resume"]
         if self.receipt is None:
             return [
                 f"{self.target}: no djarchive receipt (not downloaded with djarchive, or before receipts)"
@@ -83,6 +109,8 @@ class CopyStatus:
         lines = [f"{self.target}: {self.receipt}"]
         if self.archive is not None:
             lines.append(f"in the archive: {self.archive}")
+        elif self.elsewhere:
+            lines.append(f"in the archive: {self.elsewhere}")
         elif self.unreachable:
             lines.append(f"in the archive: unknown ({self.unreachable})")
         return lines
@@ -92,22 +120,30 @@ class CopyStatus:
 
 
 def copy_status(target: str | os.PathLike[str], catalog: Catalog | None) -> CopyStatus:
-    """The status of the copy in ``target``; ``catalog`` (the archive it came from), when
-    given, is asked where the revision stands."""
+    """The status of the copy in ``target``; ``catalog`` (the configured archive), when given
+    and when the copy came from it, is asked where the revision stands."""
     local = LocalCopy(target)
     try:
         held = local.receipt()
+        started = held is None and local.folder.lstat(STATE_FOLDER) is not None
     finally:
         local.close()
-    status = CopyStatus(str(target), held)
+    status = CopyStatus(str(target), held, incomplete=started)
     if held is None or catalog is None:
         return status
     receipt = held
+    if not same_archive(receipt, catalog.settings):
+        status.elsewhere = (
+            f"this copy came from {origin(receipt)}; the configured archive is {catalog.settings.url}: "
+            "not checked"
+        )
+        return status
     try:
         published = [revision for _, revision in catalog.revisions(receipt.dataset)]
     except DJArchiveError as error:
         if not isinstance(error, FileNotFoundError):
             status.unreachable = str(error)
+            status.mirror = _mirror_serving(catalog, receipt, error)
             return status
         published = []
     try:
@@ -117,8 +153,45 @@ def copy_status(target: str | os.PathLike[str], catalog: Catalog | None) -> Copy
         return status
     if receipt.revision in published:
         status.archive = PUBLISHED
+        try:
+            current = catalog.manifest(receipt.dataset, receipt.revision)
+        except DJArchiveError as error:
+            status.unreachable = f"its manifest could not be compared with the copy's: {error}"
+        else:
+            status.republished = republished(receipt, current.sha256) or None
     else:
         status.archive = RETRACTED if status.tombstone is not None else UNPUBLISHED
     mine = natural_key(receipt.revision)
     status.newer = [revision for revision in published if natural_key(revision) > mine]
     return status
+
+
+def origin(receipt: Receipt) -> str:
+    """Where the copy came from, as its receipt says (for messages)."""
+    return f"{'https' if receipt.secure else 'http'}://{receipt.endpoint}/{receipt.bucket}"
+
+
+def same_archive(receipt: Receipt, settings: Settings) -> bool:
+    """Whether the copy came from the archive ``settings`` name: endpoint, bucket and scheme."""
+    return (receipt.endpoint.lower(), receipt.bucket, receipt.secure) == (
+        settings.endpoint.lower(),
+        settings.bucket,
+        settings.secure,
+    )
+
+
+def _mirror_serving(catalog: Catalog, receipt: Receipt, cause: DJArchiveError) -> str | None:
+    """The first configured mirror that serves the copy's revision, the manifest the receipt
+    names signed by a trusted key, when the archive could not be reached at all (``cause``)."""
+    if not unreachable(cause):
+        return None
+    try:
+        mirrors = catalog.mirrors
+        if not mirrors or not catalog.trust.enforced:
+            return None
+        read = manifest_from_mirrors(
+            mirrors, receipt.dataset, receipt.revision, catalog.trust, cause, catalog.store.options.retry
+        )
+    except DJArchiveError:
+        return None
+    return read.origin if read.manifest.sha256 == receipt.manifest_sha256 else None

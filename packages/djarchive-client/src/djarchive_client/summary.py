@@ -56,6 +56,10 @@ class DownloadSummary:
     upgraded_from: str | None = None  # the revision TARGET held before this download
     retracted: str | None = None  # why the revision was retracted, when downloaded anyway
     signature: SignatureStatus | None = None  # the revision's signature, as checked before the download
+    sources: dict[str, int] = field(default_factory=dict)  # bytes fetched, by source (store, mirrors)
+    dropped_sources: dict[str, str] = field(default_factory=dict)  # sources given up on, and why
+    mirrors: tuple[str, ...] = ()  # the mirrors this download could use
+    note: str | None = None  # what else the holder should know (the manifest came from a mirror)
     plan: Plan | None = field(default=None, repr=False)
 
     @property
@@ -100,6 +104,9 @@ class DownloadSummary:
             "retracted": self.retracted,
             "ok": self.ok,
             "signature": self.signature.to_dict() if self.signature is not None else None,
+            "sources": self.sources,
+            "dropped_sources": self.dropped_sources,
+            "note": self.note,
         }
         if self.dry_run:
             data["planned"] = [{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in self.planned]
@@ -135,5 +142,8 @@ class DownloadSummary:
             text += f", {len(self.removed)} of the old revision removed"
         if self.failed:
             text += f", {len(self.failed)} FAILED"
+        if self.mirrors and self.sources:
+            served = ", ".join(f"{name} {human_bytes(count)}" for name, count in self.sources.items())
+            text += f"; bytes from {served}"
         rate = self.fetched_bytes / self.seconds if self.seconds > 0 else 0
         return f"{text} in {self.seconds:.1f} s" + (f" ({human_bytes(rate)}/s)" if self.fetched_bytes else "")

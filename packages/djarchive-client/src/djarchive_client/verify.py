@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from djarchive_common import __version__
 from djarchive_common.config import Settings
-from djarchive_common.errors import LockedError, NotFoundError
+from djarchive_common.errors import LocalPathError, LocalStorageError, LockedError, NotFoundError
 from djarchive_common.events import Events
 from djarchive_common.manifest import Entry, Manifest, matches, select_or_fail, size_of
 from djarchive_common.text import files
 from djarchive_common.transfer import DEFAULT_WORKERS
 
 from .localcopy import LocalCopy
-from .receipt import COMPLETE, UPGRADING, Receipt, now
+from .receipt import COMPLETE, UPGRADING, Receipt, now, republished
+from .status import origin as origin_of
+from .status import same_archive
 
 if TYPE_CHECKING:
     from djarchive_common.signing import SignatureStatus
@@ -41,6 +43,8 @@ class VerifyReport:
     extra: list[str] = field(default_factory=list)
     seconds: float = 0.0
     note: str = ""  # what else the holder should know (an unfinished upgrade, a retraction): a warning
+    unrecorded: str = ""  # why the copy's receipt could not be written or updated, when it could not
+    republished: str = ""  # the revision changed in the archive since the copy's receipt was written
     signature: SignatureStatus | None = None  # the revision's signature, as checked before verifying
 
     @property
@@ -63,10 +67,12 @@ class VerifyReport:
             "intact": self.intact,
             "seconds": round(self.seconds, 3),
             "note": self.note,
+            "unrecorded": self.unrecorded,
+            "republished": self.republished,
             "signature": self.signature.to_dict() if self.signature is not None else None,
         }
 
-    def __str__(self) -> str:
+    def _summary(self) -> str:
         name = f"{self.dataset} {self.revision} in {self.target}"
         if self.intact:
             text = f"{name}: intact, {files(self.verified)} verified"
@@ -75,6 +81,23 @@ class VerifyReport:
         if self.extra:
             text += f", {len(self.extra)} extra {'file' if len(self.extra) == 1 else 'files'}"
         return text
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the holder of the copy should know: the note (an unfinished upgrade, a retraction),
+        a revision published again since the copy was made."""
+        return [text for text in (self.note, self.republished) if text]
+
+    def lines(self) -> list[str]:
+        """The report for people, a line each (the warnings apart: the command line prints them
+        as warnings)."""
+        lines = [self._summary()]
+        if self.unrecorded:
+            lines.append(f"note: this verification is not recorded in the copy ({self.unrecorded})")
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join([*self.lines(), *(f"warning: {warning}" for warning in self.warnings)])
 
 
 def verify_copy(
@@ -97,7 +120,8 @@ def verify_copy(
     ``fast`` trusts djarchive's record of files it verified earlier when size and mtime
     are unchanged, instead of hashing them again. No data file is written; when the copy is
     intact and ``origin`` (the archive the manifest came from) is given, its receipt is written
-    or its time of verification updated (unless a download holds the copy at that moment).
+    or its time of verification updated; when that cannot be done (a download holds the copy, it
+    cannot be written), ``unrecorded`` says why and the findings stand.
     ``signature`` is the manifest's signature status, carried by the report.
     """
     started = time.monotonic()
@@ -114,6 +138,8 @@ def verify_copy(
         events.start(len(selected), report.bytes, dataset=dataset, revision=revision, target=str(target))
     local = LocalCopy(target)
     try:
+        if origin is not None:
+            report.republished = _changed_since(local, manifest, report, origin)
         if fast:
             local.load_record()
         statuses = local.files.stats(entry.subpath for entry in selected)
@@ -179,8 +205,16 @@ def _note_verified(
     origin: Settings,
 ) -> None:
     """Leave a receipt for an intact copy, or update the one there: only when TARGET has none or
-    one of this very revision and selection, and no download holds it now."""
-    held = local.receipt()
+    one of this very revision and selection. What cannot be recorded (a copy this process cannot
+    write, a damaged receipt, a download holding the copy) is said in the report."""
+    try:
+        held = local.receipt()
+    except LocalPathError as error:
+        report.unrecorded = str(error)
+        return
+    if held is not None and not same_archive(held, origin):
+        report.unrecorded = f"its receipt says it came from {origin_of(held)}, not from {origin.url}"
+        return
     if held is not None:
         receipt = held
         if (receipt.dataset, receipt.revision, receipt.include, receipt.exclude, receipt.state) != (
@@ -212,14 +246,32 @@ def _note_verified(
             downloaded_at=stamp,
             verified_at=stamp,
         )
+    _record(local, receipt, manifest, report)
+
+
+def _changed_since(local: LocalCopy, manifest: Manifest, report: VerifyReport, origin: Settings) -> str:
+    """What to say when the copy's receipt, from this archive, recorded another manifest of this
+    revision than the archive's now (a forced republish since); "" otherwise."""
+    try:
+        held = local.receipt()
+    except LocalPathError:
+        return ""  # said when the receipt is to be updated
+    if held is None or (held.dataset, held.revision) != (report.dataset, report.revision):
+        return ""
+    return republished(held, manifest.sha256) if same_archive(held, origin) else ""
+
+
+def _record(local: LocalCopy, receipt: Receipt, manifest: Manifest, report: VerifyReport) -> None:
+    """Write ``receipt`` under the copy's lock; what prevents it goes to ``report.unrecorded``
+    (verifying needs to read the copy, never to write it)."""
     try:
         local.lock()
-    except LockedError:
-        return
-    try:
-        local.write_receipt(receipt, manifest)
-    finally:
-        local.unlock()
+        try:
+            local.write_receipt(receipt, manifest)
+        finally:
+            local.unlock()
+    except (LockedError, LocalPathError, LocalStorageError) as error:
+        report.unrecorded = str(error)
 
 
 def verify_offline(
@@ -262,14 +314,7 @@ def verify_offline(
         local = LocalCopy(target)
         try:
             receipt.verified_at = now()
-            try:
-                local.lock()
-            except LockedError:
-                return report
-            try:
-                local.write_receipt(receipt, manifest)
-            finally:
-                local.unlock()
+            _record(local, receipt, manifest, report)
         finally:
             local.close()
     return report

@@ -9,7 +9,9 @@ any manifest. Clients list and download published revisions only; the admin sees
 Every manifest a catalog hands out comes through :meth:`Catalog.signed_manifest`, which checks
 the revision's signatures (:mod:`djarchive_common.signing`) against the keys it trusts: with
 trusted keys configured, a revision without a valid signature by one of them is refused there,
-before any caller can act on its manifest.
+before any caller can act on its manifest. Manifests come from the primary (the store); only
+when it cannot be reached at all does :meth:`Catalog.read_revision` take one from a mirror,
+signed by a trusted key for this dataset and revision (:mod:`djarchive_common.mirror`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from .layout import (
     tombstone_key,
 )
 from .manifest import Entry, Manifest, parse_manifest, select_or_fail
+from .mirror import ManifestRead, Mirror, manifest_from_mirrors, mirrors_of, unreachable
 from .revision import INCOMPLETE, PUBLISHED, RETRACTED, STAGED, RevisionInfo, Tombstone
 from .store import Store, StoreOptions
 from .survey import LISTING_WORKERS, survey
@@ -64,6 +67,7 @@ __all__ = [
     "STAGED",
     "Tombstone",
     "Catalog",
+    "ManifestRead",
     "RevisionInfo",
 ]
 
@@ -85,7 +89,9 @@ class Catalog:
 
     ``trusted_keys`` (public key lines or key files), ``revoked_keys`` (key lines, key ids or
     files) and ``require_signature`` configure signature checks, resolved on first use as
-    :func:`djarchive_common.config.resolve_trust` describes. ``argument_names`` maps these
+    :func:`djarchive_common.config.resolve_trust` describes. ``mirrors`` (base URLs) are other
+    sources of the archive's data, resolved on first use as
+    :func:`djarchive_common.config.resolve_mirrors` describes. ``argument_names`` maps these
     keywords to the names messages give them (a command line's flags; default: the keywords).
     """
 
@@ -100,6 +106,7 @@ class Catalog:
         trusted_keys: str | Iterable[str] | None = None,
         revoked_keys: str | Iterable[str] | None = None,
         require_signature: bool = False,
+        mirrors: str | Iterable[str] | None = None,
         argument_names: Mapping[str, str] | None = None,
         **config: Any,
     ):
@@ -108,6 +115,18 @@ class Catalog:
         self.store = Store(self.settings, options or StoreOptions.from_environment())
         self._trust_options = (trusted_keys, revoked_keys, require_signature)
         self._trust: Trust | None = None
+        self._mirror_options = mirrors
+        self._mirrors: tuple[Mirror, ...] | None = None
+
+    @property
+    def mirrors(self) -> tuple[Mirror, ...]:
+        """The mirrors configured (none: the store is the only source)."""
+        if self._mirrors is None:
+            from .config import resolve_mirrors
+
+            urls = resolve_mirrors(self.role, self._mirror_options, argument_names=self.argument_names)
+            self._mirrors = mirrors_of(urls, self.store.options)
+        return self._mirrors
 
     @property
     def trust(self) -> Trust:
@@ -222,39 +241,61 @@ class Catalog:
     def signature(self, dataset: str, revision: str, *, allow_retracted: bool = False) -> SignatureStatus:
         """The signature status of a published revision (refused as :meth:`signed_manifest` does);
         ``allow_retracted``: of a retracted one too (its kept manifest is the one signed)."""
-        return self.manifest_or_retracted(dataset, revision, allow_retracted=allow_retracted)[1]
+        return self.read_or_retracted(dataset, revision, allow_retracted=allow_retracted)[0].signature
 
-    def manifest_or_retracted(
+    def read_or_retracted(
         self, dataset: str, revision: str, *, allow_retracted: bool = False
-    ) -> tuple[Manifest, SignatureStatus, RevisionRetractedError | None]:
-        """The revision's manifest and signature status, as :meth:`signed_manifest` gives them;
-        for a retracted revision, RevisionRetractedError unless ``allow_retracted``, which reads
-        the manifest it kept and returns the error (why it was retracted) third, for the caller
-        to tell."""
+    ) -> tuple[ManifestRead, RevisionRetractedError | None]:
+        """The revision's manifest as :meth:`read_revision` reads it; for a retracted revision,
+        RevisionRetractedError unless ``allow_retracted``, which reads the manifest it kept (the
+        one that was signed) and returns the error beside it: why it was retracted, for the
+        caller to tell."""
         try:
-            manifest, signature = self.signed_manifest(dataset, revision)
-            return manifest, signature, None
+            return self.read_revision(dataset, revision), None
         except RevisionRetractedError as error:
             if not allow_retracted:
                 raise
-            manifest, signature = self.signed_manifest(dataset, revision, retracted=True)
-            return manifest, signature, error
+            return self.read_revision(dataset, revision, retracted=True), error
 
     def signed_manifest(
         self, dataset: str, revision: str, *, retracted: bool = False
     ) -> tuple[Manifest, SignatureStatus]:
         """The validated manifest of a published revision and its signature status; with
         ``retracted=True``, the manifest a retracted revision keeps (the same bytes as when it
-        was published, so its signatures still apply).
+        was published, so its signatures still apply). See :meth:`read_revision`."""
+        read = self.read_revision(dataset, revision, retracted=retracted)
+        return read.manifest, read.signature
+
+    def read_revision(
+        self, dataset: str, revision: str, *, retracted: bool = False, mirrors: bool = True
+    ) -> ManifestRead:
+        """The validated manifest of a revision (as :meth:`signed_manifest` says), its signature
+        status, their bytes as stored, and where they came from.
 
         The one place manifests are fetched for reading. With trusted keys configured
         (:attr:`trust`), a revision without a valid signature by one of them raises
         SignatureError, naming the reason, before the manifest is even parsed. Without them the
-        status is only reported. The signatures are read while the manifest is.
+        status is only reported. The signatures are read while the manifest is. When the store
+        cannot be reached at all and ``mirrors`` are configured, a published revision's manifest
+        may come from one of them, signed by a trusted key for this revision
+        (:func:`djarchive_common.mirror.manifest_from_mirrors`; its ``note`` says that
+        retraction could not be checked); an answer of the store, even an error, never lets a
+        mirror's manifest in.
         """
         check_name(dataset)
         check_name(revision, "revision")
         trust = self.trust
+        try:
+            return self._read_from_store(dataset, revision, trust, retracted)
+        except DJArchiveError as error:
+            if retracted or not mirrors or not unreachable(error) or not self.mirrors:
+                raise
+            return manifest_from_mirrors(
+                self.mirrors, dataset, revision, trust, error, self.store.options.retry
+            )
+
+    def _read_from_store(self, dataset: str, revision: str, trust: Trust, retracted: bool) -> ManifestRead:
+        """:meth:`read_revision` from the store alone."""
         signatures = _in_background(lambda: self._stored_signatures(dataset, revision))
         if retracted:
             key = retracted_manifest_key(dataset, revision)
@@ -265,11 +306,11 @@ class Catalog:
         else:
             key = manifest_key(dataset, revision)
             data = self._published_manifest(dataset, revision)
-        status = self._check_signatures(signatures, data, dataset, revision, trust)
+        status, signed = self._check_signatures(signatures, data, dataset, revision, trust)
         manifest = parse_manifest(data, source=key)
         if not manifest:  # publish never writes one; an empty answer is a fault, not a revision
             raise ManifestError(f"the manifest of {dataset} {revision} is empty")
-        return manifest, status
+        return ManifestRead(manifest, status, data, signed, self.store.name)
 
     def _published_manifest(self, dataset: str, revision: str) -> bytes:
         """The bytes of a published revision's manifest; the errors say why there are none."""
@@ -311,7 +352,8 @@ class Catalog:
         dataset: str,
         revision: str,
         trust: Trust,
-    ) -> SignatureStatus:
+    ) -> tuple[SignatureStatus, bytes | None]:
+        """The signature status, and the signatures file's bytes (None: none, or unreadable)."""
         from .signing import UNKNOWN, SignatureStatus, check_signatures
 
         source = f"{signature_key(dataset, revision)} in {self.settings.url}"
@@ -321,10 +363,10 @@ class Catalog:
             if trust.enforced:
                 raise
             log.info("%s: %s", source, error)  # only reported: the revision stays readable
-            return SignatureStatus(UNKNOWN, detail=str(error))
+            return SignatureStatus(UNKNOWN, detail=str(error)), None
         status = check_signatures(data, manifest_data, dataset, revision, trust, source=source)
         log.debug("%s %s: %s", dataset, revision, status)
-        return status
+        return status, data
 
     def files(
         self,
@@ -337,7 +379,7 @@ class Catalog:
     ) -> list[Entry]:
         """The manifest entries (subpath, size, sha256) of a revision, optionally filtered by globs
         (``allow_retracted``: of a retracted revision too, from the manifest it kept)."""
-        manifest = self.manifest_or_retracted(dataset, revision, allow_retracted=allow_retracted)[0]
+        manifest = self.read_or_retracted(dataset, revision, allow_retracted=allow_retracted)[0].manifest
         return list(select_or_fail(manifest, include, exclude, f"{dataset} {revision}"))
 
     # -- every revision, with its state ---------------------------------------------------

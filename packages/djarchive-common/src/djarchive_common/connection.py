@@ -3,7 +3,8 @@
 :func:`connect` builds one minio client over one urllib3 pool sized for concurrent transfers,
 with connect/read timeouts that fail in seconds, the environment's proxy and CA bundle.
 :class:`MinioTransport` is the :class:`~djarchive_common.transport.Transport` the store uses
-for GETs and PUTs of objects; its bodies are :class:`ObjectStream`. Errors are translated by
+for GETs and PUTs of objects; its bodies are :class:`ObjectStream`, a :class:`ResponseStream`
+(as a mirror's are: :mod:`djarchive_common.mirror` uses :func:`http_pool` too). Errors are translated by
 :mod:`djarchive_common.translation`.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from .errors import TransferError
+from .errors import DJArchiveError, TransferError
 from .lazy import lazy_exports
 from .logs import register_secrets
 from .translation import translate, translated
@@ -26,12 +27,21 @@ from .transport import StoreOptions
 from .writes import signing_client
 
 if TYPE_CHECKING:
+    import urllib3
     from minio import Minio
     from urllib3 import BaseHTTPResponse
 
     from .config import Settings
 
-__all__ = ["MinioTransport", "ObjectStream", "connect", "proxy_for"]
+__all__ = [
+    "MinioTransport",
+    "ObjectStream",
+    "ResponseStream",
+    "connect",
+    "http_pool",
+    "proxy_for",
+    "proxy_to",
+]
 
 log = logging.getLogger("djarchive_common")
 
@@ -39,62 +49,78 @@ log = logging.getLogger("djarchive_common")
 def connect(settings: Settings, options: StoreOptions) -> Minio:
     """A minio client for ``settings``' endpoint, over a urllib3 pool tuned by ``options``.
     Creating it sends nothing."""
-    import certifi
-    import urllib3
-
     Minio = signing_client(_import_minio())
-    pool: dict[str, Any] = {
-        "num_pools": 4,
-        "maxsize": options.pool_size,
-        "block": False,
-        "timeout": urllib3.Timeout(connect=options.connect_timeout, read=options.read_timeout),
-        # One quick reconnect for a stale pooled connection; everything else is retried by us.
-        "retries": urllib3.Retry(
-            total=1, connect=1, read=0, status=0, other=0, redirect=0, raise_on_status=False
-        ),
-        "cert_reqs": "CERT_REQUIRED",
-        "ca_certs": os.environ.get("SSL_CERT_FILE") or certifi.where(),
-    }
-    proxy = proxy_for(settings)
-    if proxy:
-        parts = urlsplit(proxy)
-        if parts.username:
-            register_secrets([parts.password])
-            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            pool["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=credentials)
-            proxy = proxy.replace(parts.netloc, parts.netloc.rpartition("@")[2])
-        http: urllib3.PoolManager = urllib3.ProxyManager(proxy, **pool)
-    else:
-        http = urllib3.PoolManager(**pool)
     return Minio(
         settings.endpoint,
         access_key=settings.access_key,
         secret_key=settings.secret_key,
         secure=settings.secure,
-        http_client=http,
+        http_client=http_pool(options, proxy_for(settings)),
     )
+
+
+def http_pool(options: StoreOptions, proxy: str | None, *, redirects: int = 0) -> urllib3.PoolManager:
+    """A urllib3 pool sized and timed by ``options`` (through ``proxy`` when given, its
+    credentials sent to the proxy only), which verifies certificates against SSL_CERT_FILE or
+    certifi's bundle and reconnects once for a stale pooled connection; everything else is
+    retried by :mod:`djarchive_common.transfer`. ``redirects``: how many it follows."""
+    import certifi
+    import urllib3
+
+    pool: dict[str, Any] = {
+        "num_pools": 4,
+        "maxsize": options.pool_size,
+        "block": False,
+        "timeout": urllib3.Timeout(connect=options.connect_timeout, read=options.read_timeout),
+        "retries": urllib3.Retry(
+            total=1 + redirects,
+            connect=1,
+            read=0,
+            status=0,
+            other=0,
+            redirect=redirects,
+            raise_on_status=False,
+        ),
+        "cert_reqs": "CERT_REQUIRED",
+        "ca_certs": os.environ.get("SSL_CERT_FILE") or certifi.where(),
+    }
+    if not proxy:
+        return urllib3.PoolManager(**pool)
+    parts = urlsplit(proxy)
+    if parts.username:
+        register_secrets([parts.password])
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        pool["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=credentials)
+        proxy = proxy.replace(parts.netloc, parts.netloc.rpartition("@")[2])
+    return urllib3.ProxyManager(proxy, **pool)
 
 
 def proxy_for(settings: Settings) -> str | None:
     """The proxy from HTTPS_PROXY/HTTP_PROXY for ``settings``' endpoint, unless NO_PROXY exempts it."""
+    return proxy_to(settings.secure, urlsplit(f"//{settings.endpoint}").hostname or settings.endpoint)
+
+
+def proxy_to(secure: bool, host: str) -> str | None:
+    """The proxy from HTTPS_PROXY/HTTP_PROXY (``secure``: the https one) for ``host``, unless
+    NO_PROXY exempts it."""
     from urllib.request import getproxies, proxy_bypass  # costs ~30 ms: only when connecting
 
-    proxy = getproxies().get("https" if settings.secure else "http")
-    host = urlsplit(f"//{settings.endpoint}").hostname or settings.endpoint
+    proxy = getproxies().get("https" if secure else "http")
     if not proxy or proxy_bypass(host):
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
-class ObjectStream:
+class ResponseStream:
     """One object (or byte range of it) being received through urllib3: a
-    :class:`~djarchive_common.transport.Stream`. Reads are translated, so a reset or timeout in
-    the middle of a body is a retryable TransferError; a body that arrives slower than the
-    minimum rate is cut; :meth:`abort` (from any thread) ends a read that is waiting."""
+    :class:`~djarchive_common.transport.Stream`. Reads are translated (by :meth:`_translate`,
+    which each kind of server defines), so a reset or timeout in the middle of a body is a
+    retryable TransferError; a body that arrives slower than the minimum rate is cut;
+    :meth:`abort` (from any thread) ends a read that is waiting."""
 
-    def __init__(self, response: BaseHTTPResponse, what: str, settings: Settings, options: StoreOptions):
+    def __init__(self, response: BaseHTTPResponse, what: str, options: StoreOptions):
         self._response, self._what = response, what
-        self._settings, self._options = settings, options
+        self._options = options
         self._started = time.monotonic()
         self._received = 0
         self._aborted = False
@@ -120,7 +146,7 @@ class ObjectStream:
         try:
             data = self._read(size, decode_content=False)
         except Exception as exc:
-            error = translate(exc, self._what, self._settings)
+            error = self._translate(exc)
             if error is None:
                 raise
             if self._aborted and isinstance(error, TransferError):
@@ -137,6 +163,10 @@ class ObjectStream:
                 retryable=True,
             )
         return data
+
+    def _translate(self, exc: Exception) -> DJArchiveError | None:
+        """The djarchive error for what reading the body raised (None: not a transport's)."""
+        raise NotImplementedError
 
     def chunks(self, size: int) -> Iterator[bytes]:
         """The body in chunks of at most ``size`` bytes; the connection goes back to the pool at
@@ -169,11 +199,23 @@ class ObjectStream:
         """Close the response (a connection not read to the end is discarded, not pooled)."""
         self._response.close()
 
-    def __enter__(self) -> ObjectStream:
+    def __enter__(self) -> ResponseStream:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class ObjectStream(ResponseStream):
+    """An object of the store being received: a :class:`ResponseStream` whose errors are
+    translated as the store's (:func:`djarchive_common.translation.translate`)."""
+
+    def __init__(self, response: BaseHTTPResponse, what: str, settings: Settings, options: StoreOptions):
+        super().__init__(response, what, options)
+        self._settings = settings
+
+    def _translate(self, exc: Exception) -> DJArchiveError | None:
+        return translate(exc, self._what, self._settings)
 
 
 class MinioTransport:

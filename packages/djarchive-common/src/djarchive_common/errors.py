@@ -16,7 +16,8 @@ Library code raises these; only the command lines print them. The tree::
     ├── PermissionDeniedError       (also PermissionError)
     ├── RevisionPublishedError
     ├── IntegrityError              (bytes of the wrong size or sha256; ``retryable`` when fetched)
-    │   └── SignatureError          (no valid signature by a trusted key; carries ``reason``)
+    │   ├── SignatureError          (no valid signature by a trusted key; carries ``reason``)
+    │   └── RevisionChangedError    (the published revision is not the one a local copy recorded)
     ├── TransferError               (the store could not be reached or answered badly)
     │   ├── EndpointUnreachableError
     │   ├── ObjectTooLargeError     (an object larger than the most read of its kind: a manifest, a lease)
@@ -68,6 +69,7 @@ __all__ = [
     "PartialFailureError",
     "PermissionDeniedError",
     "RangesIgnored",
+    "RevisionChangedError",
     "RevisionNotFoundError",
     "RevisionPublishedError",
     "RevisionRetractedError",
@@ -215,16 +217,42 @@ class SignatureError(IntegrityError):
         self.reason = reason
 
 
-class TransferError(DJArchiveError):
-    """The store failed to answer, or answered badly, after the retries allowed."""
+class RevisionChangedError(IntegrityError):
+    """A published revision's manifest is not the one a local copy's receipt recorded: the
+    revision was published again with other content (a forced republish) since the copy was
+    made. ``recorded`` and ``published`` are the two manifests' sha256."""
 
-    def __init__(self, message: str, *, retryable: bool = False, hint: Hint | None = None):
+    def __init__(self, message: str, *, recorded: str = "", published: str = "", hint: Hint | None = None):
+        super().__init__(message, hint=hint)
+        self.recorded, self.published = recorded, published
+
+
+class TransferError(DJArchiveError):
+    """The store failed to answer, or answered badly, after the retries allowed. ``unreachable``
+    says that no answer came at all (refused, reset or timed out before a status), as opposed
+    to an answer that was an error (a 5xx): only the first lets a signed manifest come from a
+    mirror."""
+
+    unreachable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        unreachable: bool | None = None,
+        hint: Hint | None = None,
+    ):
         super().__init__(message, hint=hint)
         self.retryable = retryable
+        if unreachable is not None:
+            self.unreachable = unreachable
 
 
 class EndpointUnreachableError(TransferError):
     """No connection to the endpoint could be made."""
+
+    unreachable = True
 
 
 class ObjectTooLargeError(TransferError):

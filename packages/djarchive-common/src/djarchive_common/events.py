@@ -5,7 +5,9 @@ Every object has an ``"event"`` field; these names and fields are stable (more m
 ``start``     ``files``, ``bytes`` (what the command will go through), and what it works on
 ``file``      ``path``, ``bytes``, ``status`` (``fetched``, ``present``, ``reused`` or ``failed`` for a
               download; ``verified`` or ``failed`` for a verify; ``uploaded``, ``present`` or ``failed``
-              for an upload), and ``reason`` when failed
+              for an upload), and ``reason`` when failed; a fetched file also has ``source``, where
+              its bytes came from (the store's URL or a mirror's), and ``sources`` (bytes by
+              source) when several sent parts of it
 ``progress``  running totals ``files_done``, ``bytes_done``, ``files``, ``bytes``, at most a few a second
 ``end``       the command's summary (as ``--json`` prints it), always the last line
 """
@@ -47,12 +49,25 @@ class Events:
         self.files, self.bytes = files, bytes
         self.emit("start", files=files, bytes=bytes, **fields)
 
-    def file(self, path: str, size: int, status: str, reason: str | None = None) -> None:
-        """One file is done (``status``), or failed (``reason``). Bytes that moved over the network
-        (fetched, uploaded) were counted as they moved; the others count now."""
+    def file(
+        self,
+        path: str,
+        size: int,
+        status: str,
+        reason: str | None = None,
+        *,
+        sources: dict[str, int] | None = None,
+    ) -> None:
+        """One file is done (``status``), or failed (``reason``); ``sources``: the bytes each
+        source sent of it. Bytes that moved over the network (fetched, uploaded) were counted as
+        they moved; the others count now."""
         fields: dict[str, Any] = {"path": path, "bytes": size, "status": status}
         if reason is not None:
             fields["reason"] = reason
+        if sources:
+            fields["source"] = max(sources, key=lambda name: sources[name])
+            if len(sources) > 1:
+                fields["sources"] = sources
         with self._lock:
             self.files_done += 1
             if status not in ("fetched", "uploaded", "failed"):

@@ -14,6 +14,10 @@ joined by ``~``, which no dataset or revision name can contain::
     .djarchive~locks~<dataset>~<revision>.lock                       a revision's lease
     .djarchive~probe~<token>~<name>                                   the admin's probe (deleted)
 
+A mirror serves the same keys under a base URL ending in ``/``: the object at ``<key>`` is at
+``<base URL><key, percent-encoded>`` (:func:`mirror_object_url`), so a static web server over a
+folder tree, or a public bucket in path style (``https://host/bucket/``), is one.
+
 A staged (uploaded, not yet published) revision keeps its manifest at the staging key:
 outside every revision prefix, under a name no dataset can have, so no client, old or
 new, sees it. Earlier versions staged manifests at
@@ -27,8 +31,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import quote, urlsplit
 
-from .errors import InvalidNameError
+from .errors import ConfigurationError, InvalidNameError
 
 __all__ = [
     "LEGACY_STAGING_PREFIX",
@@ -43,12 +48,14 @@ __all__ = [
     "STAGING_PREFIX",
     "TOMBSTONE_NAME",
     "bucket_problem",
+    "check_mirror_url",
     "check_name",
     "check_subpath",
     "is_valid_name",
     "legacy_staged_manifest_key",
     "lock_key",
     "manifest_key",
+    "mirror_object_url",
     "natural_key",
     "object_key",
     "retracted_manifest_key",
@@ -248,3 +255,41 @@ def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
         for part in _NATURAL_RE.split(name)
         if part
     )
+
+
+def check_mirror_url(value: object, source: str = "--mirror") -> str:
+    """``value`` as a mirror's base URL: ``http(s)://host[:port]/path/``, ending in ``/``, with no
+    credentials, query or fragment; ConfigurationError otherwise (naming ``source``, and never
+    echoing a URL that carries credentials)."""
+    text = str(value).strip()
+    usage = "expected http(s)://HOST[:PORT]/PATH/, ending in '/'"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise ConfigurationError(f"invalid mirror URL {text!r} ({source}): {usage}") from None
+    if "@" in parts.netloc:  # checked first, so that a pasted secret is never echoed
+        raise ConfigurationError(
+            f"invalid mirror URL ({source}): credentials do not belong in it (mirrors are read anonymously)"
+        )
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or _ASCII_CONTROL.search(text)
+        or " " in text
+    ):
+        raise ConfigurationError(f"invalid mirror URL {text!r} ({source}): {usage}")
+    if not parts.path.endswith("/"):
+        raise ConfigurationError(
+            f"invalid mirror URL {text!r} ({source}): it must end in '/' (the folder the archive's "
+            f"keys are under, e.g. {text}/)"
+        )
+    return text
+
+
+def mirror_object_url(base: str, key: str) -> str:
+    """Where a mirror with the base URL ``base`` (:func:`check_mirror_url`) serves ``key``:
+    ``base`` and the key percent-encoded ('/' kept), so names with spaces, '#', '?' or '%' work."""
+    return base + quote(key, safe="/")

@@ -348,7 +348,7 @@ def open_root(path: str | os.PathLike[str], *, create: bool = False) -> Folder:
         fd = os.open(folder, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
     except FileNotFoundError:
         raise
-    except NotADirectoryError:
+    except (NotADirectoryError, FileExistsError):  # a file where the folder, or one above it, is
         raise LocalPathError(f"{str(folder)!r} is not a folder") from None
     except OSError as exc:
         raise storage_error(exc, folder) from None

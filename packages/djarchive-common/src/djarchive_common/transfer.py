@@ -47,6 +47,7 @@ __all__ = [
     "Progress",
     "RetryPolicy",
     "Slots",
+    "back_off",
     "hash_file",
     "hash_files",
     "hash_jobs",
@@ -103,10 +104,15 @@ def retry_call(func: Callable[[], T], what: str, policy: RetryPolicy | None = No
         except DJArchiveError as error:
             if not policy.allows(attempt, error):
                 raise
-            pause = policy.delay(attempt)
-            log.info("%s failed (%s); retrying in %.1f s (attempt %d)", what, error, pause, attempt + 1)
-            time.sleep(pause)
+            back_off(policy, attempt, error, what)
             attempt += 1
+
+
+def back_off(policy: RetryPolicy, attempt: int, error: BaseException, what: str) -> None:
+    """Wait as ``policy`` says after failed attempt number ``attempt`` of ``what``, saying so."""
+    pause = policy.delay(attempt)
+    log.info("%s failed (%s); retrying in %.1f s (attempt %d)", what, error, pause, attempt + 1)
+    time.sleep(pause)
 
 
 class Slots:
@@ -230,13 +236,14 @@ def map_parallel(function: Callable[[T], R], items: Sequence[T], workers: int) -
     return results
 
 
-def hash_file(path: str | os.PathLike[str], buffer_size: int = BUFFER_SIZE) -> tuple[int, str]:
-    """Size and sha256 hex digest of a file, read in fixed-size chunks."""
+def hash_file(path: str | os.PathLike[str] | int, buffer_size: int = BUFFER_SIZE) -> tuple[int, str]:
+    """Size and sha256 hex digest of a file (a path, or a descriptor, read from where it is and
+    left open), read in fixed-size chunks."""
     digest = hashlib.sha256()
     size = 0
     buffer = bytearray(buffer_size)
     view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as handle:
+    with open(path, "rb", buffering=0, closefd=not isinstance(path, int)) as handle:
         while True:
             count = handle.readinto(buffer)
             if not count:

@@ -1,9 +1,12 @@
-"""minio's and urllib3's exceptions, turned into :mod:`djarchive_common.errors`: the only place.
+"""minio's and urllib3's exceptions, and plain HTTP answers, turned into
+:mod:`djarchive_common.errors`: the only place.
 
 Every call the store makes through minio, and every read of a response body, runs under
 :func:`translated` (or hands its exception to :func:`translate`), so no caller ever sees a
-transport's own exception. Transient failures (connection reset, timeout, 5xx, SlowDown, an
-answer cut short) are marked ``retryable``; :mod:`djarchive_common.transfer` retries them.
+transport's own exception. A mirror (:mod:`djarchive_common.mirror`) speaks plain HTTP over
+urllib3: :func:`translate_connection` and :func:`http_status_error` translate what it meets.
+Transient failures (connection reset, timeout, 5xx, SlowDown, an answer cut short) are marked
+``retryable``; :mod:`djarchive_common.transfer` retries them.
 Messages name the operation and the endpoint, never a URL that could carry a secret.
 """
 
@@ -27,7 +30,16 @@ from .errors import (
 if TYPE_CHECKING:
     from .config import Settings
 
-__all__ = ["PLAIN_HTTP", "access_denied", "condition_failed", "is_missing", "translate", "translated"]
+__all__ = [
+    "PLAIN_HTTP",
+    "access_denied",
+    "condition_failed",
+    "http_status_error",
+    "is_missing",
+    "translate",
+    "translate_connection",
+    "translated",
+]
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchVersion", "ResourceNotFound"}
 _DENIED = {
@@ -76,7 +88,6 @@ def translate(exc: Exception, what: str, settings: Settings) -> DJArchiveError |
     """The djarchive error for ``exc``, raised by minio or urllib3 while doing ``what`` against
     the store of ``settings``; None for an exception that is not theirs (a bug: let it show)."""
     from minio.error import InvalidResponseError, S3Error, ServerError
-    from urllib3 import exceptions as http
 
     where, endpoint = settings.url, settings.endpoint
     if isinstance(exc, S3Error):
@@ -99,21 +110,39 @@ def translate(exc: Exception, what: str, settings: Settings) -> DJArchiveError |
         return TransferError(
             f"{what}: {where} answered HTTP {status or 'error'}", retryable=not status or status >= 500
         )
+    if isinstance(exc, (ParseError, UnicodeDecodeError)):  # an XML answer cut short or garbled
+        return TransferError(f"{what}: unreadable answer from {endpoint} ({exc})", retryable=True)
+    return translate_connection(exc, what, endpoint, PLAIN_HTTP)
+
+
+def translate_connection(
+    exc: Exception, what: str, where: str, tls_advice: Hint | str
+) -> DJArchiveError | None:
+    """The djarchive error for a failure of the connection itself (urllib3's, or the socket's)
+    while doing ``what`` with ``where``; None for any other exception. No answer came: the
+    error is ``unreachable`` (see :class:`~djarchive_common.errors.TransferError`).
+    ``tls_advice`` is what to try after a TLS failure: an option (a hint), or words."""
+    from urllib3 import exceptions as http
+
     if isinstance(exc, http.MaxRetryError) and exc.reason is not None:
         exc = exc.reason
     if isinstance(exc, http.SSLError):
-        return TransferError(
-            f"{what}: TLS failure talking to {endpoint} ({_reason(exc)}); for a private CA set SSL_CERT_FILE",
-            hint=PLAIN_HTTP,
+        message = (
+            f"{what}: TLS failure talking to {where} ({_reason(exc)}); for a private CA set SSL_CERT_FILE"
         )
+        if isinstance(tls_advice, Hint):
+            return TransferError(message, hint=tls_advice)
+        return TransferError(f"{message}, {tls_advice}")
     if isinstance(exc, (http.NewConnectionError, http.ConnectTimeoutError, http.NameResolutionError)):
-        return EndpointUnreachableError(f"cannot reach {endpoint} ({_reason(exc)})", retryable=True)
+        return EndpointUnreachableError(f"cannot reach {where} ({_reason(exc)})", retryable=True)
     if isinstance(exc, (http.ProtocolError, http.ReadTimeoutError, http.TimeoutError, http.HTTPError)):
-        return TransferError(f"{what}: connection to {endpoint} failed ({_reason(exc)})", retryable=True)
-    if isinstance(exc, (ParseError, UnicodeDecodeError)):  # an XML answer cut short or garbled
-        return TransferError(f"{what}: unreadable answer from {endpoint} ({exc})", retryable=True)
+        return TransferError(
+            f"{what}: connection to {where} failed ({_reason(exc)})", retryable=True, unreachable=True
+        )
     if isinstance(exc, (ConnectionError, TimeoutError)):
-        return TransferError(f"{what}: connection to {endpoint} failed ({exc})", retryable=True)
+        return TransferError(
+            f"{what}: connection to {where} failed ({exc})", retryable=True, unreachable=True
+        )
     return None
 
 
@@ -131,6 +160,20 @@ def access_denied(what: str, settings: Settings, answer: str) -> PermissionDenie
         f"djarchive.{settings.role}.access_key/secret_key in DataJoint's configuration), or ask the "
         "archive's curators for public read access"
     )
+
+
+def http_status_error(status: int, what: str, where: str) -> DJArchiveError:
+    """The djarchive error for an HTTP answer ``status`` (not 200 or 206) from a plain HTTP
+    server (a mirror) while doing ``what``: 404 and 410 are not found, 401 and 403 a refusal,
+    5xx, 408 and 429 transient, anything else a failure that trying again will not mend."""
+    if status in (404, 410):
+        return ObjectNotFoundError(f"{what}: not found in {where} (HTTP {status})")
+    if status in (401, 403):
+        return PermissionDeniedError(f"{what}: refused by {where} (HTTP {status}); a mirror must be public")
+    if status == 416:
+        return TransferError(f"{what}: {where} has a shorter object than the byte range asked for (HTTP 416)")
+    transient = status >= 500 or status in (408, 429)
+    return TransferError(f"{what}: {where} answered HTTP {status}", retryable=transient)
 
 
 def condition_failed(exc: Exception) -> bool:

@@ -3,7 +3,8 @@
 - :mod:`.sources`: where values come from below explicit arguments: the environment and
   DataJoint's configuration (0.13/0.14's ``custom`` section and files, 2.x's named stores);
 - :mod:`.settings`: the resolved :class:`Settings` of a role (precedence, defaults, checks,
-  reprs without secrets), and the signature settings (trusted keys, the signing key).
+  reprs without secrets), the signature settings (trusted keys, the signing key) and the
+  mirrors.
 
 Callers import from here; the rooms import each other.
 """
@@ -13,6 +14,7 @@ from .settings import (
     DEFAULT_ENDPOINT,
     ROLES,
     Settings,
+    resolve_mirrors,
     resolve_settings,
     resolve_sign_key,
     resolve_single_writer,
@@ -29,6 +31,7 @@ __all__ = [
     "datajoint_config",
     "datajoint_loglevel",
     "datajoint_setting",
+    "resolve_mirrors",
     "resolve_settings",
     "resolve_sign_key",
     "resolve_single_writer",

@@ -11,8 +11,9 @@ Highest precedence first:
 
 Signatures (see :mod:`djarchive_common.signing`) are configured the same way:
 :func:`resolve_trust` (the keys a client trusts, and revoked ones) and
-:func:`resolve_sign_key` (the curator's private key). DataJoint is consulted only when
-arguments and environment leave something open. Secrets never appear in a repr or a message.
+:func:`resolve_sign_key` (the curator's private key); so are mirrors (:func:`resolve_mirrors`).
+DataJoint is consulted only when arguments and environment leave something open. Secrets never
+appear in a repr or a message.
 
 Messages name where a setting came from: an environment variable, DataJoint's key, or the
 argument, which the library calls by its keyword (``bucket=``) and a command line by its flag
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, Hint, MissingCredentialsError
-from ..layout import bucket_problem
+from ..layout import bucket_problem, check_mirror_url
 from .sources import (
     FIELDS,
     datajoint_configured,
@@ -51,6 +52,7 @@ __all__ = [
     "ROLES",
     "Settings",
     "argument_source",
+    "resolve_mirrors",
     "resolve_settings",
     "resolve_sign_key",
     "resolve_single_writer",
@@ -379,3 +381,40 @@ def resolve_single_writer(
     if found is not None:
         return parse_bool(found[0], found[1]), found[1]
     return False, "default"
+
+
+# -- mirrors ---------------------------------------------------------------------------------
+
+
+def resolve_mirrors(
+    role: str = "client",
+    mirrors: str | Iterable[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    argument_names: Names | None = None,
+) -> tuple[str, ...]:
+    """The base URLs of the mirrors ``role`` may read the archive's data from, checked
+    (:func:`djarchive_common.layout.check_mirror_url`: ``http(s)://HOST[:PORT]/PATH/``).
+
+    From the first level that names any: arguments (``--mirror``, ``mirrors=``: URLs, or one
+    string of them); ``DJARCHIVE_<ROLE>_MIRRORS`` (URLs separated by spaces or commas);
+    DataJoint's ``djarchive.<role>.mirrors`` (``custom`` in 0.14) or ``mirrors`` of the store
+    ``djarchive_<role>`` (``datajoint.json``, 2.x), a list or such a string.
+    ``argument_names``: how messages name the argument (see the module's docstring).
+    """
+    env = os.environ if environ is None else environ
+    variable = f"DJARCHIVE_{role.upper()}_MIRRORS"
+    found: tuple[Any, str] | None = None
+    if mirrors:
+        found = (mirrors, argument_source("mirrors", argument_names))
+    elif env.get(variable, "").strip():
+        found = (env[variable], variable)
+    else:
+        found = datajoint_role_value(role, "mirrors", env)
+    if found is None:
+        return ()
+    value, source = found
+    items = value.replace(",", " ").split() if isinstance(value, str) else [str(item) for item in value]
+    urls = tuple(dict.fromkeys(check_mirror_url(item, source) for item in items))
+    log.debug("mirrors: %s (%s)", urls, source)
+    return urls

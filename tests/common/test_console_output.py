@@ -42,7 +42,8 @@ def test_lines_rows_and_messages_cannot_break_or_drive_the_terminal(capsys):
     out = console()
     out.line(f"in the archive: unknown ({HOSTILE})")
     out.row("extra", HOSTILE)
-    out.lines([("modified", HOSTILE, "size"), "a line"])
+    out.rows([("modified", HOSTILE, "size"), ("a", "row")])
+    out.lines(["a line", HOSTILE])
     out.warn(HOSTILE)
     out.error(HOSTILE)
     out.failures({HOSTILE: HOSTILE})
@@ -53,7 +54,9 @@ def test_lines_rows_and_messages_cannot_break_or_drive_the_terminal(capsys):
         f"in the archive: unknown ({escaped(HOSTILE)})",
         f"extra\t{escaped(HOSTILE)}",
         f"modified\t{escaped(HOSTILE)}\tsize",
+        "a\trow",
         "a line",
+        escaped(HOSTILE),
     ]
     assert stderr.splitlines() == [
         f"djarchive: warning: {escaped(HOSTILE)}",

@@ -349,7 +349,7 @@ def _abort_open_uploads(store: Store, dataset: str, revision: str) -> None:
 
 def upload_revision(
     catalog: Catalog,
-    name: str,
+    dataset: str,
     revision: str,
     root: Path,
     filename_filter: str | re.Pattern[str] | None,
@@ -363,7 +363,7 @@ def upload_revision(
     signer: SigningKey | None = None,
     checksums_trusted: bool = False,
 ) -> UploadSummary:
-    """The whole upload of SOURCE (``root``) as ``name`` ``revision``; hold ``lease``.
+    """The whole upload of SOURCE (``root``) as ``dataset`` ``revision``; hold ``lease``.
 
     1. refuse a published revision unless ``force``; 2. the manifest: SOURCE's own, checked
     against every file, or one built in memory; 3. plan against the store (what is stored
@@ -373,23 +373,23 @@ def upload_revision(
     """
     started = time.monotonic()
     store = catalog.store
-    summary = UploadSummary(name, revision, str(root))
-    old, published = _published_manifest(catalog, name, revision, force)
+    summary = UploadSummary(dataset, revision, str(root))
+    old, published = _published_manifest(catalog, dataset, revision, force)
     manifest, sources = _source_manifest(root, filename_filter, options.jobs, progress, summary)
     summary.files, summary.bytes = len(manifest), manifest.total_size
     if not force:
-        refuse_changed_retraction(catalog, name, revision, manifest)
+        refuse_changed_retraction(catalog, dataset, revision, manifest)
 
-    plan = plan_upload(store, name, revision, manifest, sources, jobs=options.jobs)
+    plan = plan_upload(store, dataset, revision, manifest, sources, jobs=options.jobs)
     if plan.strays and not force:
         raise IntegrityError(
-            f"{name}/{revision}/ in {store.settings.url} holds {plural(len(plan.strays), 'object')} not in "
-            f"the manifest: {some(plan.strays)}; nothing was uploaded",
+            f"{dataset}/{revision}/ in {store.settings.url} holds {plural(len(plan.strays), 'object')} "
+            f"not in the manifest: {some(plan.strays)}; nothing was uploaded",
             hint=force_hint(": pass {} to delete them"),
         )
     summary.stored_files = len(plan.stored)
     if events is not None:
-        events.start(summary.files, summary.bytes, dataset=name, revision=revision, source=str(root))
+        events.start(summary.files, summary.bytes, dataset=dataset, revision=revision, source=str(root))
         for entry in plan.stored:
             events.file(entry.subpath, entry.size, "present")
     if published:
@@ -398,30 +398,30 @@ def upload_revision(
             # forced over an identical, intact revision: nothing to change, and it stays visible
             summary.published = True
             if signer is not None:
-                summary.signed_by = sign_revision(catalog, name, revision, signer, lease=lease).key_id
+                summary.signed_by = sign_revision(catalog, dataset, revision, signer, lease=lease).key_id
             summary.seconds = time.monotonic() - started
-            log.info("%s %s is already published with this content", name, revision)
+            log.info("%s %s is already published with this content", dataset, revision)
             return summary
-        log.info("overwriting published %s %s: %s", name, revision, summary.overwrote or "invalid manifest")
-        store.remove(manifest_key(name, revision))  # hidden from clients while it changes
-    staged_key = staged_manifest_key(name, revision)
-    for key in staged_manifest_keys(name, revision):  # the legacy key too: it is read as a fallback
+        log.info("overwriting %s %s: %s", dataset, revision, summary.overwrote or "invalid manifest")
+        store.remove(manifest_key(dataset, revision))  # hidden from clients while it changes
+    staged_key = staged_manifest_key(dataset, revision)
+    for key in staged_manifest_keys(dataset, revision):  # the legacy key too: it is read as a fallback
         _drop_stale_staged(catalog, key, manifest)
-    _abort_open_uploads(store, name, revision)  # left by an earlier run that died
+    _abort_open_uploads(store, dataset, revision)  # left by an earlier run that died
     try:
-        send(store, name, revision, plan.todo, summary, options=options, progress=progress, events=events)
+        send(store, dataset, revision, plan.todo, summary, options=options, progress=progress, events=events)
         if plan.strays:
-            store.remove_many([revision_prefix(name, revision) + subpath for subpath in plan.strays])
+            store.remove_many([revision_prefix(dataset, revision) + subpath for subpath in plan.strays])
             summary.removed = list(plan.strays)
         if lease is not None:
             lease.check()
         store.put_bytes(staged_key, manifest.to_bytes())
         summary.staged = True
-        log.info("staged %s %s at %s", name, revision, staged_key)
+        log.info("staged %s %s at %s", dataset, revision, staged_key)
         if publish:  # what this upload sent is proven by its ETags; the rest is checked
             result = publish_revision(
                 catalog,
-                name,
+                dataset,
                 revision,
                 force=force,
                 jobs=options.jobs,
@@ -445,22 +445,22 @@ def upload_revision(
 
 
 def _published_manifest(
-    catalog: Catalog, name: str, revision: str, force: bool
+    catalog: Catalog, dataset: str, revision: str, force: bool
 ) -> tuple[Manifest | None, bool]:
     """(the published manifest or None when it is invalid, whether the revision is published);
     a published revision is refused unless ``force``."""
-    key = manifest_key(name, revision)
+    key = manifest_key(dataset, revision)
     if catalog.store.stat(key) is None:
         return None, False
     old: Manifest | None = None
     try:
         old = catalog.stored_manifest(key)
     except ManifestError as error:
-        log.info("the published manifest of %s %s is invalid: %s", name, revision, error)
+        log.info("the published manifest of %s %s is invalid: %s", dataset, revision, error)
     if not force:
         what = f" ({files(len(old))}, {human_bytes(old.total_size)})" if old is not None else ""
         raise RevisionPublishedError(
-            f"{name} {revision} is already published{what} at {catalog.settings.url}; published "
+            f"{dataset} {revision} is already published{what} at {catalog.settings.url}; published "
             "revisions are immutable: choose a new revision",
             hint=force_hint(", or pass {} to overwrite it"),
         )

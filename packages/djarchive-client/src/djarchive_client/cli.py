@@ -132,7 +132,7 @@ def _files(args: argparse.Namespace, console: Console) -> int:
     if console.json:
         console.emit([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])
     else:  # streamed: a million lines start at once and take no memory of their own
-        console.lines(_listing(entries))
+        console.rows(_listing(entries))
     return 0
 
 
@@ -181,7 +181,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
     for subpath, why in summary.conflicts.items():
         console.warn(f"{subpath}: {why}")
     if args.dry_run and not console.json and summary.plan is not None:
-        console.lines(summary.plan.rows())
+        console.rows(summary.plan.rows())
     _signed(console, args.dataset, args.revision, summary.signature)
     console.result(summary, force=args.dry_run)
     if not summary.files and (args.include or args.exclude):
@@ -221,9 +221,9 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
             events=console.events(),
         )
     if not console.json:
-        console.lines(("missing", subpath) for subpath in report.missing)
-        console.lines(("modified", subpath, reason) for subpath, reason in report.modified.items())
-        console.lines(("extra", subpath) for subpath in report.extra)
+        console.rows(("missing", subpath) for subpath in report.missing)
+        console.rows(("modified", subpath, reason) for subpath, reason in report.modified.items())
+        console.rows(("extra", subpath) for subpath in report.extra)
     for warning in report.warnings:
         console.warn(warning)
     _signed(console, report.dataset, report.revision, report.signature)
@@ -275,7 +275,7 @@ def _diff(args: argparse.Namespace, console: Console) -> int:
     for retraction in difference.retracted:
         console.warn(f"{retraction}; compared anyway")
     if not console.json:
-        console.lines(difference.rows())
+        console.rows(difference.rows())
     console.result(difference, force=True)
     return 0
 

@@ -30,8 +30,8 @@ import itertools
 import json
 import logging
 import sys
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .errors import ConfigurationError, DJArchiveError, LocalStorageError, PartialFailureError, UsageError
 from .logs import redact, resolve_log_options, setup_logging
@@ -61,6 +61,7 @@ EXIT_INTERRUPTED = 130
 log = logging.getLogger("djarchive_common")
 
 Row = Sequence[str]
+T = TypeVar("T")
 
 
 class Result(Protocol):
@@ -70,12 +71,15 @@ class Result(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-def _shown(item: str | Row) -> str:
-    """One line of plain output: a line, or a row's fields joined by tabs; escaped either way."""
-    if isinstance(item, str):
-        return escaped(item)
-    return "\t".join(map(escaped, item))
+def _shown(row: Row) -> str:
+    """One row of plain output: its fields, each escaped, joined by tabs."""
+    return "\t".join(map(escaped, row))
 
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 class Console:
     """The output of one command: text or --json on stdout, warnings and errors on stderr.
@@ -132,11 +136,18 @@ class Console:
         """One line of tab-separated fields, each escaped."""
         print(redact(_shown(fields)))
 
-    def lines(self, lines: Iterable[str | Row], batch: int = 4096) -> None:
-        """Many lines or rows of plain output, written in batches."""
-        iterator = iter(lines)
-        while chunk := list(itertools.islice(iterator, batch)):
-            sys.stdout.write(redact("\n".join(map(_shown, chunk))) + "\n")
+    def lines(self, lines: Iterable[str], batch: int = 4096) -> None:
+        """Many lines of plain output, written in batches, each escaped."""
+        for chunk in _batches(lines, batch):
+            safe = "".join(chunk).isprintable()  # checked in C: escaping is for the odd line
+            sys.stdout.write(redact("\n".join(chunk if safe else map(escaped, chunk))) + "\n")
+
+    def rows(self, rows: Iterable[Row], batch: int = 4096) -> None:
+        """Many rows of tab-separated fields (a million paths of a manifest), written in
+        batches, each field escaped."""
+        for chunk in _batches(rows, batch):
+            safe = "".join(itertools.chain.from_iterable(chunk)).isprintable()
+            sys.stdout.write(redact("\n".join(map("\t".join if safe else _shown, chunk))) + "\n")
 
     def csv(self, rows: Iterable[Sequence[object]]) -> None:
         """Comma-separated rows, quoted by the csv module where a field needs it (a comma, a

@@ -186,7 +186,7 @@ def test_a_forced_republish_stops_the_download_until_accepted(archive, tmp_path,
     assert old in client().status(target).republished
     assert new in client().verify("ds", "1", target).republished
 
-    code, out, err = run(capsys, "download", "ds", "1", str(target), "--accept-republished", "-q")
+    code, _, err = run(capsys, "download", "ds", "1", str(target), "--accept-republished", "-q")
     assert (code, err) == (0, "")
     assert read_tree(target) == {**changed, "mine.txt": b"a file of mine"}  # upgraded; yours kept
     assert json.loads((target / ".djarchive" / "receipt.json").read_text())["manifest_sha256"] == new

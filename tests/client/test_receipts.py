@@ -168,7 +168,7 @@ def test_a_forced_republish_stops_the_download_until_accepted(archive, tmp_path,
     republish(archive, changed)
     new = client().manifest("ds", "1").sha256
 
-    code, out, err = run(capsys, "download", "ds", "1", str(target))
+    code, _, err = run(capsys, "download", "ds", "1", str(target))
     assert code == 1
     [line] = error_lines(err, "djarchive")
     assert old in line

@@ -81,6 +81,7 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
     while batch := list(itertools.islice(iterator, size)):
         yield batch
 
+
 class Console:
     """The output of one command: text or --json on stdout, warnings and errors on stderr.
     ``flags``: the options the command accepts (advice names no other)."""

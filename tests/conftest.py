@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -56,7 +57,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Run every test in an empty working directory and home, with no DJ_*/DJARCHIVE_* variables,
-    so a developer's own datajoint.json or environment is never read; restore logging after."""
+    so a developer's own datajoint.json or environment is never read; restore logging, and
+    datajoint 0.x's ``custom`` section (read from the working folder when datajoint is first
+    imported, by whichever test that is), after."""
+    custom = _datajoint_custom()
+    before = dict(custom) if custom is not None else {}
     for name in list(os.environ):
         if name.startswith(("DJ_", "DJARCHIVE_")):
             monkeypatch.delenv(name)
@@ -80,6 +85,21 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
                 handler.close()
         logger.setLevel(level)
         logger.propagate = propagate
+    custom = _datajoint_custom()
+    if custom is not None and dict(custom) != before:
+        custom.clear()
+        custom.update(before)
+
+
+def _datajoint_custom() -> dict | None:
+    """datajoint 0.x's in-process ``custom`` section, when datajoint is imported (2.x has none)."""
+    module = sys.modules.get("datajoint")
+    config = getattr(module, "config", None)
+    try:
+        custom = config["custom"] if config is not None else None
+    except (KeyError, TypeError):
+        return None
+    return custom if isinstance(custom, dict) else None
 
 
 @dataclass

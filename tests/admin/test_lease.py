@@ -127,15 +127,20 @@ def test_without_conditions_a_lease_is_read_before_and_after_every_write(archive
 
     lease = RevisionLease(store, "ds", "1", conditional=False, heartbeat=0.05)
     lease.acquire()
-    other = {"token": "other", "host": "other-host", "pid": 9, "heartbeat": time.time()}
-    archive.put(LOCK, json.dumps(other).encode())  # another writer that did not look first
-    deadline = time.monotonic() + 5
-    while not lease.lost and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert lease.lost
-    with pytest.raises(LockedError, match="was taken over by another djarchive-admin"):
-        lease.check()
-    lease.release()
+    try:
+        # Another writer that did not look first, and keeps writing its lease as its heartbeat does
+        # (a single write could fall between a heartbeat's read and its write, and be overwritten:
+        # the race that servers without conditional writes leave open).
+        deadline = time.monotonic() + 30
+        while not lease.lost and time.monotonic() < deadline:
+            other = {"token": "other", "host": "other-host", "pid": 9, "heartbeat": time.time()}
+            archive.put(LOCK, json.dumps(other).encode())
+            time.sleep(0.02)
+        assert lease.lost
+        with pytest.raises(LockedError, match="was taken over by another djarchive-admin"):
+            lease.check()
+    finally:
+        lease.release()
     assert json.loads(archive.get(LOCK))["token"] == "other"  # still theirs
 
 

@@ -171,11 +171,11 @@ def test_sign_an_unsigned_legacy_revision(archive, admin_tool, keys, seed_files)
 
 
 def test_sign_needs_a_key_and_a_published_revision(archive, admin_tool, keys, source, capsys):
-    with pytest.raises(ConfigurationError, match="no signing key: give --sign-key KEYFILE"):
+    with pytest.raises(ConfigurationError, match="no signing key: give sign_key=KEYFILE, or set"):
         admin_tool.sign(DATASET, REVISION)
     code, _, err = run(capsys, "sign", DATASET, REVISION)
     assert code == 2
-    assert err.startswith("djarchive-admin: error: no signing key")
+    assert err.startswith("djarchive-admin: error: no signing key: give --sign-key KEYFILE, or set")
     with pytest.raises(RevisionNotFoundError, match="is not published"):
         admin_tool.sign(DATASET, REVISION, sign_key=keys["alice"][0])
     admin_tool.upload(DATASET, REVISION, source, publish=False)

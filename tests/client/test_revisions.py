@@ -99,10 +99,10 @@ def test_a_download_leaves_a_receipt_that_status_and_offline_verify_read(two, tm
     assert receipt["bucket"] == two.bucket
     assert (target / ".djarchive" / "manifest.csv").is_file()
 
-    code, out, _ = run(capsys, "status", str(target))
+    code, out, err = run(capsys, "status", str(target))
     assert code == 0
     assert "in the archive: published" in out
-    assert "newer revisions of ds are published: B" in out
+    assert err == "djarchive: warning: newer revisions of ds are published: B\n"
 
     for subpath in A:  # offline: the data may be gone from the store
         two.remove(f"ds/A/{subpath}")
@@ -309,22 +309,24 @@ def test_a_retracted_revision_is_listed_with_why_refused_and_reproducible(two, t
     }
     with pytest.raises(
         RevisionRetractedError,
-        match=r"ds A was retracted on .*: wrong calibration; use B instead .*allow_retracted=True",
+        match=r"ds A was retracted on .*: wrong calibration; use B instead \(allow_retracted=True reads it",
     ):
         client().download("ds", "A", tmp_path / "again", create_target=True)
     code, _, err = run(capsys, "download", "ds", "A", str(tmp_path / "again"))
     assert code == 1
-    assert "wrong calibration; use B instead (--allow-retracted downloads it anyway)" in err
+    assert "wrong calibration; use B instead (--allow-retracted reads it anyway)" in err
     assert not (tmp_path / "again").exists()
 
-    code, _, err = run(capsys, "download", "ds", "A", str(tmp_path / "again"), "--allow-retracted", "-q")
+    code, _, err = run(capsys, "download", "ds", "A", str(tmp_path / "again"), "--allow-retracted")
     assert code == 0
-    assert "warning: ds A was retracted" in err
+    [warning] = err.splitlines()
+    assert warning.startswith("djarchive: warning: ds A was retracted")
+    assert warning.endswith("; downloaded anyway (--allow-retracted)")
     assert read_tree(tmp_path / "again") == A
 
-    code, out, _ = run(capsys, "status", str(target))
+    code, out, err = run(capsys, "status", str(target))
     assert "in the archive: retracted" in out
-    assert "warning: ds A was retracted" in out
+    assert "djarchive: warning: ds A was retracted" in err
     report = client().verify("ds", "A", target)
     assert report.intact
     assert "wrong calibration" in report.note

@@ -14,7 +14,7 @@ import pytest
 from djarchive_client import client
 from djarchive_client.cli import main
 from djarchive_common import signing
-from djarchive_common.errors import SignatureError
+from djarchive_common.errors import ConfigurationError, SignatureError
 from djarchive_common.signing import SigningKey, generate_key, signatures_bytes
 from tests.helpers import manifest_bytes, read_tree
 
@@ -343,9 +343,9 @@ def test_require_signature_without_trusted_keys_is_a_configuration_error(signed,
 def test_bad_trust_configuration_is_one_line(signed, capsys, tmp_path):
     code, out, err = run(capsys, "files", "some-set", "000", "--trust", "djarchive-ed25519 nonsense")
     assert (code, out) == (2, "")  # invalid configuration
-    assert (
-        err == "djarchive: error: invalid public key in --trust (trusted_keys=): not the base64 of 32 bytes\n"
-    )
+    assert err == "djarchive: error: invalid public key in --trust: not the base64 of 32 bytes\n"
+    with pytest.raises(ConfigurationError, match=r"invalid public key in trusted_keys=: not the base64"):
+        client(trusted_keys="djarchive-ed25519 nonsense").trust  # noqa: B018 - resolves the keys
 
 
 def test_signatures_are_fetched_with_the_manifest_not_after_it(signed, keys, monkeypatch):

@@ -307,12 +307,12 @@ def test_dj2_datajoint_json_and_secrets_files(isolated_config):
 @only_dj2
 def test_dj2_datajoint_json_found_from_a_subfolder(isolated_config):
     (isolated_config / "datajoint.json").write_text(
-        json.dumps({"stores": {"djarchive_client": {"bucket": "up"}}})
+        json.dumps({"stores": {"djarchive_client": {"bucket": "up-bucket"}}})
     )
     sub = isolated_config / "analysis" / "notebooks"
     sub.mkdir(parents=True)
     values, _ = probe(sub)
-    assert values[1] == "up"
+    assert values[1] == "up-bucket"
 
 
 @only_dj2
@@ -467,7 +467,12 @@ def test_dj2_stores_beat_local_conf_custom_keys(isolated_config):
     )
     (isolated_config / "dj_local_conf.json").write_text(
         json.dumps(
-            {"custom": {"djarchive.client.endpoint": "custom.example.org", "djarchive.client.bucket": "c"}}
+            {
+                "custom": {
+                    "djarchive.client.endpoint": "custom.example.org",
+                    "djarchive.client.bucket": "c-bucket",
+                }
+            }
         )
     )
     values, _ = probe(isolated_config)
@@ -501,7 +506,9 @@ def test_datajoint_files_that_are_no_regular_files_are_refused_without_waiting(i
     with never_waits("reading ~/.datajoint_config.json"), pytest.raises(ConfigurationError) as caught:
         resolve_settings(environ={})
     assert str(caught.value) == f"cannot read {folder}: not a regular file"
-    assert resolve_settings(endpoint="e", bucket="b", access_key="a", secret_key="s").bucket == "b"
+    assert (
+        resolve_settings(endpoint="e", bucket="b-bucket", access_key="a", secret_key="s").bucket == "b-bucket"
+    )
 
 
 def test_admin_filename_filter_from_local_conf(isolated_config):
@@ -518,7 +525,9 @@ def test_single_writer_from_argument_environment_and_datajoint(isolated_config):
     from djarchive_common.config import resolve_single_writer
 
     assert resolve_single_writer(environ={}) == (False, "default")
-    assert resolve_single_writer("admin", True, environ={}) == (True, "--single-writer (single_writer=)")
+    assert resolve_single_writer("admin", True, environ={}) == (True, "single_writer=")
+    flags = {"single_writer": "--single-writer"}
+    assert resolve_single_writer("admin", True, environ={}, argument_names=flags) == (True, "--single-writer")
     variable = "DJARCHIVE_ADMIN_SINGLE_WRITER"
     assert resolve_single_writer(environ={variable: "1"}) == (True, variable)
     assert resolve_single_writer("admin", True, environ={variable: "0"})[0] is True  # the argument wins
@@ -539,7 +548,7 @@ def test_single_writer_from_argument_environment_and_datajoint(isolated_config):
 
 @only_dj2
 def test_single_writer_from_the_datajoint2_store(isolated_config):
-    store = {"protocol": "s3", "endpoint": "minio:9000", "bucket": "b", "single_writer": True}
+    store = {"protocol": "s3", "endpoint": "minio:9000", "bucket": "b-bucket", "single_writer": True}
     (isolated_config / "datajoint.json").write_text(json.dumps({"stores": {"djarchive_admin": store}}))
     code = "from djarchive_common.config import resolve_single_writer as r; print(r())"
     # a fresh interpreter: datajoint 2.x reads datajoint.json once, when it is imported

@@ -82,7 +82,7 @@ def test_a_level_chosen_on_purpose_is_honoured(isolated_config, how):
     lines, _ = run_cli(isolated_config, env)
 
     assert lines[-1] == ERROR
-    assert any(line.startswith("djarchive_common: INFO: listing the bucket failed") for line in lines), lines
+    assert any(line.startswith("djarchive: info: listing the bucket failed") for line in lines), lines
 
 
 @pytest.mark.skipif(DJ_MAJOR < 2, reason="datajoint 2.x configuration (tox factor dj2)")

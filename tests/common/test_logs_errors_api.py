@@ -43,9 +43,35 @@ def test_public_api_is_pinned():
 
 
 def test_error_tree():
-    for name in errors.__all__:
+    exits = {"UsageError", "OutputError"}  # the command lines' own, ending the process like argparse
+    for name in set(errors.__all__) - exits - {"Hint"}:
         error_class = getattr(errors, name)
         assert issubclass(error_class, errors.DJArchiveError)
+    assert all(issubclass(getattr(errors, name), SystemExit) for name in exits)
+
+
+def test_every_exception_class_is_in_errors():
+    import ast
+    import builtins
+    from pathlib import Path
+
+    exceptions = {name for name, value in vars(builtins).items() if isinstance(value, type)}
+    exceptions = {name for name in exceptions if issubclass(getattr(builtins, name), BaseException)}
+    exceptions |= set(errors.__all__)
+    root = Path(errors.__file__).parents[3]  # packages/
+    elsewhere = []
+    for path in root.glob("*/src/*/**/*.py"):
+        if path == Path(errors.__file__):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases = {
+                    base.id if isinstance(base, ast.Name) else getattr(base, "attr", "")
+                    for base in node.bases
+                }
+                if bases & exceptions:
+                    elsewhere.append(f"{path.name}: {node.name}")
+    assert elsewhere == []
     assert issubclass(errors.NotFoundError, FileNotFoundError)
     assert issubclass(errors.RevisionNotFoundError, errors.NotFoundError)
     assert issubclass(errors.PermissionDeniedError, PermissionError)

@@ -96,12 +96,17 @@ def test_a_private_key_others_can_read_is_refused(tmp_path, mode):
 
 
 def test_a_file_that_is_no_private_key_is_refused(tmp_path, keys):
-    for content in ("", "garbage", keys[0][2].read_text()):
+    for content in ("", "garbage"):
         path = tmp_path / "notakey"
         path.write_text(content)
         path.chmod(0o600)
         with pytest.raises(ConfigurationError, match="is not an Ed25519 private key"):
             SigningKey.load(path)
+    public = keys[0][2]  # mode 0644, as keygen writes it: the mistake is the key, not its mode
+    with pytest.raises(ConfigurationError, match=r"is a public key, the half researchers trust") as caught:
+        SigningKey.load(public)
+    assert str(caught.value).endswith(f"({public.with_suffix('')})")
+    assert "chmod" not in str(caught.value)
     with pytest.raises(ConfigurationError, match="cannot read signing key"):
         SigningKey.load(tmp_path / "missing")
 
@@ -418,7 +423,7 @@ def test_revocations_add_up_from_every_level(keys):
 
 def test_trust_configuration_errors(keys, tmp_path):
     (_, alice, _), _, _ = keys
-    with pytest.raises(ConfigurationError, match="no trusted key is configured: give --trust KEY"):
+    with pytest.raises(ConfigurationError, match="no trusted key is configured: give trusted_keys=KEY"):
         resolve_trust(require_signature=True, environ={})
     assert resolve_trust(trusted_keys=alice.line, require_signature=True, environ={}).enforced
     empty = tmp_path / "empty"
@@ -463,11 +468,16 @@ def test_trust_and_sign_key_from_datajoint(keys, dj_config):
         source = "datajoint config custom['djarchive.client.trusted_keys']"
         key_source = "datajoint config custom['djarchive.admin.sign_key']"
     else:
-        dj_config.stores["djarchive_client"] = {"protocol": "s3", "endpoint": "e", "bucket": "b", **client}
+        dj_config.stores["djarchive_client"] = {
+            "protocol": "s3",
+            "endpoint": "e",
+            "bucket": "b-bucket",
+            **client,
+        }
         dj_config.stores["djarchive_admin"] = {
             "protocol": "s3",
             "endpoint": "e",
-            "bucket": "b",
+            "bucket": "b-bucket",
             "sign_key": "/keys/curator.key",
         }
         source = "datajoint config stores.djarchive_client.trusted_keys"
@@ -484,7 +494,12 @@ def test_trust_and_sign_key_from_datajoint(keys, dj_config):
 def test_trust_from_datajoint_json(keys, isolated_config):
     alice = keys[0][1]
     stores = {
-        "djarchive_client": {"protocol": "s3", "endpoint": "e", "bucket": "b", "trusted_keys": alice.line}
+        "djarchive_client": {
+            "protocol": "s3",
+            "endpoint": "e",
+            "bucket": "b-bucket",
+            "trusted_keys": alice.line,
+        }
     }
     (isolated_config / "datajoint.json").write_text(json.dumps({"stores": stores}))
     code = "from djarchive_client import client; print(client().trust.describe())"
@@ -501,8 +516,9 @@ def test_sign_key_precedence(monkeypatch):
     assert resolve_sign_key(environ={"DJARCHIVE_ADMIN_SIGN_KEY": "/e"}) == ("/e", "DJARCHIVE_ADMIN_SIGN_KEY")
     assert resolve_sign_key("admin", "/a", environ={"DJARCHIVE_ADMIN_SIGN_KEY": "/e"}) == (
         "/a",
-        "--sign-key (sign_key=)",
+        "sign_key=",
     )
+    assert resolve_sign_key("admin", "/a", argument_names={"sign_key": "--sign-key"})[1] == "--sign-key"
 
 
 def test_values_are_immutable_and_compare_by_their_fields(keys):

@@ -409,7 +409,7 @@ def test_a_retracted_revision_is_not_republished_with_other_bytes(archive, tmp_p
     tool.upload("ds", "1", source)
     copy = tmp_path / "copy"
     client().download("ds", "1", copy, create_target=True)
-    tool.retract("ds", "1", reason="wrong calibration", superseded_by="2")
+    tool.retract("ds", "1", reason="wrong calibration", superseded_by="2", force=True)  # 2: next
     (source / "a.dat").write_bytes(b"different")
     with pytest.raises(RevisionPublishedError, match="retracted"):
         tool.upload("ds", "1", source)

@@ -28,6 +28,7 @@ from djarchive_common.catalog import Catalog, RevisionInfo
 from djarchive_common.config import Settings, datajoint_setting, resolve_sign_key, resolve_single_writer
 from djarchive_common.errors import (
     ConfigurationError,
+    Hint,
     LocalPathError,
     RevisionNotFoundError,
     UnsafeServerError,
@@ -110,13 +111,22 @@ class DJArchiveAdmin(Catalog):
     def signer(self, sign_key: SignKey | None = None, *, required: bool = False) -> SigningKey | None:
         """The signing key (``sign_key``, else the configured one) loaded and checked, or None
         when none is configured (``required``: ConfigurationError)."""
-        found = resolve_sign_key(self.role, sign_key if sign_key not in (None, "") else self._sign_key)
+        found = resolve_sign_key(
+            self.role,
+            sign_key if sign_key not in (None, "") else self._sign_key,
+            argument_names=self.argument_names,
+        )
         if found is None:
             if required:
                 raise ConfigurationError(
-                    "no signing key: give --sign-key KEYFILE (sign_key=...), or set "
-                    "DJARCHIVE_ADMIN_SIGN_KEY or djarchive.admin.sign_key in DataJoint's configuration; "
-                    "create one with: djarchive-admin keygen KEYFILE"
+                    "no signing key",
+                    hint=Hint(
+                        "sign_key",
+                        flag="--sign-key",
+                        metavar="KEYFILE",
+                        text=": give {}, or set DJARCHIVE_ADMIN_SIGN_KEY or djarchive.admin.sign_key in "
+                        "DataJoint's configuration; create one with: djarchive-admin keygen KEYFILE",
+                    ),
                 )
             return None
         from djarchive_common.signing import SigningKey
@@ -128,7 +138,7 @@ class DJArchiveAdmin(Catalog):
     @property
     def single_writer(self) -> bool:
         """Whether the curator declared they are the only writer (see the class docstring)."""
-        return resolve_single_writer(self.role, self._single_writer)[0]
+        return resolve_single_writer(self.role, self._single_writer, argument_names=self.argument_names)[0]
 
     def server_support(self, *, fresh: bool = False) -> ServerSupport:
         """What the server does that writing relies on (conditional writes, checksums, multipart,
@@ -136,29 +146,34 @@ class DJArchiveAdmin(Catalog):
         self.settings.require_credentials()
         return server_support(self.store, fresh=fresh)
 
-    def _checked(self, name: str, revision: str) -> None:
+    def _checked(self, dataset: str, revision: str) -> None:
         """Check the names and the credentials (no network)."""
-        check_name(name)
+        check_name(dataset)
         check_name(revision, "revision")
         self.settings.require_credentials()
 
-    def _lease(self, name: str, revision: str) -> RevisionLease:
+    def _lease(self, dataset: str, revision: str) -> RevisionLease:
         """The lease that makes this the one writer of a revision, on a server found fit for
         writing (conditional writes, or a declared single writer); writes carry what the server
         checks."""
-        self._checked(name, revision)
+        self._checked(dataset, revision)
         support = self.server_support()
         if not support.conditional_writes:
             if not self.single_writer:
                 raise UnsafeServerError(
                     f"{self.settings.url} ignores conditional writes (If-None-Match/If-Match), so "
                     "djarchive-admin cannot keep two curators from writing one revision at once; nothing "
-                    "was written: if you are the only writer, pass --single-writer (single_writer=True, "
-                    "DJARCHIVE_ADMIN_SINGLE_WRITER=1); see docs/servers.md"
+                    "was written",
+                    hint=Hint(
+                        "single_writer",
+                        flag="--single-writer",
+                        text=": if you are the only writer, pass {} (or set "
+                        "DJARCHIVE_ADMIN_SINGLE_WRITER=1); see docs/servers.md",
+                    ),
                 )
             log.info("%s ignores conditional writes: writing as the only writer", self.settings.url)
         self.store.write_checks = support.write_checks()
-        return RevisionLease(self.store, name, revision, conditional=support.conditional_writes)
+        return RevisionLease(self.store, dataset, revision, conditional=support.conditional_writes)
 
     # -- local ---------------------------------------------------------------------------
 
@@ -178,7 +193,10 @@ class DJArchiveAdmin(Catalog):
         root = source_root(source_directory)
         path = root / MANIFEST_NAME
         if path.exists() and not overwrite:
-            raise LocalPathError(f"{path} already exists; pass overwrite=True to replace it")
+            raise LocalPathError(
+                f"{path} already exists",
+                hint=Hint("overwrite", flag="--overwrite", text="; pass {} to replace it"),
+            )
         files = scan_source(root, self.filename_filter if filename_filter is None else filename_filter)
         if not files:
             raise LocalPathError(f"source folder {root} has no files to archive")
@@ -191,7 +209,7 @@ class DJArchiveAdmin(Catalog):
 
     def upload(
         self,
-        name: str,
+        dataset: str,
         revision: str,
         source_directory: str | os.PathLike[str],
         *,
@@ -205,7 +223,7 @@ class DJArchiveAdmin(Catalog):
         sign_key: SignKey | None = None,
         delta: bool = True,
     ) -> UploadSummary:
-        """Upload ``source_directory`` as revision ``revision`` of dataset ``name``, then publish it.
+        """Upload ``source_directory`` as revision ``revision`` of ``dataset``, then publish it.
 
         When SOURCE holds a ``djarchive-manifest.csv``, every file is checked against it
         before anything is sent; otherwise the manifest is built in memory (SOURCE is not
@@ -217,20 +235,20 @@ class DJArchiveAdmin(Catalog):
         revisions of the dataset hold is copied in the archive instead of sent, unless
         ``delta=False`` (see docs/how-to/delta.md).
         """
-        self._checked(name, revision)
+        self._checked(dataset, revision)
         root = source_root(source_directory)
         if sign_key not in (None, "") and not publish:
             raise ConfigurationError(
-                "a revision is signed as it is published: give --sign-key (sign_key=) to publish, "
-                "not to an upload with --no-publish (publish=False)"
+                "a revision is signed as it is published: a signing key needs an upload that publishes",
+                hint=Hint("publish", False, flag="--no-publish", text=" (leave out {}, or the signing key)"),
             )
         signer = self.signer(sign_key) if publish else None  # checked before anything is sent
         tuning: dict[str, Any] = {"part_size": part_size} if part_size else {}
         options = UploadOptions(jobs=job_count(jobs), reuse=delta, **tuning)
-        with self._lease(name, revision) as lease:
+        with self._lease(dataset, revision) as lease:
             return upload_revision(
                 self,
-                name,
+                dataset,
                 revision,
                 root,
                 self.filename_filter if filename_filter is None else filename_filter,
@@ -246,7 +264,7 @@ class DJArchiveAdmin(Catalog):
 
     def publish(
         self,
-        name: str,
+        dataset: str,
         revision: str,
         *,
         force: bool = False,
@@ -262,10 +280,10 @@ class DJArchiveAdmin(Catalog):
         dropped either way.
         """
         signer = self.signer(sign_key)  # checked before the lease is taken
-        with self._lease(name, revision) as lease:
+        with self._lease(dataset, revision) as lease:
             return publish_revision(
                 self,
-                name,
+                dataset,
                 revision,
                 force=force,
                 jobs=job_count(jobs),
@@ -274,55 +292,59 @@ class DJArchiveAdmin(Catalog):
                 signer=signer,
             )
 
-    def sign(self, name: str, revision: str, *, sign_key: SignKey | None = None) -> SignResult:
+    def sign(self, dataset: str, revision: str, *, sign_key: SignKey | None = None) -> SignResult:
         """Sign a published revision as it is stored, without changing it. A signature by the same
         key replaces the earlier one; other keys' signatures of this manifest are kept."""
         signer = self.signer(sign_key, required=True)
         assert signer is not None
-        with self._lease(name, revision) as lease:
-            return sign_revision(self, name, revision, signer, lease=lease)
+        with self._lease(dataset, revision) as lease:
+            return sign_revision(self, dataset, revision, signer, lease=lease)
 
     def retract(
         self,
-        name: str,
+        dataset: str,
         revision: str,
         *,
         purge: bool = False,
         reason: str = "",
         superseded_by: str | None = None,
+        force: bool = False,
     ) -> RetractResult:
         """Hide a published revision from clients. A tombstone records ``reason`` and
-        ``superseded_by`` (a revision to use instead); the manifest and the data are kept, so the
-        revision stays reproducible and ``publish`` can bring it back unchanged.
+        ``superseded_by`` (a revision to use instead: a published revision of the dataset, unless
+        ``force``); the manifest and the data are kept, so the revision stays reproducible and
+        ``publish`` can bring it back unchanged.
 
         ``purge=True`` instead deletes everything stored for the revision, published or
         not: the manifest first, then the data, then any staged manifest.
         """
-        with self._lease(name, revision):
+        with self._lease(dataset, revision):
             if purge:
-                return purge_revision(self.store, name, revision)
-            return retract_revision(self, name, revision, reason=reason, superseded_by=superseded_by)
+                return purge_revision(self.store, dataset, revision)
+            return retract_revision(
+                self, dataset, revision, reason=reason, superseded_by=superseded_by, force=force
+            )
 
-    def lease_holder(self, name: str, revision: str) -> dict[str, Any] | None:
+    def lease_holder(self, dataset: str, revision: str) -> dict[str, Any] | None:
         """What the lease on a revision says (holder, host, pid, since), or None without one."""
-        check_name(name)
+        check_name(dataset)
         check_name(revision, "revision")
         self.settings.require_credentials()
-        found = read_lease(self.store, lock_key(name, revision))
+        found = read_lease(self.store, lock_key(dataset, revision))
         return None if found is None else found[0]
 
-    def break_lease(self, name: str, revision: str) -> dict[str, Any] | None:
+    def break_lease(self, dataset: str, revision: str) -> dict[str, Any] | None:
         """Remove the lease on a revision, whoever holds it (for a writer that is gone for sure);
         return what the lease said, or None when there was none."""
-        check_name(name)
+        check_name(dataset)
         check_name(revision, "revision")
         self.settings.require_credentials()
-        key = lock_key(name, revision)
+        key = lock_key(dataset, revision)
         found = read_lease(self.store, key)
         if found is None:
             return None
         self.store.remove(key)
-        log.warning("broke the lease on %s %s (%s)", name, revision, found[0])
+        log.warning("broke the lease on %s %s (%s)", dataset, revision, found[0])
         return found[0]
 
     # -- copies ------------------------------------------------------------------------
@@ -349,14 +371,14 @@ class DJArchiveAdmin(Catalog):
 
     # -- listing -----------------------------------------------------------------------
 
-    def revision_info(self, name: str, revision: str) -> RevisionInfo:
+    def revision_info(self, dataset: str, revision: str) -> RevisionInfo:
         """The state (published, staged, incomplete), file count and size of one revision."""
-        check_name(name)
+        check_name(dataset)
         check_name(revision, "revision")
         self.settings.require_credentials()
-        info = self.revision_state(name, revision)
+        info = self.revision_state(dataset, revision)
         if info is None:
-            raise RevisionNotFoundError(f"nothing is stored for {name} {revision} in {self.settings.url}")
+            raise RevisionNotFoundError(f"nothing is stored for {dataset} {revision} in {self.settings.url}")
         return info
 
     def revision_details(self, dataset: str | None = None, *, all: bool = False) -> list[RevisionInfo]:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .parser import PROG, build_parser
+from .parser import ARGUMENT_NAMES, PROG, build_parser
 
 if TYPE_CHECKING:
     from djarchive_common.console import Console
@@ -26,6 +26,7 @@ def _admin(args: argparse.Namespace) -> DJArchiveAdmin:
         bucket=args.bucket,
         secure=args.secure,
         single_writer=getattr(args, "single_writer", None),
+        argument_names=ARGUMENT_NAMES,
     )
 
 
@@ -103,12 +104,10 @@ def _keygen(args: argparse.Namespace, console: Console) -> int:
             }
         )
         return 0
-    if not console.quiet:
-        print(
-            f"{PROG}: wrote the private key to {args.keyfile} (keep it secret) and the public key, key id "
-            f"{key_id}, to {public_path}; researchers trust it with the line below",
-            file=sys.stderr,
-        )
+    console.note(
+        f"wrote the private key to {args.keyfile} (keep it secret) and the public key, key id "
+        f"{key_id}, to {public_path}; researchers trust it with the line below"
+    )
     console.line(line)
     return 0
 
@@ -121,8 +120,8 @@ def _confirm_purge(args: argparse.Namespace, admin: DJArchiveAdmin, console: Con
         f"{args.dataset} {args.revision} ({info.state}, {files(info.files)}, {human_bytes(info.bytes)}) "
         f"from {admin.settings.url}"
     )
-    return _confirmed(
-        f"permanently delete {what}?", console, f"--purge would delete {what}; pass --yes to confirm"
+    return console.confirmed(
+        f"permanently delete {what}?", f"--purge would delete {what}; pass --yes to confirm"
     )
 
 
@@ -131,26 +130,15 @@ def _retract(args: argparse.Namespace, console: Console) -> int:
     if args.purge and not args.yes and not _confirm_purge(args, admin, console):
         return 1
     result = admin.retract(
-        args.dataset, args.revision, purge=args.purge, reason=args.reason, superseded_by=args.superseded_by
+        args.dataset,
+        args.revision,
+        purge=args.purge,
+        reason=args.reason,
+        superseded_by=args.superseded_by,
+        force=args.force,
     )
     console.result(result)
     return 0
-
-
-def _confirmed(question: str, console: Console, refusal: str) -> bool:
-    """Ask ``question`` on a terminal; without one, print ``refusal`` and say no (with --json, the
-    refusal or the answer no is also a JSON object on stdout, as every failure is)."""
-    if not sys.stdin or not sys.stdin.isatty():
-        console.fail(refusal, "UsageError")
-        return False
-    sys.stderr.write(f"{question} [y/N] ")
-    sys.stderr.flush()
-    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-        if console.json:
-            console.emit({"error": "nothing done", "type": "Cancelled"})
-        print(f"{PROG}: nothing done", file=sys.stderr)
-        return False
-    return True
 
 
 def _break_lease(args: argparse.Namespace, console: Console) -> int:
@@ -161,8 +149,8 @@ def _break_lease(args: argparse.Namespace, console: Console) -> int:
         return 0
     who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('since', '?')}"
     question = f"break the lease on {args.dataset} {args.revision} held by {who}?"
-    if not args.yes and not _confirmed(
-        question, console, f"the lease is held by {who}; pass --yes to break it"
+    if not args.yes and not console.confirmed(
+        question, f"the lease is held by {who}; pass --yes to break it"
     ):
         return 1
     admin.break_lease(args.dataset, args.revision)
@@ -205,8 +193,7 @@ def _revisions(args: argparse.Namespace, console: Console) -> int:
         if console.json:
             console.emit([info.to_dict() for info in details])
         else:
-            for info in details:
-                console.line(f"{info.dataset},{info.revision},{info.state},{info.files},{info.bytes}")
+            console.csv((info.dataset, info.revision, info.state, info.files, info.bytes) for info in details)
         return 0
     console.revisions(list(admin.revisions(args.dataset)))
     return 0
@@ -230,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``djarchive-admin`` with ``argv`` (default: the process's arguments); return the exit status."""
     from djarchive_common.console import main_of
 
-    return main_of(PROG, "djarchive-admin", build_parser, COMMANDS, argv)
+    return main_of(PROG, "djarchive-admin", build_parser, COMMANDS, argv, resumable={"upload"})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,7 +29,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, TypeGuard
 
-from djarchive_common.errors import LockedError, ObjectNotFoundError, TransferError
+from djarchive_common.errors import LockedError, ObjectNotFoundError, ObjectTooLargeError
 from djarchive_common.layout import lock_key
 from djarchive_common.store import Store
 
@@ -63,9 +63,7 @@ def read_lease(store: Store, key: str) -> tuple[dict[str, Any], str] | None:
         data, etag = store.read_tagged(key, MAX_LEASE_BYTES)
     except ObjectNotFoundError:
         return None
-    except TransferError as error:
-        if "more than the" not in str(error):
-            raise
+    except ObjectTooLargeError:
         log.warning("the lease %s is larger than %d bytes: treating it as stale", key, MAX_LEASE_BYTES)
         return {}, ""
     try:

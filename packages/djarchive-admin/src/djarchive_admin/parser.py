@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from djarchive_common.parser import (
+    CONNECTION_FLAGS,
     add_completion_command,
     add_jobs_option,
     add_progress_options,
@@ -13,9 +14,11 @@ from djarchive_common.parser import (
     new_parser,
 )
 
-__all__ = ["build_parser"]
+__all__ = ["ARGUMENT_NAMES", "build_parser"]
 
 PROG = "djarchive-admin"
+#: The library's keywords these flags set: messages about a setting name the flag.
+ARGUMENT_NAMES = {**CONNECTION_FLAGS, "sign_key": "--sign-key", "single_writer": "--single-writer"}
 DESCRIPTION = """\
 Write manifests, upload, publish and retract revisions of the DataJoint archive.
 
@@ -207,7 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--reason", metavar="TEXT", default="", help="why it is retracted (shown to researchers who have it)"
     )
     retract.add_argument(
-        "--superseded-by", metavar="REVISION", default=None, help="the revision to use instead"
+        "--superseded-by",
+        metavar="REVISION",
+        default=None,
+        help="the revision to use instead (a published revision of the dataset, unless --force)",
+    )
+    retract.add_argument(
+        "--force", action="store_true", help="accept a --superseded-by revision that is not published (yet)"
     )
     retract.add_argument("--purge", action="store_true", help="delete the revision's data too")
     retract.add_argument("-y", "--yes", action="store_true", help="do not ask before --purge deletes")

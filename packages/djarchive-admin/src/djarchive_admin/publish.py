@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from djarchive_common.catalog import MAX_MANIFEST_BYTES, PUBLISHED, RETRACTED, Catalog, Tombstone
 from djarchive_common.errors import (
     DJArchiveError,
+    Hint,
     IntegrityError,
+    InvalidNameError,
     LockedError,
     ManifestError,
     ObjectNotFoundError,
@@ -56,6 +58,7 @@ __all__ = [
     "RetractResult",
     "StoreCheck",
     "check_store",
+    "force_hint",
     "publish_revision",
     "purge_revision",
     "refuse_changed_retraction",
@@ -64,6 +67,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("djarchive_admin")
+
+
+def force_hint(text: str) -> Hint:
+    """Advice to force (``force=True``, ``--force``), in the words of ``text`` ('{}': the option)."""
+    return Hint("force", flag="--force", text=text)
 
 
 def _are(count: int) -> str:
@@ -79,14 +87,14 @@ def strays(dataset: str, revision: str, manifest: Manifest, listing: Mapping[str
     return sorted(subpath_of(prefix, key) for key in listing if key not in expected)
 
 
-def refuse_changed_retraction(catalog: Catalog, name: str, revision: str, manifest: Manifest) -> None:
+def refuse_changed_retraction(catalog: Catalog, dataset: str, revision: str, manifest: Manifest) -> None:
     """A retracted revision keeps its content: a different manifest needs ``force``."""
-    kept = catalog.stored_manifest(retracted_manifest_key(name, revision))
+    kept = catalog.stored_manifest(retracted_manifest_key(dataset, revision))
     if kept is not None and kept != manifest:
         raise RevisionPublishedError(
-            f"{name} {revision} was retracted, and a retracted revision is not published again with "
-            "different content (copies of it would stop verifying): choose a new revision name, or "
-            "pass force=True to replace it"
+            f"{dataset} {revision} was retracted, and a retracted revision is not published again with "
+            "different content (copies of it would stop verifying): choose a new revision name",
+            hint=force_hint(", or pass {} to replace it"),
         )
 
 
@@ -124,13 +132,21 @@ class StoreCheck:
         if self.strays:
             problems.append(
                 f"{plural(len(self.strays), 'object')} under {self.dataset}/{self.revision}/ "
-                f"{_are(len(self.strays))} not in the manifest: "
-                f"{some(self.strays)} (upload again with force=True to delete them)"
+                f"{_are(len(self.strays))} not in the manifest: {some(self.strays)}"
             )
         message = f"cannot {doing} {self.dataset} {self.revision}: " + "; ".join(problems)
         if self.missing or self.wrong:
             message += "; run the upload again to complete it"
-        return ObjectNotFoundError(message) if self.missing else IntegrityError(message)
+        hint = Hint(
+            "force",
+            flag="--force",
+            text="; {} deletes the objects not in the manifest",
+            function="upload",
+            command="upload",
+        )
+        if self.missing:
+            return ObjectNotFoundError(message, hint=hint if self.strays else None)
+        return IntegrityError(message, hint=hint if self.strays else None)
 
 
 def check_store(
@@ -254,7 +270,7 @@ class RetractResult:
 
 def publish_revision(
     catalog: Catalog,
-    name: str,
+    dataset: str,
     revision: str,
     *,
     force: bool = False,
@@ -270,63 +286,72 @@ def publish_revision(
     its published key (the last write, which makes the revision visible), read it back, and
     drop the staged copy and any retraction record. Hold the lease."""
     store = catalog.store
-    published_key = manifest_key(name, revision)
-    staged_keys = staged_manifest_keys(name, revision)
+    published_key = manifest_key(dataset, revision)
+    staged_keys = staged_manifest_keys(dataset, revision)
     published = store.stat(published_key) is not None
     if published and not force:
         raise RevisionPublishedError(
-            f"{name} {revision} is already published at {store.settings.url}; published revisions are "
-            "immutable: pass force=True to replace its manifest with the staged one"
+            f"{dataset} {revision} is already published at {store.settings.url}; published revisions are "
+            "immutable",
+            hint=force_hint(": pass {} to replace its manifest with the staged one"),
         )
     manifest = None
     for staged_key in staged_keys:  # the current key first, then the legacy one
         manifest = catalog.stored_manifest(staged_key)
         if manifest is not None:
             break
-    kept = catalog.stored_manifest(retracted_manifest_key(name, revision))
+    kept = catalog.stored_manifest(retracted_manifest_key(dataset, revision))
     if manifest is None and kept is not None:
         manifest = kept  # publishing a retracted revision again, as it was
     if manifest is None:
         if published:
-            raise RevisionNotFoundError(f"{name} {revision} is published and nothing new is staged for it")
-        if store.objects(revision_prefix(name, revision)):
+            raise RevisionNotFoundError(f"{dataset} {revision} is published and nothing new is staged for it")
+        if store.objects(revision_prefix(dataset, revision)):
             raise RevisionNotFoundError(
-                f"{name} {revision} has no staged manifest: its upload did not finish; run the upload again"
+                f"{dataset} {revision} has no staged manifest: its upload did not finish; "
+                "run the upload again"
             )
         raise RevisionNotFoundError(
-            f"nothing is staged for {name} {revision} in {store.settings.url}: upload it first "
-            "(with publish=False to stage it without publishing)"
+            f"nothing is staged for {dataset} {revision} in {store.settings.url}: upload it first",
+            hint=Hint(
+                "publish",
+                False,
+                flag="--no-publish",
+                text=" (with {} to stage it without publishing)",
+                function="upload",
+                command="upload",
+            ),
         )
     if not force:
-        refuse_changed_retraction(catalog, name, revision, manifest)
+        refuse_changed_retraction(catalog, dataset, revision, manifest)
     check = check_store(
-        store, name, revision, manifest, jobs=jobs, written=written, checksums_trusted=checksums_trusted
+        store, dataset, revision, manifest, jobs=jobs, written=written, checksums_trusted=checksums_trusted
     )
     if not check.ok:
         deleted = bool(check.wrong) and not published and (lease is None or not _lost(lease))
         if (
             deleted
         ):  # bytes the manifest does not describe, in a revision nobody reads: an upload resends them
-            store.remove_many([object_key(name, revision, subpath) for subpath in check.wrong])
+            store.remove_many([object_key(dataset, revision, subpath) for subpath in check.wrong])
         raise check.error("publish", deleted=deleted)
     if lease is not None:
         lease.check()
     data = manifest.to_bytes()
-    signed = write_signatures(store, name, revision, data, signer)  # before the manifest
+    signed = write_signatures(store, dataset, revision, data, signer)  # before the manifest
     store.put_bytes(published_key, data)  # the last write: now it is visible
     if store.read(published_key, MAX_MANIFEST_BYTES) != data:
         raise IntegrityError(
-            f"{name} {revision}: the manifest read back after publishing is not the one this publish "
-            f"wrote: another writer published {name} {revision} at the same time; check it with "
+            f"{dataset} {revision}: the manifest read back after publishing is not the one this publish "
+            f"wrote: another writer published {dataset} {revision} at the same time; check it with "
             f"djarchive verify before using it"
         )
     for staged_key in staged_keys:
         store.remove(staged_key)
     if kept is not None:
-        store.remove(tombstone_key(name, revision))
-        store.remove(retracted_manifest_key(name, revision))
+        store.remove(tombstone_key(dataset, revision))
+        store.remove(retracted_manifest_key(dataset, revision))
     result = PublishResult(
-        name,
+        dataset,
         revision,
         len(manifest),
         manifest.total_size,
@@ -347,25 +372,32 @@ def _lost(lease: RevisionLease) -> bool:
 
 
 def retract_revision(
-    catalog: Catalog, name: str, revision: str, *, reason: str = "", superseded_by: str | None = None
+    catalog: Catalog,
+    dataset: str,
+    revision: str,
+    *,
+    reason: str = "",
+    superseded_by: str | None = None,
+    force: bool = False,
 ) -> RetractResult:
     """Hide a published revision: its manifest is kept aside and a tombstone says why and what
-    supersedes it; the data stays, so the revision remains reproducible."""
+    supersedes it (a published revision of the dataset, unless ``force``); the data stays, so
+    the revision remains reproducible."""
     store = catalog.store
     if superseded_by is not None:
-        check_name(superseded_by, "revision")
-    published_key = manifest_key(name, revision)
+        _check_successor(store, dataset, revision, superseded_by, force)
+    published_key = manifest_key(dataset, revision)
     try:
         data = store.read(published_key, MAX_MANIFEST_BYTES)
     except ObjectNotFoundError:
-        info = catalog.revision_state(name, revision)
+        info = catalog.revision_state(dataset, revision)
         if info is None:
             raise RevisionNotFoundError(
-                f"{name} {revision} is not published and nothing is stored for it; nothing to retract"
+                f"{dataset} {revision} is not published and nothing is stored for it; nothing to retract"
             ) from None
         raise RevisionNotFoundError(
-            f"{name} {revision} is not published (it is {info.state}); nothing to retract "
-            "(purge=True deletes what is stored)"
+            f"{dataset} {revision} is not published (it is {info.state}); nothing to retract",
+            hint=Hint("purge", flag="--purge", text=" ({} deletes what is stored)"),
         ) from None
     try:
         manifest = parse_manifest(data, source=published_key)
@@ -374,22 +406,35 @@ def retract_revision(
         files, size = 0, 0
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tombstone = Tombstone(reason, superseded_by, when)
-    store.put_bytes(retracted_manifest_key(name, revision), data)  # kept first, then the tombstone,
-    store.put_bytes(tombstone_key(name, revision), tombstone.to_bytes())
+    store.put_bytes(retracted_manifest_key(dataset, revision), data)  # kept first, then the tombstone,
+    store.put_bytes(tombstone_key(dataset, revision), tombstone.to_bytes())
     store.remove(published_key)  # then hidden
-    result = RetractResult(name, revision, files, size, reason=reason, superseded_by=superseded_by)
+    result = RetractResult(dataset, revision, files, size, reason=reason, superseded_by=superseded_by)
     log.info("%s", result)
     return result
 
 
-def purge_revision(store: Store, name: str, revision: str) -> RetractResult:
+def _check_successor(store: Store, dataset: str, revision: str, successor: str, force: bool) -> None:
+    """The revision named to supersede a retracted one must be another published revision of the
+    dataset (``force``: any valid name, e.g. one to be published next)."""
+    check_name(successor, "revision")
+    if successor == revision:
+        raise InvalidNameError(f"{dataset} {revision} cannot be superseded by itself")
+    if not force and store.stat(manifest_key(dataset, successor)) is None:
+        raise RevisionNotFoundError(
+            f"{dataset} {successor} is not published, so it cannot supersede {revision}",
+            hint=force_hint(" (name it anyway with {}, e.g. before publishing it)"),
+        )
+
+
+def purge_revision(store: Store, dataset: str, revision: str) -> RetractResult:
     """Delete everything stored for a revision: the manifest first, then the data, then any
     staged manifest."""
-    published_key = manifest_key(name, revision)
-    objects = store.objects(revision_prefix(name, revision))
-    staged = [key for key in staged_manifest_keys(name, revision) if store.stat(key) is not None]
+    published_key = manifest_key(dataset, revision)
+    objects = store.objects(revision_prefix(dataset, revision))
+    staged = [key for key in staged_manifest_keys(dataset, revision) if store.stat(key) is not None]
     if not objects and not staged:
-        raise RevisionNotFoundError(f"nothing is stored for {name} {revision} in {store.settings.url}")
+        raise RevisionNotFoundError(f"nothing is stored for {dataset} {revision} in {store.settings.url}")
     data = [info for info in objects if info.key != published_key]
     if any(info.key == published_key for info in objects):
         store.remove(published_key)  # hidden first
@@ -398,7 +443,7 @@ def purge_revision(store: Store, name: str, revision: str) -> RetractResult:
         store.remove(staged_key)
     deleted = len(objects) + len(staged)
     result = RetractResult(
-        name, revision, len(data), sum(info.size for info in data), purged=True, deleted_objects=deleted
+        dataset, revision, len(data), sum(info.size for info in data), purged=True, deleted_objects=deleted
     )
     log.info("%s", result)
     return result

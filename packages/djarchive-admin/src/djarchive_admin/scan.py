@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from djarchive_common import text, transfer
-from djarchive_common.errors import IntegrityError, InvalidNameError, LocalPathError, ManifestError
+from djarchive_common.errors import Hint, IntegrityError, InvalidNameError, LocalPathError, ManifestError
 from djarchive_common.layout import MANIFEST_NAME, subpath_problem
 from djarchive_common.manifest import Entry, Manifest, read_manifest
 from djarchive_common.text import some
@@ -210,7 +210,14 @@ def check_source(
                 missing.append(entry.subpath)
             else:
                 on_disk[entry.subpath] = listed
-    rebuild = f"; if the files are right, rebuild it with write_manifest({str(root)!r}, overwrite=True)"
+    rebuild = Hint(
+        "overwrite",
+        flag="--overwrite",
+        text="; if the files are right, rebuild it with {}",
+        function="write_manifest",
+        command="manifest",
+        argument=str(root),
+    )
     problems = []
     if untracked:
         problems.append(f"{text.files(len(untracked))} not in the manifest (untracked): {some(untracked)}")
@@ -220,7 +227,7 @@ def check_source(
             f"{some(missing)}"
         )
     if problems:
-        raise ManifestError(f"{path} does not match the source folder: " + "; ".join(problems) + rebuild)
+        raise ManifestError(f"{path} does not match the source folder: " + "; ".join(problems), hint=rebuild)
     selected = [on_disk[entry.subpath] for entry in manifest]
     wrong_size = [
         f"{item.subpath} ({item.size} bytes, the manifest says {manifest.get(item.subpath).size})"  # type: ignore[union-attr]
@@ -229,7 +236,7 @@ def check_source(
     ]
     if wrong_size:
         raise ManifestError(
-            f"{path} does not match {text.files(len(wrong_size))}: {some(wrong_size)}" + rebuild
+            f"{path} does not match {text.files(len(wrong_size))}: {some(wrong_size)}", hint=rebuild
         )
     hashes = hash_files(selected, jobs=jobs, progress=progress)
     wrong_hash = [
@@ -239,7 +246,7 @@ def check_source(
     ]
     if wrong_hash:
         raise ManifestError(
-            f"{path} does not match {text.files(len(wrong_hash))}: {some(wrong_hash)}" + rebuild
+            f"{path} does not match {text.files(len(wrong_hash))}: {some(wrong_hash)}", hint=rebuild
         )
     return manifest, selected
 

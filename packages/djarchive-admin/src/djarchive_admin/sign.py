@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from djarchive_common.catalog import MAX_MANIFEST_BYTES, MAX_SIGNATURE_READ, Catalog
 from djarchive_common.chunks import MAX_INDEX_BYTES
-from djarchive_common.errors import ObjectNotFoundError, RevisionNotFoundError
+from djarchive_common.errors import Hint, ObjectNotFoundError, RevisionNotFoundError
 from djarchive_common.layout import MANIFEST_NAME, chunks_key, manifest_key, signature_key
 from djarchive_common.manifest import parse_manifest
 from djarchive_common.signing import SigningKey, merge_signatures, sha256_hex
@@ -112,22 +112,24 @@ def _chunk_index(store: Store, dataset: str, revision: str) -> bytes | None:
 
 
 def sign_revision(
-    catalog: Catalog, name: str, revision: str, signer: SigningKey, *, lease: RevisionLease | None = None
+    catalog: Catalog, dataset: str, revision: str, signer: SigningKey, *, lease: RevisionLease | None = None
 ) -> SignResult:
     """Sign a published revision as its manifest is stored; the manifest is not changed. Hold
     ``lease`` (checked before the write)."""
-    key = manifest_key(name, revision)
+    key = manifest_key(dataset, revision)
     try:
         data = catalog.store.read(key, MAX_MANIFEST_BYTES)
     except ObjectNotFoundError:
         raise RevisionNotFoundError(
-            f"{name} {revision} is not published in {catalog.settings.url}: nothing to sign "
-            "(publish it with --sign-key to sign it as it is published)"
+            f"{dataset} {revision} is not published in {catalog.settings.url}: nothing to sign",
+            hint=Hint(
+                "sign_key", flag="--sign-key", metavar="KEYFILE", text=" (publish it with {} to sign it then)"
+            ),
         ) from None
-    parse_manifest(data, source=f"{name}/{revision}/{MANIFEST_NAME}")  # never sign an invalid manifest
+    parse_manifest(data, source=f"{dataset}/{revision}/{MANIFEST_NAME}")  # never sign an invalid manifest
     if lease is not None:
         lease.check()
-    result = write_signatures(catalog.store, name, revision, data, signer)
+    result = write_signatures(catalog.store, dataset, revision, data, signer)
     assert result is not None
     log.info("%s", result)
     return result

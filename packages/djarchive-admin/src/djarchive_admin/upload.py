@@ -50,7 +50,7 @@ from djarchive_common.writes import Written
 from .delta import send_less
 from .lease import RevisionLease
 from .plan import UploadPlan, archive_holdings, plan_upload
-from .publish import publish_revision, refuse_changed_retraction
+from .publish import force_hint, publish_revision, refuse_changed_retraction
 from .scan import SourceFile, source_manifest
 from .sign import sign_revision
 
@@ -314,7 +314,7 @@ def _abort_open_uploads(store: Store, dataset: str, revision: str) -> None:
 
 def upload_revision(
     catalog: Catalog,
-    name: str,
+    dataset: str,
     revision: str,
     root: Path,
     filename_filter: str | re.Pattern[str] | None,
@@ -328,7 +328,7 @@ def upload_revision(
     signer: SigningKey | None = None,
     checksums_trusted: bool = False,
 ) -> UploadSummary:
-    """The whole upload of SOURCE (``root``) as ``name`` ``revision``; hold ``lease``.
+    """The whole upload of SOURCE (``root``) as ``dataset`` ``revision``; hold ``lease``.
 
     1. refuse a published revision unless ``force``; 2. the manifest: SOURCE's own, checked
     against every file, or one built in memory; 3. plan against the store (what is stored
@@ -338,26 +338,26 @@ def upload_revision(
     """
     started = time.monotonic()
     store = catalog.store
-    summary = UploadSummary(name, revision, str(root))
-    old, published = _published_manifest(catalog, name, revision, force)
+    summary = UploadSummary(dataset, revision, str(root))
+    old, published = _published_manifest(catalog, dataset, revision, force)
     manifest, sources, summary.manifest_source = source_manifest(
         root, filename_filter, options.jobs, progress
     )
     summary.files, summary.bytes = len(manifest), manifest.total_size
     sources_by_path = {file.subpath: file for file in sources}
     if not force:
-        refuse_changed_retraction(catalog, name, revision, manifest)
+        refuse_changed_retraction(catalog, dataset, revision, manifest)
 
-    plan = _plan(catalog, name, revision, manifest, sources, options)
+    plan = _plan(catalog, dataset, revision, manifest, sources, options)
     if plan.strays and not force:
         raise IntegrityError(
-            f"{name}/{revision}/ in {store.settings.url} holds {plural(len(plan.strays), 'object')} that "
-            f"{'is' if len(plan.strays) == 1 else 'are'} not in the manifest: {some(plan.strays)}; "
-            "nothing was uploaded: pass force=True to delete them"
+            f"{dataset}/{revision}/ in {store.settings.url} holds {plural(len(plan.strays), 'object')} "
+            f"not in the manifest: {some(plan.strays)}; nothing was uploaded",
+            hint=force_hint(": pass {} to delete them"),
         )
     summary.stored_files = len(plan.stored)
     if events is not None:
-        events.start(summary.files, summary.bytes, dataset=name, revision=revision, source=str(root))
+        events.start(summary.files, summary.bytes, dataset=dataset, revision=revision, source=str(root))
         for entry in plan.stored:
             events.file(entry.subpath, entry.size, "present")
     if published:
@@ -366,36 +366,38 @@ def upload_revision(
             # forced over an identical, intact revision: nothing to change, and it stays visible
             summary.published = True
             if signer is not None:
-                summary.signed_by = sign_revision(catalog, name, revision, signer, lease=lease).key_id
+                summary.signed_by = sign_revision(catalog, dataset, revision, signer, lease=lease).key_id
             summary.seconds = time.monotonic() - started
-            log.info("%s %s is already published with this content", name, revision)
+            log.info("%s %s is already published with this content", dataset, revision)
             return summary
-        log.info("overwriting published %s %s: %s", name, revision, summary.overwrote or "invalid manifest")
-        store.remove(manifest_key(name, revision))  # hidden from clients while it changes
-    staged_key = staged_manifest_key(name, revision)
-    for key in staged_manifest_keys(name, revision):  # the legacy key too: it is read as a fallback
+        log.info(
+            "overwriting published %s %s: %s", dataset, revision, summary.overwrote or "invalid manifest"
+        )
+        store.remove(manifest_key(dataset, revision))  # hidden from clients while it changes
+    staged_key = staged_manifest_key(dataset, revision)
+    for key in staged_manifest_keys(dataset, revision):  # the legacy key too: it is read as a fallback
         _drop_stale_staged(catalog, key, manifest)
-    _abort_open_uploads(store, name, revision)  # left by an earlier run that died
+    _abort_open_uploads(store, dataset, revision)  # left by an earlier run that died
     try:
         items = [(entry, sources_by_path[entry.subpath]) for entry in manifest]
-        todo, index = send_less(catalog, name, revision, items, plan, summary, options, events)
-        send(store, name, revision, todo, summary, options=options, progress=progress, events=events)
+        todo, index = send_less(catalog, dataset, revision, items, plan, summary, options, events)
+        send(store, dataset, revision, todo, summary, options=options, progress=progress, events=events)
         if index is not None and index.files:
-            store.put_bytes(chunks_key(name, revision), index.to_bytes())
+            store.put_bytes(chunks_key(dataset, revision), index.to_bytes())
         else:
-            store.remove(chunks_key(name, revision))  # one of other content, left by an earlier upload
+            store.remove(chunks_key(dataset, revision))  # one of other content, left by an earlier upload
         if plan.strays:
-            store.remove_many([revision_prefix(name, revision) + subpath for subpath in plan.strays])
+            store.remove_many([revision_prefix(dataset, revision) + subpath for subpath in plan.strays])
             summary.removed = list(plan.strays)
         if lease is not None:
             lease.check()
         store.put_bytes(staged_key, manifest.to_bytes())
         summary.staged = True
-        log.info("staged %s %s at %s", name, revision, staged_key)
+        log.info("staged %s %s at %s", dataset, revision, staged_key)
         if publish:  # what this upload sent is proven by its ETags; the rest is checked
             result = publish_revision(
                 catalog,
-                name,
+                dataset,
                 revision,
                 force=force,
                 jobs=options.jobs,
@@ -420,7 +422,7 @@ def upload_revision(
 
 def _plan(
     catalog: Catalog,
-    name: str,
+    dataset: str,
     revision: str,
     manifest: Manifest,
     sources: list[SourceFile],
@@ -428,32 +430,34 @@ def _plan(
 ) -> UploadPlan:
     """The upload's plan, with the content earlier revisions hold unless ``options.reuse`` is off."""
     store = catalog.store
-    plan = plan_upload(store, name, revision, manifest, sources, jobs=options.jobs)
+    plan = plan_upload(store, dataset, revision, manifest, sources, jobs=options.jobs)
     if not options.reuse or not plan.todo:
         return plan
-    holdings = archive_holdings(catalog, name, revision, (entry for entry, _ in plan.todo), jobs=options.jobs)
+    holdings = archive_holdings(
+        catalog, dataset, revision, (entry for entry, _ in plan.todo), jobs=options.jobs
+    )
     return plan.copying(holdings)
 
 
 def _published_manifest(
-    catalog: Catalog, name: str, revision: str, force: bool
+    catalog: Catalog, dataset: str, revision: str, force: bool
 ) -> tuple[Manifest | None, bool]:
     """(the published manifest or None when it is invalid, whether the revision is published);
     a published revision is refused unless ``force``."""
-    key = manifest_key(name, revision)
+    key = manifest_key(dataset, revision)
     if catalog.store.stat(key) is None:
         return None, False
     old: Manifest | None = None
     try:
         old = catalog.stored_manifest(key)
     except ManifestError as error:
-        log.info("the published manifest of %s %s is invalid: %s", name, revision, error)
+        log.info("the published manifest of %s %s is invalid: %s", dataset, revision, error)
     if not force:
         what = f" ({files(len(old))}, {human_bytes(old.total_size)})" if old is not None else ""
         raise RevisionPublishedError(
-            f"{name} {revision} is already published{what} at {catalog.settings.url}; published "
-            "revisions are immutable: choose a new revision, or pass force=True "
-            "to overwrite it"
+            f"{dataset} {revision} is already published{what} at {catalog.settings.url}; published "
+            "revisions are immutable: choose a new revision",
+            hint=force_hint(", or pass {} to overwrite it"),
         )
     return old, True
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from djarchive_common.catalog import Catalog, ManifestRead
-from djarchive_common.errors import ConfigurationError, RevisionRetractedError
+from djarchive_common.catalog import Catalog
+from djarchive_common.errors import ConfigurationError, Hint
 from djarchive_common.events import Events
 from djarchive_common.transfer import job_count
 
@@ -21,8 +20,6 @@ from .summary import DownloadSummary
 from .verify import VerifyReport, verify_copy, verify_offline
 
 __all__ = ["DJArchiveClient", "client"]
-
-log = logging.getLogger("djarchive_client")
 
 
 class DJArchiveClient(Catalog):
@@ -95,15 +92,21 @@ class DJArchiveClient(Catalog):
         kept, moved, fetched, removed; files you changed are left alone and reported). Content
         already in the local copies named by ``reuse`` is copied (and checked) instead of
         fetched; ``link=True`` hard-links it instead. A retracted revision is refused unless
-        ``allow_retracted``. When the revision changed in the archive since the folder's receipt
-        was written (a forced republish), RevisionChangedError names both manifests' sha256
-        unless ``accept_republished``: then the folder is upgraded to the revision as it is now.
-        A large file whose earlier version is on disk (upgrade, ``reuse``) is fetched by the
-        chunks it lacks when the revision has a chunk index, unless ``delta=False``; it is
-        verified whole all the same. The summary's ``signature`` is the revision's signature
-        status, checked before anything else.
+        ``allow_retracted`` (then the summary's ``retracted`` says why it was retracted). When the
+        revision changed in the archive since the folder's receipt was written (a forced
+        republish), RevisionChangedError names both manifests' sha256 unless
+        ``accept_republished``: then the folder is upgraded to the revision as it is now. A large
+        file whose earlier version is on disk (upgrade, ``reuse``) is fetched by the chunks it
+        lacks when the revision has a chunk index, unless ``delta=False``; it is verified whole all
+        the same. The summary's ``signature`` is the revision's signature status, checked before
+        anything else.
         """
-        read, retraction = self._manifest_or_retracted(dataset_name, revision, allow_retracted)
+        if link and not reuse:
+            raise ConfigurationError(
+                "link=True hard-links files taken from other local copies: it needs reuse=",
+                hint=Hint("reuse", flag="--reuse", metavar="DIR", text="; give {}"),
+            )
+        read, retraction = self.read_or_retracted(dataset_name, revision, allow_retracted=allow_retracted)
         defaults = DownloadOptions()
         request = DownloadRequest(
             dataset_name,
@@ -123,7 +126,7 @@ class DJArchiveClient(Catalog):
             link=link,
             progress=display_progress,
             events=events,
-            retracted=retraction,
+            retracted=retraction.message if retraction is not None else None,
             accept_republished=accept_republished,
             signature=read.signature,
             mirrors=self.mirrors,
@@ -132,24 +135,9 @@ class DJArchiveClient(Catalog):
         )
         return download_revision(self.store, read.manifest, request)
 
-    def _manifest_or_retracted(
-        self, dataset: str, revision: str, allowed: bool
-    ) -> tuple[ManifestRead, str | None]:
-        """The revision's manifest (with its signature status, and where it came from), or, for
-        a retracted revision when ``allowed``, the manifest it kept (the one that was signed),
-        and why it was retracted."""
-        try:
-            return self.read_revision(dataset, revision), None
-        except RevisionRetractedError as error:
-            if not allowed:
-                raise
-            log.warning("%s", error)
-            read = self.read_revision(dataset, revision, retracted=True)
-            return read, str(error).split(" (allow_retracted")[0]
-
     def verify(
         self,
-        dataset_name: str,
+        dataset: str,
         revision: str,
         target_directory: str | os.PathLike[str],
         *,
@@ -163,11 +151,11 @@ class DJArchiveClient(Catalog):
         """Compare a local copy with the revision's manifest (missing, modified, extra files).
 
         An intact copy gets a receipt (or its time of verification updated). A retracted revision
-        is checked against the manifest it kept, and the report says it was retracted."""
-        read, retraction = self._manifest_or_retracted(dataset_name, revision, True)
+        is checked against the manifest it kept, and the report's ``note`` says it was retracted."""
+        read, retraction = self.read_or_retracted(dataset, revision, allow_retracted=True)
         report = verify_copy(
             read.manifest,
-            dataset_name,
+            dataset,
             revision,
             target_directory,
             include=include,
@@ -179,7 +167,7 @@ class DJArchiveClient(Catalog):
             events=events,
             signature=read.signature,
         )
-        report.note = retraction or read.note or report.note
+        report.note = (retraction.message if retraction is not None else None) or read.note or report.note
         return report
 
     def verify_local(
@@ -204,18 +192,22 @@ class DJArchiveClient(Catalog):
         return copy_status(target_directory, None if offline else self)
 
     def diff(self, dataset: str, old: str, new: str) -> ManifestDiff:
-        """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests (and
-        their chunk indexes, when both have one: what fetching changed large files by their
-        chunks saves)."""
+        """What changes from revision ``old`` to ``new`` of ``dataset``, from their manifests (a
+        retracted revision's kept one, which the difference's ``retracted`` then notes), and their
+        chunk indexes when both have one (what fetching changed large files by their chunks saves)."""
         from .delta import read_index
 
-        old_read, _ = self._manifest_or_retracted(dataset, old, True)
-        new_read, _ = self._manifest_or_retracted(dataset, new, True)
+        old_read, old_retraction = self.read_or_retracted(dataset, old, allow_retracted=True)
+        new_read, new_retraction = self.read_or_retracted(dataset, new, allow_retracted=True)
         indexes = (
             read_index(self.store, dataset, old),
             read_index(self.store, dataset, new, new_read.signature),
         )
-        return diff_revisions(dataset, old, old_read.manifest, new, new_read.manifest, indexes=indexes)
+        difference = diff_revisions(dataset, old, old_read.manifest, new, new_read.manifest, indexes=indexes)
+        difference.retracted = [
+            error.message for error in (old_retraction, new_retraction) if error is not None
+        ]
+        return difference
 
 
 client = DJArchiveClient.client

@@ -8,11 +8,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .parser import PROG, build_parser
+from .parser import ARGUMENT_NAMES, PROG, build_parser
 
 if TYPE_CHECKING:
     from djarchive_common.catalog import Tombstone
     from djarchive_common.console import Console
+    from djarchive_common.errors import RevisionRetractedError
     from djarchive_common.manifest import Entry
     from djarchive_common.signing import SignatureStatus
 
@@ -32,6 +33,7 @@ def _client(args: argparse.Namespace) -> DJArchiveClient:
         revoked_keys=getattr(args, "revoke", None),
         require_signature=getattr(args, "require_signature", False),
         mirrors=getattr(args, "mirror", None),
+        argument_names=ARGUMENT_NAMES,
     )
 
 
@@ -53,6 +55,12 @@ def _signed(console: Console, dataset: str, revision: str, signature: SignatureS
         console.line(f"{dataset} {revision}: {signature}")
     elif signature.status == "invalid":
         console.warn(f"{dataset} {revision}: {signature} (not enforced: no trusted keys are configured)")
+
+
+def _retracted(console: Console, retraction: RevisionRetractedError | None, what: str) -> None:
+    """Warn that the revision was retracted and is ``what`` anyway (--allow-retracted)."""
+    if retraction is not None:
+        console.warn(f"{retraction.message}; {what} anyway (--allow-retracted)")
 
 
 def _datasets(args: argparse.Namespace, console: Console) -> int:
@@ -99,17 +107,13 @@ def _revisions(args: argparse.Namespace, console: Console) -> int:
         rows.sort(key=lambda row: (natural_key(row[0]), natural_key(row[1])))
         console.emit([_revision_row(*row) for row in rows])
         return 0
-    lines = [(dataset, revision, f"{dataset},{revision}") for dataset, revision in published]
+    lines: list[tuple[str, ...]] = list(published)
     lines += [
-        (
-            dataset,
-            revision,
-            f"{dataset},{revision},retracted,{tombstone.reason},{tombstone.superseded_by or ''}",
-        )
+        (dataset, revision, "retracted", tombstone.reason, tombstone.superseded_by or "")
         for dataset, revision, tombstone in retracted
     ]
-    for _, _, line in sorted(lines, key=lambda item: (natural_key(item[0]), natural_key(item[1]))):
-        console.line(line)
+    lines.sort(key=lambda line: (natural_key(line[0]), natural_key(line[1])))
+    console.csv(lines)
     return 0
 
 
@@ -117,36 +121,40 @@ def _files(args: argparse.Namespace, console: Console) -> int:
     from djarchive_common.manifest import select_or_fail
 
     client = _trusting_client(args)
-    read = client.read_revision(args.dataset, args.revision)
+    read, retraction = client.read_or_retracted(
+        args.dataset, args.revision, allow_retracted=args.allow_retracted
+    )
     entries = select_or_fail(read.manifest, args.include, args.exclude, f"{args.dataset} {args.revision}")
+    _retracted(console, retraction, "listed")
     _signed(console, args.dataset, args.revision, read.signature if not read.signature.valid else None)
     if read.note:
         console.warn(read.note)
     if console.json:
         console.emit([{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in entries])
     else:  # streamed: a million lines start at once and take no memory of their own
-        console.lines(_listing(entries))
+        console.rows(_listing(entries))
     return 0
 
 
-def _listing(entries: Sequence[Entry], batch: int = 65536) -> Iterator[str]:
-    """``size<TAB>sha256<TAB>path`` lines; a manifest's made straight from its columns, a batch
-    at a time, without making entries."""
+def _listing(entries: Sequence[Entry], batch: int = 65536) -> Iterator[tuple[str, str, str]]:
+    """(size, sha256, path) rows; a manifest's made straight from its columns, a batch at a
+    time, without making entries."""
     from djarchive_common.manifest import Manifest
 
     if not isinstance(entries, Manifest):
-        yield from (f"{size}\t{sha256}\t{subpath}" for subpath, size, sha256 in entries)
+        yield from ((str(size), sha256, subpath) for subpath, size, sha256 in entries)
         return
     paths, sizes, _ = entries.columns
     for start in range(0, len(paths), batch):
         hexes = entries.sha256s(start, start + batch)
-        yield from map(
-            "\t".join,
-            zip(map(str, sizes[start : start + batch]), hexes, paths[start : start + batch], strict=True),
+        yield from zip(
+            map(str, sizes[start : start + batch]), hexes, paths[start : start + batch], strict=True
         )
 
 
 def _download(args: argparse.Namespace, console: Console) -> int:
+    if args.link and not args.reuse:
+        return _usage_error(console, "download", "--link needs --reuse DIR (the copy to link files from)")
     client = _trusting_client(args)
     summary = client.download(
         args.dataset,
@@ -174,7 +182,7 @@ def _download(args: argparse.Namespace, console: Console) -> int:
     for subpath, why in summary.conflicts.items():
         console.warn(f"{subpath}: {why}")
     if args.dry_run and not console.json and summary.plan is not None:
-        console.lines(summary.plan.lines())
+        console.rows(summary.plan.rows())
     _signed(console, args.dataset, args.revision, summary.signature)
     console.result(summary, force=args.dry_run)
     if not summary.files and (args.include or args.exclude):
@@ -214,12 +222,11 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
             events=console.events(),
         )
     if not console.json:
-        for subpath in report.missing:
-            console.line(f"missing\t{subpath}")
-        for subpath, reason in report.modified.items():
-            console.line(f"modified\t{subpath}\t{reason}")
-        for subpath in report.extra:
-            console.line(f"extra\t{subpath}")
+        console.rows(("missing", subpath) for subpath in report.missing)
+        console.rows(("modified", subpath, reason) for subpath, reason in report.modified.items())
+        console.rows(("extra", subpath) for subpath in report.extra)
+    for warning in report.warnings:
+        console.warn(warning)
     _signed(console, report.dataset, report.revision, report.signature)
     if report.intact:
         console.result(report)
@@ -234,7 +241,11 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
 
 def _signature(args: argparse.Namespace, console: Console) -> int:
     client = _trusting_client(args)
-    status = client.signature(args.dataset, args.revision)
+    read, retraction = client.read_or_retracted(
+        args.dataset, args.revision, allow_retracted=args.allow_retracted
+    )
+    _retracted(console, retraction, "checked")
+    status = read.signature
     if console.json:
         console.emit({"dataset": args.dataset, "revision": args.revision, **status.to_dict()})
     else:
@@ -243,9 +254,11 @@ def _signature(args: argparse.Namespace, console: Console) -> int:
 
 
 def _usage_error(console: Console, command: str, message: str) -> int:
-    """Report bad usage the parser could not see (the usage line, one error line, the JSON
-    object with --json) and return its exit status."""
-    print(f"usage: {PROG} {command} [DATASET REVISION] TARGET [options]", file=sys.stderr)
+    """Report bad usage the parser could not see (the command's usage, as argparse prints it, one
+    error line, the JSON object with --json) and return its exit status."""
+    from djarchive_common.parser import subcommands
+
+    sys.stderr.write(subcommands(build_parser())[command].format_usage())
     console.fail(message, "UsageError")
     return 2
 
@@ -253,14 +266,17 @@ def _usage_error(console: Console, command: str, message: str) -> int:
 def _status(args: argparse.Namespace, console: Console) -> int:
     status = _client(args).status(args.target, offline=args.offline)
     console.result(status, force=True)
+    for warning in status.warnings:
+        console.warn(warning)
     return 0 if status.receipt is not None else 1
 
 
 def _diff(args: argparse.Namespace, console: Console) -> int:
     difference = _trusting_client(args).diff(args.dataset, args.old, args.new)
+    for retraction in difference.retracted:
+        console.warn(f"{retraction}; compared anyway")
     if not console.json:
-        for line in difference.lines():
-            console.line(line)
+        console.rows(difference.rows())
     console.result(difference, force=True)
     return 0
 
@@ -281,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``djarchive`` with ``argv`` (default: the process's arguments); return the exit status."""
     from djarchive_common.console import main_of
 
-    return main_of(PROG, "djarchive-client", build_parser, COMMANDS, argv)
+    return main_of(PROG, "djarchive-client", build_parser, COMMANDS, argv, resumable={"download"})
 
 
 if __name__ == "__main__":  # pragma: no cover

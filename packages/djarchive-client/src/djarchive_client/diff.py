@@ -27,6 +27,7 @@ class ManifestDiff:
     unchanged: int = 0
     fetch_bytes: int = 0  # what an upgrade fetches: new content found nowhere in the old revision
     delta_bytes: int | None = None  # the same, changed large files fetched by their new chunks only
+    retracted: list[str] = field(default_factory=list)  # why either revision was retracted, if it was
 
     @property
     def identical(self) -> bool:
@@ -52,14 +53,15 @@ class ManifestDiff:
             "unchanged": self.unchanged,
             "fetch_bytes": self.fetch_bytes,
             "delta_bytes": self.delta_bytes,
+            "retracted": self.retracted,
         }
 
-    def lines(self) -> list[str]:
-        """One tab-separated line per difference: what, size, path (``old -> new`` for moves)."""
-        found = [f"added\t{item.size}\t{item.subpath}" for item in self.added]
-        found += [f"removed\t{item.size}\t{item.subpath}" for item in self.removed]
-        found += [f"changed\t{new.size}\t{new.subpath}" for _, new in self.changed]
-        found += [f"moved\t{new.size}\t{old.subpath} -> {new.subpath}" for old, new in self.moved]
+    def rows(self) -> list[tuple[str, str, str]]:
+        """One row per difference: what, size, path (``old -> new`` for moves)."""
+        found = [("added", str(item.size), item.subpath) for item in self.added]
+        found += [("removed", str(item.size), item.subpath) for item in self.removed]
+        found += [("changed", str(new.size), new.subpath) for _, new in self.changed]
+        found += [("moved", str(new.size), f"{old.subpath} -> {new.subpath}") for old, new in self.moved]
         return found
 
     def __str__(self) -> str:

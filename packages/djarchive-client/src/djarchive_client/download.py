@@ -23,6 +23,7 @@ from typing import NamedTuple
 from djarchive_common import __version__
 from djarchive_common.errors import (
     DJArchiveError,
+    Hint,
     IntegrityError,
     LocalPathError,
     NotFoundError,
@@ -233,10 +234,14 @@ def _upgrade_from(local: LocalCopy, request: DownloadRequest, manifest: Manifest
     changed = republished(receipt, manifest.sha256) if receipt.revision == revision else ""
     if changed and not request.accept_republished:
         raise RevisionChangedError(
-            f"{changed}; nothing was changed in {local.path}: download with --accept-republished "
-            "(accept_republished=True) to bring the copy to the revision as it is published now",
+            f"{changed}; nothing was changed in {local.path}",
             recorded=receipt.manifest_sha256,
             published=manifest.sha256,
+            hint=Hint(
+                "accept_republished",
+                flag="--accept-republished",
+                text=": download with {} to bring the copy to the revision as it is published now",
+            ),
         )
     if receipt.revision == revision and receipt.state != UPGRADING and not changed:
         return None
@@ -266,7 +271,7 @@ def _reuse_sources(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[Loca
                 held = copy.receipt()
                 if held is None:
                     raise LocalPathError(
-                        f"--reuse {folder}: not a djarchive copy (it has no receipt to say what it holds)"
+                        f"cannot reuse {folder}: not a djarchive copy (no receipt says what it holds)"
                     )
                 sources.append((copy, copy.stored_manifests(held)[0]))
             except BaseException:

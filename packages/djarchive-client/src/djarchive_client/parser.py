@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from djarchive_common.errors import ConfigurationError
 from djarchive_common.layout import check_mirror_url
 from djarchive_common.parser import (
+    CONNECTION_FLAGS,
     add_completion_command,
     add_jobs_option,
     add_progress_options,
@@ -16,9 +18,16 @@ from djarchive_common.parser import (
     shard_spec,
 )
 
-__all__ = ["build_parser"]
+__all__ = ["ARGUMENT_NAMES", "build_parser"]
 
 PROG = "djarchive"
+#: The library's keywords these flags set: messages about a setting name the flag.
+ARGUMENT_NAMES = {
+    **CONNECTION_FLAGS,
+    "trusted_keys": "--trust",
+    "revoked_keys": "--revoke",
+    "require_signature": "--require-signature",
+}
 DESCRIPTION = """\
 List, download and verify published datasets of the DataJoint archive.
 
@@ -75,6 +84,10 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--exclude", metavar="GLOB", action="append", default=[], help="skip paths matching GLOB (repeatable)"
     )
+
+
+def _add_allow_retracted(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--allow-retracted", action="store_true", help=help_text)
 
 
 def _add_trust(parser: argparse.ArgumentParser) -> None:
@@ -152,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("dataset", metavar="DATASET", help="the dataset's name")
     files.add_argument("revision", metavar="REVISION", help="the revision's name")
     _add_selection(files)
+    _add_allow_retracted(files, "list a retracted revision's files too (with a warning)")
     _add_trust(files)
     _add_mirrors(files)
     download = command(
@@ -207,12 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument(
         "--link",
         action="store_true",
-        help="with --reuse: hard-link instead of copying (the copies then share files)",
+        help="with --reuse (required): hard-link instead of copying (the copies then share files)",
     )
-    download.add_argument(
-        "--allow-retracted",
-        action="store_true",
-        help="download a retracted revision anyway (with a warning), e.g. to reproduce an analysis",
+    _add_allow_retracted(
+        download, "download a retracted revision anyway (with a warning), e.g. to reproduce an analysis"
     )
     download.add_argument(
         "--accept-republished",
@@ -246,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_trust(verify)
     _add_mirrors(verify)
+    # argparse shows nargs="+" as 'X [X ...]': verify takes one [DATASET REVISION] TARGET.
+    shown = verify.format_usage().removeprefix("usage: ").rstrip()
+    verify.usage = re.sub(r"\s+\[\[DATASET REVISION\] TARGET\s+\.\.\.\]", "", shown)
     signature = command(
         "signature",
         "show who signed a revision",
@@ -256,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     signature.add_argument("dataset", metavar="DATASET", help="the dataset's name")
     signature.add_argument("revision", metavar="REVISION", help="the revision's name")
+    _add_allow_retracted(signature, "check a retracted revision's signature too (with a warning)")
     _add_trust(signature)
     _add_mirrors(signature)
     status = command(

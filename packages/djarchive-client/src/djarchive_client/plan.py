@@ -55,18 +55,27 @@ class Plan:
     left: dict[str, str] = field(default_factory=dict)  # A's paths not removed, and why
     deltas: dict[str, str] = field(default_factory=dict)  # paths fetched by their chunks, and how much
 
-    def lines(self) -> Iterator[str]:
-        """One line per action, as ``--dry-run`` prints them: action, bytes, path."""
-        yield from (f"keep\t{size}\t{subpath}" for subpath, size, _ in self.keep)
-        yield from (f"move\t{entry.size}\t{old} -> {entry.subpath}" for entry, old in self.move)
+    def actions(self) -> Iterator[tuple[str, str, str]]:
+        """Every action as (action, bytes, path): keep, move, reuse, fetch, remove, conflict, leave
+        (``old -> new`` for moves and reuses, ``path: why`` for conflicts and what is left)."""
+        yield from (("keep", str(size), subpath) for subpath, size, _ in self.keep)
+        yield from (("move", str(entry.size), f"{old} -> {entry.subpath}") for entry, old in self.move)
         for item in self.copy:
-            yield f"reuse\t{item.entry.size}\t{item.source.destination(item.subpath)} -> {item.entry.subpath}"
+            source = item.source.destination(item.subpath)
+            yield "reuse", str(item.entry.size), f"{source} -> {item.entry.subpath}"
         for subpath, size, _ in self.fetch:
             delta = self.deltas.get(subpath)
-            yield f"fetch\t{size}\t{subpath}" + (f" (by its chunks: {delta})" if delta else "")
-        yield from (f"remove\t{entry.size}\t{entry.subpath}" for entry in self.remove)
-        yield from (f"conflict\t-\t{subpath}: {why}" for subpath, why in sorted(self.conflicts.items()))
-        yield from (f"leave\t-\t{subpath}: {why}" for subpath, why in sorted(self.left.items()))
+            yield "fetch", str(size), subpath + (f" (by its chunks: {delta})" if delta else "")
+        yield from (("remove", str(entry.size), entry.subpath) for entry in self.remove)
+        yield from (("conflict", "-", f"{subpath}: {why}") for subpath, why in sorted(self.conflicts.items()))
+        yield from (("leave", "-", f"{subpath}: {why}") for subpath, why in sorted(self.left.items()))
+
+    def rows(self) -> Iterator[tuple[str, ...]]:
+        """The actions as ``--dry-run`` prints them: the files kept in one row ('keep 24 files
+        (190.0 MB)'), then every other action, one row each."""
+        if self.keep:
+            yield (f"keep {files(len(self.keep))} ({human_bytes(size_of(self.keep))})",)
+        yield from itertools.islice(self.actions(), len(self.keep), None)
 
     def __str__(self) -> str:
         return (

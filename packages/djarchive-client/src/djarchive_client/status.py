@@ -60,6 +60,8 @@ class CopyStatus:
             )
         if receipt is not None and self.tombstone is not None:
             found.append(self.tombstone.describe(receipt.dataset, receipt.revision))
+        if self.archive is not None and self.unreachable:
+            found.append(self.unreachable)
         if self.republished:
             found.append(self.republished)
         if receipt is not None and self.newer:
@@ -95,22 +97,26 @@ class CopyStatus:
             "warnings": self.warnings,
         }
 
-    def __str__(self) -> str:
+    def lines(self) -> list[str]:
+        """The status for people, a line each: the copy, then where its revision stands (the
+        warnings apart: the command line prints them as warnings)."""
         if self.receipt is None and self.incomplete:
-            return f"{self.target}: incomplete — run the same download again to resume"
+            return [f"{self.target}: incomplete — run the same download again to resume"]
         if self.receipt is None:
-            return f"{self.target}: no djarchive receipt (not downloaded with djarchive, or before receipts)"
+            return [
+                f"{self.target}: no djarchive receipt (not downloaded with djarchive, or before receipts)"
+            ]
         lines = [f"{self.target}: {self.receipt}"]
         if self.archive is not None:
             lines.append(f"in the archive: {self.archive}")
-            if self.unreachable:
-                lines.append(f"warning: {self.unreachable}")
         elif self.elsewhere:
             lines.append(f"in the archive: {self.elsewhere}")
         elif self.unreachable:
             lines.append(f"in the archive: unknown ({self.unreachable})")
-        lines += [f"warning: {warning}" for warning in self.warnings]
-        return "\n".join(lines)
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join([*self.lines(), *(f"warning: {warning}" for warning in self.warnings)])
 
 
 def copy_status(target: str | os.PathLike[str], catalog: Catalog | None) -> CopyStatus:

@@ -115,7 +115,7 @@ class DownloadSummary:
         }
         if self.dry_run:
             data["planned"] = [{"path": e.subpath, "size": e.size, "sha256": e.sha256} for e in self.planned]
-            data["actions"] = [line.split("\t", 2) for line in self.plan.lines()] if self.plan else []
+            data["actions"] = [list(action) for action in self.plan.actions()] if self.plan else []
         return data
 
     def __str__(self) -> str:

@@ -42,7 +42,7 @@ class VerifyReport:
     modified: dict[str, str] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    note: str = ""  # what else the holder should know (an unfinished upgrade, a retraction)
+    note: str = ""  # what else the holder should know (an unfinished upgrade, a retraction): a warning
     unrecorded: str = ""  # why the copy's receipt could not be written or updated, when it could not
     republished: str = ""  # the revision changed in the archive since the copy's receipt was written
     signature: SignatureStatus | None = None  # the revision's signature, as checked before verifying
@@ -72,7 +72,7 @@ class VerifyReport:
             "signature": self.signature.to_dict() if self.signature is not None else None,
         }
 
-    def __str__(self) -> str:
+    def _summary(self) -> str:
         name = f"{self.dataset} {self.revision} in {self.target}"
         if self.intact:
             text = f"{name}: intact, {files(self.verified)} verified"
@@ -80,13 +80,24 @@ class VerifyReport:
             text = f"{name}: NOT intact: {len(self.missing)} missing, {len(self.modified)} modified"
         if self.extra:
             text += f", {len(self.extra)} extra {'file' if len(self.extra) == 1 else 'files'}"
-        if self.note:
-            text += f"\nwarning: {self.note}"
-        if self.republished:
-            text += f"\nwarning: {self.republished}"
-        if self.unrecorded:
-            text += f"\nnote: this verification is not recorded in the copy ({self.unrecorded})"
         return text
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the holder of the copy should know: the note (an unfinished upgrade, a retraction),
+        a revision published again since the copy was made."""
+        return [text for text in (self.note, self.republished) if text]
+
+    def lines(self) -> list[str]:
+        """The report for people, a line each (the warnings apart: the command line prints them
+        as warnings)."""
+        lines = [self._summary()]
+        if self.unrecorded:
+            lines.append(f"note: this verification is not recorded in the copy ({self.unrecorded})")
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join([*self.lines(), *(f"warning: {warning}" for warning in self.warnings)])
 
 
 def verify_copy(

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import Settings, resolve_settings
 from .errors import (
     DatasetNotFoundError,
     DJArchiveError,
+    Hint,
     ManifestError,
     ObjectNotFoundError,
     PermissionDeniedError,
@@ -72,6 +73,8 @@ __all__ = [
 
 T = TypeVar("T")
 log = logging.getLogger("djarchive_common")
+#: What reads a retracted revision anyway.
+ALLOW_RETRACTED = Hint("allow_retracted", flag="--allow-retracted", text=" ({} reads it anyway)")
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 # Read up to this much of a signatures file; signing.parse_signatures refuses more than 256 KiB.
 MAX_SIGNATURE_READ = 16 * 1024 * 1024
@@ -88,7 +91,8 @@ class Catalog:
     files) and ``require_signature`` configure signature checks, resolved on first use as
     :func:`djarchive_common.config.resolve_trust` describes. ``mirrors`` (base URLs) are other
     sources of the archive's data, resolved on first use as
-    :func:`djarchive_common.config.resolve_mirrors` describes.
+    :func:`djarchive_common.config.resolve_mirrors` describes. ``argument_names`` maps these
+    keywords to the names messages give them (a command line's flags; default: the keywords).
     """
 
     role = "client"
@@ -103,9 +107,11 @@ class Catalog:
         revoked_keys: str | Iterable[str] | None = None,
         require_signature: bool = False,
         mirrors: str | Iterable[str] | None = None,
+        argument_names: Mapping[str, str] | None = None,
         **config: Any,
     ):
-        self.settings = settings or resolve_settings(self.role, **config)
+        self.argument_names = dict(argument_names or {})
+        self.settings = settings or resolve_settings(self.role, argument_names=argument_names, **config)
         self.store = Store(self.settings, options or StoreOptions.from_environment())
         self._trust_options = (trusted_keys, revoked_keys, require_signature)
         self._trust: Trust | None = None
@@ -118,7 +124,7 @@ class Catalog:
         if self._mirrors is None:
             from .config import resolve_mirrors
 
-            urls = resolve_mirrors(self.role, self._mirror_options)
+            urls = resolve_mirrors(self.role, self._mirror_options, argument_names=self.argument_names)
             self._mirrors = mirrors_of(urls, self.store.options)
         return self._mirrors
 
@@ -130,7 +136,11 @@ class Catalog:
 
             trusted, revoked, required = self._trust_options
             self._trust = resolve_trust(
-                self.role, trusted_keys=trusted, revoked_keys=revoked, require_signature=required
+                self.role,
+                trusted_keys=trusted,
+                revoked_keys=revoked,
+                require_signature=required,
+                argument_names=self.argument_names,
             )
         return self._trust
 
@@ -228,9 +238,24 @@ class Catalog:
         :meth:`signed_manifest`)."""
         return self.signed_manifest(dataset, revision)[0]
 
-    def signature(self, dataset: str, revision: str) -> SignatureStatus:
-        """The signature status of a published revision (refused as :meth:`signed_manifest` does)."""
-        return self.signed_manifest(dataset, revision)[1]
+    def signature(self, dataset: str, revision: str, *, allow_retracted: bool = False) -> SignatureStatus:
+        """The signature status of a published revision (refused as :meth:`signed_manifest` does);
+        ``allow_retracted``: of a retracted one too (its kept manifest is the one signed)."""
+        return self.read_or_retracted(dataset, revision, allow_retracted=allow_retracted)[0].signature
+
+    def read_or_retracted(
+        self, dataset: str, revision: str, *, allow_retracted: bool = False
+    ) -> tuple[ManifestRead, RevisionRetractedError | None]:
+        """The revision's manifest as :meth:`read_revision` reads it; for a retracted revision,
+        RevisionRetractedError unless ``allow_retracted``, which reads the manifest it kept (the
+        one that was signed) and returns the error beside it: why it was retracted, for the
+        caller to tell."""
+        try:
+            return self.read_revision(dataset, revision), None
+        except RevisionRetractedError as error:
+            if not allow_retracted:
+                raise
+            return self.read_revision(dataset, revision, retracted=True), error
 
     def signed_manifest(
         self, dataset: str, revision: str, *, retracted: bool = False
@@ -296,9 +321,10 @@ class Catalog:
             tombstone = self.tombstone(dataset, revision)
             if tombstone is not None:
                 raise RevisionRetractedError(
-                    tombstone.describe(dataset, revision) + " (allow_retracted=True downloads it anyway)",
+                    tombstone.describe(dataset, revision),
                     reason=tombstone.reason,
                     superseded_by=tombstone.superseded_by,
+                    hint=ALLOW_RETRACTED,
                 ) from None
             raise self._revision_not_found(dataset, revision) from None
         except PermissionDeniedError:
@@ -343,12 +369,18 @@ class Catalog:
         return status, data
 
     def files(
-        self, dataset: str, revision: str, *, include: Sequence[str] = (), exclude: Sequence[str] = ()
+        self,
+        dataset: str,
+        revision: str,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        allow_retracted: bool = False,
     ) -> list[Entry]:
-        """The manifest entries (subpath, size, sha256) of a revision, optionally filtered by globs."""
-        return list(
-            select_or_fail(self.manifest(dataset, revision), include, exclude, f"{dataset} {revision}")
-        )
+        """The manifest entries (subpath, size, sha256) of a revision, optionally filtered by globs
+        (``allow_retracted``: of a retracted revision too, from the manifest it kept)."""
+        manifest = self.read_or_retracted(dataset, revision, allow_retracted=allow_retracted)[0].manifest
+        return list(select_or_fail(manifest, include, exclude, f"{dataset} {revision}"))
 
     # -- every revision, with its state ---------------------------------------------------
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from .parser import subcommands
+
 __all__ = ["SHELLS", "completion_script"]
 
 SHELLS = ("bash", "zsh")
@@ -37,7 +39,7 @@ def _choices(parser: argparse.ArgumentParser) -> list[str]:
 def _value_options(parser: argparse.ArgumentParser) -> list[str]:
     """The options that take a value (``--endpoint HOST``, ``-j N``), of the parser and of every
     subcommand: the word after one of them is its value, never the command."""
-    parsers = [parser, *_subcommands(parser).values()]
+    parsers = [parser, *subcommands(parser).values()]
     return sorted(
         {
             option
@@ -49,20 +51,13 @@ def _value_options(parser: argparse.ArgumentParser) -> list[str]:
     )
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
 def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
     """The completion script of ``parser.prog`` for ``shell`` ('bash' or 'zsh')."""
     if shell not in SHELLS:
         raise ValueError(f"unsupported shell {shell!r}: use {' or '.join(SHELLS)}")
     prog = parser.prog
     function = "_" + re.sub(r"\W", "_", prog) + "_complete"
-    commands = _subcommands(parser)
+    commands = subcommands(parser)
     cases = "\n".join(
         f'        {name}) options="{" ".join(_options(sub))}"; words="{" ".join(_choices(sub))}" ;;'
         for name, sub in sorted(commands.items())

@@ -1,35 +1,45 @@
 """What the two command lines share at run time: dispatch, printing, one-line errors, exit codes.
 
 Every byte a command prints goes through :class:`Console`, which redacts registered secrets
-from text and JSON alike. Exit codes: 0 success, 1 failure, 2 bad usage (argparse) or bad
-configuration (:class:`~djarchive_common.errors.ConfigurationError`), 130 interrupted.
+from text and JSON alike and prints text that came from elsewhere (the server, a manifest, a
+tombstone, a lease, a receipt, the local file system) safely: every line and every field of
+plain output is escaped (:func:`djarchive_common.text.escaped`), so control characters show as
+``\\x1b`` or ``\\n`` and never reach the terminal; CSV is written by the csv module; JSON
+escapes by itself (C1 controls and bidi overrides too). A line break or a tab between fields is
+the console's own, never a character inside a string: commands hand over lines and rows.
+
+Exit codes: 0 success, 1 failure, 2 bad usage (argparse) or bad configuration
+(:class:`~djarchive_common.errors.ConfigurationError`), 130 interrupted. A failure to write
+the output itself (a closed pipe, a full disk) ends the command with one line on stderr, or
+none, and exit status 1 (:mod:`djarchive_common.output`).
 
 With ``--json`` every failure also prints one JSON object on stdout with at least ``error``
 (the message) and ``type`` (the error's class, ``UsageError`` for bad usage); a failure that
 has a result (some files failed, a copy that is not intact) prints that result's fields too.
 
-The library's messages give advice in Python's terms (``force=True``, ``write_manifest(...,
-overwrite=True)``); :meth:`Console.advice` says the same with the command line's flags.
+Errors that advise carry a :class:`~djarchive_common.errors.Hint`; the console says it with the
+command line's flag (``--force``), and only when the command accepts that flag.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
+import csv
+import io
 import itertools
 import json
 import logging
-import os
-import re
-import shlex
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .errors import ConfigurationError, DJArchiveError, LocalStorageError, PartialFailureError
+from .errors import ConfigurationError, DJArchiveError, LocalStorageError, PartialFailureError, UsageError
 from .logs import redact, resolve_log_options, setup_logging
+from .text import escaped, json_escaped
 
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from .events import Events
 
 __all__ = [
@@ -37,7 +47,6 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
-    "FLAGS",
     "Console",
     "Handler",
     "exit_status",
@@ -51,31 +60,35 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 log = logging.getLogger("djarchive_common")
 
-#: The library's keyword arguments, as its messages name them, and the flags that do the same.
-FLAGS = {
-    "allow_retracted=True": "--allow-retracted",
-    "force=True": "--force",
-    "overwrite=True": "--overwrite",
-    "publish=False": "--no-publish",
-    "purge=True": "--purge",
-    "secure=False": "--insecure",
-}
-_KEYWORD_RE = re.compile(r"(?<![\w.=-])(" + "|".join(map(re.escape, FLAGS)) + r")(?!\w)")
-_PY_STRING = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
-_REBUILD_RE = re.compile(rf"write_manifest\((?P<source>{_PY_STRING}), overwrite=True\)")
+Row = Sequence[str]
+T = TypeVar("T")
 
 
 class Result(Protocol):
-    """What commands report: text for people, a dict for --json."""
+    """What commands report: text for people (``str``, or ``lines()`` when it spans several),
+    a dict for --json."""
 
     def to_dict(self) -> dict[str, Any]: ...
 
 
-class Console:
-    """The output of one command: text or --json on stdout, warnings and errors on stderr."""
+def _shown(row: Row) -> str:
+    """One row of plain output: its fields, each escaped, joined by tabs."""
+    return "\t".join(map(escaped, row))
 
-    def __init__(self, prog: str, args: argparse.Namespace):
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+class Console:
+    """The output of one command: text or --json on stdout, warnings and errors on stderr.
+    ``flags``: the options the command accepts (advice names no other)."""
+
+    def __init__(self, prog: str, args: argparse.Namespace, flags: Collection[str] = ()):
         self.prog = prog
+        self.flags = frozenset(flags)
         self.json = bool(getattr(args, "json", False))
         self.quiet = bool(getattr(args, "quiet", False))
         self._events_file: str | None = getattr(args, "events", None)
@@ -114,71 +127,98 @@ class Console:
             self._opened.close()
             self._opened = None
 
+    # -- stdout ----------------------------------------------------------------------------
+
     def line(self, text: str) -> None:
-        """One line of plain output."""
-        print(redact(text))
+        """One line of plain output (escaped: it cannot break into two)."""
+        print(redact(escaped(text)))
+
+    def row(self, *fields: str) -> None:
+        """One line of tab-separated fields, each escaped."""
+        print(redact(_shown(fields)))
 
     def lines(self, lines: Iterable[str], batch: int = 4096) -> None:
-        """Many lines of plain output, written in batches."""
-        iterator = iter(lines)
-        while chunk := list(itertools.islice(iterator, batch)):
-            sys.stdout.write(redact("\n".join(chunk)) + "\n")
+        """Many lines of plain output, written in batches, each escaped."""
+        for chunk in _batches(lines, batch):
+            safe = "".join(chunk).isprintable()  # checked in C: escaping is for the odd line
+            sys.stdout.write(redact("\n".join(chunk if safe else map(escaped, chunk))) + "\n")
+
+    def rows(self, rows: Iterable[Row], batch: int = 4096) -> None:
+        """Many rows of tab-separated fields (a million paths of a manifest), written in
+        batches, each field escaped."""
+        for chunk in _batches(rows, batch):
+            safe = "".join(itertools.chain.from_iterable(chunk)).isprintable()
+            sys.stdout.write(redact("\n".join(map("\t".join if safe else _shown, chunk))) + "\n")
+
+    def csv(self, rows: Iterable[Sequence[object]]) -> None:
+        """Comma-separated rows, quoted by the csv module where a field needs it (a comma, a
+        quote), each field escaped first: no field can start a line of its own."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row in rows:
+            writer.writerow([escaped(str(field)) for field in row])
+        sys.stdout.write(redact(buffer.getvalue()))
 
     def emit(self, data: Any) -> None:
-        """One JSON document."""
-        print(redact(json.dumps(data, indent=2, ensure_ascii=False)))
+        """One JSON document, written at once: a stdout that cannot take it stops the command here."""
+        print(redact(json_escaped(json.dumps(data, indent=2, ensure_ascii=False))), flush=True)
 
     def result(self, result: Result, *, force: bool = False) -> None:
         """A command's result: its dict with --json, else its text unless -q (or ``force``)."""
         if self.json:
             self.emit(result.to_dict())
         elif force or not self.quiet:
-            self.line(str(result))
+            self.lines(_text_lines(result))
 
     def revisions(self, pairs: Sequence[tuple[str, str]]) -> None:
         """(dataset, revision) pairs: ``dataset,revision`` lines (the original's format), or JSON."""
         if self.json:
             self.emit([{"dataset": dataset, "revision": revision} for dataset, revision in pairs])
         else:
-            for dataset, revision in pairs:
-                self.line(f"{dataset},{revision}")
+            self.csv(pairs)
 
-    def advice(self, message: str) -> str:
-        """``message`` with the library's Python advice said in this command line's terms:
-        ``force=True`` becomes ``--force``, ``write_manifest('SRC', overwrite=True)`` becomes
-        ``PROG manifest --overwrite SRC``."""
+    # -- stderr ----------------------------------------------------------------------------
 
-        def rebuild(match: re.Match[str]) -> str:
-            source = ast.literal_eval(match["source"])
-            return f"{self.prog} manifest --overwrite {shlex.quote(source)}"
+    def said(self, error: DJArchiveError) -> str:
+        """``error``'s message in this command line's words: its hint with the flag, when the
+        command accepts it (or the hint names another command), else no advice at all."""
+        hint = error.hint
+        if hint is None or (hint.command is None and hint.flag not in self.flags):
+            return error.message
+        return error.message + hint.on_command_line(self.prog)
 
-        message = _REBUILD_RE.sub(rebuild, message)
-        return _KEYWORD_RE.sub(lambda match: FLAGS[match[1]], message)
+    def _stderr(self, kind: str, message: str) -> None:
+        print(redact(f"{self.prog}: {kind}{escaped(message)}"), file=sys.stderr)
+
+    def note(self, message: str) -> None:
+        """``prog: message`` on stderr, unless -q."""
+        if not self.quiet:
+            self._stderr("", message)
 
     def warn(self, message: str) -> None:
-        """``prog: warning: message`` on stderr."""
-        print(redact(f"{self.prog}: warning: {self.advice(message)}"), file=sys.stderr)
+        """``prog: warning: message`` on stderr, unless -q."""
+        if not self.quiet:
+            self._stderr("warning: ", message)
 
     def error(self, message: str) -> None:
         """``prog: error: message`` on stderr."""
-        print(redact(f"{self.prog}: error: {self.advice(message)}"), file=sys.stderr)
+        self._stderr("error: ", message)
 
     def failures(self, failures: Mapping[str, str]) -> None:
         """One stderr line per failed file."""
         for subpath, reason in sorted(failures.items()):
-            print(redact(f"{self.prog}: failed: {subpath}: {self.advice(reason)}"), file=sys.stderr)
+            self._stderr("failed: ", f"{subpath}: {reason}")
 
     def fail(self, message: str, kind: str, result: Result | None = None) -> None:
         """A failed command: one error line on stderr and, with --json, the JSON object that says
         so on stdout (``result``'s fields, if any, then ``error`` and ``type``). Without --json,
         ``result`` is printed as text unless -q."""
-        message = self.advice(message)
         if self.json:
             data = result.to_dict() if result is not None else {}
             self.emit({**data, "error": message, "type": kind})
         elif result is not None and not self.quiet:
-            self.line(str(result))
-        print(redact(f"{self.prog}: error: {message}"), file=sys.stderr)
+            self.lines(_text_lines(result))
+        self.error(message)
 
     def report(self, error: DJArchiveError) -> None:
         """A failed command: per-file failures and the summary when some files failed, then one
@@ -187,7 +227,28 @@ class Console:
         if isinstance(error, PartialFailureError):
             self.failures(error.failures)
         result = summary if summary is not None and hasattr(summary, "to_dict") else None
-        self.fail(str(error), type(error).__name__, result)
+        self.fail(self.said(error), type(error).__name__, result)
+
+    def confirmed(self, question: str, refusal: str) -> bool:
+        """Ask ``question`` on a terminal; without one, fail with ``refusal`` and say no (with
+        --json, the refusal or the answer no is also a JSON object on stdout, as every failure is)."""
+        if not sys.stdin or not sys.stdin.isatty():
+            self.fail(refusal, "UsageError")
+            return False
+        sys.stderr.write(redact(escaped(f"{question} [y/N] ")))
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            if self.json:
+                self.emit({"error": "nothing done", "type": "Cancelled"})
+            self._stderr("", "nothing done")
+            return False
+        return True
+
+
+def _text_lines(result: Result) -> list[str]:
+    """The lines of a result's text: its ``lines()`` when it has them, else its one line."""
+    lines = getattr(result, "lines", None)
+    return list(lines()) if callable(lines) else [str(result)]
 
 
 Handler = Callable[[argparse.Namespace, Console], int]
@@ -210,28 +271,32 @@ def exit_status(error: DJArchiveError) -> int:
     return EXIT_USAGE if isinstance(error, ConfigurationError) else EXIT_FAILURE
 
 
-def _run(prog: str, args: argparse.Namespace, handler: Handler) -> int:
+def _run(
+    prog: str,
+    args: argparse.Namespace,
+    handler: Handler,
+    flags: Collection[str],
+    resumable: Collection[str],
+) -> int:
     """Set up logging, run ``handler`` and turn djarchive errors into one stderr line and an exit
     status (:func:`exit_status`)."""
-    console = Console(prog, args)
+    console = Console(prog, args, flags)
     debug = bool(getattr(args, "debug", False))
     try:
         level, logfile = resolve_log_options()
-        setup_logging(level, logfile, debug=debug)
+        setup_logging(level, logfile, debug=debug, prog=prog, quiet=console.quiet)
         try:
             return handler(args, console)
         finally:
             console.close()
     except KeyboardInterrupt:
+        message = "interrupted"
+        if args.command in resumable:
+            message += f": run the same {args.command} again to resume"
         if console.json:
-            console.emit({"error": "interrupted", "type": "KeyboardInterrupt"})
-        print(f"{prog}: interrupted", file=sys.stderr)
+            console.emit({"error": message, "type": "KeyboardInterrupt"})
+        console.note(message)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (e.g. `djarchive files ... | head`); that is not an error.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
     except DJArchiveError as error:
         if debug:
             log.debug("traceback of the error below", exc_info=True)
@@ -251,9 +316,30 @@ def main_of(
     build_parser: Callable[[], argparse.ArgumentParser],
     commands: Mapping[str, Handler],
     argv: Sequence[str] | None,
+    *,
+    resumable: Collection[str] = (),
 ) -> int:
-    """A CLI's ``main``: parse, then --version, help without a command, ``completion``, or a command."""
-    from .parser import UsageError
+    """A CLI's ``main``: parse, then --version, help without a command, ``completion``, or a
+    command; ``resumable`` names the commands that a second run resumes (said when one is
+    interrupted). Its output is guarded (:func:`djarchive_common.output.guarded_output`): a
+    stdout or stderr that cannot be written ends it with exit status 1."""
+    from .output import guarded_output
+
+    code = EXIT_FAILURE
+    with guarded_output(prog) as outcome:
+        code = _main(prog, distribution, build_parser, commands, argv, resumable)
+    return EXIT_FAILURE if outcome.failed else code
+
+
+def _main(
+    prog: str,
+    distribution: str,
+    build_parser: Callable[[], argparse.ArgumentParser],
+    commands: Mapping[str, Handler],
+    argv: Sequence[str] | None,
+    resumable: Collection[str],
+) -> int:
+    from .parser import command_flags
 
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
@@ -262,7 +348,8 @@ def main_of(
         args = parser.parse_args(words)
     except UsageError as error:
         if wants_json:
-            print(json.dumps({"error": error.message, "type": "UsageError"}, indent=2, ensure_ascii=False))
+            document = {"error": error.message, "type": "UsageError"}
+            print(json_escaped(json.dumps(document, indent=2, ensure_ascii=False)))
         raise
     if args.version:
         print(version_line(prog, distribution))
@@ -277,4 +364,4 @@ def main_of(
 
         print(completion_script(parser, args.shell), end="")
         return EXIT_OK
-    return _run(prog, args, commands[args.command])
+    return _run(prog, args, commands[args.command], command_flags(parser, args.command), resumable)

@@ -16,10 +16,9 @@ from .errors import (
     IntegrityError,
     NotFoundError,
     ObjectNotFoundError,
-    PermissionDeniedError,
     TransferError,
 )
-from .translation import _DENIED, _NOT_FOUND, _TRANSIENT
+from .translation import _DENIED, _NOT_FOUND, _TRANSIENT, PLAIN_HTTP, access_denied
 
 if TYPE_CHECKING:
     from .curl import CurlEngine, _Transfer
@@ -109,7 +108,7 @@ def translate_status(engine: CurlEngine, what: str, status: int, body: bytes) ->
     found = _ERROR_CODE.search(body)
     if found is None:
         if status == 403:
-            return PermissionDeniedError(f"{what}: access denied by {where} (HTTP 403)")
+            return access_denied(what, engine.settings, "HTTP 403")
         if status == 404:
             return ObjectNotFoundError(f"{what}: not found in {where}")
         return TransferError(f"{what}: {where} answered HTTP {status}", retryable=status >= 500)
@@ -123,9 +122,7 @@ def translate_status(engine: CurlEngine, what: str, status: int, body: bytes) ->
     if code in _NOT_FOUND:
         return ObjectNotFoundError(f"{what}: not found in {where}")
     if code in _DENIED:
-        return PermissionDeniedError(
-            f"{what}: access denied by {where} ({code}); check the credentials and their permissions"
-        )
+        return access_denied(what, engine.settings, code)
     if code == "InvalidRange":
         return TransferError(f"{what}: the object is shorter than the byte range asked for")
     if code in _DIGEST_MISMATCH:  # the body's sha256 is not what x-amz-content-sha256 said
@@ -153,8 +150,8 @@ def translate_curl(engine: CurlEngine, transfer: _Transfer, code: int, message: 
         )
     if code in _TLS:
         return TransferError(
-            f"{what}: TLS failure talking to {endpoint} ({message}); "
-            "for a private CA set SSL_CERT_FILE, for a plain-http endpoint pass secure=False"
+            f"{what}: TLS failure talking to {endpoint} ({message}); for a private CA set SSL_CERT_FILE",
+            hint=PLAIN_HTTP,
         )
     if code in _BROKEN:
         return TransferError(f"{what}: connection to {endpoint} failed ({message})", retryable=True)

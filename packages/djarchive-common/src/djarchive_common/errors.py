@@ -20,6 +20,7 @@ Library code raises these; only the command lines print them. The tree::
     │   └── RevisionChangedError    (the published revision is not the one a local copy recorded)
     ├── TransferError               (the store could not be reached or answered badly)
     │   ├── EndpointUnreachableError
+    │   ├── ObjectTooLargeError     (an object larger than the most read of its kind: a manifest, a lease)
     │   └── RangesIgnored           (a ranged GET answered with the whole object)
     ├── LocalPathError              (unsafe or unusable local path)
     ├── LocalStorageError           (disk full, file too large, I/O error)
@@ -27,13 +28,25 @@ Library code raises these; only the command lines print them. The tree::
     ├── Cancelled                   (a download or upload is being stopped)
     └── PartialFailureError         (some files failed; carries the per-file report)
 
+Two more belong to the command lines and end the process like argparse's own exit, outside the
+tree (``SystemExit``): :class:`UsageError` (bad usage, exit 2) and :class:`OutputError` (the
+command's own output could not be written: a closed pipe, a full disk; exit 1).
+
+An error that advises carries the advice as data, a :class:`Hint`: ``str(error)`` says it with
+Python's keyword (``allow_retracted=True``), the command lines with their flag
+(``--allow-retracted``), and only where the command accepts that flag. ``error.message`` is the
+message without the advice.
+
 minio's and urllib3's exceptions are translated into this tree in exactly one place,
 :mod:`djarchive_common.translation`.
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "Cancelled",
@@ -41,6 +54,7 @@ __all__ = [
     "DJArchiveError",
     "DatasetNotFoundError",
     "EndpointUnreachableError",
+    "Hint",
     "IntegrityError",
     "InvalidNameError",
     "LocalPathError",
@@ -50,6 +64,8 @@ __all__ = [
     "MissingCredentialsError",
     "NotFoundError",
     "ObjectNotFoundError",
+    "ObjectTooLargeError",
+    "OutputError",
     "PartialFailureError",
     "PermissionDeniedError",
     "RangesIgnored",
@@ -60,18 +76,68 @@ __all__ = [
     "SignatureError",
     "TransferError",
     "UnsafeServerError",
+    "UsageError",
 ]
 
 
+@dataclass(frozen=True)
+class Hint:
+    """What to do, as data: the option that does it, ``keyword=value`` in Python and ``flag`` on
+    the command line, in the words of ``text`` (``{}`` where the option goes; the words start
+    with their own separator, e.g. ``" ({} downloads it anyway)"``).
+
+    ``metavar`` stands for a value to choose (``sign_key=KEYFILE``, ``--sign-key KEYFILE``).
+    When the option belongs to another call than the one that failed, ``function`` names it in
+    Python and ``command`` on the command line, with its one ``argument`` (a path) when known:
+    ``write_manifest('src', overwrite=True)``, ``djarchive-admin manifest --overwrite src``;
+    ``upload(..., force=True)``, ``djarchive-admin upload --force``.
+    """
+
+    keyword: str
+    value: Any = True
+    flag: str | None = None  # None: the command lines have no flag for it
+    text: str = "; pass {}"
+    metavar: str | None = None
+    function: str | None = None
+    command: str | None = None
+    argument: str | None = None
+
+    def in_python(self) -> str:
+        """The advice with the keyword argument."""
+        option = f"{self.keyword}={self.metavar or repr(self.value)}"
+        if self.function is not None:
+            argument = "..." if self.argument is None else repr(self.argument)
+            option = f"{self.function}({argument}, {option})"
+        return self.text.format(option)
+
+    def on_command_line(self, prog: str) -> str:
+        """The advice with the flag, for the command line ``prog``."""
+        words = [self.flag or "", self.metavar or ""]
+        if self.command is not None:
+            words = [prog, self.command, *words, "" if self.argument is None else shlex.quote(self.argument)]
+        return self.text.format(" ".join(word for word in words if word))
+
+
 class DJArchiveError(Exception):
-    """Base of every error djarchive raises on purpose."""
+    """Base of every error djarchive raises on purpose; ``hint``, when given, says what to do."""
 
     #: Whether trying the same operation again may succeed (transient network or store faults).
     retryable: bool = False
+    hint: Hint | None = None
 
-    def __str__(self) -> str:
+    def __init__(self, *args: object, hint: Hint | None = None):
+        super().__init__(*args)
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        """The message without the advice of the hint."""
         # OSError subclasses format their args as "[Errno ...]"; keep the message plain.
         return str(self.args[0]) if self.args else self.__class__.__name__
+
+    def __str__(self) -> str:
+        return self.message + (self.hint.in_python() if self.hint is not None else "")
 
 
 class ConfigurationError(DJArchiveError):
@@ -111,8 +177,10 @@ class RevisionRetractedError(RevisionNotFoundError):
     """The revision was retracted by its curators; ``reason`` and ``superseded_by`` say why and
     what to use instead."""
 
-    def __init__(self, message: str, *, reason: str = "", superseded_by: str | None = None):
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, reason: str = "", superseded_by: str | None = None, hint: Hint | None = None
+    ):
+        super().__init__(message, hint=hint)
         self.reason, self.superseded_by = reason, superseded_by
 
 
@@ -131,8 +199,8 @@ class RevisionPublishedError(DJArchiveError):
 class IntegrityError(DJArchiveError):
     """Bytes do not match the size or sha256 they must have (the manifest's, the object's)."""
 
-    def __init__(self, message: str, *, retryable: bool = False):
-        super().__init__(message)
+    def __init__(self, message: str, *, retryable: bool = False, hint: Hint | None = None):
+        super().__init__(message, hint=hint)
         self.retryable = retryable
 
 
@@ -144,8 +212,8 @@ class SignatureError(IntegrityError):
     'digest-mismatch').
     """
 
-    def __init__(self, message: str, *, reason: str):
-        super().__init__(message)
+    def __init__(self, message: str, *, reason: str, hint: Hint | None = None):
+        super().__init__(message, hint=hint)
         self.reason = reason
 
 
@@ -154,8 +222,8 @@ class RevisionChangedError(IntegrityError):
     revision was published again with other content (a forced republish) since the copy was
     made. ``recorded`` and ``published`` are the two manifests' sha256."""
 
-    def __init__(self, message: str, *, recorded: str = "", published: str = ""):
-        super().__init__(message)
+    def __init__(self, message: str, *, recorded: str = "", published: str = "", hint: Hint | None = None):
+        super().__init__(message, hint=hint)
         self.recorded, self.published = recorded, published
 
 
@@ -167,8 +235,15 @@ class TransferError(DJArchiveError):
 
     unreachable: bool = False
 
-    def __init__(self, message: str, *, retryable: bool = False, unreachable: bool | None = None):
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        unreachable: bool | None = None,
+        hint: Hint | None = None,
+    ):
+        super().__init__(message, hint=hint)
         self.retryable = retryable
         if unreachable is not None:
             self.unreachable = unreachable
@@ -178,6 +253,11 @@ class EndpointUnreachableError(TransferError):
     """No connection to the endpoint could be made."""
 
     unreachable = True
+
+
+class ObjectTooLargeError(TransferError):
+    """An object is larger than the most that is read of its kind (a manifest, a signatures
+    file, a tombstone, a lease): it is not read."""
 
 
 class RangesIgnored(TransferError):
@@ -208,3 +288,26 @@ class PartialFailureError(DJArchiveError):
         super().__init__(message)
         self.failures = dict(failures)
         self.summary = summary
+
+
+# -- the command lines' own exits -----------------------------------------------------------------
+
+
+class UsageError(SystemExit):
+    """Bad usage: argparse has printed the usage and ``prog: error: message`` and exits with 2;
+    ``message`` is kept so that a --json caller can be told too."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(2)
+        self.prog = prog
+        self.message = message
+
+
+class OutputError(SystemExit):
+    """The command's own output could not be written (``stream``: 'stdout' or 'stderr'; ``error``:
+    why, e.g. a closed pipe or a full disk): the command stops at once, with exit status 1."""
+
+    def __init__(self, stream: str, error: OSError):
+        super().__init__(1)
+        self.stream = stream
+        self.error = error

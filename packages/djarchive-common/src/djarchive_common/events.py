@@ -20,6 +20,7 @@ import time
 from typing import Any, TextIO
 
 from .logs import redact
+from .text import json_escaped
 
 __all__ = ["Events"]
 
@@ -39,7 +40,7 @@ class Events:
 
     def emit(self, event: str, **fields: Any) -> None:
         """Write one event."""
-        line = redact(json.dumps({"event": event, **fields}, ensure_ascii=False))
+        line = redact(json_escaped(json.dumps({"event": event, **fields}, ensure_ascii=False)))
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()

@@ -49,6 +49,7 @@ __all__ = [
     "SEPARATOR",
     "STAGING_PREFIX",
     "TOMBSTONE_NAME",
+    "bucket_problem",
     "check_mirror_url",
     "check_name",
     "check_subpath",
@@ -89,6 +90,9 @@ MAX_SUBPATH_BYTES = 1024  # S3 keys are limited to 1024 bytes
 MAX_COMPONENT_BYTES = 255  # the common file-system limit on one name
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# S3's bucket names, as minio accepts them (legacy names with capitals, '_' and ':' included).
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9_.:-]{1,61}[a-z0-9]", re.IGNORECASE)
+_IPV4_RE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 _ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _INVISIBLE = frozenset({"Cf", "Zl", "Zp"})  # formats (zero-width, bidi, BOM), line/paragraph separators
 _NATURAL_RE = re.compile(r"([0-9]+)")
@@ -107,6 +111,18 @@ def check_name(value: object, kind: str = "dataset") -> str:
             "starting with a letter or digit"
         )
     return value  # type: ignore[return-value]
+
+
+def bucket_problem(name: str) -> str | None:
+    """What makes ``name`` no S3 bucket name, or None when it is one: 3 to 63 letters, digits,
+    dots and hyphens, starting and ending with a letter or digit, not an IP address."""
+    if not _BUCKET_RE.fullmatch(name):
+        return "use 3 to 63 letters, digits, dots and hyphens, starting and ending with a letter or digit"
+    if _IPV4_RE.fullmatch(name):
+        return "a bucket name cannot be an IP address"
+    if any(pair in name for pair in ("..", ".-", "-.")):
+        return "no '..', '.-' or '-.' in a bucket name"
+    return None
 
 
 def subpath_problem(subpath: object) -> str | None:

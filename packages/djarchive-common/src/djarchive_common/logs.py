@@ -3,7 +3,10 @@
 Libraries only log (to ``djarchive_client``, ``djarchive_admin``, ``djarchive_common``);
 :func:`setup_logging` is called by the CLIs. Every handler it installs formats
 through :class:`RedactingFormatter`, which blanks any registered secret, so a
-secret cannot reach a terminal or a log file even inside a traceback.
+secret cannot reach a terminal or a log file even inside a traceback, and escapes the
+control characters of each message (:func:`djarchive_common.text.escaped`): a name from the
+server cannot forge a log line. On a command line's stderr a record reads like the console's
+own lines, ``djarchive: warning: ...``, and ``-q`` leaves only errors.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from collections.abc import Iterable, Mapping
 from typing import TextIO
 
 from .errors import ConfigurationError
+from .text import escaped
 
 __all__ = [
     "LOGGERS",
+    "ConsoleFormatter",
     "RedactingFormatter",
     "redact",
     "register_secrets",
@@ -51,10 +56,26 @@ def redact(text: str) -> str:
 
 
 class RedactingFormatter(logging.Formatter):
-    """A formatter that blanks registered secrets in the final line, traceback included."""
+    """A formatter that blanks registered secrets in the final line, traceback included, and
+    escapes the control characters of the message."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escaped(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+
+class ConsoleFormatter(RedactingFormatter):
+    """A record as the command line ``prog`` prints its own warnings: ``prog: warning: message``."""
+
+    def __init__(self, prog: str):
+        super().__init__("%(message)s")
+        self.prog = prog
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(f"{self.prog}: {record.levelname.lower()}: {escaped(record.getMessage())}")
 
 
 def resolve_log_options(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
@@ -82,16 +103,31 @@ def _level_number(level: str) -> int:
 
 
 def setup_logging(
-    level: str | None = None, logfile: str | None = None, *, debug: bool = False, stream: TextIO | None = None
+    level: str | None = None,
+    logfile: str | None = None,
+    *,
+    debug: bool = False,
+    stream: TextIO | None = None,
+    prog: str | None = None,
+    quiet: bool = False,
 ) -> int:
     """Send djarchive's loggers to stderr (and ``logfile``); return the effective level.
 
     Without a configured level it is WARNING: the CLIs report on stdout, the log is for detail.
+    ``prog``: stderr's lines read ``prog: warning: message``, like the command's own; ``quiet``
+    (-q): only errors reach stderr (the log file still gets everything at the level).
     """
     number = logging.DEBUG if debug else _level_number(level) if level else logging.WARNING
     detailed = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
     console = logging.StreamHandler(stream)
-    console.setFormatter(detailed if debug else RedactingFormatter("%(name)s: %(levelname)s: %(message)s"))
+    if debug:
+        console.setFormatter(detailed)
+    elif prog is not None:
+        console.setFormatter(ConsoleFormatter(prog))
+    else:
+        console.setFormatter(RedactingFormatter("%(name)s: %(levelname)s: %(message)s"))
+    if quiet and not debug:
+        console.setLevel(max(number, logging.ERROR))
     handlers: list[logging.Handler] = [console]
     if logfile:
         try:

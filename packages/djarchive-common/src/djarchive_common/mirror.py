@@ -39,6 +39,7 @@ from . import __version__
 from .connection import ResponseStream, http_pool, proxy_to
 from .errors import (
     DJArchiveError,
+    Hint,
     ObjectNotFoundError,
     RangesIgnored,
     SignatureError,
@@ -196,8 +197,9 @@ def manifest_from_mirrors(
     name = f"{dataset} {revision}"
     if not trust.enforced:
         raise SignatureError(
-            f"{name}: {UNTRUSTED_MIRROR} (no trusted keys are configured: give --trust KEY; {cause})",
+            f"{name}: {UNTRUSTED_MIRROR} (no trusted keys are configured; {cause})",
             reason=UNTRUSTED,
+            hint=Hint("trusted_keys", flag="--trust", metavar="KEY", text="; give {}"),
         )
     refusals: list[SignatureError] = []
     failures: list[str] = []
@@ -228,7 +230,7 @@ def manifest_from_mirrors(
             f"the archive is unreachable ({cause}); {name} was read from the mirror {mirror.url}, "
             f"{status}; whether it was retracted since could not be checked"
         )
-        log.warning("%s", note)
+        log.info("%s", note)  # the caller tells: the note is returned
         return ManifestRead(manifest, status, data, signatures, mirror.url, note)
     if refusals:
         first = refusals[0]

@@ -12,30 +12,27 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from .errors import UsageError
 from .transfer import DEFAULT_WORKERS, MAX_JOBS
 
 __all__ = [
+    "CONNECTION_FLAGS",
     "ArgumentParser",
-    "UsageError",
     "add_completion_command",
     "add_connection_options",
     "add_jobs_option",
     "add_progress_options",
+    "command_flags",
     "folder",
     "jobs_count",
     "new_parser",
     "shard_spec",
+    "subcommands",
 ]
 
-
-class UsageError(SystemExit):
-    """Bad usage: argparse has printed the usage and ``prog: error: message`` and exits with 2;
-    ``message`` is kept so that a --json caller can be told too."""
-
-    def __init__(self, prog: str, message: str):
-        super().__init__(2)
-        self.prog = prog
-        self.message = message
+#: The library's keyword arguments that the connection options set, and their flags: messages
+#: about a setting given as an argument name the flag on the command line.
+CONNECTION_FLAGS = {"endpoint": "--endpoint", "bucket": "--bucket", "secure": "--secure/--insecure"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -169,6 +166,20 @@ def new_parser(
         return sub
 
     return parser, command, commands
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands of ``parser`` by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def command_flags(parser: argparse.ArgumentParser, command: str | None) -> frozenset[str]:
+    """Every option string ``command`` (a subcommand of ``parser``) accepts: advice names no other."""
+    sub = subcommands(parser).get(command or "", parser)
+    return frozenset(option for action in sub._actions for option in action.option_strings)
 
 
 def add_completion_command(commands: argparse._SubParsersAction, prog: str) -> None:

@@ -20,6 +20,7 @@ from xml.etree.ElementTree import ParseError
 from .errors import (
     DJArchiveError,
     EndpointUnreachableError,
+    Hint,
     NotFoundError,
     ObjectNotFoundError,
     PermissionDeniedError,
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from .config import Settings
 
 __all__ = [
+    "PLAIN_HTTP",
+    "access_denied",
     "condition_failed",
     "http_status_error",
     "is_missing",
@@ -48,6 +51,8 @@ _DENIED = {
     "InvalidToken",
     "ExpiredToken",
 }
+#: What to do about a TLS failure talking to a plain-http endpoint.
+PLAIN_HTTP = Hint("secure", False, flag="--insecure", text=", for a plain-http endpoint pass {}")
 _PRECONDITION = {"PreconditionFailed", "ConditionalRequestConflict"}
 _TRANSIENT = {
     "SlowDown",
@@ -91,9 +96,7 @@ def translate(exc: Exception, what: str, settings: Settings) -> DJArchiveError |
         if exc.code in _NOT_FOUND:
             return ObjectNotFoundError(f"{what}: not found in {where}")
         if exc.code in _DENIED:
-            return PermissionDeniedError(
-                f"{what}: access denied by {where} ({exc.code}); check the credentials and their permissions"
-            )
+            return access_denied(what, settings, exc.code)
         if exc.code == "InvalidRange":
             return TransferError(f"{what}: the object is shorter than the byte range asked for")
         transient = exc.code in _TRANSIENT
@@ -101,7 +104,7 @@ def translate(exc: Exception, what: str, settings: Settings) -> DJArchiveError |
     if isinstance(exc, (ServerError, InvalidResponseError)):
         status = getattr(exc, "_code", None) or getattr(exc, "status_code", None) or 0
         if status == 403:
-            return PermissionDeniedError(f"{what}: access denied by {where} (HTTP 403)")
+            return access_denied(what, settings, "HTTP 403")
         if status == 404:
             return ObjectNotFoundError(f"{what}: not found in {where}")
         return TransferError(
@@ -109,22 +112,27 @@ def translate(exc: Exception, what: str, settings: Settings) -> DJArchiveError |
         )
     if isinstance(exc, (ParseError, UnicodeDecodeError)):  # an XML answer cut short or garbled
         return TransferError(f"{what}: unreadable answer from {endpoint} ({exc})", retryable=True)
-    return translate_connection(exc, what, endpoint, "for a plain-http endpoint pass secure=False")
+    return translate_connection(exc, what, endpoint, PLAIN_HTTP)
 
 
-def translate_connection(exc: Exception, what: str, where: str, tls_hint: str) -> DJArchiveError | None:
+def translate_connection(
+    exc: Exception, what: str, where: str, tls_advice: Hint | str
+) -> DJArchiveError | None:
     """The djarchive error for a failure of the connection itself (urllib3's, or the socket's)
     while doing ``what`` with ``where``; None for any other exception. No answer came: the
-    error is ``unreachable`` (see :class:`~djarchive_common.errors.TransferError`)."""
+    error is ``unreachable`` (see :class:`~djarchive_common.errors.TransferError`).
+    ``tls_advice`` is what to try after a TLS failure: an option (a hint), or words."""
     from urllib3 import exceptions as http
 
     if isinstance(exc, http.MaxRetryError) and exc.reason is not None:
         exc = exc.reason
     if isinstance(exc, http.SSLError):
-        return TransferError(
-            f"{what}: TLS failure talking to {where} ({_reason(exc)}); for a private CA set SSL_CERT_FILE, "
-            + tls_hint
+        message = (
+            f"{what}: TLS failure talking to {where} ({_reason(exc)}); for a private CA set SSL_CERT_FILE"
         )
+        if isinstance(tls_advice, Hint):
+            return TransferError(message, hint=tls_advice)
+        return TransferError(f"{message}, {tls_advice}")
     if isinstance(exc, (http.NewConnectionError, http.ConnectTimeoutError, http.NameResolutionError)):
         return EndpointUnreachableError(f"cannot reach {where} ({_reason(exc)})", retryable=True)
     if isinstance(exc, (http.ProtocolError, http.ReadTimeoutError, http.TimeoutError, http.HTTPError)):
@@ -136,6 +144,22 @@ def translate_connection(exc: Exception, what: str, where: str, tls_hint: str) -
             f"{what}: connection to {where} failed ({exc})", retryable=True, unreachable=True
         )
     return None
+
+
+def access_denied(what: str, settings: Settings, answer: str) -> PermissionDeniedError:
+    """The error of a request the store refused (``answer``: its S3 code, or the HTTP status): an
+    anonymous client is told it was anonymous and how to give credentials."""
+    if not settings.anonymous:
+        return PermissionDeniedError(
+            f"{what}: access denied by {settings.url} ({answer}); check the credentials and their permissions"
+        )
+    prefix = f"DJARCHIVE_{settings.role.upper()}_"
+    return PermissionDeniedError(
+        f"{what}: access denied by {settings.url} ({answer}) to an anonymous {settings.role}: the bucket "
+        f"does not allow public reads; set {prefix}ACCESS_KEY and {prefix}SECRET_KEY (or "
+        f"djarchive.{settings.role}.access_key/secret_key in DataJoint's configuration), or ask the "
+        "archive's curators for public read access"
+    )
 
 
 def http_status_error(status: int, what: str, where: str) -> DJArchiveError:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-from .errors import IntegrityError, RangesIgnored, TransferError
+from .errors import IntegrityError, ObjectTooLargeError, RangesIgnored, TransferError
 from .transfer import RetryPolicy, retry_call
 from .transport import Stream
 
@@ -84,7 +84,7 @@ def opened(
             if real is None:
                 raise TransferError(f"{what}: the answer has no valid Content-Length", retryable=True)
             if real > limit:
-                raise TransferError(f"{what}: {real} bytes is more than the {limit} allowed")
+                raise ObjectTooLargeError(f"{what}: {real} bytes is more than the {limit} allowed")
         yield stream
 
 

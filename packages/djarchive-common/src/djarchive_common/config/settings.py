@@ -14,6 +14,10 @@ Signatures (see :mod:`djarchive_common.signing`) are configured the same way:
 :func:`resolve_sign_key` (the curator's private key); so are mirrors (:func:`resolve_mirrors`).
 DataJoint is consulted only when arguments and environment leave something open. Secrets never
 appear in a repr or a message.
+
+Messages name where a setting came from: an environment variable, DataJoint's key, or the
+argument, which the library calls by its keyword (``bucket=``) and a command line by its flag
+(``--bucket``): a command line passes its flags as ``argument_names``.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigurationError, MissingCredentialsError
-from ..layout import check_mirror_url
+from ..errors import ConfigurationError, Hint, MissingCredentialsError
+from ..layout import bucket_problem, check_mirror_url
 from .sources import (
     FIELDS,
     datajoint_configured,
@@ -47,6 +51,7 @@ __all__ = [
     "DEFAULT_ENDPOINT",
     "ROLES",
     "Settings",
+    "argument_source",
     "resolve_mirrors",
     "resolve_settings",
     "resolve_sign_key",
@@ -60,6 +65,13 @@ DEFAULT_BUCKET = "djhub.vathes.datapub.elements"
 _ARGUMENT, _ENVIRONMENT, _DATAJOINT, _DEFAULT = range(4)
 
 log = logging.getLogger("djarchive_common")
+Names = Mapping[str, str]
+
+
+def argument_source(keyword: str, names: Names | None = None, value: str = "") -> str:
+    """How messages name the argument ``keyword``: its flag in ``names`` (a command line's),
+    else the keyword, with ``value`` when given (``bucket=``, ``require_signature=True``)."""
+    return (names or {}).get(keyword) or f"{keyword}={value}"
 
 
 @dataclass(frozen=True)
@@ -116,8 +128,10 @@ def resolve_settings(
     secret_key: str | None = None,
     secure: bool | None = None,
     environ: Mapping[str, str] | None = None,
+    argument_names: Names | None = None,
 ) -> Settings:
-    """Resolve the settings of ``role`` from arguments, environment, DataJoint and defaults."""
+    """Resolve the settings of ``role`` from arguments, environment, DataJoint and defaults;
+    ``argument_names``: how messages name the arguments (see the module's docstring)."""
     if role not in ROLES:
         raise ConfigurationError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
     env = os.environ if environ is None else environ
@@ -125,10 +139,10 @@ def resolve_settings(
     explicit = {"endpoint": endpoint, "bucket": bucket, "access_key": access_key, "secret_key": secret_key}
     for name, value in explicit.items():
         if value not in (None, ""):
-            found[name] = (value, _ARGUMENT, "argument")
+            found[name] = (value, _ARGUMENT, argument_source(name, argument_names))
     secure_choices: list[tuple[bool, int, str]] = []
     if secure is not None:
-        secure_choices.append((bool(secure), _ARGUMENT, "argument"))
+        secure_choices.append((bool(secure), _ARGUMENT, argument_source("secure", argument_names)))
     for name, (text, variable) in environment_values(role, env).items():
         if name == "secure":
             secure_choices.append((parse_bool(text, variable), _ENVIRONMENT, variable))
@@ -159,8 +173,9 @@ def resolve_settings(
         source = (access or secret)[2]  # type: ignore[index]
         raise ConfigurationError(f"{role} {present} is configured ({source}) but the {absent} is not")
     bucket_value = str(found["bucket"][0]).strip()
-    if not bucket_value or "/" in bucket_value:
-        raise ConfigurationError(f"invalid bucket name {bucket_value!r} ({found['bucket'][2]})")
+    problem = bucket_problem(bucket_value)
+    if problem is not None:
+        raise ConfigurationError(f"invalid bucket name {bucket_value!r} ({found['bucket'][2]}): {problem}")
 
     sources = {name: value[2] for name, value in found.items()}
     sources["secure"] = secure_source
@@ -251,6 +266,7 @@ def resolve_trust(
     revoked_keys: str | Iterable[str] | None = None,
     require_signature: bool = False,
     environ: Mapping[str, str] | None = None,
+    argument_names: Names | None = None,
 ) -> Trust:
     """The public keys ``role`` trusts to sign revisions, and the revoked ones.
 
@@ -262,6 +278,7 @@ def resolve_trust(
     lines, key ids or files) add up from every level: ``--revoke``/``revoked_keys=``,
     ``DJARCHIVE_<ROLE>_REVOKED_KEYS``, DataJoint's ``revoked_keys``; no level can trust a key
     another revokes. ``require_signature`` without any trusted key is a ConfigurationError.
+    ``argument_names``: how messages name the arguments (see the module's docstring).
     """
     from ..signing import Trust, parse_key_items
 
@@ -269,7 +286,7 @@ def resolve_trust(
     prefix = f"DJARCHIVE_{role.upper()}_"
     # Each level: (value, source, whether the value is one file's path).
     levels: list[list[tuple[Any, str, bool]]] = [
-        [(trusted_keys, "--trust (trusted_keys=)", False)],
+        [(trusted_keys, argument_source("trusted_keys", argument_names), False)],
         [
             (env.get(f"{prefix}TRUSTED_KEYS"), f"{prefix}TRUSTED_KEYS", False),
             (env.get(f"{prefix}TRUSTED_KEYS_FILE"), f"{prefix}TRUSTED_KEYS_FILE", True),
@@ -295,7 +312,7 @@ def resolve_trust(
     if keys:  # revocations matter only where keys are trusted
         revocations: list[tuple[Any, str]] = []
         if revoked_keys:
-            revocations.append((revoked_keys, "--revoke (revoked_keys=)"))
+            revocations.append((revoked_keys, argument_source("revoked_keys", argument_names)))
         if env.get(f"{prefix}REVOKED_KEYS"):
             revocations.append((env[f"{prefix}REVOKED_KEYS"], f"{prefix}REVOKED_KEYS"))
         found = datajoint_role_value(role, "revoked_keys", env)
@@ -306,10 +323,17 @@ def resolve_trust(
             revoked |= ids | {key.key_id for key in revoked_found}
     trust = Trust(tuple(dict.fromkeys(keys)), frozenset(revoked), tuple(sources))
     if require_signature and not trust.enforced:
+        required = argument_source("require_signature", argument_names, "True")
         raise ConfigurationError(
-            "a signature is required (--require-signature) but no trusted key is configured: give "
-            f"--trust KEY (a 'djarchive-ed25519 ...' line or a .pub file), or set {prefix}TRUSTED_KEYS, "
-            f"{prefix}TRUSTED_KEYS_FILE or djarchive.{role}.trusted_keys in DataJoint's configuration"
+            f"a signature is required ({required}) but no trusted key is configured",
+            hint=Hint(
+                "trusted_keys",
+                flag="--trust",
+                metavar="KEY",
+                text=f": give {{}} (a 'djarchive-ed25519 ...' line or a .pub file), or set "
+                f"{prefix}TRUSTED_KEYS, {prefix}TRUSTED_KEYS_FILE or djarchive.{role}.trusted_keys in "
+                "DataJoint's configuration",
+            ),
         )
     log.debug("trusted keys: %s; revoked: %s", [key.key_id for key in trust.keys], sorted(revoked))
     return trust
@@ -320,12 +344,13 @@ def resolve_sign_key(
     sign_key: str | os.PathLike[str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    argument_names: Names | None = None,
 ) -> tuple[str, str] | None:
     """The private key file to sign with, and where it was configured: the argument
     (``--sign-key``), ``DJARCHIVE_<ROLE>_SIGN_KEY``, DataJoint's ``djarchive.<role>.sign_key`` (or
     ``sign_key`` of the store ``djarchive_<role>``); None when none is configured."""
     if sign_key not in (None, ""):
-        return os.fspath(sign_key), "--sign-key (sign_key=)"
+        return os.fspath(sign_key), argument_source("sign_key", argument_names)
     env = os.environ if environ is None else environ
     variable = f"DJARCHIVE_{role.upper()}_SIGN_KEY"
     if env.get(variable):
@@ -337,13 +362,17 @@ def resolve_sign_key(
 
 
 def resolve_single_writer(
-    role: str = "admin", single_writer: bool | None = None, *, environ: Mapping[str, str] | None = None
+    role: str = "admin",
+    single_writer: bool | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    argument_names: Names | None = None,
 ) -> tuple[bool, str]:
     """Whether the curator declared they are the only writer, and where: the argument
     (``--single-writer``), ``DJARCHIVE_<ROLE>_SINGLE_WRITER``, DataJoint's
     ``djarchive.<role>.single_writer`` (or ``single_writer`` of the store ``djarchive_<role>``)."""
     if single_writer:
-        return True, "--single-writer (single_writer=)"
+        return True, argument_source("single_writer", argument_names)
     env = os.environ if environ is None else environ
     variable = f"DJARCHIVE_{role.upper()}_SINGLE_WRITER"
     if env.get(variable):
@@ -362,6 +391,7 @@ def resolve_mirrors(
     mirrors: str | Iterable[str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    argument_names: Names | None = None,
 ) -> tuple[str, ...]:
     """The base URLs of the mirrors ``role`` may read the archive's data from, checked
     (:func:`djarchive_common.layout.check_mirror_url`: ``http(s)://HOST[:PORT]/PATH/``).
@@ -370,12 +400,13 @@ def resolve_mirrors(
     string of them); ``DJARCHIVE_<ROLE>_MIRRORS`` (URLs separated by spaces or commas);
     DataJoint's ``djarchive.<role>.mirrors`` (``custom`` in 0.14) or ``mirrors`` of the store
     ``djarchive_<role>`` (``datajoint.json``, 2.x), a list or such a string.
+    ``argument_names``: how messages name the argument (see the module's docstring).
     """
     env = os.environ if environ is None else environ
     variable = f"DJARCHIVE_{role.upper()}_MIRRORS"
     found: tuple[Any, str] | None = None
     if mirrors:
-        found = (mirrors, "--mirror (mirrors=)")
+        found = (mirrors, argument_source("mirrors", argument_names))
     elif env.get(variable, "").strip():
         found = (env[variable], variable)
     else:

@@ -242,6 +242,13 @@ class SigningKey:
             data, status = read_file(path, MAX_KEY_FILE_BYTES)
         except OSError as exc:
             raise ConfigurationError(f"cannot read signing key {str(path)!r}: {exc.strerror}") from None
+        if KEY_TYPE.encode() in data and b"PRIVATE KEY" not in data:
+            private = path.with_name(path.name.removesuffix(".pub"))
+            beside = f" ({private})" if private != path else ""
+            raise ConfigurationError(
+                f"{str(path)!r} is a public key, the half researchers trust: sign with the private "
+                f"key{beside}"
+            )
         if os.name != "nt" and status.st_mode & 0o077:
             raise ConfigurationError(
                 f"permissions {stat.S_IMODE(status.st_mode):04o} of signing key {str(path)!r} are too "
@@ -299,14 +306,20 @@ def _create(path: Path, data: bytes, mode: int) -> None:
 
 def generate_key(path: str | os.PathLike[str]) -> tuple[PublicKey, Path]:
     """Create a new Ed25519 key pair: the private key at ``path`` (mode 0600, never replacing a
-    file) and the public key line at ``path.pub``. Returns (public key, path of the .pub file)."""
+    file; its folder created, mode 0700, when missing) and the public key line at ``path.pub``.
+    Returns (public key, path of the .pub file)."""
     path = Path(path).expanduser()
     public_path = path.with_name(path.name + ".pub")
     for candidate in (path, public_path):
         if candidate.exists() or candidate.is_symlink():
             raise LocalPathError(f"{candidate} already exists: not overwritten (choose another name)")
     if not path.parent.is_dir():
-        raise LocalPathError(f"cannot create {path}: folder {path.parent} does not exist")
+        try:  # a fresh home has no ~/.djarchive yet: made private, as ssh makes ~/.ssh
+            path.parent.mkdir(mode=0o700, parents=True)
+        except OSError as exc:
+            raise LocalPathError(
+                f"cannot create the folder {path.parent} for {path}: {exc.strerror}"
+            ) from None
     ECC, _ = _crypto()
     key = ECC.generate(curve="Ed25519")
     public = PublicKey(_raw_public(key))

@@ -24,8 +24,9 @@ from urllib.parse import urlsplit
 import pycurl  # noqa: F401  (a missing pycurl fails the module, it is not skipped)
 import pytest
 
+from djarchive_common import transport
 from djarchive_common.config import Settings, resolve_settings
-from djarchive_common.curl import RECEIVE_BUFFER, CurlEngine, Done, Get, Head, Put, available
+from djarchive_common.curl import RECEIVE_BUFFER, CurlEngine, Done, Get, Head, Put
 from djarchive_common.errors import (
     EndpointUnreachableError,
     IntegrityError,
@@ -112,8 +113,9 @@ def proxied(archive, s3_server) -> Iterator:
         proxy.stop()
 
 
-def test_pycurl_is_there():
-    assert available()
+def test_pycurl_is_there(monkeypatch):
+    monkeypatch.setattr(transport, "_chosen", {})
+    assert transport.bulk_transport("curl") == "curl"
 
 
 # -- GET ------------------------------------------------------------------------------

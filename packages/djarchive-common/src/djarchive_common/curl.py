@@ -42,23 +42,14 @@ if TYPE_CHECKING:
 
     from .store import Store
 
-__all__ = ["RECEIVE_BUFFER", "CurlEngine", "Done", "Get", "Head", "Put", "available"]
+__all__ = ["RECEIVE_BUFFER", "CurlEngine", "Done", "Get", "Head", "Put"]
 
 log = logging.getLogger("djarchive_common")
-RECEIVE_BUFFER = 256 * 1024  # the most one on_data call receives (libcurl's receive buffer)
+RECEIVE_BUFFER = 256 * 1024  # libcurl reads into this; it hands on_data at most 16 KiB (CURL_MAX_WRITE_SIZE)
 SEND_BUFFER = 1024 * 1024  # bytes read from the file per read callback of a PUT
 TICK = 0.05  # seconds the driver waits on sockets before it looks at cancel() again
 _HEADERS_WANTED = {"content-range", "content-length", "etag"}
 _END = object()  # the requests' iterable is exhausted
-
-
-def available() -> bool:
-    """Whether pycurl can be imported here (else the minio path carries the data)."""
-    try:
-        import pycurl  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class _Transfer:
@@ -268,7 +259,7 @@ class CurlEngine:
     """GETs and PUTs of one store's objects through libcurl; run them with :meth:`run`.
 
     Not thread-safe: one thread runs it; :meth:`cancel` is the one call from other threads.
-    Raises ImportError when pycurl is missing (see :func:`available`).
+    Raises ImportError when pycurl is missing (see :func:`~djarchive_common.transport.bulk_transport`).
     """
 
     def __init__(

@@ -30,10 +30,10 @@ from djarchive_common.manifest import Entry
 from djarchive_common.store import Store
 from djarchive_common.text import files, human_bytes
 from djarchive_common.transfer import map_parallel, run_parallel
-from djarchive_common.writes import Written
+from djarchive_common.writes import Written, file_reader
 
 from .plan import MAX_REUSED_REVISIONS, UploadPlan
-from .reuse import copy_in_archive, file_reader
+from .reuse import copy_in_archive
 from .scan import SourceFile
 
 if TYPE_CHECKING:

@@ -22,11 +22,11 @@ from djarchive_common.layout import object_key
 from djarchive_common.manifest import Entry
 from djarchive_common.store import Store
 from djarchive_common.transfer import BUFFER_SIZE, run_parallel
-from djarchive_common.writes import Written
+from djarchive_common.writes import Written, file_reader
 
 from .scan import SourceFile
 
-__all__ = ["copy_in_archive", "file_md5", "file_reader"]
+__all__ = ["copy_in_archive", "file_md5"]
 
 log = logging.getLogger("djarchive_admin")
 
@@ -38,20 +38,6 @@ def file_md5(path: str | os.PathLike[str]) -> str:
         while chunk := handle.read(BUFFER_SIZE):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def file_reader(path: str | os.PathLike[str], what: str) -> Callable[[int, int], bytes]:
-    """``read(offset, length)``: bytes of a local file, all of them or an IntegrityError."""
-
-    def read(offset: int, length: int) -> bytes:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read(length)
-        if len(data) != length:
-            raise IntegrityError(f"{what}: {path} changed size while it was being read")
-        return data
-
-    return read
 
 
 def copy_pieces(size: int, part_size: int, source: str) -> list[Piece]:

@@ -46,6 +46,7 @@ __all__ = [
     "Written",
     "checksum_of",
     "digest_headers",
+    "file_reader",
     "put_bytes",
     "put_file",
     "signing_client",
@@ -234,6 +235,21 @@ def _required(what: str, value: str, name: str) -> str:
     return value
 
 
+def file_reader(path: str | os.PathLike[str], what: str) -> Callable[[int, int], bytes]:
+    """``read(offset, length)``: bytes of a local file, all of them or an IntegrityError (the file
+    changed size while it was being sent)."""
+
+    def read(offset: int, length: int) -> bytes:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(length)
+        if len(data) != length:
+            raise IntegrityError(f"{what}: {path} changed size while it was being read")
+        return data
+
+    return read
+
+
 def put_file(
     store: Store,
     key: str,
@@ -256,15 +272,8 @@ def put_file(
             raise IntegrityError(f"uploading {key}: {path} changed size while it was being read")
         return put_bytes(store, key, data, headers, sha256_hex, recover=recover)
 
-    def read(offset: int, length: int) -> bytes:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read(length)
-        if len(data) != length:
-            raise IntegrityError(f"uploading {key}: {path} changed size while it was being read")
-        return data
-
     try:
+        read = file_reader(path, f"uploading {key}")
         return Multipart(store, key, size, part_size, headers, read).send(parallel_parts)
     except TransferError:
         found = recover() if recover is not None else None

@@ -172,3 +172,29 @@ def test_the_dry_run_of_an_upgrade_sums_up_what_it_keeps(archive, capsys, tmp_pa
     assert {"fetch\t1\tadded.bin", "fetch\t1\tchanged.bin"} <= set(lines)
     actions = json.loads(run(capsys, "download", "ds", "2", str(tmp_path / "t"), "--dry-run", "--json")[1])
     assert sum(action[0] == "keep" for action in actions["actions"]) == 24  # JSON lists every action
+
+
+def test_an_unfinished_first_download_reads_the_same_in_status_and_verify(archive, capsys, tmp_path):
+    archive.publish("ds", "1", {"a.bin": b"a"})
+    target = tmp_path / "t"
+    client().download("ds", "1", target, create_target=True)
+    (target / ".djarchive" / "receipt.json").unlink()  # as a first download stopped before its end
+
+    for argv in (["status", str(target)], ["verify", str(target)]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1, argv
+        assert "incomplete — run the same download again to resume" in out + err, argv
+
+
+def test_a_dataset_whose_revisions_are_all_retracted_is_not_called_unknown(retracted, capsys):
+    from djarchive_admin import admin
+
+    admin().retract("ds", "2", reason="also wrong")
+
+    code, _, err = run(capsys, "revisions", "ds")
+
+    assert code == 1
+    assert "not found" not in err
+    assert "no published revision" in err
+    assert "1 (wrong calibration)" in err
+    assert "2 (also wrong)" in err

@@ -25,6 +25,8 @@ from djarchive_common.mirror import manifest_from_mirrors, unreachable
 from .localcopy import LocalCopy
 from .receipt import UPGRADING, Receipt, republished
 
+INCOMPLETE = "incomplete — run the same download again to resume"  # a first download that did not end
+
 __all__ = ["CopyStatus", "copy_status", "origin", "same_archive"]
 
 PUBLISHED = "published"
@@ -101,7 +103,7 @@ class CopyStatus:
         """The status for people, a line each: the copy, then where its revision stands (the
         warnings apart: the command line prints them as warnings)."""
         if self.receipt is None and self.incomplete:
-            return [f"{self.target}: incomplete — run the same download again to resume"]
+            return [f"{self.target}: {INCOMPLETE}"]
         if self.receipt is None:
             return [
                 f"{self.target}: no djarchive receipt (not downloaded with djarchive, or before receipts)"

@@ -122,7 +122,9 @@ class DownloadSummary:
         name = f"{self.dataset} {self.revision}" + (
             f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
         )
-        if self.upgraded_from:
+        if self.upgraded_from == self.revision:  # --accept-republished: the same name, new content
+            name += f" ({'updating' if self.dry_run else 'updated'} to the republished revision)"
+        elif self.upgraded_from:
             name += f" ({'upgrading' if self.dry_run else 'upgraded'} from {self.upgraded_from})"
         if self.dry_run:
             text = (

@@ -5,6 +5,7 @@ for the usual mistakes."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -198,3 +199,27 @@ def test_a_dataset_whose_revisions_are_all_retracted_is_not_called_unknown(retra
     assert "no published revision" in err
     assert "1 (wrong calibration)" in err
     assert "2 (also wrong)" in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_status_of_a_copy_being_downloaded_says_so_instead_of_advising_to_run_it_again(
+    archive, capsys, tmp_path
+):
+    import fcntl
+
+    archive.publish("ds", "1", {"a.bin": b"a"})
+    target = tmp_path / "t"
+    client().download("ds", "1", target, create_target=True)
+    (target / ".djarchive" / "receipt.json").unlink()  # a first download, still at work:
+    with open(target / ".djarchive" / "lock", "rb") as lock:  # its lock held, its pid beside it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        (target / ".djarchive" / "lock.pid").write_text("4242")
+        for argv in (["status", str(target)], ["verify", str(target)]):
+            code, out, err = run(capsys, *argv)
+            assert code == 1, argv
+            assert "incomplete — another djarchive process (pid 4242) is downloading into it" in out + err
+            assert "run the same download again" not in out + err
+        assert json.loads(run(capsys, "status", str(target), "--json")[1])["running"] == {"pid": 4242}
+    code, out, _ = run(capsys, "status", str(target))
+    assert "incomplete — run the same download again to resume" in out  # once it has stopped
+    assert json.loads(run(capsys, "status", str(target), "--json")[1])["running"] is None

@@ -20,8 +20,8 @@ from djarchive_common.transfer import DEFAULT_WORKERS
 
 from .localcopy import LocalCopy
 from .receipt import COMPLETE, UPGRADING, Receipt, now, republished
-from .status import INCOMPLETE, same_archive
 from .status import origin as origin_of
+from .status import same_archive, unfinished
 
 if TYPE_CHECKING:
     from djarchive_common.signing import SignatureStatus
@@ -290,12 +290,13 @@ def verify_offline(
         held = local.receipt()
         stored = local.stored_manifests(held) if held is not None else None
         started = held is None and local.folder.lstat(STATE_FOLDER) is not None
+        busy = local.running() if started else None
     finally:
         local.close()
     if started:
         raise NotFoundError(
-            f"{target}: {INCOMPLETE} (or name the dataset and revision to check what it holds against "
-            "the archive)"
+            f"{target}: {unfinished(busy)} (or name the dataset and revision to check what it holds "
+            "against the archive)"
         )
     if held is None or stored is None:
         raise NotFoundError(

@@ -223,3 +223,18 @@ def test_status_of_a_copy_being_downloaded_says_so_instead_of_advising_to_run_it
     code, out, _ = run(capsys, "status", str(target))
     assert "incomplete — run the same download again to resume" in out  # once it has stopped
     assert json.loads(run(capsys, "status", str(target), "--json")[1])["running"] is None
+
+
+def test_the_files_fetched_by_their_chunks_are_counted_with_the_fetched_ones():
+    from djarchive_client.summary import DownloadSummary
+
+    summary = DownloadSummary(
+        "ds", "2", "t", files=3, bytes=90_000_000, fetched_files=2, fetched_bytes=2_000_000, present_files=1,
+        delta_files=1, delta_bytes=83_886_880, seconds=0.5, upgraded_from="1",
+    )  # fmt: skip
+    assert str(summary) == (
+        "ds 2 (upgraded from 1): 3 files (90.0 MB) in t; fetched 2 (2.0 MB; 1 by its changed chunks, "
+        "of 83.9 MB), 1 already present in 0.5 s (4.0 MB/s)"
+    )
+    summary.delta_files = 2
+    assert "fetched 2 (2.0 MB; 2 by their changed chunks, of 83.9 MB), 1 already present" in str(summary)

@@ -105,6 +105,17 @@ def show_environment(role: str, env: dict[str, str], base: dict[str, str]) -> No
             print(f"export {name}={shlex.quote(value)}")
 
 
+def parting_words(work: Path, *, kept: bool) -> str:
+    """What is left once the demo ends, and how to keep it: the commands it showed can be run
+    again by hand only while its folder and server are there."""
+    if kept:
+        return f"kept {work}"
+    return (
+        f"removed {work}; to run the commands above by hand, keep the folder and the server "
+        "with: python3 -m tox -e demo -- --keep"
+    )
+
+
 def run(*argv: str, env: dict[str, str], cwd: Path) -> None:
     """Show a command, run it with the output going straight to the terminal, stop on failure."""
     print(f"$ {shlex.join(argv)}", flush=True)
@@ -220,10 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         say("Stopping the server")
         server.stop()
-        if args.keep:
-            print(f"kept {work}")
-        else:
+        if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+        print(parting_words(work, kept=args.keep))
     print("\ndemo finished: all steps succeeded")
     return 0
 

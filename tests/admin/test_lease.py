@@ -80,6 +80,45 @@ def test_lease_of_a_dead_process_on_this_host_is_taken_over(archive, store):
         assert json.loads(archive.get(LOCK))["token"] == lease.token
 
 
+def test_a_takeover_says_whose_lease_it_was_and_why_it_was_stale(archive, store, caplog):
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    here, pid = socket.gethostname(), int(dead.stdout)
+    old = time.time() - 3600
+    for holder, why in (
+        (
+            {
+                "token": "old",
+                "host": here,
+                "pid": pid,
+                "since": "2026-01-02T03:04:05+00:00",
+                "heartbeat": time.time(),
+            },
+            f"pid {pid} on {here}, since 2026-01-02T03:04:05+00:00: its process is gone",
+        ),
+        (
+            {"token": "old", "host": "elsewhere", "pid": 7, "heartbeat": old},
+            "pid 7 on elsewhere: no heartbeat for 60 minutes",
+        ),
+        (
+            {"token": "old", "heartbeat": time.time() + 3600},
+            "an unknown writer: its heartbeat is in the future",
+        ),
+        ({}, "an unknown writer: unreadable"),
+    ):
+        archive.put(LOCK, json.dumps(holder).encode())
+        caplog.clear()
+        with RevisionLease(store, "ds", "1"):
+            pass
+        [message] = [record.getMessage() for record in caplog.records if "taking over" in record.getMessage()]
+        assert message == f"taking over the lease on ds 1 left by {why}"
+        assert "token" not in message
+
+
 def test_live_lease_elsewhere_is_respected(archive, store):
     archive.put(
         LOCK, json.dumps({"token": "t", "host": "other-host", "pid": 42, "heartbeat": time.time()}).encode()

@@ -26,7 +26,7 @@ REFUSAL = re.compile(
     r"djarchive-admin: error: http://127\.0\.0\.1:\d+/\S+ ignores conditional writes "
     r"\(If-None-Match/If-Match\), so djarchive-admin cannot keep two curators from writing one revision "
     r"at once; nothing was written: if you are the only writer, pass --single-writer "
-    r"\(single_writer=True, DJARCHIVE_ADMIN_SINGLE_WRITER=1\); see docs/servers\.md"
+    r"\(or set DJARCHIVE_ADMIN_SINGLE_WRITER=1\); see docs/servers\.md"
 )
 DOCTOR_LINES = ("conditional writes: ", "checksums: ", "multipart: ", "ranged reads: ", "listing v2: ")
 

@@ -84,7 +84,7 @@ def test_an_upgrade_fetches_only_the_changed_chunks(archive, proxy, tmp_path, ch
     assert fetched <= budget, (fetched, budget)
     assert (summary.delta_files, summary.delta_bytes) == (1, len(CHANGES[change]))
     assert summary.fetched_bytes == fetched - len(archive.get("ds/2/djarchive-chunks.json"))
-    assert "by their changed chunks" in str(summary)
+    assert "; 1 by its changed chunks, of " in str(summary)
     assert read_tree(target) == {"big.bin": CHANGES[change], "a.txt": b"a"}
     assert main(["verify", "ds", "2", str(target), "-q"]) == 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from djarchive_client.cli import main
 from tests.helpers import write_tree
 
@@ -71,3 +73,54 @@ def test_failures_carry_their_reason_and_verify_and_upload_write_to_a_file(archi
     assert statuses["part1/data.bin"] == "verified"
     assert checked[-1]["event"] == "end"
     assert checked[-1]["intact"] is False
+
+
+class FullDisk:
+    """An events file whose disk fills after ``room`` lines."""
+
+    def __init__(self, room: int):
+        self.room = room
+
+    def write(self, text: str) -> int:
+        import errno
+
+        if self.room == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= 1
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_events_file_that_cannot_be_written_is_named(archive, tmp_path, capsys, monkeypatch):
+    import builtins
+
+    from djarchive_common import console
+
+    archive.publish("ds", "1", FILES)
+    log = str(tmp_path / "events.jsonl")
+    opened = builtins.open
+    for room in (0, 3):  # the disk is full at the start, or fills during the download
+        monkeypatch.setattr(
+            console,
+            "open",
+            lambda path, *a, room=room, **k: FullDisk(room) if path == log else opened(path, *a, **k),
+            raising=False,
+        )
+        code = main(["download", "ds", "1", str(tmp_path / f"t{room}"), "--events", log, "-q"])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert err == f"djarchive: error: cannot write the events to {log}: No space left on device\n", room
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_an_events_file_on_a_full_disk_is_named_once(archive, tmp_path, capsys):
+    archive.publish("ds", "1", FILES)
+    code = main(["download", "ds", "1", str(tmp_path / "t"), "--events", "/dev/full"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err == "djarchive: error: cannot write the events to /dev/full: No space left on device\n"

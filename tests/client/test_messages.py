@@ -5,6 +5,7 @@ for the usual mistakes."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -172,3 +173,68 @@ def test_the_dry_run_of_an_upgrade_sums_up_what_it_keeps(archive, capsys, tmp_pa
     assert {"fetch\t1\tadded.bin", "fetch\t1\tchanged.bin"} <= set(lines)
     actions = json.loads(run(capsys, "download", "ds", "2", str(tmp_path / "t"), "--dry-run", "--json")[1])
     assert sum(action[0] == "keep" for action in actions["actions"]) == 24  # JSON lists every action
+
+
+def test_an_unfinished_first_download_reads_the_same_in_status_and_verify(archive, capsys, tmp_path):
+    archive.publish("ds", "1", {"a.bin": b"a"})
+    target = tmp_path / "t"
+    client().download("ds", "1", target, create_target=True)
+    (target / ".djarchive" / "receipt.json").unlink()  # as a first download stopped before its end
+
+    for argv in (["status", str(target)], ["verify", str(target)]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1, argv
+        assert "incomplete — run the same download again to resume" in out + err, argv
+
+
+def test_a_dataset_whose_revisions_are_all_retracted_is_not_called_unknown(retracted, capsys):
+    from djarchive_admin import admin
+
+    admin().retract("ds", "2", reason="also wrong")
+
+    code, _, err = run(capsys, "revisions", "ds")
+
+    assert code == 1
+    assert "not found" not in err
+    assert "no published revision" in err
+    assert "1 (wrong calibration)" in err
+    assert "2 (also wrong)" in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_status_of_a_copy_being_downloaded_says_so_instead_of_advising_to_run_it_again(
+    archive, capsys, tmp_path
+):
+    import fcntl
+
+    archive.publish("ds", "1", {"a.bin": b"a"})
+    target = tmp_path / "t"
+    client().download("ds", "1", target, create_target=True)
+    (target / ".djarchive" / "receipt.json").unlink()  # a first download, still at work:
+    with open(target / ".djarchive" / "lock", "rb") as lock:  # its lock held, its pid beside it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        (target / ".djarchive" / "lock.pid").write_text("4242")
+        for argv in (["status", str(target)], ["verify", str(target)]):
+            code, out, err = run(capsys, *argv)
+            assert code == 1, argv
+            assert "incomplete — another djarchive process (pid 4242) is downloading into it" in out + err
+            assert "run the same download again" not in out + err
+        assert json.loads(run(capsys, "status", str(target), "--json")[1])["running"] == {"pid": 4242}
+    code, out, _ = run(capsys, "status", str(target))
+    assert "incomplete — run the same download again to resume" in out  # once it has stopped
+    assert json.loads(run(capsys, "status", str(target), "--json")[1])["running"] is None
+
+
+def test_the_files_fetched_by_their_chunks_are_counted_with_the_fetched_ones():
+    from djarchive_client.summary import DownloadSummary
+
+    summary = DownloadSummary(
+        "ds", "2", "t", files=3, bytes=90_000_000, fetched_files=2, fetched_bytes=2_000_000, present_files=1,
+        delta_files=1, delta_bytes=83_886_880, seconds=0.5, upgraded_from="1",
+    )  # fmt: skip
+    assert str(summary) == (
+        "ds 2 (upgraded from 1): 3 files (90.0 MB) in t; fetched 2 (2.0 MB; 1 by its changed chunks, "
+        "of 83.9 MB), 1 already present in 0.5 s (4.0 MB/s)"
+    )
+    summary.delta_files = 2
+    assert "fetched 2 (2.0 MB; 2 by their changed chunks, of 83.9 MB), 1 already present" in str(summary)

@@ -207,3 +207,16 @@ def test_the_library_takes_the_same_decision(archive, tmp_path):
         client().download("ds", "1", target, shard=(1, 1))
     assert client().download("ds", "1", target, accept_republished=True).ok
     assert read_tree(target) == {"top.bin": b"other"}
+
+
+def test_a_copy_brought_to_its_republished_revision_is_not_called_an_upgrade(archive, tmp_path, capsys):
+    archive.publish("ds", "1", FILES)
+    target = tmp_path / "t"
+    client().download("ds", "1", target, create_target=True)
+    republish(archive, {**FILES, "top.bin": b"TOP"})
+
+    for argv in (["--dry-run"], []):
+        code, out, _ = run(capsys, "download", "ds", "1", str(target), "--accept-republished", *argv)
+        assert code == 0
+        assert "from 1" not in out, argv  # "ds 1 (upgraded from 1)" says nothing
+        assert "republished" in out.splitlines()[-1], argv

@@ -435,6 +435,9 @@ def test_client_folder_with_uv(tmp_path, checkout, s3):
 # -------------------------------------------------------------------------------- for a package index
 
 
+BUILD_INSTALLER = ["--installer", "uv"] if shutil.which("uv") else []  # isolated build environments, faster
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> Path:
     """Wheels and sdists of the three packages, built with `python -m build` (an sdist, then the wheel
@@ -442,9 +445,8 @@ def dist(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     tree = tmp_path_factory.mktemp("src") / "packages"
     shutil.copytree(ROOT / "packages", tree, ignore=shutil.ignore_patterns("*.egg-info", "build"))
-    installer = ["--installer", "uv"] if shutil.which("uv") else []  # isolated build environments, faster
     for name in PACKAGES:
-        run([sys.executable, "-m", "build", *installer, "--outdir", str(out), str(tree / name)])
+        run([sys.executable, "-m", "build", *BUILD_INSTALLER, "--outdir", str(out), str(tree / name)])
     return out
 
 
@@ -489,7 +491,8 @@ def test_the_root_and_the_client_folder_build_the_same_distribution(checkout, tm
 
     def metadata(folder: Path) -> tuple[list[str], str]:
         out = tmp_path / folder.name
-        run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(folder)])
+        # `build`, not `pip wheel`: tox-uv's environments, as the README sets tox up, have no pip
+        run([sys.executable, "-m", "build", *BUILD_INSTALLER, "--wheel", "--outdir", str(out), str(folder)])
         (wheel,) = out.glob("*.whl")
         with zipfile.ZipFile(wheel) as archive:
             info = f"djarchive_client-{VERSION}.dist-info"

@@ -73,6 +73,14 @@ def read_lease(store: Store, key: str) -> tuple[dict[str, Any], str] | None:
     return (holder if isinstance(holder, dict) else {}), etag
 
 
+def _holder(holder: dict[str, Any]) -> str:
+    """Who wrote the lease ``holder``, in words: its process, host and start, as far as it says."""
+    pid, host, since = holder.get("pid"), holder.get("host"), holder.get("since")
+    if not (isinstance(pid, int) and isinstance(host, str)):
+        return "an unknown writer"
+    return f"pid {pid} on {host}" + (f", since {since}" if isinstance(since, str) else "")
+
+
 class RevisionLease:
     """``with RevisionLease(store, dataset, revision): ...`` holds the revision for one writer."""
 
@@ -109,15 +117,20 @@ class RevisionLease:
             }
         ).encode()
 
-    def _is_stale(self, holder: dict[str, Any]) -> bool:
+    def _staleness(self, holder: dict[str, Any]) -> str | None:
+        """Why the lease ``holder`` wrote is stale, or None while its writer may still be at work."""
         heartbeat = holder.get("heartbeat")
         if not _number(heartbeat):
-            return True
+            return "unreadable"
         now = time.time()
-        if heartbeat > now + MAX_CLOCK_SKEW or now - heartbeat > self.stale_after:
-            return True
+        if heartbeat > now + MAX_CLOCK_SKEW:
+            return "its heartbeat is in the future"
+        if now - heartbeat > self.stale_after:
+            return f"no heartbeat for {(now - heartbeat) / 60:.0f} minutes"
         pid = holder.get("pid")
-        return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _process_alive(pid)
+        if holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _process_alive(pid):
+            return "its process is gone"
+        return None
 
     def _write(self, etag: str | None = None) -> str | None:
         """Write our lease: conditionally (``If-None-Match: *``, or ``If-Match: etag``), or plainly on
@@ -154,7 +167,8 @@ class RevisionLease:
             if holder.get("token") == self.token:  # our write went through; its answer was lost
                 self._etag = etag
                 break
-            if not self._is_stale(holder):
+            stale = self._staleness(holder)
+            if stale is None:
                 who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
                 raise LockedError(
                     f"{self.dataset} {self.revision} is being changed by another djarchive-admin ({who}, "
@@ -162,7 +176,11 @@ class RevisionLease:
                     f"djarchive-admin break-lease {self.dataset} {self.revision}"
                 )
             log.warning(
-                "taking over the stale lease on %s %s held by %s", self.dataset, self.revision, holder
+                "taking over the lease on %s %s left by %s: %s",
+                self.dataset,
+                self.revision,
+                _holder(holder),
+                stale,
             )
             if etag and self._won(self._write(etag)):
                 break

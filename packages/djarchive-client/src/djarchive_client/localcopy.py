@@ -27,7 +27,7 @@ from djarchive_common.localfs import Folder, open_root, storage_error
 from djarchive_common.manifest import Manifest
 
 from .files import TargetFiles, target_path
-from .lock import TargetLock
+from .lock import TargetLock, running
 from .partial import PARTIAL_FOLDER, Partials
 from .receipt import Receipt, read_receipt, stored_manifests, write_receipt
 from .verified import VerifiedFiles
@@ -191,6 +191,14 @@ class LocalCopy:
             with self.folder.child(STATE_DIR) as state:
                 return read_receipt(state)
         except FileNotFoundError:
+            return None
+
+    def running(self) -> str | None:
+        """The lock mark of a download into TARGET at work now (see :func:`.lock.running`), or None."""
+        try:
+            with self.folder.child(STATE_DIR) as state:
+                return running(state)
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def stored_manifests(self, receipt: Receipt) -> tuple[Manifest, Manifest | None]:

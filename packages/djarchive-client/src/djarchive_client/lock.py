@@ -23,7 +23,7 @@ from pathlib import Path
 from djarchive_common.errors import LocalPathError, LockedError
 from djarchive_common.localfs import Folder, storage_error
 
-__all__ = ["LOCK", "TargetLock"]
+__all__ = ["LOCK", "TargetLock", "holder_words", "running"]
 
 LOCK = "lock"
 MARK = ".pid"  # the holder's mark beside each lock file: ``lock.pid``
@@ -84,14 +84,7 @@ class TargetLock:
                     "not lock or write through links; delete it and run again"
                 )
             if not _try_lock(fd, shared=shared):
-                held = _read_mark(state, name + MARK)
-                who = (
-                    f"another djarchive process (pid {held})"
-                    if held.isdigit()
-                    else "a shard download"
-                    if held == SHARED
-                    else "another djarchive process (pid unknown)"
-                )
+                who = holder_words(_read_mark(state, name + MARK))
                 what = (
                     f"downloading shard {self.shard[0]}/{self.shard[1]} of"
                     if name != LOCK and self.shard
@@ -111,6 +104,29 @@ class TargetLock:
             os.close(fd)
             raise
         return fd
+
+
+def running(state: Folder) -> str | None:
+    """The mark of the plain run downloading into the copy whose state folder is ``state`` now
+    (its pid, or "" when unreadable), None when none is: a shared lock tried and let go at once,
+    nothing written. Shard runs share the lock and are not seen."""
+    try:
+        fd = state.open(LOCK, os.O_RDONLY)
+    except (OSError, LocalPathError):
+        return None
+    try:
+        if _try_lock(fd, shared=True):
+            return None
+        return _read_mark(state, LOCK + MARK)
+    finally:
+        os.close(fd)  # releases the probe's lock
+
+
+def holder_words(mark: str) -> str:
+    """Who holds a lock, from the mark beside it."""
+    if mark.isdigit():
+        return f"another djarchive process (pid {mark})"
+    return "a shard download" if mark == SHARED else "another djarchive process (pid unknown)"
 
 
 def _read_mark(state: Folder, name: str) -> str:

@@ -23,9 +23,12 @@ from djarchive_common.layout import STATE_FOLDER, natural_key
 from djarchive_common.mirror import manifest_from_mirrors, unreachable
 
 from .localcopy import LocalCopy
+from .lock import holder_words
 from .receipt import UPGRADING, Receipt, republished
 
-__all__ = ["CopyStatus", "copy_status", "origin", "same_archive"]
+INCOMPLETE = "incomplete — run the same download again to resume"  # a first download that did not end
+
+__all__ = ["CopyStatus", "copy_status", "origin", "same_archive", "unfinished"]
 
 PUBLISHED = "published"
 RETRACTED = "retracted"
@@ -45,6 +48,7 @@ class CopyStatus:
     elsewhere: str | None = None  # the copy came from another archive than the configured one
     republished: str | None = None  # the revision changed in the archive since the copy was made
     incomplete: bool = False  # no receipt, but djarchive's folder: a first download did not finish
+    running: str | None = None  # the lock mark (a pid, or "") of a download into the copy at work now
     mirror: str | None = None  # a mirror serving the revision while the archive is unreachable
 
     @property
@@ -93,6 +97,7 @@ class CopyStatus:
             "elsewhere": self.elsewhere,
             "republished": self.republished,
             "incomplete": self.incomplete,
+            "running": None if self.running is None else {"pid": int(self.running) if self.running else None},
             "mirror": self.mirror,
             "warnings": self.warnings,
         }
@@ -101,7 +106,7 @@ class CopyStatus:
         """The status for people, a line each: the copy, then where its revision stands (the
         warnings apart: the command line prints them as warnings)."""
         if self.receipt is None and self.incomplete:
-            return [f"{self.target}: incomplete — run the same download again to resume"]
+            return [f"{self.target}: {unfinished(self.running)}"]
         if self.receipt is None:
             return [
                 f"{self.target}: no djarchive receipt (not downloaded with djarchive, or before receipts)"
@@ -119,6 +124,14 @@ class CopyStatus:
         return "\n".join([*self.lines(), *(f"warning: {warning}" for warning in self.warnings)])
 
 
+def unfinished(running: str | None) -> str:
+    """What to say of a copy whose first download did not finish, or has not finished yet:
+    ``running`` is the lock mark of a download at work in it now (None: none is)."""
+    if running is None:
+        return INCOMPLETE
+    return f"incomplete — {holder_words(running)} is downloading into it now"
+
+
 def copy_status(target: str | os.PathLike[str], catalog: Catalog | None) -> CopyStatus:
     """The status of the copy in ``target``; ``catalog`` (the configured archive), when given
     and when the copy came from it, is asked where the revision stands."""
@@ -126,9 +139,10 @@ def copy_status(target: str | os.PathLike[str], catalog: Catalog | None) -> Copy
     try:
         held = local.receipt()
         started = held is None and local.folder.lstat(STATE_FOLDER) is not None
+        busy = local.running() if started else None
     finally:
         local.close()
-    status = CopyStatus(str(target), held, incomplete=started)
+    status = CopyStatus(str(target), held, incomplete=started, running=busy)
     if held is None or catalog is None:
         return status
     receipt = held

@@ -122,7 +122,9 @@ class DownloadSummary:
         name = f"{self.dataset} {self.revision}" + (
             f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard else ""
         )
-        if self.upgraded_from:
+        if self.upgraded_from == self.revision:  # --accept-republished: the same name, new content
+            name += f" ({'updating' if self.dry_run else 'updated'} to the republished revision)"
+        elif self.upgraded_from:
             name += f" ({'upgrading' if self.dry_run else 'upgraded'} from {self.upgraded_from})"
         if self.dry_run:
             text = (
@@ -136,13 +138,14 @@ class DownloadSummary:
                     f"{len(self.plan.remove)} to remove, {len(self.plan.conflicts)} conflicts"
                 )
             return text
+        fetched = human_bytes(self.fetched_bytes)
+        if self.delta_files:  # part of the fetched files: say so beside them
+            whose = "its" if self.delta_files == 1 else "their"
+            fetched += f"; {self.delta_files} by {whose} changed chunks, of {human_bytes(self.delta_bytes)}"
         text = (
             f"{name}: {files(self.files)} ({human_bytes(self.bytes)}) in {self.target}; "
-            f"fetched {self.fetched_files} ({human_bytes(self.fetched_bytes)}), "
-            f"{self.present_files} already present"
+            f"fetched {self.fetched_files} ({fetched}), {self.present_files} already present"
         )
-        if self.delta_files:
-            text += f" ({self.delta_files} by their changed chunks, of {human_bytes(self.delta_bytes)})"
         if self.reused_files:
             text += f", {self.reused_files} from local disk ({human_bytes(self.reused_bytes)})"
         if self.removed:

@@ -13,6 +13,7 @@ from djarchive_common import __version__
 from djarchive_common.config import Settings
 from djarchive_common.errors import LocalPathError, LocalStorageError, LockedError, NotFoundError
 from djarchive_common.events import Events
+from djarchive_common.layout import STATE_FOLDER
 from djarchive_common.manifest import Entry, Manifest, matches, select_or_fail, size_of
 from djarchive_common.text import files
 from djarchive_common.transfer import DEFAULT_WORKERS
@@ -20,7 +21,7 @@ from djarchive_common.transfer import DEFAULT_WORKERS
 from .localcopy import LocalCopy
 from .receipt import COMPLETE, UPGRADING, Receipt, now, republished
 from .status import origin as origin_of
-from .status import same_archive
+from .status import same_archive, unfinished
 
 if TYPE_CHECKING:
     from djarchive_common.signing import SignatureStatus
@@ -288,8 +289,15 @@ def verify_offline(
     try:
         held = local.receipt()
         stored = local.stored_manifests(held) if held is not None else None
+        started = held is None and local.folder.lstat(STATE_FOLDER) is not None
+        busy = local.running() if started else None
     finally:
         local.close()
+    if started:
+        raise NotFoundError(
+            f"{target}: {unfinished(busy)} (or name the dataset and revision to check what it holds "
+            "against the archive)"
+        )
     if held is None or stored is None:
         raise NotFoundError(
             f"{target} has no djarchive receipt: name the dataset and revision to check it "

@@ -196,6 +196,17 @@ class Catalog:
         return [(*pair, tombstone) for pair in pairs if (tombstone := tombstones[pair]) is not None]
 
     def _dataset_not_found(self, dataset: str) -> DatasetNotFoundError:
+        retracted = self.retracted(dataset)
+        if retracted:  # it exists, but clients no longer list any of its revisions: say why
+            reasons = [
+                f"{revision} ({tombstone.reason})" if tombstone.reason else revision
+                for _, revision, tombstone in retracted[:20]
+            ]
+            return DatasetNotFoundError(
+                f"dataset {dataset!r} has no published revision in {self.settings.url}; retracted: "
+                + ", ".join(reasons)
+                + (", ..." if len(retracted) > 20 else "")
+            )
         available = [name for name, _ in self._catalog()]
         listing = (
             ", ".join(available[:20]) + (", ..." if len(available) > 20 else "") if available else "none"

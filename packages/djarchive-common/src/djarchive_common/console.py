@@ -108,7 +108,7 @@ class Console:
         """The jsonl event stream asked for with --progress jsonl / --events FILE, or None."""
         if self._progress != "jsonl":
             return None
-        from .events import Events
+        from .events import Events, events_file_error
 
         if self._events_file is None:
             return Events(sys.stderr)
@@ -116,16 +116,19 @@ class Console:
             try:
                 self._opened = open(self._events_file, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
             except OSError as exc:
-                raise LocalStorageError(
-                    f"cannot write the events to {self._events_file}: {exc.strerror}"
-                ) from None
-        return Events(self._opened)
+                raise events_file_error(self._events_file, exc) from None
+        return Events(self._opened, name=self._events_file)
 
     def close(self) -> None:
-        """Close what the command opened (the events file)."""
-        if self._opened is not None:
-            self._opened.close()
-            self._opened = None
+        """Close what the command opened (the events file: what it could not write is an error)."""
+        opened, self._opened = self._opened, None
+        if opened is not None and self._events_file is not None:
+            from .events import events_file_error
+
+            try:
+                opened.close()
+            except OSError as exc:
+                raise events_file_error(self._events_file, exc) from None
 
     # -- stdout ----------------------------------------------------------------------------
 

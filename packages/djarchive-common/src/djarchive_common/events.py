@@ -19,19 +19,26 @@ import threading
 import time
 from typing import Any, TextIO
 
+from .errors import LocalStorageError
 from .logs import redact
 from .text import json_escaped
 
-__all__ = ["Events"]
+__all__ = ["Events", "events_file_error"]
 
 INTERVAL = 0.5  # seconds between progress events
+
+
+def events_file_error(name: str, error: OSError) -> LocalStorageError:
+    """The error of an events file that cannot be opened or written (a full disk, a bad path)."""
+    return LocalStorageError(f"cannot write the events to {name}: {error.strerror or error}")
 
 
 class Events:
     """A stream of progress events (thread-safe; each line flushed as it is written)."""
 
-    def __init__(self, stream: TextIO, *, interval: float = INTERVAL):
+    def __init__(self, stream: TextIO, *, interval: float = INTERVAL, name: str | None = None):
         self._stream = stream
+        self._name = name  # the file's name, for a message when it cannot be written
         self._interval = interval
         self._lock = threading.Lock()
         self._last = 0.0
@@ -42,8 +49,13 @@ class Events:
         """Write one event."""
         line = redact(json_escaped(json.dumps({"event": event, **fields}, ensure_ascii=False)))
         with self._lock:
-            self._stream.write(line + "\n")
-            self._stream.flush()
+            try:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            except OSError as exc:
+                if self._name is None:  # stderr: the guarded output's own failure
+                    raise
+                raise events_file_error(self._name, exc) from None
 
     def start(self, files: int, bytes: int, **fields: Any) -> None:
         """The command starts on ``files`` files of ``bytes`` bytes."""

@@ -117,7 +117,7 @@ def find_s3rver(prefix: Path | None = None) -> Path | None:
     return package if version == S3RVER_VERSION else None
 
 
-def install_s3rver(prefix: Path | None = None, *, attempts: int = 3, seconds: float = 240) -> Path:
+def install_s3rver(prefix: Path | None = None, *, attempts: int = 3, seconds: float = 120) -> Path:
     """``npm install --prefix PREFIX s3rver@3.7.1`` unless it is there (``attempts`` tries of at most
     ``seconds`` each); ServerError without npm, or when every try failed."""
     prefix = prefix or s3rver_prefix()
@@ -129,8 +129,9 @@ def install_s3rver(prefix: Path | None = None, *, attempts: int = 3, seconds: fl
         raise ServerError("npm is not installed: s3rver needs Node.js and npm")
     prefix.mkdir(parents=True, exist_ok=True)
     command = [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), f"s3rver@{S3RVER_VERSION}"]
-    # npm can stall on a registry that stops answering (seen once for 16 minutes in a CI run): each
-    # try has a time limit, and a stalled or failed try is made again.
+    # npm stalls rather than fails when it cannot verify the registry's certificate (behind a proxy
+    # with its own CA, NODE_EXTRA_CA_CERTS must reach it: tox passes it) or when the registry stops
+    # answering (16 minutes once in a CI run): each try has a time limit, and is made again.
     failure = ""
     for _ in range(attempts):
         try:

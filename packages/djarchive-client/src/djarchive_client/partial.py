@@ -1,6 +1,6 @@
 """Partly fetched large files, kept across runs so that an interrupted download resumes inside a file.
 
-A large file fetched as byte ranges is written into ``TARGET/.djarchive/partial/<id>.data``
+A large file fetched as byte ranges, or in one stream, is written into ``TARGET/.djarchive/partial/<id>.data``
 (``id``: the sha256 of its path in TARGET) beside a journal, ``<id>.journal``: what the file is
 (its path, size and sha256 per the manifest) and the byte ranges written so far, each with the
 sha256 of its bytes. The journal is rewritten as ranges grow (every few MiB or second): the data
@@ -107,6 +107,19 @@ class Partial:
         if due:
             self.flush(wait=False)
 
+    def streamed(self, length: int, digest: Any) -> None:
+        """The file's first ``length`` bytes are written, in one stream from its start, and
+        ``digest`` is their sha256 (the stream's own hash, copied: the bytes are not hashed
+        twice); the journal is saved when enough is unsaved. A length of 0: the stream started
+        over."""
+        with self._lock:
+            before = self._runs[0][0] if 0 in self._runs else 0
+            self._runs = {0: (length, digest.copy())} if length else {}
+            self._unsaved += max(0, length - before)
+            due = self._unsaved >= self._flush_bytes or time.monotonic() - self._saved_at >= FLUSH_SECONDS
+        if due:
+            self.flush(wait=False)
+
     def flush(self, *, wait: bool = True) -> None:
         """Save the journal: the data synced first, then the journal replaced atomically. Without
         ``wait``, a flush already under way is enough."""
@@ -172,6 +185,11 @@ class Partials:
     def held(self, subpath: str) -> bool:
         """Whether an earlier run left a journal of ``subpath``'s partial file (not checked yet)."""
         return self.folder.lstat(f"{partial_id(subpath)}.journal") is not None
+
+    def fresh(self, entry: Entry) -> Partial:
+        """A partial file for ``entry`` with nothing held (one an earlier run left is deleted
+        when the new one is created)."""
+        return Partial(self, entry, [], None)
 
     def resume(self, entry: Entry) -> Partial:
         """``entry``'s partial file with the ranges an earlier run wrote, each re-hashed from the

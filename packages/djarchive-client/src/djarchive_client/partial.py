@@ -44,6 +44,7 @@ JOURNAL_VERSION = 1
 FLUSH_BYTES = 8 * 1024 * 1024  # bytes written between two journals, at most (what a kill may cost)
 MIN_FLUSH_BYTES = 256 * 1024  # ... and at least (each journal costs a sync of the data)
 FLUSH_SECONDS = 1.0  # a journal at least this often while bytes arrive
+STREAM_FLUSHES = 16  # a file in one stream: a journal every 16th of it at most (each costs a sync)
 MAX_JOURNAL_BYTES = 4 * 1024 * 1024
 log = logging.getLogger("djarchive_client")
 
@@ -116,7 +117,8 @@ class Partial:
             before = self._runs[0][0] if 0 in self._runs else 0
             self._runs = {0: (length, digest.copy())} if length else {}
             self._unsaved += max(0, length - before)
-            due = self._unsaved >= self._flush_bytes or time.monotonic() - self._saved_at >= FLUSH_SECONDS
+            enough = max(self._flush_bytes, self.entry.size // STREAM_FLUSHES)
+            due = self._unsaved >= enough or time.monotonic() - self._saved_at >= FLUSH_SECONDS
         if due:
             self.flush(wait=False)
 

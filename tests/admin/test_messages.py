@@ -17,19 +17,13 @@ from djarchive_admin.cli import main
 from djarchive_common.errors import RevisionNotFoundError
 from djarchive_common.layout import lock_key
 from tests.admin.support import DATASET, REVISION
-
-RAW = ("\x1b", "\x07", "\r", "\u202e")
+from tests.helpers import assert_safe
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def assert_safe(*texts: str) -> None:
-    for text in texts:
-        assert not any(char in text for char in RAW), text
 
 
 def test_a_lease_holder_from_the_bucket_is_printed_escaped(archive, capsys, source):

@@ -58,7 +58,10 @@ def test_stray_object_names_are_printed_escaped(archive, admin_tool, capsys, sou
     assert code == 1
     assert_safe(out, err)
     assert err.count("\n") == 1
-    assert "stray\\x1b]0;pwned\\x07\\rdjarchive-admin: published\\u202e" in err
+    if archive.server.kind == "s3rver":  # it lists the key raw in XML that no parser takes: publish
+        assert "unreadable answer" in err  # stops at the listing, without the name
+    else:
+        assert "stray\\x1b]0;pwned\\x07\\rdjarchive-admin: published\\u202e" in err
 
 
 def test_keygen_creates_the_keys_folder_privately(capsys, tmp_path):

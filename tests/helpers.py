@@ -6,9 +6,12 @@ import contextlib
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -264,3 +267,51 @@ def engine_in_flight(monkeypatch, size_of: Callable[[object], int]) -> list[list
 
     monkeypatch.setattr(CurlEngine, "run", spy_run)
     return seen
+
+
+@contextlib.contextmanager
+def iam_moto_server(log: Path) -> Iterator[str]:
+    """moto_server in its own process (its URL), IAM enforcement off until :func:`enforce_iam`:
+    the test sets up users, policies and buckets first."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "inf"},
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+                    break
+                except OSError:
+                    assert server.poll() is None, "moto_server exited"
+                    assert time.monotonic() < deadline, "moto_server did not start"
+                    time.sleep(0.05)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def enforce_iam(url: str) -> None:
+    """From now on the moto_server at ``url`` authenticates and authorizes every request."""
+    request = urllib.request.Request(
+        f"{url}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
+    )
+    urllib.request.urlopen(request, timeout=5).close()
+
+
+RAW_CONTROLS = ("\x1b", "\x07", "\r", "\u202e")  # what must never reach a terminal raw
+
+
+def assert_safe(*texts: str) -> None:
+    """No raw escape, bell, carriage return or bidi override in ``texts``."""
+    for text in texts:
+        assert not any(char in text for char in RAW_CONTROLS), text

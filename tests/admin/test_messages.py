@@ -17,19 +17,13 @@ from djarchive_admin.cli import main
 from djarchive_common.errors import RevisionNotFoundError
 from djarchive_common.layout import lock_key
 from tests.admin.support import DATASET, REVISION
-
-RAW = ("\x1b", "\x07", "\r", "\u202e")
+from tests.helpers import assert_safe
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def assert_safe(*texts: str) -> None:
-    for text in texts:
-        assert not any(char in text for char in RAW), text
 
 
 def test_a_lease_holder_from_the_bucket_is_printed_escaped(archive, capsys, source):
@@ -64,7 +58,10 @@ def test_stray_object_names_are_printed_escaped(archive, admin_tool, capsys, sou
     assert code == 1
     assert_safe(out, err)
     assert err.count("\n") == 1
-    assert "stray\\x1b]0;pwned\\x07\\rdjarchive-admin: published\\u202e" in err
+    if archive.server.kind == "s3rver":  # it lists the key raw in XML that no parser takes: publish
+        assert "unreadable answer" in err  # stops at the listing, without the name
+    else:
+        assert "stray\\x1b]0;pwned\\x07\\rdjarchive-admin: published\\u202e" in err
 
 
 def test_keygen_creates_the_keys_folder_privately(capsys, tmp_path):

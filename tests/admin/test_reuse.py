@@ -105,6 +105,10 @@ def test_a_large_copy_goes_as_copied_parts(archive, proxy, tmp_path, monkeypatch
     source = write_tree(tmp_path / "r2", {"big.bin": big, "x": b"x"})
     summary = admin().upload(DATASET, "2", source, part_size=5 * MiB)
 
+    if archive.server.kind == "s3rver":  # s3rver stores UploadPartCopy's empty body as the part:
+        assert (summary.copied_files, summary.uploaded_files) == (0, 2)  # it fails its proof; sent
+        assert archive.get(f"{DATASET}/2/big.bin") == big
+        return
     assert (summary.copied_files, summary.uploaded_files) == (1, 1)
     assert proxy.body_bytes()[0] - before[0] < 64 * KiB
     ranges = sorted(

@@ -13,21 +13,15 @@ import pytest
 
 from djarchive_client import client
 from djarchive_client.cli import main
-from tests.helpers import s3_error_server
+from tests.helpers import assert_safe, s3_error_server
 
 REASON = "recalibrated\x1b]0;pwned\x07\nds,999,published"
-RAW = ("\x1b", "\x07", "\r", "\u202e")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def assert_safe(*texts: str) -> None:
-    for text in texts:
-        assert not any(char in text for char in RAW), text
 
 
 @pytest.fixture

@@ -547,17 +547,22 @@ class FaultProxy:
                 offset += len(part)
 
     def _hold(self, client: socket.socket) -> None:
-        """Keep a connection open without sending, until the client leaves or time is up."""
+        """Keep a connection open without sending, until the client leaves (counted as "left")
+        or time is up."""
         client.settimeout(0.1)
         waited = 0.0
         while waited < self.stall_seconds and not self._stop.is_set():
             try:
-                if not client.recv(_RECV):
-                    return  # the client gave up
+                if client.recv(_RECV):
+                    continue
             except TimeoutError:
                 waited += 0.1
+                continue
             except OSError:
-                return
+                pass
+            with self._lock:
+                self.counts["left"] += 1  # the client gave up
+            return
 
     def _error_response(self, status: int, method: str) -> bytes:
         reason, code, message = _XML_ERRORS[status]

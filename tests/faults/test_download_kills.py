@@ -9,6 +9,7 @@ proxy with a small delay per request only, so that a run lasts long enough to be
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -191,6 +192,59 @@ def test_a_download_interrupted_halfway_through_a_file_fetches_only_the_rest(
 
     again = proxy.body_bytes(data_get)[1] - first
     assert again <= (size - first) + 0.1 * size, (first, again)
+    assert summary.ok
+    assert read_tree(target) == files
+    assert not list((target / ".djarchive" / "partial").iterdir())
+
+
+STREAMS_SCRIPT = RESUME_SCRIPT.replace("jobs=2", "jobs=4")
+
+
+def journaled(target: Path) -> list[int]:
+    """The bytes each partial file's journal vouches for."""
+    found = []
+    for path in journals(target):
+        try:
+            found.append(sum(length for _, length, _ in json.loads(path.read_bytes())["ranges"]))
+        except (OSError, ValueError):
+            found.append(0)  # replaced while read
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_large_files_fetched_in_one_stream_each_resume_after_an_interruption(
+    archive, via_proxy, tmp_path, signum
+):
+    """With several large files, libcurl fetches each in one stream; interrupted more than
+    halfway through them, each stream's partial file is kept with its journal and the next run
+    (by ranges, on either transport) fetches only what the journals do not vouch for (plus at
+    most a tenth of the files), counted by a proxy."""
+    size = 16 * MiB + 5
+    files = {f"big/{n}.bin": os.urandom(size) for n in range(4)}
+    archive.publish("ds", "1", files)
+
+    def stall(request: Request, attempt: int) -> tuple[str, float] | None:
+        return ("stall", 0.6) if data_get(request) and not request.header("range") and not attempt else None
+
+    via_proxy(rule=stall, stall_seconds=60.0)
+    target = tmp_path / "t"
+    env = {**archive.client_env, "DJARCHIVE_TRANSPORT": "curl"}  # streams are libcurl's
+    process = popen(["-c", STREAMS_SCRIPT, str(target)], env=env)
+    wait_for(lambda: sorted(journaled(target) + [0] * 4)[-4] >= 0.45 * size, timeout=120)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode != 0, err
+    assert not any((target / name).exists() for name in files)
+    held = journaled(target)
+    assert len(held) == 4  # one per stream, kept
+    assert min(held) >= 0.45 * size, held
+
+    counted = via_proxy()  # the next run through a new proxy, counting
+    summary = client().download("ds", "1", target, jobs=4, part_size=256 * KiB, multipart_threshold=512 * KiB)
+
+    again = counted.body_bytes(data_get)[1]
+    assert again <= 4 * size - sum(held) + 0.4 * size, (held, again)
     assert summary.ok
     assert read_tree(target) == files
     assert not list((target / ".djarchive" / "partial").iterdir())

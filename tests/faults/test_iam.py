@@ -10,15 +10,9 @@ pytest.importorskip("djarchive_admin")
 
 import io
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from urllib.parse import urlsplit
 
 from minio import Minio
 from minio.error import S3Error
@@ -27,7 +21,7 @@ from djarchive_admin.cli import main as admin_main
 from djarchive_client import DJArchiveClient
 from djarchive_client.cli import main as client_main
 from tests.faults.support import error_lines, python
-from tests.helpers import manifest_bytes, read_tree, sha256, write_tree
+from tests.helpers import enforce_iam, iam_moto_server, manifest_bytes, read_tree, sha256, write_tree
 
 BUCKET = "iam-archive"
 FILES = {"a.bin": b"alpha", "sub/b.bin": b"beta" * 100}
@@ -58,12 +52,6 @@ class IamServer:
         return Minio(self.url.split("//")[1], access_key=keys.access, secret_key=keys.secret, secure=False)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def user_with_policy(iam, name: str, actions: list[str]) -> Keys:
     iam.create_user(UserName=name)
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
@@ -76,25 +64,7 @@ def user_with_policy(iam, name: str, actions: list[str]) -> Keys:
 def iam_server(tmp_path_factory) -> Iterator[IamServer]:
     import boto3
 
-    port = free_port()
-    log = (tmp_path_factory.mktemp("moto") / "server.log").open("w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "inf"},  # enforcement is switched on below
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, "moto_server exited"
-                assert time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.05)
+    with iam_moto_server(tmp_path_factory.mktemp("moto") / "server.log") as url:
         iam = boto3.client(
             "iam",
             endpoint_url=url,
@@ -108,7 +78,7 @@ def iam_server(tmp_path_factory) -> Iterator[IamServer]:
         reader_keys = user_with_policy(
             iam, "reader", ["s3:GetObject", "s3:ListBucket", "s3:ListObjectsV2", "s3:GetBucketLocation"]
         )
-        setup = Minio(f"127.0.0.1:{port}", access_key="setup", secret_key="setup", secure=False)
+        setup = Minio(urlsplit(url).netloc, access_key="setup", secret_key="setup", secure=False)
         setup.make_bucket(BUCKET)
         for subpath, data in FILES.items():
             setup.put_object(
@@ -116,16 +86,8 @@ def iam_server(tmp_path_factory) -> Iterator[IamServer]:
             )
         manifest = manifest_bytes(FILES)
         setup.put_object(BUCKET, "ds/1/djarchive-manifest.csv", io.BytesIO(manifest), len(manifest))
-        # From now on every request is authenticated and authorized against the IAM policies.
-        request = urllib.request.Request(
-            f"{url}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
-        )
-        urllib.request.urlopen(request, timeout=5).close()
+        enforce_iam(url)  # from now on every request is authenticated and authorized
         yield IamServer(url, admin_keys, reader_keys)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture

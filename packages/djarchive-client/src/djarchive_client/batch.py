@@ -7,7 +7,8 @@ lazily, and yields the same (unit, placed file's status, error) triples as the w
 reaches it, and :meth:`Fetcher.stop <djarchive_client.fetch.Fetcher.stop>` cancels the engine.
 
 Each body is hashed from memory and written as it arrives, in the engine's callbacks: a file in
-one GET (small, or large in one stream) is never read back; byte ranges of a large file follow
+one GET (small, or large in one stream) is never read back (a large one goes into a partial file
+whose journal follows the stream: a later run resumes it); byte ranges of a large file follow
 :mod:`djarchive_client.fetch`'s hash cursor. The first answer's size is checked against the
 manifest before a byte is written, a range answered whole is :class:`RangesIgnored`, and a body
 of the wrong size or sha256 is refused at its end. File-system work that may wait stays off the
@@ -36,6 +37,7 @@ from djarchive_common.transfer import SMALL_FILE
 from djarchive_common.verified import check_sha256, check_size
 
 from .fetch import Fetcher, Range, WholeFile
+from .partial import Partial
 
 __all__ = ["HELPERS", "fetch_batch"]
 
@@ -122,20 +124,33 @@ class _Hashed:
 
 class _WholeSink:
     """One file in one GET: written into a temporary file (created ahead by a helper) and hashed
-    as it arrives, checked at its end; a refused body starts over in the same file."""
+    as it arrives, checked at its end; a refused body starts over in the same file. A resumable
+    one (a large file) is written into a partial file whose journal follows the stream, kept when
+    the GET fails or the download stops, so that the next run fetches only the rest."""
 
     def __init__(self, batch: _Batch, unit: WholeFile):
         self.batch, self.unit, self.entry = batch, unit, unit.entry
         self.large = self.entry.size > SMALL_FILE
-        self.creating: Future[tuple[str, int]] = batch.helpers.submit(batch.fetcher.local.new_part)
+        self.partial: Partial | None = None  # the partial file of a resumable one
+        self.creating: Future[tuple[str | None, int]] = batch.helpers.submit(self._create)
         self.part: str | None = None  # the temporary file, once taken from ``creating``
         self.fd = -1
         self.placed = False
+        self.error: BaseException | None = None
+        self.written = 0  # bytes hashed and written
         self.digest = hashlib.sha256()
         self.received = 0  # bytes of the body so far (this attempt's and the ones it resumes)
         self.block: list[bytes] = []  # received, not yet hashed and written: ``pending`` bytes
         self.pending = 0
         self.hashed = _Hashed(self, batch.hashers, batch.room) if self.entry.size >= STREAMED else None
+
+    def _create(self) -> tuple[str | None, int]:
+        """The file the body goes to (on a helper): a temporary file, or a new partial file."""
+        fetcher = self.batch.fetcher
+        if not self.unit.resumable:
+            return fetcher.local.new_part()
+        self.partial = fetcher.new_partial(self.entry)
+        return None, self.partial.open()
 
     def request(self) -> Get:
         key = self.batch.fetcher.key(self.entry)
@@ -145,13 +160,16 @@ class _WholeSink:
         _object_size(head, self.entry.size)
         if self.fd < 0:
             self.part, self.fd = self.creating.result()
-            if self.large:
+            if self.large and self.partial is None:  # a partial file is allocated when created
                 self.batch.fetcher.allocate(self.fd, self.entry)
         if head.offset != self.received:  # the body was refused: it starts over
             if self.hashed is not None:
                 self.hashed.wait()
+            if self.partial is not None:
+                self.partial.streamed(0, self.digest)
             os.ftruncate(self.fd, 0)
             os.lseek(self.fd, 0, os.SEEK_SET)
+            self.written = 0
             self.batch.fetcher.progress.advance(self.pending - self.received)
             self.digest, self.received, self.block, self.pending = hashlib.sha256(), 0, [], 0
 
@@ -179,6 +197,9 @@ class _WholeSink:
         for piece in block:
             self.digest.update(piece)
         self.batch.fetcher.write_pieces(self.fd, block)
+        if self.partial is not None:
+            self.written += sum(map(len, block))
+            self.partial.streamed(self.written, self.digest)
 
     def on_end(self) -> None:
         if self.block:
@@ -196,14 +217,19 @@ class _WholeSink:
             return
         batch.fetcher.progress.advance(self.pending - self.received)
         batch.report(self.unit, None, done.error)
+        self.error = done.error
         batch.helpers.submit(self.discard)
 
     def _place(self) -> os.stat_result:
-        status = os.fstat(self.fd)
-        os.close(self.fd)
-        self.fd = -1
+        fd, self.fd = self.fd, -1
+        status = os.fstat(fd)
         fetcher = self.batch.fetcher
-        fetcher.local.place(self.part, self.entry.subpath)  # type: ignore[arg-type]
+        if self.partial is not None:
+            fetcher.forget_partial(self.partial)
+            self.partial.place(fetcher.local.files)  # closes the file
+        else:
+            os.close(fd)
+            fetcher.local.place(self.part, self.entry.subpath)  # type: ignore[arg-type]
         fetcher.count_served(self.entry.subpath, {fetcher.store.name: self.entry.size})
         self.placed = True
         return status
@@ -215,15 +241,23 @@ class _WholeSink:
             return
         if self.hashed is not None:
             self.hashed.idle.wait()
-        if self.part is None:
+        if self.fd < 0:
             if self.creating.cancel() or self.creating.exception() is not None:
                 return
             self.part, self.fd = self.creating.result()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        self.batch.fetcher.local.discard(self.part)
         self.placed = True  # nothing left to discard
+        if self.partial is not None:  # kept for the next run, unless its bytes are wrong
+            self.fd = -1
+            wrong = isinstance(self.error, IntegrityError)
+            self.batch.fetcher.forget_partial(self.partial)
+            if wrong:
+                self.partial.discard()
+            else:
+                self.partial.close()
+            return
+        os.close(self.fd)
+        self.fd = -1
+        self.batch.fetcher.local.discard(self.part)  # type: ignore[arg-type]
 
 
 class _RangeSink:

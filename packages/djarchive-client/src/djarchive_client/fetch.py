@@ -82,12 +82,13 @@ def _write_pieces(fd: int, pieces: list[bytes]) -> None:
 
 
 class WholeFile:
-    """A file fetched with one GET and hashed as it streams."""
+    """A file fetched with one GET and hashed as it streams; ``resumable``: a large file written
+    into a partial file with its journal, so that a later run resumes it (by ranges)."""
 
-    __slots__ = ("entry",)
+    __slots__ = ("entry", "resumable")
 
-    def __init__(self, entry: Entry):
-        self.entry = entry
+    def __init__(self, entry: Entry, resumable: bool = False):
+        self.entry, self.resumable = entry, resumable
 
 
 class LargeFile:
@@ -330,6 +331,19 @@ class Fetcher:
                 self.progress.advance(sum(job.written))
             return job.partial
 
+    def new_partial(self, entry: Entry) -> Partial:
+        """A new partial file for ``entry``, fetched in one stream (one an earlier run left is
+        replaced); :meth:`stop` saves its journal."""
+        partial = self.local.partials.fresh(entry)
+        with self._streams_lock:
+            self._partials.add(partial)
+        return partial
+
+    def forget_partial(self, partial: Partial) -> None:
+        """A partial file of this run is placed, kept or discarded: :meth:`stop` leaves it be."""
+        with self._streams_lock:
+            self._partials.discard(partial)
+
     def open_large(self, job: LargeFile) -> int:
         """The job's file, created and pre-allocated by the first range to arrive when no earlier
         run left one (the object's size is known to match the manifest by then)."""
@@ -405,8 +419,7 @@ class Fetcher:
         finally:
             job.fd = None
             if partial is not None:
-                with self._streams_lock:
-                    self._partials.discard(partial)
+                self.forget_partial(partial)
                 if isinstance(job.error, (IntegrityError, RangesIgnored)):
                     partial.discard()
                 elif job.error is not None:

@@ -1,6 +1,6 @@
 """Partly fetched large files, kept across runs so that an interrupted download resumes inside a file.
 
-A large file fetched as byte ranges is written into ``TARGET/.djarchive/partial/<id>.data``
+A large file fetched as byte ranges, or in one stream, is written into ``TARGET/.djarchive/partial/<id>.data``
 (``id``: the sha256 of its path in TARGET) beside a journal, ``<id>.journal``: what the file is
 (its path, size and sha256 per the manifest) and the byte ranges written so far, each with the
 sha256 of its bytes. The journal is rewritten as ranges grow (every few MiB or second): the data
@@ -44,6 +44,7 @@ JOURNAL_VERSION = 1
 FLUSH_BYTES = 8 * 1024 * 1024  # bytes written between two journals, at most (what a kill may cost)
 MIN_FLUSH_BYTES = 256 * 1024  # ... and at least (each journal costs a sync of the data)
 FLUSH_SECONDS = 1.0  # a journal at least this often while bytes arrive
+STREAM_FLUSHES = 16  # a file in one stream: a journal every 16th of it at most (each costs a sync)
 MAX_JOURNAL_BYTES = 4 * 1024 * 1024
 log = logging.getLogger("djarchive_client")
 
@@ -104,6 +105,20 @@ class Partial:
             self._runs[start] = (length + len(data), digest)
             self._unsaved += len(data)
             due = self._unsaved >= self._flush_bytes or time.monotonic() - self._saved_at >= FLUSH_SECONDS
+        if due:
+            self.flush(wait=False)
+
+    def streamed(self, length: int, digest: Any) -> None:
+        """The file's first ``length`` bytes are written, in one stream from its start, and
+        ``digest`` is their sha256 (the stream's own hash, copied: the bytes are not hashed
+        twice); the journal is saved when enough is unsaved. A length of 0: the stream started
+        over."""
+        with self._lock:
+            before = self._runs[0][0] if 0 in self._runs else 0
+            self._runs = {0: (length, digest.copy())} if length else {}
+            self._unsaved += max(0, length - before)
+            enough = max(self._flush_bytes, self.entry.size // STREAM_FLUSHES)
+            due = self._unsaved >= enough or time.monotonic() - self._saved_at >= FLUSH_SECONDS
         if due:
             self.flush(wait=False)
 
@@ -172,6 +187,11 @@ class Partials:
     def held(self, subpath: str) -> bool:
         """Whether an earlier run left a journal of ``subpath``'s partial file (not checked yet)."""
         return self.folder.lstat(f"{partial_id(subpath)}.journal") is not None
+
+    def fresh(self, entry: Entry) -> Partial:
+        """A partial file for ``entry`` with nothing held (one an earlier run left is deleted
+        when the new one is created)."""
+        return Partial(self, entry, [], None)
 
     def resume(self, entry: Entry) -> Partial:
         """``entry``'s partial file with the ranges an earlier run wrote, each re-hashed from the

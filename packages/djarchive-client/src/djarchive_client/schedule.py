@@ -6,7 +6,8 @@ spread over the files, then whole files, the largest first: the shortest tail. W
 bulk bodies go through libcurl (:attr:`Store.curl <djarchive_common.store.Store.curl>`) and the
 store is the only source, the units are GETs on one engine driven by this thread
 (:mod:`djarchive_client.batch`), and large files come in one stream each when there are at least
-``STREAMS`` of them (hashed from memory, never read back); otherwise they run on one worker pool
+``STREAMS`` of them (hashed from memory, never read back, each into a partial file whose journal
+a later run resumes by ranges); otherwise they run on one worker pool
 over one connection pool (:class:`djarchive_common.transfer.Slots`), each unit's GET on the
 source :class:`~djarchive_client.sources.Sources` chooses (the store, or a mirror the request
 names), and :mod:`djarchive_client.fetch` fetches, verifies and places each file. What was placed
@@ -104,16 +105,18 @@ class Scheduler:
         self.record.forget_all(entry.subpath for entry in todo)
         threshold = self.options.multipart_threshold
         resume: Callable[[Entry], bool] = lambda entry: True  # noqa: E731
+        streams = False
         if ranges and self._curl(todo):  # enough large files to keep the link busy: one stream each,
             count = sum(entry.size >= threshold for entry in todo)  # but what a run left is resumed
             if count >= min(STREAMS, self.options.jobs):
                 partials = self.local.partials
                 resume = lambda entry: partials.held(entry.subpath)  # noqa: E731
+                streams = True
         for entry in todo:
             if ranges and entry.size >= threshold and resume(entry):
                 large.append(LargeFile(entry, self.options.part_size).units())
             else:
-                wholes.append(WholeFile(entry))
+                wholes.append(WholeFile(entry, resumable=streams and entry.size >= threshold))
         wholes.sort(key=lambda unit: unit.entry.size, reverse=True)
         return _interleave(large) + wholes  # the largest first: the shortest tail
 

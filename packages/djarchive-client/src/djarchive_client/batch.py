@@ -135,6 +135,7 @@ class _WholeSink:
         self.creating: Future[tuple[str | None, int]] = batch.helpers.submit(self._create)
         self.part: str | None = None  # the temporary file, once taken from ``creating``
         self.fd = -1
+        self.opened = False  # taken from ``creating`` (``fd`` is -1 again once closed)
         self.placed = False
         self.error: BaseException | None = None
         self.written = 0  # bytes hashed and written
@@ -158,8 +159,9 @@ class _WholeSink:
 
     def on_head(self, head: Head) -> None:
         _object_size(head, self.entry.size)
-        if self.fd < 0:
+        if not self.opened:
             self.part, self.fd = self.creating.result()
+            self.opened = True
             if self.large and self.partial is None:  # a partial file is allocated when created
                 self.batch.fetcher.allocate(self.fd, self.entry)
         if head.offset != self.received:  # the body was refused: it starts over
@@ -241,13 +243,14 @@ class _WholeSink:
             return
         if self.hashed is not None:
             self.hashed.idle.wait()
-        if self.fd < 0:
+        if not self.opened:
             if self.creating.cancel() or self.creating.exception() is not None:
                 return
             self.part, self.fd = self.creating.result()
+            self.opened = True
         self.placed = True  # nothing left to discard
         if self.partial is not None:  # kept for the next run, unless its bytes are wrong
-            self.fd = -1
+            self.fd = -1  # the partial file's own
             wrong = isinstance(self.error, IntegrityError)
             self.batch.fetcher.forget_partial(self.partial)
             if wrong:
@@ -255,8 +258,9 @@ class _WholeSink:
             else:
                 self.partial.close()
             return
-        os.close(self.fd)
-        self.fd = -1
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
         self.batch.fetcher.local.discard(self.part)  # type: ignore[arg-type]
 
 

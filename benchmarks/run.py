@@ -366,11 +366,14 @@ def save_results(report: str, data: dict, prefix: str = "") -> None:
 
 
 def tool_env(endpoint: str, work: Path) -> dict[str, str]:
-    """The environment every tool runs in: one endpoint, fixed credentials, no user configuration."""
+    """The environment every tool runs in: one endpoint, fixed credentials, no user configuration
+    (but ``DJARCHIVE_TRANSPORT``, to time either transport). djarchive-admin is told it is the only
+    writer: it is, and s3rver ignores the conditional writes that would keep others out."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJ_", "DJARCHIVE_", "AWS_", "RCLONE_")) and key != "PYTHONPATH"
+        if key == "DJARCHIVE_TRANSPORT"
+        or (not key.startswith(("DJ_", "DJARCHIVE_", "AWS_", "RCLONE_")) and key != "PYTHONPATH")
     }
     rclone_conf = work / "rclone.conf"
     rclone_conf.touch()
@@ -384,6 +387,7 @@ def tool_env(endpoint: str, work: Path) -> dict[str, str]:
             "DJARCHIVE_ADMIN_BUCKET": servers.BUCKET,
             "DJARCHIVE_ADMIN_ACCESS_KEY": servers.ACCESS_KEY,
             "DJARCHIVE_ADMIN_SECRET_KEY": servers.SECRET_KEY,
+            "DJARCHIVE_ADMIN_SINGLE_WRITER": "1",
             "AWS_ACCESS_KEY_ID": servers.ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": servers.SECRET_KEY,
             "AWS_DEFAULT_REGION": "us-east-1",

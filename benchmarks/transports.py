@@ -66,7 +66,6 @@ class Bench:
 
     def env(self, endpoint: str, transport: str | None = None) -> dict[str, str]:
         env = run.tool_env(endpoint, WORK)
-        env["DJARCHIVE_ADMIN_SINGLE_WRITER"] = "1"  # s3rver ignores conditional writes
         if transport:
             env["DJARCHIVE_TRANSPORT"] = transport
         return env

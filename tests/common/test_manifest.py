@@ -406,13 +406,13 @@ def test_the_bulk_reader_takes_only_lines_the_line_reader_reads_alike(text):
     line-by-line reader must read to the same fields."""
     from array import array
 
-    from djarchive_common.manifest.parse import _chunk_by_line, _plain_chunk
+    from djarchive_common.manifest.parse import chunk_by_line, plain_chunk
 
     data = text.encode()
     bulk: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
-    if _plain_chunk(data, *bulk):
+    if plain_chunk(data, *bulk):
         careful: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
-        assert _chunk_by_line(data, 0, len(data), 1, "m", *careful)
+        assert chunk_by_line(data, 0, len(data), 1, "m", *careful)
         assert bulk == careful
     else:
         assert bulk == ([], array("Q"), bytearray())  # nothing half-added
@@ -458,24 +458,24 @@ def test_the_bulk_reader_takes_only_lines_the_line_reader_reads_alike(text):
 def test_the_bulk_reader_refuses_a_chunk_with_any_line_not_plain(bad):
     from array import array
 
-    from djarchive_common.manifest.parse import _plain_chunk
+    from djarchive_common.manifest.parse import plain_chunk
 
     lines = many_lines(50)
     lines[25] = bad
     fields: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
-    assert not _plain_chunk(b"".join(lines), *fields)
+    assert not plain_chunk(b"".join(lines), *fields)
     assert fields == ([], array("Q"), bytearray())
-    assert _plain_chunk(b"".join(many_lines(50)), *fields)  # the same chunk without it is taken
+    assert plain_chunk(b"".join(many_lines(50)), *fields)  # the same chunk without it is taken
 
 
 def test_the_bulk_reader_refuses_a_chunk_whose_first_or_last_line_is_cut():
     from array import array
 
-    from djarchive_common.manifest.parse import _plain_chunk
+    from djarchive_common.manifest.parse import plain_chunk
 
     fields: tuple[list[str], array[int], bytearray] = ([], array("Q"), bytearray())
-    assert not _plain_chunk(b"".join(many_lines(3))[:-1], *fields)
-    assert not _plain_chunk(f'12","{HASH}","p"\n'.encode(), *fields)  # nor one whose first has no start
+    assert not plain_chunk(b"".join(many_lines(3))[:-1], *fields)
+    assert not plain_chunk(f'12","{HASH}","p"\n'.encode(), *fields)  # nor one whose first has no start
     assert fields == ([], array("Q"), bytearray())
 
 

@@ -107,7 +107,7 @@ Fields = tuple[list[str], "array[int]", bytearray, "array[int]"]
 def _parse_canonical(data: bytes, start: int, source: str) -> Fields | None:
     """Every line as ``"size","sha256","path"``: the fields, or None at the first line in any
     other form (then the csv module reads the whole). Read in chunks of about a megabyte: a
-    chunk of plain lines (:func:`_plain_chunk`) in a few C-level passes, any other line by line."""
+    chunk of plain lines (:func:`plain_chunk`) in a few C-level passes, any other line by line."""
     paths: list[str] = []
     sizes = array("Q")
     digests = bytearray()
@@ -115,7 +115,7 @@ def _parse_canonical(data: bytes, start: int, source: str) -> Fields | None:
     while position < len(data):
         cut = data.find(b"\n", position + _CHUNK_BYTES)
         end = len(data) if cut < 0 else cut + 1
-        if not _plain_chunk(data[position:end], paths, sizes, digests) and not _chunk_by_line(
+        if not plain_chunk(data[position:end], paths, sizes, digests) and not chunk_by_line(
             data, position, end, len(paths) + 1, source, paths, sizes, digests
         ):
             return None
@@ -123,9 +123,10 @@ def _parse_canonical(data: bytes, start: int, source: str) -> Fields | None:
     return paths, sizes, digests, array("L", range(1, len(paths) + 1))
 
 
-def _plain_chunk(chunk: bytes, paths: list[str], sizes: array[int], digests: bytearray) -> bool:
+def plain_chunk(chunk: bytes, paths: list[str], sizes: array[int], digests: bytearray) -> bool:
     """Add the fields of ``chunk`` when every line of it is plain (canonical, printable ASCII,
-    nothing reserved, nothing to unquote); False, adding nothing, when any is not.
+    nothing reserved, nothing to unquote); False, adding nothing, when any is not. The fast
+    reader; public so that its refusals can be checked against :func:`chunk_by_line`'s.
 
     Checked and split in C-level passes over the whole chunk: lines split at ``"\n"``, each with
     exactly two ``","``, then fields at ``","``; three fields a line, none holding a quote or a
@@ -174,7 +175,7 @@ def _plain_chunk(chunk: bytes, paths: list[str], sizes: array[int], digests: byt
     return True
 
 
-def _chunk_by_line(
+def chunk_by_line(
     data: bytes,
     position: int,
     end: int,
@@ -185,7 +186,8 @@ def _chunk_by_line(
     digests: bytearray,
 ) -> bool:
     """Add the fields of the lines from ``position`` to ``end`` (the first is line ``first``),
-    each checked on its own; False at a line not in the canonical form."""
+    each checked on its own; False at a line not in the canonical form. The careful reader, and
+    the reference for :func:`plain_chunk`."""
     expected = position
     for line, found in enumerate(_CANONICAL.finditer(data, position, end), first):
         if found.start() != expected:

@@ -350,7 +350,11 @@ def test_mirrors_from_datajoint_and_their_precedence(isolated_config, monkeypatc
     (isolated_config / "dj_local_conf.json").write_text(
         json.dumps({"custom": {"djarchive.client.mirrors": ["https://dj.example.org/m/"]}})
     )
-    assert resolve_mirrors() == ("https://dj.example.org/m/",)
+    # In a fresh interpreter: datajoint 0.x reads dj_local_conf.json once, when first imported.
+    code = "from djarchive_common.config import resolve_mirrors; print(list(resolve_mirrors()))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=isolated_config, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['https://dj.example.org/m/']"
     monkeypatch.setenv("DJARCHIVE_CLIENT_MIRRORS", "https://a.example.org/ http://b.example.org:8080/x/")
     assert resolve_mirrors() == ("https://a.example.org/", "http://b.example.org:8080/x/")
     assert resolve_mirrors("client", ["https://c.example.org/"]) == ("https://c.example.org/",)

@@ -8,6 +8,7 @@ import _thread
 import hashlib
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -64,10 +65,16 @@ def interrupt_at(monkeypatch, fraction: float) -> None:
 
 def interrupted(target: Path, fraction: float = 0.5) -> None:
     """A download of the revision into ``target``, interrupted at ``fraction`` of the large file."""
-    with pytest.MonkeyPatch.context() as patch:
-        interrupt_at(patch, fraction)
-        with pytest.raises(KeyboardInterrupt):
-            client().download("ds", "1", target, create_target=True, jobs=2, **SMALL_PARTS)
+    # Ctrl-C as in a terminal: interrupt_main does nothing where this process was started with
+    # SIGINT ignored (a background job of a non-interactive shell, as CI may start it).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            interrupt_at(patch, fraction)
+            with pytest.raises(KeyboardInterrupt):
+                client().download("ds", "1", target, create_target=True, jobs=2, **SMALL_PARTS)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert not (target / "big.bin").exists()
 
 

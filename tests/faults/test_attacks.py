@@ -122,9 +122,14 @@ def test_a_folder_swapped_for_a_link_during_the_download_cannot_redirect_writes(
         if "/data/" in request.path and not swapped.is_set():
             data = target / "data"
             if data.is_dir() and len(os.listdir(data)) >= 3:
-                data.rename(tmp_path / "moved-away")
-                data.symlink_to(outside, target_is_directory=True)
-                swapped.set()
+                for attempt in range(10):
+                    data.rename(tmp_path / f"moved-away-{attempt}")
+                    try:
+                        data.symlink_to(outside, target_is_directory=True)
+                    except FileExistsError:  # the download made the folder again in between
+                        continue
+                    swapped.set()
+                    break
         return 0.02
 
     via_proxy(delay=slow_after_a_few)

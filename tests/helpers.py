@@ -315,3 +315,21 @@ def assert_safe(*texts: str) -> None:
     """No raw escape, bell, carriage return or bidi override in ``texts``."""
     for text in texts:
         assert not any(char in text for char in RAW_CONTROLS), text
+
+
+def run_client(capsys, *argv: str) -> tuple[int, str, str]:
+    """``djarchive ARGV`` in this process: its exit code, standard output and standard error."""
+    from djarchive_client.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_admin(capsys, *argv: str) -> tuple[int, str, str]:
+    """``djarchive-admin ARGV`` in this process: its exit code, standard output and standard error."""
+    from djarchive_admin.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

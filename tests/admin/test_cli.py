@@ -17,12 +17,7 @@ from djarchive_client.cli import main as client_main
 from tests.admin.support import DATASET, REVISION, revision_keys
 from tests.conftest import ADMIN_SECRET_KEY
 from tests.helpers import bash_complete, manifest_bytes, write_tree
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import run_admin as run
 
 
 def total(files: dict[str, bytes]) -> int:

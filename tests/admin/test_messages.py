@@ -13,17 +13,11 @@ import pytest
 
 pytest.importorskip("djarchive_admin")
 
-from djarchive_admin.cli import main
 from djarchive_common.errors import RevisionNotFoundError
 from djarchive_common.layout import lock_key
 from tests.admin.support import DATASET, REVISION
 from tests.helpers import assert_safe
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import run_admin as run
 
 
 def test_a_lease_holder_from_the_bucket_is_printed_escaped(archive, capsys, source):

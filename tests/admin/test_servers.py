@@ -14,13 +14,13 @@ import pytest
 pytest.importorskip("djarchive_admin")
 
 from djarchive_admin import admin
-from djarchive_admin.cli import main
 from djarchive_admin.probe import server_support
 from djarchive_client import client
 from djarchive_common.errors import IntegrityError, UnsafeServerError
 from djarchive_common.store import Store
 from tests.admin.support import DATASET, REVISION, revision_keys
 from tests.helpers import read_tree, sha256
+from tests.helpers import run_admin as run
 
 REFUSAL = re.compile(
     r"djarchive-admin: error: http://127\.0\.0\.1:\d+/\S+ ignores conditional writes "
@@ -29,12 +29,6 @@ REFUSAL = re.compile(
     r"\(or set DJARCHIVE_ADMIN_SINGLE_WRITER=1\); see docs/servers\.md"
 )
 DOCTOR_LINES = ("conditional writes: ", "checksums: ", "multipart: ", "ranged reads: ", "listing v2: ")
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

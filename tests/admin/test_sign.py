@@ -11,22 +11,16 @@ import pytest
 
 pytest.importorskip("djarchive_admin")
 
-from djarchive_admin.cli import main
 from djarchive_client import client
 from djarchive_common.errors import ConfigurationError, RevisionNotFoundError, SignatureError
 from djarchive_common.signing import parse_signatures
 from tests.admin.support import DATASET, REVISION, revision_keys
 from tests.helpers import read_tree, sha256, write_tree
+from tests.helpers import run_admin as run
 
 SIG = f"{DATASET}/{REVISION}/djarchive-manifest.sig"
 MANIFEST = f"{DATASET}/{REVISION}/djarchive-manifest.csv"
 POSIX = pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from djarchive_client.cli import main
+from tests.helpers import run_client as run
 from tests.helpers import sha256
 
 
@@ -17,12 +18,6 @@ def published(archive, seed_files):
     archive.publish("other-set", "10", {"a.dat": b"a"})
     archive.publish("other-set", "9", {"a.dat": b"a"})
     return archive
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_datasets_plain_and_json(published, capsys):

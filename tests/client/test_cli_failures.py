@@ -10,18 +10,13 @@ import pytest
 from djarchive_client import client
 from djarchive_client.cli import main
 from djarchive_common.errors import TransferError
+from tests.helpers import run_client as run
 
 
 @pytest.fixture
 def published(archive, seed_files):
     archive.publish("some-set", "000", seed_files)
     return archive
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def failure(capsys, *argv, code=1):

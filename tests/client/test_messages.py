@@ -10,17 +10,11 @@ import sys
 import pytest
 
 from djarchive_client import client
-from djarchive_client.cli import main
 from djarchive_common.errors import ConfigurationError
+from tests.helpers import run_client as run
 from tests.helpers import s3_error_server
 
 WARNING = "djarchive: warning: ds 1 was retracted"
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from djarchive_common.transfer import RetryPolicy
 from tests.conftest import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, closed_port
 from tests.faults.proxy import FaultProxy
 from tests.helpers import read_tree
+from tests.helpers import run_client as run
 
 QUICK = StoreOptions(retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, unreachable_attempts=2))
 UNREACHABLE = "the archive is unreachable and the mirror's manifest is not signed by a key you trust"
@@ -65,12 +66,6 @@ def primary_down(monkeypatch) -> str:
     endpoint = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("DJARCHIVE_CLIENT_ENDPOINT", endpoint)
     return endpoint
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # -- making a mirror ---------------------------------------------------------------------------

@@ -12,11 +12,11 @@ from collections.abc import Callable
 import pytest
 
 from djarchive_client import client
-from djarchive_client.cli import main
 from djarchive_common import signing
 from djarchive_common.errors import ConfigurationError, SignatureError
 from djarchive_common.signing import SigningKey, generate_key, signatures_bytes
 from tests.helpers import manifest_bytes, read_tree
+from tests.helpers import run_client as run
 
 SIG = "some-set/000/djarchive-manifest.sig"
 MANIFEST = "some-set/000/djarchive-manifest.csv"
@@ -56,12 +56,6 @@ def signed(archive, seed_files, keys):
         sign(archive, dataset, revision, keys["alice"])
     archive.older = older
     return archive
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # -- the tamper corpus ---------------------------------------------------------------------

@@ -13,18 +13,12 @@ from pathlib import Path
 import pytest
 
 from djarchive_client import client
-from djarchive_client.cli import main
 from djarchive_common.errors import LocalPathError
 from tests.faults.support import error_lines
 from tests.helpers import read_tree
+from tests.helpers import run_client as run
 
 FILES = {"a/x.bin": b"x" * 100, "top.bin": b"top"}
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -12,16 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from djarchive_client import client
-from djarchive_client.cli import main
 from tests.helpers import assert_safe, s3_error_server
+from tests.helpers import run_client as run
 
 REASON = "recalibrated\x1b]0;pwned\x07\nds,999,published"
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

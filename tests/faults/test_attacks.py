@@ -24,6 +24,7 @@ from djarchive_common.errors import (
 from djarchive_common.layout import lock_key
 from tests.faults.support import SMALL_PARTS, KiB, error_lines, fast_options, popen
 from tests.helpers import manifest_bytes, part_files, read_tree, sha256, write_tree
+from tests.helpers import run_client as run_cli
 
 FILES = {"a/x.bin": b"a" * 100, "b/y.bin": b"b" * 200, "top.bin": b"top"}
 
@@ -40,12 +41,6 @@ def snapshot(folder: Path) -> dict[str, tuple[str, bytes | str]]:
         else:
             found[name] = ("file", path.read_bytes())
     return found
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import sys
 import pytest
 
 from djarchive_client import DJArchiveClient, client
-from djarchive_client.cli import main
 from djarchive_common.errors import InvalidNameError, ManifestError, PartialFailureError
 from djarchive_common.manifest import Entry, Manifest, parse_manifest
 from tests.faults.support import (
@@ -29,6 +28,7 @@ from tests.faults.support import (
     fast_options,
 )
 from tests.helpers import manifest_bytes, part_files, read_tree, sha256
+from tests.helpers import run_client as run_cli
 
 
 def line(size: int, digest: str, subpath: str) -> bytes:
@@ -38,12 +38,6 @@ def line(size: int, digest: str, subpath: str) -> bytes:
 
 def quick(attempts: int = 2) -> DJArchiveClient:
     return DJArchiveClient(options=fast_options(attempts))
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # -- declared sizes that do not match the object -------------------------------------------------

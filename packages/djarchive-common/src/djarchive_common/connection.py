@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -111,7 +112,7 @@ def proxy_to(secure: bool, host: str) -> str | None:
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
-class ResponseStream:
+class ResponseStream(ABC):
     """One object (or byte range of it) being received through urllib3: a
     :class:`~djarchive_common.transport.Stream`. Reads are translated (by :meth:`_translate`,
     which each kind of server defines), so a reset or timeout in the middle of a body is a
@@ -164,9 +165,9 @@ class ResponseStream:
             )
         return data
 
+    @abstractmethod
     def _translate(self, exc: Exception) -> DJArchiveError | None:
         """The djarchive error for what reading the body raised (None: not a transport's)."""
-        raise NotImplementedError
 
     def chunks(self, size: int) -> Iterator[bytes]:
         """The body in chunks of at most ``size`` bytes; the connection goes back to the pool at

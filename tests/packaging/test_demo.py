@@ -3,19 +3,15 @@ suite (the demo itself runs with ``tox -e demo``)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location("djarchive_demo", ROOT / "demo" / "demo.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "demo" / "demo.py", "djarchive_demo")
 
 
 def test_the_demo_says_how_to_keep_what_its_commands_need(tmp_path):

@@ -8,26 +8,16 @@ parser); tools/manpages.py writes them. Not marked ``packaging``: this runs with
 from __future__ import annotations
 
 import difflib
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("djarchive_manpages_tool", ROOT / "tools" / "manpages.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses looks the module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+tool = load_script(ROOT / "tools" / "manpages.py", "djarchive_manpages_tool")
 
 
 @pytest.mark.parametrize("page", tool.PAGES, ids=lambda page: Path(page.path).name)
